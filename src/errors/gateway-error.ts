@@ -1,0 +1,194 @@
+/**
+ * Every failure the gateway reports carries a stable code from this catalogue and the phase of
+ * the flow in which it happened. A *deny* is not an error: it is a policy decision (see
+ * policy/types.ts). `errors/rejection.ts` is the one place that turns a code into what a client
+ * sees; `docs/errors.md` documents each code and a test keeps the two in step.
+ */
+
+export type Phase =
+  | 'accept'
+  | 'parse'
+  | 'auth'
+  | 'decide'
+  | 'resolve'
+  | 'connect'
+  | 'tls-client'
+  | 'tls-origin'
+  | 'forward'
+  | 'relay'
+  | 'config'
+  | 'startup';
+
+export interface ErrorSpec {
+  /** HTTP status a client of the explicit or transparent HTTP front-end receives. */
+  readonly httpStatus: number;
+  /** SOCKS5 reply code (RFC 1928 section 6). */
+  readonly socks5Reply: number;
+  /** SOCKS4 reply code (0x5B rejected or failed, 0x5C/0x5D identd). */
+  readonly socks4Reply: number;
+  /** One line for the block page and the documentation. */
+  readonly summary: string;
+}
+
+// SOCKS5 reply codes, RFC 1928 section 6.
+const S5_GENERAL = 0x01;
+const S5_NOT_ALLOWED = 0x02;
+const S5_HOST_UNREACHABLE = 0x04;
+const S5_REFUSED = 0x05;
+const S5_TTL_EXPIRED = 0x06;
+const S5_COMMAND = 0x07;
+const S5_ADDRESS_TYPE = 0x08;
+const S4_REJECTED = 0x5b;
+const S4_IDENT_FAILED = 0x5d;
+
+export const ERROR_CATALOGUE = {
+  TG_ERR_BAD_REQUEST: {
+    httpStatus: 400,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The request is malformed or ambiguous and was not forwarded.',
+  },
+  TG_ERR_BAD_TARGET: {
+    httpStatus: 400,
+    socks5Reply: S5_ADDRESS_TYPE,
+    socks4Reply: S4_REJECTED,
+    summary: 'The destination is not a valid host name, address or port.',
+  },
+  TG_ERR_HEADERS_TOO_LARGE: {
+    httpStatus: 431,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The request line or headers exceed the configured limit.',
+  },
+  TG_ERR_CLIENT_TIMEOUT: {
+    httpStatus: 408,
+    socks5Reply: S5_TTL_EXPIRED,
+    socks4Reply: S4_REJECTED,
+    summary: 'The client did not send its request in time.',
+  },
+  TG_ERR_AUTH_REQUIRED: {
+    httpStatus: 407,
+    socks5Reply: S5_NOT_ALLOWED,
+    socks4Reply: S4_IDENT_FAILED,
+    summary: 'Proxy authentication is required or the credentials were wrong.',
+  },
+  TG_ERR_UNSUPPORTED: {
+    httpStatus: 501,
+    socks5Reply: S5_COMMAND,
+    socks4Reply: S4_REJECTED,
+    summary: 'The gateway does not support this protocol feature.',
+  },
+  TG_ERR_LOOP: {
+    httpStatus: 403,
+    socks5Reply: S5_NOT_ALLOWED,
+    socks4Reply: S4_REJECTED,
+    summary: 'The destination is one of the gateway\'s own listeners (proxy loop).',
+  },
+  TG_ERR_DESTINATION_FORBIDDEN: {
+    httpStatus: 403,
+    socks5Reply: S5_NOT_ALLOWED,
+    socks4Reply: S4_REJECTED,
+    summary: 'The destination address is internal (loopback, private, link-local or reserved).',
+  },
+  TG_ERR_DNS: {
+    httpStatus: 502,
+    socks5Reply: S5_HOST_UNREACHABLE,
+    socks4Reply: S4_REJECTED,
+    summary: 'The destination name could not be resolved.',
+  },
+  TG_ERR_UPSTREAM_REFUSED: {
+    httpStatus: 502,
+    socks5Reply: S5_REFUSED,
+    socks4Reply: S4_REJECTED,
+    summary: 'The origin refused the connection.',
+  },
+  TG_ERR_UPSTREAM_UNREACHABLE: {
+    httpStatus: 502,
+    socks5Reply: S5_HOST_UNREACHABLE,
+    socks4Reply: S4_REJECTED,
+    summary: 'The origin could not be reached.',
+  },
+  TG_ERR_UPSTREAM_TIMEOUT: {
+    httpStatus: 504,
+    socks5Reply: S5_TTL_EXPIRED,
+    socks4Reply: S4_REJECTED,
+    summary: 'The origin did not answer in time.',
+  },
+  TG_ERR_UPSTREAM_CERT: {
+    httpStatus: 502,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The origin presented a certificate that failed verification.',
+  },
+  TG_ERR_UPSTREAM_TLS: {
+    httpStatus: 502,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The TLS handshake with the origin failed.',
+  },
+  TG_ERR_UPSTREAM_PROTOCOL: {
+    httpStatus: 502,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The origin closed the connection or sent an invalid response.',
+  },
+  TG_ERR_OVERLOADED: {
+    httpStatus: 503,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The gateway is at its connection limit; try again shortly.',
+  },
+  TG_ERR_SHUTTING_DOWN: {
+    httpStatus: 503,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The gateway is shutting down.',
+  },
+  TG_ERR_INTERNAL: {
+    httpStatus: 500,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'An unexpected error occurred inside the gateway.',
+  },
+  TG_ERR_CONFIG: {
+    httpStatus: 500,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The configuration or a policy file is invalid.',
+  },
+  TG_ERR_CA: {
+    httpStatus: 500,
+    socks5Reply: S5_GENERAL,
+    socks4Reply: S4_REJECTED,
+    summary: 'The gateway CA could not be loaded, generated or used.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  constructor(
+    readonly code: ErrorCode,
+    readonly phase: Phase,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  get spec(): ErrorSpec {
+    return ERROR_CATALOGUE[this.code];
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
+
+/** Wraps anything thrown into a GatewayError, keeping an existing one as it is. */
+export function asGatewayError(err: unknown, phase: Phase): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GatewayError('TG_ERR_INTERNAL', phase, message, { cause: err });
+}
