@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { ConfigError } from './config-error';
+import { parseConfig } from './load';
+import { parseDuration, parseSize } from './units';
+
+function problemsOf(text: string): string[] {
+  try {
+    parseConfig(text, '/etc/tollgate/tollgate.yaml');
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  test('an empty file gives the documented defaults, frozen, paths resolved against the file', () => {
+    const config = parseConfig('', '/etc/tollgate/tollgate.yaml');
+    expect(config.defaultAction).toBe('deny');
+    expect(config.listen.explicit).toBeNull();
+    expect(config.policiesDir).toBe(path.resolve('/etc/tollgate/policies'));
+    expect(config.ca.cert).toBe(path.resolve('/etc/tollgate/certs/ca.pem'));
+    expect(config.http.maxHeaderBytes).toBe(65536);
+    expect(config.allowedPorts.tunnel).toEqual([443]);
+    expect(config.upstream.allowAddresses).toEqual([]);
+    expect(Object.isFrozen(config.upstream)).toBe(true);
+  });
+
+  test('human units', () => {
+    const config = parseConfig('http:\n  max_header_size: 32KiB\nupstream:\n  connect_timeout: 2.5s\n', '/x/t.yaml');
+    expect(config.http.maxHeaderBytes).toBe(32768);
+    expect(config.upstream.connectTimeoutMs).toBe(2500);
+    expect(parseSize('1.5MB')).toBe(1_500_000);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseSize('12 parsecs')).toBeNull();
+  });
+
+  test('listeners: host:port, IPv6 in brackets, port 0, null', () => {
+    const config = parseConfig('listen:\n  explicit: 127.0.0.1:0\n  socks: "[::1]:1080"\n  admin: null\n', '/x/t.yaml');
+    expect(config.listen.explicit).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(config.listen.socks).toEqual({ host: '::1', port: 1080 });
+    expect(config.listen.admin).toBeNull();
+  });
+
+  test.each([
+    ['listen:\n  explicit: localhost:3128\n', /tollgate\.yaml:2: listen\.explicit: .*expected host:port/],
+    ['listen:\n  explicit: 127.0.0.1:99999\n', /:2: listen\.explicit/],
+    ['listen:\n  explicitt: 127.0.0.1:3128\n', /:2: listen\.explicitt: unknown key; known keys here: explicit, socks/],
+    ['default_action: allow\n', /:1: default_action: expected one of: deny, splice, inspect/],
+    ['http:\n  max_header_size: lots\n', /:2: http\.max_header_size: "lots" is not a size such as 64KiB/],
+    ['upstream:\n  allow_addresses: [10.0.0.0/33]\n', /:2: upstream\.allow_addresses\[0\]: "10\.0\.0\.0\/33" is not an address or CIDR/],
+    ['ca:\n  leaf_validity: 90d\n', /ca\.leaf_validity: must be at most 47d/],
+    ['listen: [1, 2\n', /invalid YAML/],
+    ['a: 1\na: 2\n', /invalid YAML/],
+  ])('%j is refused with file, line, key and the fix', (text, message) => {
+    const problems = problemsOf(text);
+    expect(problems.some((p) => message.test(p))).toBe(true);
+    for (const p of problems) expect(p).toMatch(/tollgate\.yaml/);
+  });
+});

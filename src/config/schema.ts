@@ -1,0 +1,154 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ACTIONS } from '../policy/types';
+import { cidr, duration, filePath, listenAddress, port, section, size } from './fields';
+
+/**
+ * The schema of tollgate.yaml: the one source of the configuration's types, its validation and
+ * the messages a person sees when a value is wrong. Keys are snake_case in YAML and camelCase in
+ * the typed object the rest of the gateway reads. Relative paths are resolved against the
+ * directory of the configuration file.
+ */
+
+const DAY_MS = 86_400_000;
+/** Browsers are heading to a 47-day maximum; a minted certificate can be renewed for free. */
+export const MAX_LEAF_VALIDITY_MS = 47 * DAY_MS;
+
+const action = z.enum(ACTIONS as [string, ...string[]], { error: `expected one of: ${ACTIONS.join(', ')}` }) as z.ZodType<
+  (typeof ACTIONS)[number]
+>;
+
+const optionalListen = listenAddress.nullable().default(null);
+
+export function configSchema(baseDir: string) {
+  const resolvedPath = filePath.transform((file) => path.resolve(baseDir, file));
+
+  const listen = section({
+    explicit: optionalListen,
+    socks: optionalListen,
+    transparent_tls: optionalListen,
+    transparent_http: optionalListen,
+    admin: optionalListen,
+  }).transform((v) => ({
+    explicit: v.explicit,
+    socks: v.socks,
+    transparentTls: v.transparent_tls,
+    transparentHttp: v.transparent_http,
+    admin: v.admin,
+  }));
+
+  const transparent = section({
+    tls_origin_port: port.default(443),
+    http_origin_port: port.default(80),
+  }).transform((v) => ({ tlsOriginPort: v.tls_origin_port, httpOriginPort: v.http_origin_port }));
+
+  const ca = section({
+    cert: resolvedPath.default(path.resolve(baseDir, 'certs/ca.pem')),
+    key: resolvedPath.default(path.resolve(baseDir, 'certs/ca.key')),
+    chain: resolvedPath.nullable().default(null),
+    key_type: z.enum(['ecdsa-p256', 'rsa-3072']).default('ecdsa-p256'),
+    leaf_key_type: z.enum(['ecdsa-p256', 'rsa-2048']).default('ecdsa-p256'),
+    leaf_validity: duration({ min: 2 * 3_600_000, max: MAX_LEAF_VALIDITY_MS, maxText: '47d' }).default(30 * DAY_MS),
+    leaf_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
+  }).transform((v) => ({
+    cert: v.cert,
+    key: v.key,
+    chain: v.chain,
+    keyType: v.key_type,
+    leafKeyType: v.leaf_key_type,
+    leafValidityMs: v.leaf_validity,
+    leafCacheSize: v.leaf_cache_size,
+  }));
+
+  const allowedPorts = section({
+    tunnel: z.array(port).default([443]),
+    http: z.array(port).default([80]),
+  });
+
+  const upstream = section({
+    ca_file: resolvedPath.nullable().default(null),
+    hosts: z
+      .record(z.string(), z.string().refine((a) => /^[0-9a-fA-F:.]+$/.test(a), { error: 'expected an IP address' }))
+      .default({}),
+    allow_addresses: z.array(cidr).default([]),
+    connect_timeout: duration({ min: 100 }).default(10_000),
+    response_timeout: duration({ min: 100 }).default(60_000),
+    idle_timeout: duration({ min: 100 }).default(300_000),
+    max_sockets_per_host: z.number().int().min(1).default(256),
+  }).transform((v) => ({
+    caFile: v.ca_file,
+    hosts: v.hosts,
+    allowAddresses: v.allow_addresses,
+    connectTimeoutMs: v.connect_timeout,
+    responseTimeoutMs: v.response_timeout,
+    idleTimeoutMs: v.idle_timeout,
+    maxSocketsPerHost: v.max_sockets_per_host,
+  }));
+
+  const http = section({
+    via: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, { error: 'expected a pseudonym token such as tollgate' })
+      .default('tollgate'),
+    x_forwarded_for: z.boolean().default(false),
+    max_header_size: size({ min: 1024, max: 1024 * 1024 }).default(64 * 1024),
+  }).transform((v) => ({ via: v.via, xForwardedFor: v.x_forwarded_for, maxHeaderBytes: v.max_header_size }));
+
+  const limits = section({
+    header_timeout: duration({ min: 100 }).default(30_000),
+    peek_timeout: duration({ min: 100 }).default(10_000),
+    tls_handshake_timeout: duration({ min: 100 }).default(10_000),
+    client_idle_timeout: duration({ min: 100 }).default(300_000),
+    shutdown_grace: duration({ min: 0 }).default(10_000),
+  }).transform((v) => ({
+    headerTimeoutMs: v.header_timeout,
+    peekTimeoutMs: v.peek_timeout,
+    tlsHandshakeTimeoutMs: v.tls_handshake_timeout,
+    clientIdleTimeoutMs: v.client_idle_timeout,
+    shutdownGraceMs: v.shutdown_grace,
+  }));
+
+  const audit = section({
+    file: z.string().min(1).default('logs/audit.ndjson'),
+    redact_query_params: z.array(z.string().min(1)).default([]),
+  }).transform((v) => ({
+    /** An absolute path, or 'stdout'. */
+    file: v.file === 'stdout' ? 'stdout' : path.resolve(baseDir, v.file),
+    redactQueryParams: v.redact_query_params.map((p) => p.toLowerCase()),
+  }));
+
+  const log = section({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  });
+
+  return section({
+    listen: listen.prefault({}),
+    transparent: transparent.prefault({}),
+    ca: ca.prefault({}),
+    policies: resolvedPath.default(path.resolve(baseDir, 'policies')),
+    default_action: action.default('deny'),
+    allowed_ports: allowedPorts.prefault({}),
+    upstream: upstream.prefault({}),
+    http: http.prefault({}),
+    limits: limits.prefault({}),
+    audit: audit.prefault({}),
+    log: log.prefault({}),
+  }).transform((v) => ({
+    listen: v.listen,
+    transparent: v.transparent,
+    ca: v.ca,
+    policiesDir: v.policies,
+    defaultAction: v.default_action,
+    allowedPorts: { tunnel: v.allowed_ports.tunnel, http: v.allowed_ports.http },
+    upstream: v.upstream,
+    http: v.http,
+    limits: v.limits,
+    audit: v.audit,
+    log: v.log,
+  }));
+}
+
+export type GatewayConfig = z.output<ReturnType<typeof configSchema>> & {
+  /** Absolute path of the file this configuration came from. */
+  readonly sourcePath: string;
+};

@@ -1,0 +1,68 @@
+import { hostText, isSameHost, type Host } from '../protocol/host';
+import { findRule } from './match';
+import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind } from './types';
+
+/** deny > inspect > splice: when two names are in play, the stricter treatment wins. */
+const STRICTNESS: Readonly<Record<Action, number>> = { splice: 0, inspect: 1, deny: 2 };
+
+function isTunnel(frontend: FrontendKind): boolean {
+  return frontend !== 'explicit-http' && frontend !== 'transparent-http';
+}
+
+function decideHost(host: Host, port: number, policy: CompiledPolicy): Decision {
+  const found = findRule(policy.index, host, port);
+  if (!found) {
+    return {
+      action: policy.defaultAction,
+      code: 'default',
+      rule: null,
+      pattern: null,
+      reason: `no rule matches ${hostText(host)}; default_action is ${policy.defaultAction}`,
+      policyVersion: policy.version,
+    };
+  }
+  const { rule, pattern } = found;
+  return {
+    action: rule.action,
+    code: 'rule',
+    rule,
+    pattern: pattern.text,
+    reason: rule.reason ?? `rule ${rule.id} (${pattern.text}) says ${rule.action}`,
+    policyVersion: policy.version,
+  };
+}
+
+function isPortAllowed(decision: Decision, input: DecisionInput, policy: CompiledPolicy): boolean {
+  if (decision.rule?.ports?.has(input.port)) return true;
+  const allowed = isTunnel(input.frontend) ? policy.allowedPorts.tunnel : policy.allowedPorts.http;
+  return allowed.has(input.port);
+}
+
+/**
+ * The one policy decision for a flow. Pure: the same input and policy always give the same
+ * decision, and nothing here performs I/O.
+ *
+ * A ClientHello naming a different host than the target is decided for that name too, and the
+ * stricter of the two decisions wins, so a client cannot reach a denied name by tunnelling to
+ * an allowed one.
+ */
+export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
+  const byTarget = decideHost(input.target, input.port, policy);
+  if (byTarget.action !== 'deny' && !isPortAllowed(byTarget, input, policy)) {
+    return {
+      ...byTarget,
+      action: 'deny',
+      code: 'port',
+      reason: `port ${input.port} is not allowed for ${hostText(input.target)} (allowed_ports, or list it in the rule's ports)`,
+    };
+  }
+  if (byTarget.action === 'deny' || input.sni === null || isSameHost(input.sni, input.target)) return byTarget;
+
+  const bySni = decideHost(input.sni, input.port, policy);
+  if (STRICTNESS[bySni.action] <= STRICTNESS[byTarget.action]) return byTarget;
+  return {
+    ...bySni,
+    code: 'sni',
+    reason: `the TLS server name ${hostText(input.sni)} differs from the target ${hostText(input.target)} and is decided ${bySni.action}: ${bySni.reason}`,
+  };
+}

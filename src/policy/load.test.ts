@@ -1,0 +1,59 @@
+import { ConfigError } from '../config/config-error';
+import { compilePolicy, type PolicySourceFile } from './load';
+
+const options = { defaultAction: 'deny' as const, allowedPorts: { tunnel: [443], http: [80] } };
+
+function file(name: string, text: string): PolicySourceFile {
+  return { name, displayPath: `policies/${name}`, text };
+}
+
+function problems(files: PolicySourceFile[], extra: Partial<Parameters<typeof compilePolicy>[1]> = {}): string {
+  try {
+    compilePolicy(files, { ...options, ...extra });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('policy loading', () => {
+  test('the same pattern in two files is an error naming both files', () => {
+    const message = problems([file('a.yaml', 'rules:\n  - match: example.com\n    action: splice\n'), file('b.yaml', 'rules:\n  - match: [other.com, EXAMPLE.com.]\n    action: deny\n')]);
+    expect(message).toMatch(/policies\/b\.yaml:2: match: pattern "example\.com" is also used by the rule at policies\/a\.yaml:2/);
+  });
+
+  test('the same pattern with disjoint ports is allowed; overlapping ports are not', () => {
+    expect(() => compilePolicy([file('a.yaml', 'rules:\n  - match: x.com\n    ports: [443]\n    action: splice\n  - match: x.com\n    ports: [8443]\n    action: deny\n')], options)).not.toThrow();
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    ports: [443, 8443]\n    action: splice\n  - match: x.com\n    ports: [8443]\n    action: deny\n')])).toMatch(/line 2 of the same file/);
+  });
+
+  test('an action the build cannot carry out is refused, never downgraded', () => {
+    const message = problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n')], { supportedActions: ['deny', 'splice'] });
+    expect(message).toMatch(/policies\/a\.yaml:3: rules\[0\]\.action: action "inspect" is not available in this build/);
+  });
+
+  test('every bad rule in a file is reported, not just the first', () => {
+    const message = problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: allow\n  - match: "a.*.com"\n    action: deny\n  - match: y.com\n    action: splice\n    upstream_insecure: true\n  - match: z.com\n    action: deny\n    portz: [1]\n')]);
+    expect(message.split('\n')).toHaveLength(4);
+    expect(message).toMatch(/:3: rules\[0\]\.action: expected one of/);
+    expect(message).toMatch(/:4: rules\[1\]\.match: "a\.\*\.com"/);
+    expect(message).toMatch(/:8: rules\[2\]\.upstream_insecure: upstream_insecure only applies to inspect rules/);
+    expect(message).toMatch(/:11: rules\[3\]\.portz: unknown key; known keys here: name, match, action, ports/);
+  });
+
+  test('patterns: CIDR host bits, mapped IPv6, and disguised addresses', () => {
+    expect(problems([file('a.yaml', 'rules:\n  - match: 10.0.0.1/8\n    action: deny\n')])).toMatch(/host bits set/);
+    const policy = compilePolicy([file('a.yaml', 'rules:\n  - match: ["::ffff:10.0.0.0/104", "0x7f.1"]\n    action: deny\n')], options);
+    expect(policy.rules[0]!.patterns.map((p) => p.text)).toEqual(['10.0.0.0/8', '127.0.0.1']);
+  });
+
+  test('the version changes with any input that shapes decisions', () => {
+    const a = compilePolicy([file('a.yaml', 'rules: []\n')], options);
+    const b = compilePolicy([file('a.yaml', 'rules: []\n')], options);
+    const c = compilePolicy([file('a.yaml', 'rules: []\n')], { ...options, defaultAction: 'splice' });
+    const d = compilePolicy([file('a.yaml', 'rules: []\n# comment\n')], options);
+    expect(a.version).toBe(b.version);
+    expect(new Set([a.version, c.version, d.version]).size).toBe(3);
+  });
+});

@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../config/config-error';
+import { port, section } from '../config/fields';
+import { type ConfigProblem, type YamlSource, formatPath, parseYaml, problemsFromIssues } from '../config/yaml-source';
+import { buildIndex } from './match';
+import { parsePattern } from './pattern';
+import { ACTIONS, type Action, type AllowedPorts, type CompiledPolicy, type Pattern, type PolicyRule } from './types';
+
+const ruleSchema = section({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, { error: 'expected a short identifier: letters, digits, "_", ".", ":" or "-"' })
+    .optional(),
+  match: z.union([z.string(), z.array(z.string()).min(1, { error: 'list at least one pattern' })], {
+    error: 'expected a pattern or a list of patterns, e.g. ".example.com" or ["example.com", "*.example.org"]',
+  }),
+  action: z.enum(ACTIONS as [Action, ...Action[]], { error: `expected one of: ${ACTIONS.join(', ')}` }),
+  ports: z.array(port).min(1, { error: 'list at least one port, or leave ports out' }).optional(),
+  reason: z.string().max(500).optional(),
+  upstream_insecure: z.boolean().optional(),
+});
+
+// Rules are validated one by one (below) so one bad rule does not hide the problems of others.
+const policyFileSchema = section({
+  description: z.string().optional(),
+  rules: z.array(z.unknown(), { error: 'expected a list of rules' }),
+});
+
+export interface PolicySourceFile {
+  /** File name inside the policy directory; part of the policy version. */
+  readonly name: string;
+  /** Path shown to people in messages and rule ids, e.g. `policies/banking.yaml`. */
+  readonly displayPath: string;
+  readonly text: string;
+}
+
+export interface CompileOptions {
+  readonly defaultAction: Action;
+  readonly allowedPorts: { readonly tunnel: readonly number[]; readonly http: readonly number[] };
+  /** Actions the running gateway can carry out; a rule asking for another is a load error. */
+  readonly supportedActions?: readonly Action[];
+}
+
+interface Occurrence {
+  readonly rule: PolicyRule;
+  readonly pattern: Pattern;
+}
+
+function portsOverlap(a: ReadonlySet<number> | null, b: ReadonlySet<number> | null): boolean {
+  if (a === null || b === null) return a === b;
+  for (const p of a) if (b.has(p)) return true;
+  return false;
+}
+
+/**
+ * Two rules with the same pattern would make precedence depend on file order, which nobody
+ * reviewing a policy change can see; refuse them (unless their port lists are disjoint).
+ */
+function findDuplicates(rules: readonly PolicyRule[]): ConfigProblem[] {
+  const seen = new Map<string, Occurrence[]>();
+  const problems: ConfigProblem[] = [];
+  for (const rule of rules) {
+    for (const pattern of rule.patterns) {
+      const key = `${pattern.kind}:${pattern.text}`;
+      const earlier = seen.get(key) ?? [];
+      for (const other of earlier) {
+        if (!portsOverlap(other.rule.ports, rule.ports)) continue;
+        const where = other.rule.file === rule.file ? `line ${other.rule.line} of the same file` : `${other.rule.file}:${other.rule.line}`;
+        problems.push({
+          file: rule.file,
+          line: rule.line,
+          path: 'match',
+          message: `pattern "${pattern.text}" is also used by the rule at ${where}; each pattern may appear in one rule only (merge them, or give them disjoint ports)`,
+        });
+      }
+      earlier.push({ rule, pattern });
+      seen.set(key, earlier);
+    }
+  }
+  return problems;
+}
+
+function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index: number, supported: readonly Action[], problems: ConfigProblem[]): PolicyRule | null {
+  const rulePath = ['rules', index];
+  const line = source.lineOf(rulePath) ?? 0;
+  const patterns: Pattern[] = [];
+  const matches = typeof raw.match === 'string' ? [raw.match] : raw.match;
+  matches.forEach((text, i) => {
+    const result = parsePattern(text);
+    if (result.ok) patterns.push(result.pattern);
+    else {
+      const at = typeof raw.match === 'string' ? [...rulePath, 'match'] : [...rulePath, 'match', i];
+      problems.push({ file: source.file, line: source.lineOf(at), path: formatPath(at), message: result.reason });
+    }
+  });
+  if (!supported.includes(raw.action)) {
+    const at = [...rulePath, 'action'];
+    problems.push({
+      file: source.file,
+      line: source.lineOf(at),
+      path: formatPath(at),
+      message: `action "${raw.action}" is not available in this build (supported: ${supported.join(', ')}); it is refused rather than treated as another action`,
+    });
+  }
+  if (raw.upstream_insecure && raw.action !== 'inspect') {
+    const at = [...rulePath, 'upstream_insecure'];
+    problems.push({ file: source.file, line: source.lineOf(at), path: formatPath(at), message: 'upstream_insecure only applies to inspect rules' });
+  }
+  if (patterns.length !== matches.length) return null;
+  return Object.freeze({
+    id: raw.name ?? `${source.file}:${line}`,
+    file: source.file,
+    line,
+    patterns: Object.freeze(patterns),
+    action: raw.action,
+    ports: raw.ports ? new Set(raw.ports) : null,
+    reason: raw.reason ?? null,
+    upstreamInsecure: raw.upstream_insecure ?? false,
+  });
+}
+
+function policyVersion(files: readonly PolicySourceFile[], options: CompileOptions): string {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify({ defaultAction: options.defaultAction, allowedPorts: options.allowedPorts }));
+  for (const file of files) hash.update(`\0${file.name}\0${file.text}`);
+  return hash.digest('hex').slice(0, 12);
+}
+
+/** Compiles policy files into one immutable policy, or throws ConfigError listing every problem. */
+export function compilePolicy(files: readonly PolicySourceFile[], options: CompileOptions): CompiledPolicy {
+  const supported = options.supportedActions ?? ACTIONS;
+  const problems: ConfigProblem[] = [];
+  const rules: PolicyRule[] = [];
+  const names = new Map<string, PolicyRule>();
+  for (const file of files) {
+    const yaml = parseYaml(file.displayPath, file.text);
+    if (!yaml.ok) {
+      problems.push(...yaml.problems);
+      continue;
+    }
+    const parsed = policyFileSchema.safeParse(yaml.source.value ?? {});
+    if (!parsed.success) {
+      problems.push(...problemsFromIssues(yaml.source, parsed.error.issues));
+      continue;
+    }
+    parsed.data.rules.forEach((value, i) => {
+      const checked = ruleSchema.safeParse(value);
+      if (!checked.success) {
+        problems.push(...problemsFromIssues(yaml.source, checked.error.issues, ['rules', i]));
+        return;
+      }
+      const raw = checked.data;
+      const rule = compileRule(yaml.source, raw, i, supported, problems);
+      if (!rule) return;
+      const sameName = raw.name ? names.get(raw.name) : undefined;
+      if (sameName) {
+        problems.push({ file: rule.file, line: rule.line, path: `rules[${i}].name`, message: `name "${raw.name}" is already used at ${sameName.file}:${sameName.line}` });
+      } else if (raw.name) names.set(raw.name, rule);
+      rules.push(rule);
+    });
+  }
+  problems.push(...findDuplicates(rules));
+  if (!supported.includes(options.defaultAction)) {
+    problems.push({ file: 'configuration', line: null, path: 'default_action', message: `"${options.defaultAction}" is not available in this build` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const allowedPorts: AllowedPorts = { tunnel: new Set(options.allowedPorts.tunnel), http: new Set(options.allowedPorts.http) };
+  return Object.freeze({
+    rules: Object.freeze(rules),
+    defaultAction: options.defaultAction,
+    allowedPorts,
+    version: policyVersion(files, options),
+    index: buildIndex(rules),
+  });
+}
+
+/** Reads every `*.yaml`/`*.yml` file of a directory, in name order. */
+export function readPolicyDirectory(dir: string): PolicySourceFile[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'directory not found' : (err as Error).message;
+    throw new ConfigError([{ file: dir, line: null, path: 'policies', message: `cannot read the policy directory: ${reason}` }]);
+  }
+  return entries
+    .filter((entry) => /\.ya?ml$/.test(entry) && !entry.startsWith('.'))
+    .sort()
+    .map((entry) => {
+      const full = path.join(dir, entry);
+      return { name: entry, displayPath: path.relative(process.cwd(), full) || full, text: readFileSync(full, 'utf8') };
+    });
+}
+
+export function loadPolicy(dir: string, options: CompileOptions): CompiledPolicy {
+  return compilePolicy(readPolicyDirectory(dir), options);
+}

@@ -1,0 +1,100 @@
+import ipaddr from 'ipaddr.js';
+import type { Host } from '../protocol/host';
+import { cidrContains } from './pattern';
+import type { Candidate, Pattern, PolicyIndex, PolicyRule } from './types';
+
+/**
+ * Most specific wins. The order, also documented in the README:
+ *   1. an exact name (`api.example.com`);
+ *   2. the longest matching suffix, where for the same suffix `*.example.com` (subdomains only)
+ *      beats `.example.com` (the domain and its subdomains);
+ *   3. for addresses, the longest matching prefix (an address is a /32 or /128);
+ *   4. nothing matched: `default_action`.
+ * Among rules with the same pattern, one that lists `ports` beats one that does not. Names
+ * never match address patterns and addresses never match name patterns.
+ */
+
+function push(map: Map<string, Candidate[]>, key: string, candidate: Candidate): void {
+  const list = map.get(key);
+  if (list) list.push(candidate);
+  else map.set(key, [candidate]);
+}
+
+/** Port-restricted rules first, so the general rule for a pattern is the fallback. */
+function compareWithinPattern(a: Candidate, b: Candidate): number {
+  return Number(b.rule.ports !== null) - Number(a.rule.ports !== null);
+}
+
+function prefixLengthOf(pattern: Pattern): number {
+  return pattern.kind === 'cidr' ? pattern.prefixLength : -1;
+}
+
+export function buildIndex(rules: readonly PolicyRule[]): PolicyIndex {
+  const exact = new Map<string, Candidate[]>();
+  const subdomains = new Map<string, Candidate[]>();
+  const domain = new Map<string, Candidate[]>();
+  const cidrs: Candidate[] = [];
+  for (const rule of rules) {
+    for (const pattern of rule.patterns) {
+      const candidate = { rule, pattern };
+      switch (pattern.kind) {
+        case 'exact':
+          push(exact, pattern.name, candidate);
+          break;
+        case 'subdomains':
+          push(subdomains, pattern.suffix, candidate);
+          break;
+        case 'domain':
+          push(domain, pattern.suffix, candidate);
+          break;
+        case 'cidr':
+          cidrs.push(candidate);
+          break;
+      }
+    }
+  }
+  for (const map of [exact, subdomains, domain]) for (const list of map.values()) list.sort(compareWithinPattern);
+  cidrs.sort((a, b) => prefixLengthOf(b.pattern) - prefixLengthOf(a.pattern) || compareWithinPattern(a, b));
+  return { exact, subdomains, domain, cidrs };
+}
+
+function appliesTo(candidate: Candidate, port: number): boolean {
+  return candidate.rule.ports === null || candidate.rule.ports.has(port);
+}
+
+function firstApplicable(list: readonly Candidate[] | undefined, port: number): Candidate | null {
+  if (!list) return null;
+  for (const candidate of list) if (appliesTo(candidate, port)) return candidate;
+  return null;
+}
+
+function matchName(index: PolicyIndex, name: string, port: number): Candidate | null {
+  const exact = firstApplicable(index.exact.get(name), port);
+  if (exact) return exact;
+  // Walk suffixes from the longest: "a.b.example.com" checks ".a.b.example.com", then
+  // "*.b.example.com" and ".b.example.com", and so on.
+  const own = firstApplicable(index.domain.get(name), port);
+  if (own) return own;
+  let dot = name.indexOf('.');
+  while (dot >= 0) {
+    const suffix = name.slice(dot + 1);
+    const found = firstApplicable(index.subdomains.get(suffix), port) ?? firstApplicable(index.domain.get(suffix), port);
+    if (found) return found;
+    dot = name.indexOf('.', dot + 1);
+  }
+  return null;
+}
+
+function matchAddress(index: PolicyIndex, family: 'ipv4' | 'ipv6', address: string, port: number): Candidate | null {
+  const bytes = ipaddr.parse(address).toByteArray();
+  for (const candidate of index.cidrs) {
+    const pattern = candidate.pattern;
+    if (pattern.kind === 'cidr' && pattern.family === family && appliesTo(candidate, port) && cidrContains(pattern, bytes)) return candidate;
+  }
+  return null;
+}
+
+/** The most specific rule for a host and port, or null when only the default applies. */
+export function findRule(index: PolicyIndex, host: Host, port: number): Candidate | null {
+  return host.kind === 'name' ? matchName(index, host.name, port) : matchAddress(index, host.kind, host.address, port);
+}

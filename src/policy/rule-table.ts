@@ -1,0 +1,62 @@
+import type { CompiledPolicy, Pattern, PolicyRule } from './types';
+
+interface Row {
+  readonly rank: number[];
+  readonly pattern: Pattern;
+  readonly rule: PolicyRule;
+}
+
+function labelCount(name: string): number {
+  return name.split('.').length;
+}
+
+/** Sort key that mirrors match.ts: exact names, longer suffixes, `*.` before `.`, longer prefixes. */
+function rankOf(pattern: Pattern, rule: PolicyRule): number[] {
+  const ports = rule.ports === null ? 1 : 0;
+  switch (pattern.kind) {
+    case 'exact':
+      return [0, 0, 0, ports];
+    case 'subdomains':
+      return [1, -labelCount(pattern.suffix), 0, ports];
+    case 'domain':
+      return [1, -labelCount(pattern.suffix), 1, ports];
+    case 'cidr':
+      return [2, pattern.family === 'ipv4' ? 0 : 1, -pattern.prefixLength, ports];
+  }
+}
+
+function compareRows(a: Row, b: Row): number {
+  for (let i = 0; i < a.rank.length; i++) {
+    const d = (a.rank[i] ?? 0) - (b.rank[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return a.pattern.text.localeCompare(b.pattern.text);
+}
+
+function pad(cells: readonly string[][]): string {
+  const widths = cells[0]!.map((_, col) => Math.max(...cells.map((row) => row[col]!.length)));
+  return cells.map((row) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n');
+}
+
+/**
+ * The compiled rule table, most specific first: what `tollgate check` prints so a reviewer sees
+ * the order in which patterns are tried.
+ */
+export function formatRuleTable(policy: CompiledPolicy): string {
+  const rows: Row[] = [];
+  for (const rule of policy.rules) for (const pattern of rule.patterns) rows.push({ rank: rankOf(pattern, rule), pattern, rule });
+  rows.sort(compareRows);
+  const cells = [['PATTERN', 'ACTION', 'PORTS', 'RULE', 'REASON']];
+  for (const row of rows) {
+    const flags = row.rule.upstreamInsecure ? ' (upstream_insecure!)' : '';
+    cells.push([
+      row.pattern.text,
+      row.rule.action + flags,
+      row.rule.ports === null ? 'allowed_ports' : [...row.rule.ports].join(','),
+      row.rule.id,
+      row.rule.reason ?? '',
+    ]);
+  }
+  cells.push(['(anything else)', policy.defaultAction, 'allowed_ports', 'default_action', '']);
+  return pad(cells);
+}

@@ -1,0 +1,90 @@
+import type { Host } from '../protocol/host';
+
+export type Action = 'deny' | 'splice' | 'inspect';
+export const ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'];
+
+/** Which front-end saw the flow: decides which port allow-list applies. */
+export type FrontendKind = 'explicit-http' | 'explicit-connect' | 'socks' | 'transparent-tls' | 'transparent-http';
+
+/** A destination pattern as written in a policy file, parsed. */
+export type Pattern =
+  | { readonly kind: 'exact'; readonly text: string; readonly name: string }
+  /** `*.example.com`: subdomains only. */
+  | { readonly kind: 'subdomains'; readonly text: string; readonly suffix: string }
+  /** `.example.com`: the domain and its subdomains. */
+  | { readonly kind: 'domain'; readonly text: string; readonly suffix: string }
+  /** An address (as a /32 or /128) or a CIDR block. */
+  | { readonly kind: 'cidr'; readonly text: string; readonly family: 'ipv4' | 'ipv6'; readonly bytes: readonly number[]; readonly prefixLength: number };
+
+export interface PolicyRule {
+  /** Stable id for logs, block pages and audit: the rule's `name`, else `file:line`. */
+  readonly id: string;
+  /** Policy file, relative to the policy directory. */
+  readonly file: string;
+  readonly line: number;
+  readonly patterns: readonly Pattern[];
+  readonly action: Action;
+  /** Ports this rule applies to; null = every port the front-end allows. */
+  readonly ports: ReadonlySet<number> | null;
+  readonly reason: string | null;
+  /** Skip origin certificate verification for this rule (logged at warn on every use). */
+  readonly upstreamInsecure: boolean;
+}
+
+export interface AllowedPorts {
+  /** Ports a tunnel (CONNECT, SOCKS, transparent TLS) may reach without a rule listing them. */
+  readonly tunnel: ReadonlySet<number>;
+  /** Ports a plain HTTP request may reach without a rule listing them. */
+  readonly http: ReadonlySet<number>;
+}
+
+export interface CompiledPolicy {
+  readonly rules: readonly PolicyRule[];
+  readonly defaultAction: Action;
+  readonly allowedPorts: AllowedPorts;
+  /** Short hash of every input that shapes decisions; appears in logs and audit records. */
+  readonly version: string;
+  /** Opaque match index built from `rules`; see match.ts. */
+  readonly index: PolicyIndex;
+}
+
+export interface Candidate {
+  readonly rule: PolicyRule;
+  readonly pattern: Pattern;
+}
+
+export interface PolicyIndex {
+  readonly exact: ReadonlyMap<string, readonly Candidate[]>;
+  readonly subdomains: ReadonlyMap<string, readonly Candidate[]>;
+  readonly domain: ReadonlyMap<string, readonly Candidate[]>;
+  /** Most specific (longest prefix) first. */
+  readonly cidrs: readonly Candidate[];
+}
+
+/** Everything `decide()` may look at. One object, so a decision is reproducible from a log line. */
+export interface DecisionInput {
+  readonly target: Host;
+  readonly port: number;
+  /** Server name from the ClientHello, once peeked; null when absent or not TLS. */
+  readonly sni: Host | null;
+  readonly frontend: FrontendKind;
+}
+
+/**
+ * Why a decision came out the way it did, as a stable code for logs, metrics and audit:
+ * `rule` a rule matched; `default` no rule matched; `port` the port is not allowed;
+ * `sni` the ClientHello named a host that the policy treats more strictly than the target.
+ */
+export type DecisionCode = 'rule' | 'default' | 'port' | 'sni';
+
+export interface Decision {
+  readonly action: Action;
+  readonly code: DecisionCode;
+  /** The rule that decided, or null for the default action. */
+  readonly rule: PolicyRule | null;
+  /** The pattern of `rule` that matched. */
+  readonly pattern: string | null;
+  /** A sentence a person can act on. */
+  readonly reason: string;
+  readonly policyVersion: string;
+}
