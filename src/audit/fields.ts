@@ -1,0 +1,67 @@
+/**
+ * The audit record formats: the field names below are the contract with whoever reads the
+ * audit trail (SIEM pipelines, the network team's scripts); change them only deliberately.
+ * One `connection` record per flow; one `request` record per HTTP request the gateway saw
+ * inside an inspected tunnel or through its plain HTTP front-ends.
+ */
+
+export interface TlsSummary {
+  readonly version: string | null;
+  readonly cipher: string | null;
+}
+
+interface CommonFields {
+  readonly time: string;
+  readonly flow_id: string;
+  readonly frontend: string;
+  readonly client: string;
+  readonly client_port: number;
+  readonly user: string | null;
+  readonly action: string;
+  readonly rule: string | null;
+  readonly decision_code: string;
+  readonly reason: string;
+  readonly policy_version: string;
+}
+
+export interface ConnectionRecord extends CommonFields {
+  readonly type: 'connection';
+  readonly target: string;
+  readonly sni: string | null;
+  readonly alpn: readonly string[] | null;
+  /** What the first client bytes were: tls, http, other, none. */
+  readonly first_bytes: string | null;
+  readonly upstream_address: string | null;
+  readonly bytes_from_client: number;
+  readonly bytes_to_client: number;
+  readonly duration_ms: number;
+  /** How it ended: client-closed, upstream-closed, client-reset, upstream-reset, timeout, refused, error, shutdown. */
+  readonly close: string;
+  readonly error: string | null;
+  readonly requests: number;
+}
+
+export interface RequestRecord extends CommonFields {
+  readonly type: 'request';
+  readonly request_id: string;
+  readonly scheme: 'http' | 'https';
+  readonly host: string;
+  readonly port: number;
+  readonly sni: string | null;
+  readonly method: string;
+  /** Path and query, with configured query parameters redacted. */
+  readonly path: string;
+  readonly status: number;
+  readonly bytes_from_client: number;
+  readonly bytes_to_client: number;
+  readonly duration_ms: number;
+  readonly error: string | null;
+  readonly cache: string | null;
+  readonly upstream_cert_sha256: string | null;
+  readonly client_tls: TlsSummary | null;
+  readonly upstream_tls: TlsSummary | null;
+  readonly request_headers: Readonly<Record<string, string | readonly string[]>>;
+  readonly response_headers: Readonly<Record<string, string | readonly string[]>> | null;
+}
+
+export type AuditRecord = ConnectionRecord | RequestRecord;

@@ -1,0 +1,93 @@
+import type { Socket } from 'node:net';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Decision } from '../policy/types';
+import { type GatewayError } from './gateway-error';
+
+/**
+ * The one place that turns "this flow is refused" into what the client sees, in its own
+ * protocol: an HTTP status and block page, a SOCKS reply code, or a TLS alert.
+ */
+
+export type Refusal = { readonly kind: 'deny'; readonly decision: Decision } | { readonly kind: 'error'; readonly error: GatewayError };
+
+export const S5_SUCCEEDED = 0x00;
+export const S5_NOT_ALLOWED = 0x02;
+export const S4_GRANTED = 0x5a;
+export const S4_REJECTED = 0x5b;
+
+/** A fatal TLS alert record: access_denied (49), RFC 8446 section 6.2. */
+export const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
+
+export function httpStatusOf(refusal: Refusal): number {
+  return refusal.kind === 'deny' ? 403 : refusal.error.spec.httpStatus;
+}
+
+export function socks5ReplyOf(refusal: Refusal): number {
+  return refusal.kind === 'deny' ? S5_NOT_ALLOWED : refusal.error.spec.socks5Reply;
+}
+
+export function socks4ReplyOf(refusal: Refusal): number {
+  return refusal.kind === 'deny' ? S4_REJECTED : refusal.error.spec.socks4Reply;
+}
+
+/** A stable code for logs and audit: `denied` for policy, else the error code. */
+export function refusalCode(refusal: Refusal): string {
+  return refusal.kind === 'deny' ? 'denied' : refusal.error.code;
+}
+
+export function refusalReason(refusal: Refusal): string {
+  return refusal.kind === 'deny' ? refusal.decision.reason : refusal.error.message;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export interface BlockPage {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+/** A short page a person can act on: what happened, why, which rule, and an id to quote. */
+export function blockPage(refusal: Refusal, requestId: string, destination: string): BlockPage {
+  const status = httpStatusOf(refusal);
+  const title = refusal.kind === 'deny' ? 'Blocked by policy' : (STATUS_CODES[status] ?? 'Error');
+  const lines: [string, string][] = [
+    ['Destination', destination],
+    ['Reason', refusalReason(refusal)],
+  ];
+  if (refusal.kind === 'deny') lines.push(['Rule', refusal.decision.rule?.id ?? 'default_action']);
+  else lines.push(['Error', refusal.error.code]);
+  lines.push(['Request id', requestId]);
+  const rows = lines.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
+  const body = `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>tollgate refused this request.</p><table>${rows}</table><p>Quote the request id when you contact your network team.</p></body></html>\n`;
+  return {
+    status,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-tollgate-request-id': requestId,
+      'x-tollgate-reason': refusalCode(refusal),
+    },
+    body,
+  };
+}
+
+/** Answers on a ServerResponse that has not sent its headers yet. */
+export function writeHttpRefusal(res: ServerResponse, refusal: Refusal, requestId: string, destination: string, extraHeaders: Record<string, string> = {}): void {
+  const page = blockPage(refusal, requestId, destination);
+  res.writeHead(page.status, { ...page.headers, ...extraHeaders, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
+}
+
+/** Answers on a raw socket (CONNECT, or a request the HTTP parser rejected) and closes it. */
+export function writeRawHttpRefusal(socket: Socket, refusal: Refusal, requestId: string, destination: string, extraHeaders: Record<string, string> = {}): void {
+  if (socket.destroyed || !socket.writable) return;
+  const page = blockPage(refusal, requestId, destination);
+  const headers = { ...page.headers, ...extraHeaders, 'content-length': String(Buffer.byteLength(page.body)), connection: 'close' };
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 ${page.status} ${STATUS_CODES[page.status] ?? ''}\r\n${head}\r\n${page.body}`);
+}

@@ -1,0 +1,118 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { GatewayError } from '../errors/gateway-error';
+import { writeRawHttpRefusal } from '../errors/rejection';
+import { Flow, peerAddress } from '../flow/flow';
+import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseMalformed, servePlainRequest } from '../http/serve-request';
+import { parseConnectAuthority, parseHostAndOptionalPort } from '../protocol/authority';
+import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
+import type { Logger } from '../logging/logger';
+
+export interface ExplicitFrontendOptions {
+  readonly maxHeaderBytes: number;
+  readonly headerTimeoutMs: number;
+  readonly clientIdleTimeoutMs: number;
+}
+
+const CONNECTION_ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
+
+/** Splits an absolute-form request target (RFC 9112 3.2.2) into authority and origin-form path. */
+export function splitAbsoluteForm(url: string): { scheme: string; authority: string; path: string } | null {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/.exec(url);
+  if (!match) return null;
+  const path = match[3] === '' ? '/' : match[3]!;
+  return { scheme: match[1]!.toLowerCase(), authority: match[2]!, path: path.startsWith('?') ? `/${path}` : path };
+}
+
+/**
+ * The explicit proxy front-end: absolute-form HTTP requests and CONNECT tunnels. It learns the
+ * target, then hands requests to the plain-HTTP path and tunnels to the tunnel pipeline.
+ */
+export function createExplicitServer(options: ExplicitFrontendOptions, plain: PlainHttpServices, tunnels: TunnelServices, logger: Logger): http.Server {
+  const server = http.createServer({
+    maxHeaderSize: options.maxHeaderBytes,
+    headersTimeout: options.headerTimeoutMs,
+    // Whole-request deadlines would cut long uploads; idle time is bounded by `timeout` below.
+    requestTimeout: 0,
+    keepAliveTimeout: 5_000,
+    insecureHTTPParser: false,
+    requireHostHeader: false,
+    noDelay: true,
+  });
+  server.timeout = options.clientIdleTimeoutMs;
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const flow = flowForConnection(req.socket, 'explicit-http', plain);
+    flow.requests++;
+    const absolute = splitAbsoluteForm(req.url ?? '');
+    if (!absolute) {
+      refuseMalformed(plain, flow, req, res, 'tollgate is a proxy: send absolute-form requests (http://host/path) or CONNECT', null);
+      return;
+    }
+    if (absolute.scheme !== 'http') {
+      refuseMalformed(plain, flow, req, res, `scheme "${absolute.scheme}" is not proxied as plain HTTP; use CONNECT for https`, null);
+      return;
+    }
+    const parsed = parseHostAndOptionalPort(absolute.authority, 80);
+    if (!parsed.ok) {
+      refuseMalformed(plain, flow, req, res, `invalid request target: ${parsed.reason}`, null);
+      return;
+    }
+    const problem = checkRequestFraming(req) ?? checkHostAgreement(req, parsed.target, 80);
+    if (problem) {
+      refuseMalformed(plain, flow, req, res, problem, parsed.target);
+      return;
+    }
+    flow.target = parsed.target;
+    servePlainRequest(plain, { flow, target: parsed.target, path: absolute.path }, req, res);
+  });
+
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const flow = new Flow('explicit-connect', socket, logger);
+    // Attached at once so no socket error can go unhandled between stages.
+    socket.on('error', (err: NodeJS.ErrnoException) => flow.log.debug({ code: err.code }, 'client socket error'));
+    const authority = req.url ?? '';
+    const parsed = parseConnectAuthority(authority);
+    if (!parsed.ok) {
+      const error = new GatewayError('TG_ERR_BAD_TARGET', 'parse', parsed.reason);
+      flow.error = error;
+      flow.log.info({ authority: authority.slice(0, 300), reason: parsed.reason }, 'CONNECT refused: bad target');
+      writeRawHttpRefusal(socket, { kind: 'error', error }, flow.id, authority.slice(0, 300));
+      finishFlow(flow, 'refused', tunnels.audit);
+      return;
+    }
+    flow.target = parsed.target;
+    void runTunnel(
+      flow,
+      socket,
+      head,
+      {
+        accept: () => socket.write(CONNECTION_ESTABLISHED),
+        refuse: (refusal) => writeRawHttpRefusal(socket, refusal, flow.id, authority),
+      },
+      tunnels,
+    );
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
+    const peer = peerAddress(socket);
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code = err.code ?? '';
+    const tooLarge = code === 'HPE_HEADER_OVERFLOW';
+    const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT';
+    const reason = tooLarge
+      ? `request line and headers exceed ${options.maxHeaderBytes} bytes`
+      : timeout
+        ? 'the client did not send its request headers in time'
+        : `malformed request: ${err.reason ?? err.message} (${code})`;
+    const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : timeout ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
+    logger.info({ client: peer.address, client_port: peer.port, code: error.code, parser: code, reason }, 'request rejected by the HTTP parser');
+    writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
+    socket.destroySoon();
+  });
+
+  return server;
+}

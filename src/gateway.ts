@@ -1,0 +1,257 @@
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { NdjsonAuditSink } from './audit/sink';
+import type { GatewayConfig } from './config/schema';
+import type { ListenAddress } from './config/fields';
+import { AddressGuard } from './egress/address-guard';
+import type { Egress } from './egress/dial';
+import { Resolver } from './egress/resolve';
+import { GatewayError } from './errors/gateway-error';
+import { createExplicitServer } from './frontends/explicit';
+import { HttpForwarder } from './http/forward';
+import type { PlainHttpServices } from './http/serve-request';
+import type { Logger } from './logging/logger';
+import { loadPolicy } from './policy/load';
+import type { Action, CompiledPolicy } from './policy/types';
+import { loadOrCreateAuthority } from './tls/authority';
+import { LeafKeyPool } from './tls/key-pool';
+import { LeafCache } from './tls/leaf-cache';
+import { createOriginAgents, type OriginAgents } from './tls/origin';
+import { TlsInspector } from './tunnel/inspect';
+import { finishFlow, type Inspector, type TunnelServices } from './tunnel/run-tunnel';
+
+export type ListenerName = 'explicit' | 'socks' | 'transparentTls' | 'transparentHttp' | 'admin';
+
+export interface GatewayOptions {
+  readonly logger: Logger;
+  /** Nameservers for the gateway's resolver instead of the system's. */
+  readonly dnsServers?: readonly string[];
+}
+
+/** Actions this build can carry out; a policy asking for another is refused at load. */
+export const SUPPORTED_ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'];
+
+/** Leaf keys are replaced one at a time, so no key signs leaves for more than a few days. */
+const KEY_ROTATION_MS = 24 * 3_600_000;
+
+/**
+ * The composition root: builds the shared services once (policy, resolver, destination guard,
+ * origin connection pools, audit sink), wires the front-ends to them, and owns the lifecycle.
+ * Nothing else lives here.
+ */
+export class Gateway {
+  private currentPolicy: CompiledPolicy;
+  private readonly servers = new Map<ListenerName, Server>();
+  private readonly bound = new Map<ListenerName, AddressInfo>();
+  private readonly sockets = new Set<Socket>();
+  private stopping: Promise<void> | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  private constructor(
+    readonly config: GatewayConfig,
+    private readonly logger: Logger,
+    private readonly audit: NdjsonAuditSink,
+    private readonly forwarder: HttpForwarder,
+    private readonly originAgents: OriginAgents,
+    readonly egress: Egress,
+    private readonly inspector: Inspector | null,
+    readonly leaves: LeafCache,
+    policy: CompiledPolicy,
+  ) {
+    this.currentPolicy = policy;
+  }
+
+  static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
+    const logger = options.logger;
+    const policy = loadPolicy(config.policiesDir, {
+      defaultAction: config.defaultAction,
+      allowedPorts: config.allowedPorts,
+      supportedActions: SUPPORTED_ACTIONS,
+    });
+    const { authority, created } = await loadOrCreateAuthority({
+      certPath: config.ca.cert,
+      keyPath: config.ca.key,
+      chainPath: config.ca.chain,
+      keyType: config.ca.keyType,
+      logger,
+    });
+    if (created) logger.info({ cert: config.ca.cert }, 'install this CA certificate on clients (tollgate ca export)');
+    const keys = await LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger });
+    const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
+    const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
+    let gateway: Gateway | null = null;
+    const egress: Egress = {
+      resolver: new Resolver({ hosts: config.upstream.hosts, ...(options.dnsServers ? { servers: options.dnsServers } : {}) }),
+      guard: new AddressGuard(config.upstream.allowAddresses),
+      isOwnListener: (address, port) => gateway?.isOwnListener(address, port) ?? false,
+      connectTimeoutMs: config.upstream.connectTimeoutMs,
+    };
+    const originAgents = createOriginAgents({
+      caFile: config.upstream.caFile,
+      maxSocketsPerHost: config.upstream.maxSocketsPerHost,
+      idleTimeoutMs: config.upstream.idleTimeoutMs,
+    });
+    const forwarder = new HttpForwarder({
+      egress,
+      audit,
+      originAgents,
+      via: config.http.via,
+      xForwardedFor: config.http.xForwardedFor,
+      responseTimeoutMs: config.upstream.responseTimeoutMs,
+      idleTimeoutMs: config.upstream.idleTimeoutMs,
+      maxSocketsPerHost: config.upstream.maxSocketsPerHost,
+      redactQueryParams: config.audit.redactQueryParams,
+    });
+    const inspector = new TlsInspector({
+      leaves,
+      forwarder,
+      policy: () => gateway!.policy,
+      audit,
+      redactQueryParams: config.audit.redactQueryParams,
+      handshakeTimeoutMs: config.limits.tlsHandshakeTimeoutMs,
+      headerTimeoutMs: config.limits.headerTimeoutMs,
+      idleTimeoutMs: config.limits.clientIdleTimeoutMs,
+      maxHeaderBytes: config.http.maxHeaderBytes,
+    });
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policy);
+    const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
+    rotation.unref();
+    gateway.timers.push(rotation);
+    try {
+      await gateway.listen();
+    } catch (err) {
+      await gateway.stop(0);
+      throw err;
+    }
+    logger.info({ policy_version: policy.version, rules: policy.rules.length, default_action: policy.defaultAction }, 'policy loaded');
+    return gateway;
+  }
+
+  /** Resolves once every audit record so far has been handed to the OS. */
+  flushAudit(): Promise<void> {
+    return this.audit.flush();
+  }
+
+  get policy(): CompiledPolicy {
+    return this.currentPolicy;
+  }
+
+  /** Bound address of a listener (port 0 in the configuration becomes the real port here). */
+  address(name: ListenerName): AddressInfo | null {
+    return this.bound.get(name) ?? null;
+  }
+
+  private tunnelServices(): TunnelServices {
+    return {
+      policy: () => this.currentPolicy,
+      egress: this.egress,
+      audit: this.audit,
+      inspector: this.inspector,
+      peekTimeoutMs: this.config.limits.peekTimeoutMs,
+      idleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
+    };
+  }
+
+  private plainServices(): PlainHttpServices {
+    return {
+      policy: () => this.currentPolicy,
+      forwarder: this.forwarder,
+      audit: this.audit,
+      logger: this.logger,
+      redactQueryParams: this.config.audit.redactQueryParams,
+      finishConnection: (flow) => finishFlow(flow, 'client-closed', this.audit),
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const { listen } = this.config;
+    const unsupported = (['socks', 'transparentTls', 'transparentHttp', 'admin'] as const).filter((name) => listen[name] !== null);
+    if (unsupported.length > 0) {
+      throw new GatewayError('TG_ERR_CONFIG', 'startup', `listeners not available in this build: ${unsupported.join(', ')}; set them to null`);
+    }
+    if (listen.explicit) {
+      const server = createExplicitServer(
+        {
+          maxHeaderBytes: this.config.http.maxHeaderBytes,
+          headerTimeoutMs: this.config.limits.headerTimeoutMs,
+          clientIdleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
+        },
+        this.plainServices(),
+        this.tunnelServices(),
+        this.logger,
+      );
+      await this.bind('explicit', server, listen.explicit);
+    }
+  }
+
+  private bind(name: ListenerName, server: Server, at: ListenAddress): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(new GatewayError('TG_ERR_CONFIG', 'startup', `cannot listen on ${at.host}:${at.port} (listen.${name}): ${err.code ?? err.message}`, { cause: err }));
+      };
+      server.once('error', onError);
+      server.on('connection', (socket: Socket) => {
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+      });
+      server.listen({ host: at.host, port: at.port }, () => {
+        server.removeListener('error', onError);
+        server.on('error', (err) => this.logger.error({ err, listener: name }, 'listener error'));
+        const address = server.address() as AddressInfo;
+        this.servers.set(name, server);
+        this.bound.set(name, address);
+        this.logger.info({ listener: name, address: address.address, port: address.port }, 'listening');
+        resolve();
+      });
+    });
+  }
+
+  /** Whether address:port reaches one of our own listeners (refused: a proxy loop). */
+  isOwnListener(address: string, port: number): boolean {
+    for (const bound of this.bound.values()) {
+      if (bound.port !== port) continue;
+      if (bound.address === address) return true;
+      if (bound.address === '0.0.0.0' || bound.address === '::') {
+        if (isLocalAddress(address)) return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Graceful stop: stop accepting, let in-flight work finish up to `graceMs`, then cut what is
+   * left, and flush every audit record before resolving.
+   */
+  stop(graceMs = this.config.limits.shutdownGraceMs): Promise<void> {
+    this.stopping ??= this.drain(graceMs);
+    return this.stopping;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    const closed = [...this.servers.values()].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (const server of this.servers.values()) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
+    const deadline = Date.now() + graceMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
+      for (const server of this.servers.values()) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
+    }
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all(closed);
+    this.forwarder.destroy();
+    this.originAgents.verified.destroy();
+    this.originAgents.insecure.destroy();
+    // Connection records are written on socket close; give those callbacks a turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.audit.close();
+    this.logger.info({ audit_records: this.audit.stats.written }, 'gateway stopped');
+  }
+}
+
+function isLocalAddress(address: string): boolean {
+  if (address.startsWith('127.') || address === '::1') return true;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const info of list ?? []) if (info.address === address) return true;
+  }
+  return false;
+}

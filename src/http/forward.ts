@@ -1,0 +1,278 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { RequestRecord, TlsSummary } from '../audit/fields';
+import { redactQuery, redactedHeaders } from '../audit/redact';
+import type { AuditSink } from '../audit/sink';
+import { type Egress, guardedLookup } from '../egress/dial';
+import { GatewayError } from '../errors/gateway-error';
+import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
+import type { Flow } from '../flow/flow';
+import type { Decision } from '../policy/types';
+import { type Target, targetText } from '../protocol/authority';
+import { hostAuthorityText, hostText } from '../protocol/host';
+import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
+import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+
+/** One HTTP request on its way through the gateway, plain or decrypted. */
+export interface RequestContext {
+  readonly flow: Flow;
+  readonly requestId: string;
+  readonly scheme: 'http' | 'https';
+  /** Where the request goes: the absolute-form authority, the Host header, or the tunnel. */
+  readonly target: Target;
+  /** SNI for the origin connection (https only); null for IP-literal targets. */
+  readonly servername: string | null;
+  readonly decision: Decision;
+  /** The client side's TLS parameters when the request arrived inside an inspected tunnel. */
+  readonly clientTls: TlsSummary | null;
+  /** SNI the client sent, for the audit record. */
+  readonly clientSni: string | null;
+  /** Host header to send; null = derive it from `target`. Inside a tunnel, the client's own. */
+  readonly hostHeader: string | null;
+}
+
+export interface ForwarderOptions {
+  readonly egress: Egress;
+  readonly audit: AuditSink;
+  readonly originAgents: OriginAgents;
+  readonly via: string;
+  readonly xForwardedFor: boolean;
+  readonly responseTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxSocketsPerHost: number;
+  readonly redactQueryParams: readonly string[];
+}
+
+function defaultPort(scheme: 'http' | 'https'): number {
+  return scheme === 'https' ? 443 : 80;
+}
+
+/** Host header value for the origin: the authority, with the port only when not the default. */
+export function hostHeaderFor(scheme: 'http' | 'https', target: Target): string {
+  const host = hostAuthorityText(target.host);
+  return target.port === defaultPort(scheme) ? host : `${host}:${target.port}`;
+}
+
+/**
+ * The one HTTP forwarding path, shared by the explicit proxy, the transparent HTTP listener
+ * and requests decrypted inside inspected tunnels: rewrite headers, send the request to a
+ * pooled keep-alive origin connection, stream both bodies with backpressure, map failures to
+ * a status, and write one audit record per request.
+ */
+export class HttpForwarder {
+  private readonly plainAgent: http.Agent;
+
+  constructor(private readonly options: ForwarderOptions) {
+    this.plainAgent = new http.Agent({
+      keepAlive: true,
+      maxSockets: options.maxSocketsPerHost,
+      maxFreeSockets: 64,
+      timeout: options.idleTimeoutMs,
+      scheduling: 'lifo',
+    });
+  }
+
+  destroy(): void {
+    this.plainAgent.destroy();
+  }
+
+  forward(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): void {
+    const { target, scheme } = ctx;
+    const origin = `${scheme}://${targetText(target)}`;
+    const insecure = scheme === 'https' && ctx.decision.rule?.upstreamInsecure === true;
+    if (insecure) {
+      ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
+    }
+    const headers = forwardRequestHeaders(req.rawHeaders, {
+      host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
+      httpVersion: req.httpVersion,
+      via: this.options.via,
+      forwardedFor: this.options.xForwardedFor ? ctx.flow.clientAddress : null,
+    });
+    const requestOptions: https.RequestOptions = {
+      host: hostText(target.host),
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers,
+      setHost: false,
+      lookup: guardedLookup(this.options.egress, target.port) as unknown as https.RequestOptions['lookup'],
+    };
+    const tracker = new RequestTracker(ctx, req, res, this.options);
+    let upstream: http.ClientRequest;
+    if (scheme === 'https') {
+      upstream = https.request({
+        ...requestOptions,
+        agent: insecure ? this.options.originAgents.insecure : this.options.originAgents.verified,
+        servername: ctx.servername ?? '',
+      });
+    } else {
+      upstream = http.request({ ...requestOptions, agent: this.plainAgent });
+    }
+
+    const responseTimer = setTimeout(() => {
+      upstream.destroy(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`));
+    }, this.options.responseTimeoutMs);
+
+    upstream.on('response', (upRes) => {
+      clearTimeout(responseTimer);
+      if (scheme === 'https' && upRes.socket) tracker.originTls(upRes.socket as TLSSocket);
+      // Keep the origin's own Date rather than adding a second one.
+      res.sendDate = false;
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via));
+      tracker.responseHeaders(upRes.rawHeaders);
+      upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
+      upRes.pipe(res);
+      upRes.on('error', () => res.destroy());
+      upRes.on('aborted', () => res.destroy());
+    });
+
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(responseTimer);
+      const error = err instanceof GatewayError ? err : classifyOriginError(err, origin);
+      tracker.fail(error);
+      if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
+      else res.destroy();
+    });
+
+    req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
+    req.pipe(upstream);
+    res.on('close', () => {
+      clearTimeout(responseTimer);
+      // The client went away before the exchange completed: stop the origin side too.
+      if (!res.writableFinished) upstream.destroy();
+      tracker.finish();
+    });
+  }
+}
+
+/** Collects what the audit record of one request needs, and writes it once. */
+class RequestTracker {
+  private readonly start = performance.now();
+  private up = 0;
+  private down = 0;
+  private error: GatewayError | null = null;
+  private originCert: string | null = null;
+  private upstreamTls: TlsSummary | null = null;
+  private respHeaders: readonly string[] | null = null;
+  private done = false;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly options: ForwarderOptions,
+  ) {}
+
+  countUp(bytes: number): void {
+    this.up += bytes;
+  }
+
+  countDown(bytes: number): void {
+    this.down += bytes;
+  }
+
+  fail(error: GatewayError): void {
+    this.error ??= error;
+  }
+
+  originTls(socket: TLSSocket): void {
+    const facts = originTlsFacts(socket);
+    this.originCert = facts.certSha256;
+    this.upstreamTls = facts.tls;
+  }
+
+  responseHeaders(raw: readonly string[]): void {
+    this.respHeaders = raw;
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const { ctx, req, res } = this;
+    const aborted = !res.writableFinished && this.error === null;
+    this.options.audit.write(buildRequestRecord(ctx, req, {
+      status: res.headersSent ? res.statusCode : 0,
+      bytesFromClient: this.up,
+      bytesToClient: this.down,
+      durationMs: Math.round((performance.now() - this.start) * 1000) / 1000,
+      error: this.error ? `${this.error.code}: ${this.error.message}` : aborted ? 'client closed before the response completed' : null,
+      upstreamCertSha256: this.originCert,
+      upstreamTls: this.upstreamTls,
+      responseHeaders: this.respHeaders,
+      redactQueryParams: this.options.redactQueryParams,
+    }));
+  }
+}
+
+export interface RequestOutcome {
+  readonly status: number;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+  readonly durationMs: number;
+  readonly error: string | null;
+  readonly upstreamCertSha256: string | null;
+  readonly upstreamTls: TlsSummary | null;
+  readonly responseHeaders: readonly string[] | null;
+  readonly redactQueryParams: readonly string[];
+}
+
+export function buildRequestRecord(ctx: RequestContext, req: IncomingMessage, outcome: RequestOutcome): RequestRecord {
+  const decision = ctx.decision;
+  return {
+    type: 'request',
+    time: new Date().toISOString(),
+    request_id: ctx.requestId,
+    flow_id: ctx.flow.id,
+    frontend: ctx.flow.frontend,
+    client: ctx.flow.clientAddress,
+    client_port: ctx.flow.clientPort,
+    user: ctx.flow.user,
+    scheme: ctx.scheme,
+    host: hostText(ctx.target.host),
+    port: ctx.target.port,
+    sni: ctx.clientSni,
+    method: req.method ?? '',
+    path: redactQuery(req.url ?? '', outcome.redactQueryParams),
+    status: outcome.status,
+    bytes_from_client: outcome.bytesFromClient,
+    bytes_to_client: outcome.bytesToClient,
+    duration_ms: outcome.durationMs,
+    action: decision.action,
+    rule: decision.rule?.id ?? null,
+    decision_code: decision.code,
+    reason: decision.reason,
+    policy_version: decision.policyVersion,
+    error: outcome.error,
+    cache: null,
+    upstream_cert_sha256: outcome.upstreamCertSha256,
+    client_tls: ctx.clientTls,
+    upstream_tls: outcome.upstreamTls,
+    request_headers: redactedHeaders(req.rawHeaders),
+    response_headers: outcome.responseHeaders ? redactedHeaders(outcome.responseHeaders) : null,
+  };
+}
+
+/** Answers a request the gateway refuses itself (policy, malformed) and audits it. */
+export function refuseRequest(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, refusal: Refusal, audit: AuditSink, redactQueryParams: readonly string[], extraHeaders: Record<string, string> = {}): void {
+  const start = performance.now();
+  const origin = `${ctx.scheme}://${targetText(ctx.target)}`;
+  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
+  // Drain whatever body the client sends so the connection can be reused for its next request.
+  req.resume();
+  writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);
+  audit.write(
+    buildRequestRecord(ctx, req, {
+      status: res.statusCode,
+      bytesFromClient: 0,
+      bytesToClient: 0,
+      durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+      error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
+      upstreamCertSha256: null,
+      upstreamTls: null,
+      responseHeaders: null,
+      redactQueryParams,
+    }),
+  );
+}

@@ -1,0 +1,31 @@
+import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+
+describe('forwardRequestHeaders', () => {
+  const options = { host: 'origin.example', httpVersion: '1.1', via: 'tollgate', forwardedFor: null };
+
+  test('removes hop-by-hop fields, the fields Connection lists, and proxy credentials', () => {
+    const out = forwardRequestHeaders(
+      ['Host', 'elsewhere', 'Connection', 'keep-alive, X-Secret', 'X-Secret', 's', 'Keep-Alive', 'timeout=5', 'Proxy-Connection', 'keep-alive', 'TE', 'trailers', 'Trailer', 'X', 'Upgrade', 'h2c', 'Proxy-Authorization', 'Basic abc', 'Transfer-Encoding', 'chunked', 'Expect', '100-continue', 'Accept', '*/*', 'Set-Thing', 'a', 'Set-Thing', 'b'],
+      options,
+    );
+    expect(out).toEqual(['Host', 'origin.example', 'Accept', '*/*', 'Set-Thing', 'a', 'Set-Thing', 'b', 'Via', '1.1 tollgate']);
+  });
+
+  test('appends to an existing Via and X-Forwarded-For', () => {
+    const out = forwardRequestHeaders(['Via', '1.0 edge', 'X-Forwarded-For', '10.0.0.1'], { ...options, httpVersion: '1.0', forwardedFor: '192.0.2.1' });
+    expect(out).toEqual(['Host', 'origin.example', 'Via', '1.0 edge, 1.0 tollgate', 'X-Forwarded-For', '10.0.0.1, 192.0.2.1']);
+  });
+
+  test('keeps end-to-end credentials for the origin', () => {
+    const out = forwardRequestHeaders(['Authorization', 'Bearer t', 'Cookie', 'a=1'], options);
+    expect(out).toContain('Authorization');
+    expect(out).toContain('Cookie');
+  });
+});
+
+describe('forwardResponseHeaders', () => {
+  test('removes hop-by-hop fields and adds Via, keeping repeated Set-Cookie separate', () => {
+    const out = forwardResponseHeaders(['Connection', 'close, X-Internal', 'X-Internal', '1', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'Proxy-Authenticate', 'Basic'], '1.1', 'tollgate');
+    expect(out).toEqual(['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Via', '1.1 tollgate']);
+  });
+});

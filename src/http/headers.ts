@@ -1,0 +1,103 @@
+/**
+ * Header rewriting for forwarded messages (RFC 9110 section 7.6). Works on Node's flat
+ * `rawHeaders` arrays ([name, value, name, value, ...]) so names keep their case and order and
+ * repeated fields stay separate; no per-header objects are allocated.
+ */
+
+/** Hop-by-hop fields (RFC 9110 7.6.1) plus the proxy's own ones, never forwarded. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+/**
+ * Also dropped from requests: `host` (rewritten from the target), `expect` (the gateway answers
+ * 100-continue itself; forwarding it would make the client see two interim responses).
+ */
+const REQUEST_ONLY_DROPPED = new Set(['host', 'expect']);
+
+function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
+  let tokens: Set<string> | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() !== 'connection') continue;
+    for (const token of rawHeaders[i + 1]!.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '') (tokens ??= new Set()).add(name);
+    }
+  }
+  return tokens;
+}
+
+function viaValue(existing: string | null, httpVersion: string, pseudonym: string): string {
+  const own = `${httpVersion} ${pseudonym}`;
+  return existing === null ? own : `${existing}, ${own}`;
+}
+
+function copyEndToEnd(rawHeaders: readonly string[], extraDropped: ReadonlySet<string> | null, out: string[]): string | null {
+  const listed = connectionTokens(rawHeaders);
+  let via: string | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || extraDropped?.has(lower)) continue;
+    if (lower === 'via') {
+      via = via === null ? rawHeaders[i + 1]! : `${via}, ${rawHeaders[i + 1]!}`;
+      continue;
+    }
+    out.push(name, rawHeaders[i + 1]!);
+  }
+  return via;
+}
+
+export interface RequestHeaderOptions {
+  /** Host header value for the origin: the target authority, port omitted when default. */
+  readonly host: string;
+  readonly httpVersion: string;
+  readonly via: string;
+  /** Client address to append to X-Forwarded-For, or null to leave the header untouched. */
+  readonly forwardedFor: string | null;
+}
+
+export function forwardRequestHeaders(rawHeaders: readonly string[], options: RequestHeaderOptions): string[] {
+  const out: string[] = ['Host', options.host];
+  const via = copyEndToEnd(rawHeaders, REQUEST_ONLY_DROPPED, out);
+  out.push('Via', viaValue(via, options.httpVersion, options.via));
+  if (options.forwardedFor !== null) {
+    let existing: string | null = null;
+    for (let i = 2; i < out.length; i += 2) {
+      if (out[i]!.toLowerCase() === 'x-forwarded-for') {
+        existing = out[i + 1]!;
+        out.splice(i, 2);
+        break;
+      }
+    }
+    out.push('X-Forwarded-For', existing === null ? options.forwardedFor : `${existing}, ${options.forwardedFor}`);
+  }
+  return out;
+}
+
+export function forwardResponseHeaders(rawHeaders: readonly string[], httpVersion: string, pseudonym: string): string[] {
+  const out: string[] = [];
+  const via = copyEndToEnd(rawHeaders, null, out);
+  out.push('Via', viaValue(via, httpVersion, pseudonym));
+  return out;
+}
+
+/** The first value of a header in a raw list, case-insensitive. */
+export function rawHeaderValue(rawHeaders: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === lowerName) return rawHeaders[i + 1];
+  return undefined;
+}
+
+export function countRawHeader(rawHeaders: readonly string[], lowerName: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === lowerName) count++;
+  return count;
+}

@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { AuditSink } from '../audit/sink';
+import { GatewayError } from '../errors/gateway-error';
+import type { Refusal } from '../errors/rejection';
+import { Flow } from '../flow/flow';
+import type { Logger } from '../logging/logger';
+import { decide } from '../policy/decide';
+import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
+import { type Target, parseHostAndOptionalPort } from '../protocol/authority';
+import { isSameHost } from '../protocol/host';
+import { type HttpForwarder, type RequestContext, refuseRequest } from './forward';
+import { countRawHeader, rawHeaderValue } from './headers';
+
+export interface PlainHttpServices {
+  readonly policy: () => CompiledPolicy;
+  readonly forwarder: HttpForwarder;
+  readonly audit: AuditSink;
+  readonly logger: Logger;
+  readonly redactQueryParams: readonly string[];
+  /** Writes the connection record of a plain-HTTP client connection when it closes. */
+  readonly finishConnection: (flow: Flow) => void;
+}
+
+const flows = new WeakMap<Socket, Flow>();
+
+/**
+ * The flow of a plain-HTTP client connection, created with its first request; its connection
+ * record is written when the socket closes.
+ */
+export function flowForConnection(socket: Socket, frontend: FrontendKind, services: PlainHttpServices): Flow {
+  let flow = flows.get(socket);
+  if (!flow) {
+    const created = new Flow(frontend, socket, services.logger);
+    flows.set(socket, created);
+    socket.once('close', () => {
+      created.bytesFromClient = socket.bytesRead;
+      created.bytesToClient = socket.bytesWritten;
+      services.finishConnection(created);
+    });
+    flow = created;
+  }
+  return flow;
+}
+
+/**
+ * Refuses messages whose framing or target is ambiguous (request smuggling): Node's strict
+ * parser already rejects Content-Length with Transfer-Encoding, differing Content-Lengths,
+ * bad chunk sizes, obs-fold and bare CR; what it lets through is checked here.
+ */
+export function checkRequestFraming(req: IncomingMessage): string | null {
+  if (countRawHeader(req.rawHeaders, 'host') > 1) return 'more than one Host header';
+  const te = rawHeaderValue(req.rawHeaders, 'transfer-encoding');
+  if (te !== undefined && (countRawHeader(req.rawHeaders, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked')) {
+    // Any coding but a lone "chunked" would be forwarded re-chunked without its other codings.
+    return `unsupported Transfer-Encoding "${te}" (only "chunked" is accepted)`;
+  }
+  return null;
+}
+
+/** Host header, when present, must name the same host and port as the request target. */
+export function checkHostAgreement(req: IncomingMessage, target: Target, defaultPort: number): string | null {
+  const host = rawHeaderValue(req.rawHeaders, 'host');
+  if (host === undefined) return null;
+  const parsed = parseHostAndOptionalPort(host, defaultPort);
+  if (!parsed.ok || !isSameHost(parsed.target.host, target.host) || parsed.target.port !== target.port) {
+    return `the Host header "${host}" does not match the request target`;
+  }
+  return null;
+}
+
+export interface PlainRequest {
+  readonly flow: Flow;
+  readonly target: Target;
+  /** Origin-form request target to send upstream. */
+  readonly path: string;
+}
+
+/** Decide and forward (or refuse) one plain-HTTP request whose target is known. */
+export function servePlainRequest(services: PlainHttpServices, request: PlainRequest, req: IncomingMessage, res: ServerResponse): void {
+  const { flow, target } = request;
+  const policy = services.policy();
+  const decision: Decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend }, policy);
+  const ctx: RequestContext = {
+    flow,
+    requestId: `${flow.id}-${flow.requests}`,
+    scheme: 'http',
+    target,
+    servername: null,
+    decision,
+    clientTls: null,
+    clientSni: null,
+    hostHeader: null,
+  };
+  flow.decision = decision;
+  if (decision.action === 'deny') {
+    refuseRequest(ctx, req, res, { kind: 'deny', decision }, services.audit, services.redactQueryParams);
+    return;
+  }
+  req.url = request.path;
+  services.forwarder.forward(ctx, req, res);
+}
+
+/** A request refused before a target could be established (400s). */
+export function refuseMalformed(services: PlainHttpServices, flow: Flow, req: IncomingMessage, res: ServerResponse, reason: string, target: Target | null): void {
+  const refusal: Refusal = { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) };
+  const placeholder: Target = target ?? { host: { kind: 'name', name: 'invalid' }, port: 0 };
+  const decision: Decision = { action: 'deny', code: 'rule', rule: null, pattern: null, reason, policyVersion: services.policy().version };
+  const ctx: RequestContext = {
+    flow,
+    requestId: `${flow.id}-${flow.requests}`,
+    scheme: 'http',
+    target: placeholder,
+    servername: null,
+    decision,
+    clientTls: null,
+    clientSni: null,
+    hostHeader: null,
+  };
+  // A malformed request leaves the connection in an unknown state: answer and close.
+  refuseRequest(ctx, req, res, refusal, services.audit, services.redactQueryParams, { connection: 'close' });
+  res.once('finish', () => req.socket.destroySoon?.());
+}

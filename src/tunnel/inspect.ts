@@ -1,0 +1,215 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import type { TlsSummary } from '../audit/fields';
+import type { AuditSink } from '../audit/sink';
+import { GatewayError, asGatewayError } from '../errors/gateway-error';
+import { writeRawHttpRefusal } from '../errors/rejection';
+import type { CloseKind, Flow } from '../flow/flow';
+import { type HttpForwarder, type RequestContext, refuseRequest } from '../http/forward';
+import { checkRequestFraming } from '../http/serve-request';
+import { decide } from '../policy/decide';
+import type { CompiledPolicy, Decision } from '../policy/types';
+import { parseHostAndOptionalPort } from '../protocol/authority';
+import { type Host, hostText, isSameHost, normaliseHost } from '../protocol/host';
+import type { LeafCache } from '../tls/leaf-cache';
+import type { LeafSubject } from '../tls/mint-leaf';
+import type { Inspector, TlsPeek } from './run-tunnel';
+
+export interface InspectorOptions {
+  readonly leaves: LeafCache;
+  readonly forwarder: HttpForwarder;
+  readonly policy: () => CompiledPolicy;
+  readonly audit: AuditSink;
+  readonly redactQueryParams: readonly string[];
+  readonly handshakeTimeoutMs: number;
+  readonly headerTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+}
+
+/** What the HTTP server needs to know about the tunnel a decrypted request came through. */
+interface Tunnel {
+  readonly flow: Flow;
+  /** The name the tunnel is for: the SNI, else the CONNECT/SOCKS target. */
+  readonly name: Host;
+  readonly servername: string | null;
+  readonly clientSni: string | null;
+  clientTls: TlsSummary | null;
+  headerTimer: NodeJS.Timeout | null;
+}
+
+/**
+ * Only what the gateway can speak on the decrypted side. Offering h2 before it is supported
+ * would make clients choose it and fail; offering http/1.1 alone makes them fall back cleanly.
+ */
+const CLIENT_ALPN = ['http/1.1'];
+
+/**
+ * The inspect terminal: terminates the client's TLS with a certificate minted for the name it
+ * asked for, then serves the HTTP inside through the one forwarding path (which opens its own,
+ * verified TLS connection to the origin).
+ */
+export class TlsInspector implements Inspector {
+  private readonly server: http.Server;
+  private readonly tunnels = new WeakMap<Socket, Tunnel>();
+
+  constructor(private readonly options: InspectorOptions) {
+    this.server = http.createServer({ maxHeaderSize: options.maxHeaderBytes, insecureHTTPParser: false, noDelay: true });
+    // The server never listens: connections are handed to it with emit('connection'). Node only
+    // runs headersTimeout/requestTimeout checks for listening servers, so the header deadline
+    // below is our own; keep-alive idle time is socket-level and does work.
+    this.server.timeout = options.idleTimeoutMs;
+    this.server.keepAliveTimeout = 5_000;
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+  }
+
+  async inspect(flow: Flow, client: Socket, peek: TlsPeek): Promise<CloseKind> {
+    const target = flow.target!;
+    const sni = peek.hello.sni === null ? null : normaliseHost(peek.hello.sni);
+    const name: Host = sni?.ok ? sni.host : target.host;
+    const subject: LeafSubject = name.kind === 'name' ? { kind: 'dns', name: name.name } : { kind: 'ip', address: name.address };
+    let secureContext: tls.SecureContext;
+    try {
+      secureContext = (await this.options.leaves.get(subject)).secureContext;
+    } catch (err) {
+      flow.error = asGatewayError(err, 'tls-client');
+      flow.log.error({ err: flow.error }, 'cannot mint a certificate; closing the tunnel');
+      client.destroy();
+      return 'error';
+    }
+    const tlsSocket = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: CLIENT_ALPN });
+    const tunnel: Tunnel = {
+      flow,
+      name,
+      // SNI for the origin: what the client sent; a name target without SNI still gets one.
+      servername: name.kind === 'name' ? name.name : null,
+      clientSni: peek.hello.sni,
+      clientTls: null,
+      headerTimer: null,
+    };
+    this.tunnels.set(tlsSocket, tunnel);
+    return new Promise<CloseKind>((resolve) => {
+      let handshakeDone = false;
+      let close: CloseKind = 'client-closed';
+      const handshakeTimer = setTimeout(() => {
+        close = 'timeout';
+        flow.log.info({ ms: this.options.handshakeTimeoutMs }, 'client TLS handshake timed out');
+        tlsSocket.destroy();
+      }, this.options.handshakeTimeoutMs);
+      tlsSocket.once('secure', () => {
+        handshakeDone = true;
+        clearTimeout(handshakeTimer);
+        tunnel.clientTls = { version: tlsSocket.getProtocol() ?? null, cipher: tlsSocket.getCipher()?.name ?? null };
+        this.armHeaderTimer(tlsSocket, tunnel);
+        this.server.emit('connection', tlsSocket);
+      });
+      tlsSocket.on('error', (err: NodeJS.ErrnoException) => {
+        if (!handshakeDone) {
+          // A client rejecting the minted certificate (alert unknown_ca/bad_certificate) ends
+          // here: worth a line, it is how certificate pinning shows up.
+          flow.error = new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-client', `client TLS handshake failed: ${err.message}`);
+          flow.log.info({ code: err.code, reason: err.message }, 'client TLS handshake failed');
+          close = 'error';
+        } else if (err.code === 'ECONNRESET') close = 'client-reset';
+      });
+      tlsSocket.once('close', () => {
+        clearTimeout(handshakeTimer);
+        if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
+        flow.bytesFromClient = client.bytesRead;
+        flow.bytesToClient = client.bytesWritten;
+        resolve(close);
+      });
+    });
+  }
+
+  /** Slow-header defence for the decrypted side (see the constructor). */
+  private armHeaderTimer(socket: TLSSocket, tunnel: Tunnel): void {
+    if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
+    tunnel.headerTimer = setTimeout(() => {
+      tunnel.flow.log.info('client did not send request headers in time');
+      const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
+      writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
+      socket.destroySoon();
+    }, this.options.headerTimeoutMs);
+    tunnel.headerTimer.unref();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
+    const tunnel = this.tunnels.get(socket);
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const reason = tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`;
+    const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
+    tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request rejected by the HTTP parser');
+    writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
+    socket.destroySoon();
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const tunnel = this.tunnels.get(req.socket);
+    if (!tunnel) {
+      res.destroy();
+      return;
+    }
+    if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
+    res.once('finish', () => this.armHeaderTimer(req.socket as TLSSocket, tunnel));
+    const { flow } = tunnel;
+    flow.requests++;
+    const target = flow.target!;
+    const ctx = (decision: Decision): RequestContext => ({
+      flow,
+      requestId: `${flow.id}-${flow.requests}`,
+      scheme: 'https',
+      target,
+      servername: tunnel.servername,
+      decision,
+      clientTls: tunnel.clientTls,
+      clientSni: tunnel.clientSni,
+      hostHeader: null,
+    });
+    const tunnelDecision = flow.decision!;
+    const malformed = (reason: string): void => {
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+    };
+    if (!(req.url ?? '').startsWith('/') && req.url !== '*') {
+      malformed('requests inside a tunnel must use origin-form targets (/path)');
+      return;
+    }
+    const framing = checkRequestFraming(req);
+    if (framing) {
+      malformed(framing);
+      return;
+    }
+    const hostHeader = req.headers.host;
+    let decision = tunnelDecision;
+    if (hostHeader !== undefined) {
+      const host = parseHostAndOptionalPort(hostHeader, 443);
+      if (!host.ok) {
+        malformed(`invalid Host header: ${host.reason}`);
+        return;
+      }
+      // Domain fronting: the Host of every request must be the tunnel's name, or a name the
+      // policy also allows for inspection; otherwise a tunnel opened for an allowed name could
+      // carry requests for a denied one.
+      if (!isSameHost(host.target.host, tunnel.name)) {
+        const forHost = decide({ target: host.target.host, port: target.port, sni: null, frontend: flow.frontend }, this.options.policy());
+        if (forHost.action !== 'inspect') {
+          const denial: Decision = {
+            ...forHost,
+            action: 'deny',
+            reason: `Host ${hostText(host.target.host)} differs from the tunnel's name ${hostText(tunnel.name)} and is not allowed for inspection (domain fronting)`,
+          };
+          refuseRequest(ctx(denial), req, res, { kind: 'deny', decision: denial }, this.options.audit, this.options.redactQueryParams);
+          return;
+        }
+        decision = forHost;
+      }
+    }
+    this.options.forwarder.forward({ ...ctx(decision), hostHeader: hostHeader ?? null }, req, res);
+  }
+}

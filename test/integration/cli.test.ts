@@ -1,0 +1,159 @@
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { run } from './support/run';
+import { tempDir } from './support/pki';
+
+const ROOT = path.resolve(__dirname, '../..');
+const MAIN = path.join(ROOT, 'dist/src/main.js');
+
+function tollgate(args: readonly string[], cwd = ROOT) {
+  return run(process.execPath, [MAIN, ...args], { timeoutMs: 20_000 }).then((r) => ({ ...r, out: r.stdout.toString(), cwd }));
+}
+
+function writeSetup(files: Record<string, string>): string {
+  const dir = tempDir('cli');
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), text);
+  }
+  return dir;
+}
+
+function expectNoStackTrace(stderr: string): void {
+  expect(stderr).not.toMatch(/^\s+at /m);
+}
+
+beforeAll(async () => {
+  // The CLI is tested as shipped: compiled, run by node.
+  const build = await run(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json')], { timeoutMs: 60_000 });
+  expect(build.stderr + build.stdout.toString()).toBe('');
+}, 70_000);
+
+describe('tollgate CLI', () => {
+  test('--help on each command', async () => {
+    for (const args of [['--help'], ['check', '--help'], ['ca', '--help']]) {
+      const result = await tollgate(args);
+      expect(result.code).toBe(0);
+      expect(result.out).toMatch(/^Usage: tollgate/);
+    }
+  });
+
+  test('an unknown option is a usage error, not ignored', async () => {
+    const result = await tollgate(['--confg', 'x.yaml']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown option --confg/);
+  });
+
+  test('check prints the compiled rule table of the shipped configuration', async () => {
+    const result = await tollgate(['check', '--config', path.join(ROOT, 'tollgate.yaml')]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/PATTERN\s+ACTION\s+PORTS\s+RULE\s+REASON/);
+    expect(result.out).toMatch(/\.pastebin\.com\s+deny/);
+    expect(result.out).toMatch(/\(anything else\)\s+deny\s+allowed_ports\s+default_action/);
+  });
+
+  test('check orders rules most specific first', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'policies: p\n',
+      'p/a.yaml': 'rules:\n  - match: .example.com\n    action: splice\n  - match: "*.example.com"\n    action: deny\n  - match: api.example.com\n    action: splice\n  - match: 10.0.0.0/8\n    action: deny\n  - match: 10.1.2.3\n    action: splice\n',
+    });
+    const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.code).toBe(0);
+    const lines = result.out.split('\n');
+    const patterns = lines
+      .slice(lines.findIndex((l) => l.startsWith('PATTERN')) + 1)
+      .filter((l) => /^\S+\s+(deny|splice|inspect)/.test(l))
+      .map((l) => l.split(/\s+/)[0]);
+    expect(patterns).toEqual(['api.example.com', '*.example.com', '.example.com', '10.1.2.3', '10.0.0.0/8']);
+    expect(lines[lines.length - 2]).toMatch(/^\(anything else\)\s+deny/);
+  });
+
+  test('check rejects a broken policy file naming the file, line, key and fix, without a stack trace', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'policies: p\n',
+      'p/good.yaml': 'rules:\n  - match: example.com\n    action: splice\n',
+      'p/bad.yaml': 'rules:\n  - match: example.org\n    action: allow\n  - match: "exa*mple.net"\n    action: deny\n  - match: example.com\n    action: deny\n',
+    });
+    const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/p\/bad\.yaml:3: rules\[0\]\.action: expected one of: deny, splice, inspect/);
+    expect(result.stderr).toMatch(/p\/bad\.yaml:4: rules\[1\]\.match: "exa\*mple\.net": "\*" is only allowed as the whole first label/);
+    expect(result.stderr).toMatch(/p\/good\.yaml:2: match: pattern "example\.com" is also used by the rule at .*p\/bad\.yaml:6/);
+    expectNoStackTrace(result.stderr);
+  });
+
+  test('a bad configuration stops start-up with the key and line, no stack trace', async () => {
+    const dir = writeSetup({ 'tollgate.yaml': 'listen:\n  explicit: 127.0.0.1:3128\n  sock: 127.0.0.1:1080\n' });
+    const result = await tollgate(['--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/tollgate\.yaml:3: listen\.sock: unknown key; known keys here: explicit, socks/);
+    expectNoStackTrace(result.stderr);
+  });
+
+  test('a missing configuration file says so', async () => {
+    const result = await tollgate(['--config', '/nonexistent/tollgate.yaml']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/cannot read configuration: file not found/);
+  });
+
+  test('runs, logs its bound address, and exits 0 on SIGTERM', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'listen:\n  explicit: 127.0.0.1:0\npolicies: p\naudit:\n  file: audit.ndjson\n',
+      'p/a.yaml': 'rules: []\n',
+    });
+    const child = spawn(process.execPath, [MAIN, '--config', path.join(dir, 'tollgate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const listening = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 10_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.includes('"msg":"listening"'));
+        if (line) {
+          clearTimeout(timer);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      });
+    });
+    const port = await listening;
+    expect(port).toBeGreaterThan(0);
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/"msg":"gateway stopped"/);
+  });
+});
+
+describe('tollgate ca export', () => {
+  test('prints the CA certificate as PEM or DER and never the key; generates the CA once with key mode 0600', async () => {
+    const dir = writeSetup({ 'tollgate.yaml': 'ca:\n  cert: c/ca.pem\n  key: c/ca.key\n' });
+    const config = path.join(dir, 'tollgate.yaml');
+    const pem = await tollgate(['ca', 'export', '--config', config]);
+    expect(pem.code).toBe(0);
+    expect(pem.out).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
+    expect(pem.out + pem.stderr).not.toMatch(/PRIVATE KEY/);
+    expect(statSync(path.join(dir, 'c/ca.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(dir, 'c/ca.pem')).mode & 0o777).toBe(0o644);
+    const der = await tollgate(['ca', 'export', '--format', 'der', '--config', config]);
+    expect(der.code).toBe(0);
+    const fromDer = new X509Certificate(der.stdout);
+    const fromPem = new X509Certificate(readFileSync(path.join(dir, 'c/ca.pem')));
+    expect(fromDer.fingerprint256).toBe(fromPem.fingerprint256);
+    expect(fromDer.ca).toBe(true);
+    const bad = await tollgate(['ca', 'export', '--format', 'p12', '--config', config]);
+    expect(bad.code).toBe(2);
+  });
+
+  test('refuses to start when the CA key is readable by others', async () => {
+    const dir = writeSetup({ 'tollgate.yaml': 'ca:\n  cert: c/ca.pem\n  key: c/ca.key\n' });
+    const config = path.join(dir, 'tollgate.yaml');
+    expect((await tollgate(['ca', 'export', '--config', config])).code).toBe(0);
+    chmodSync(path.join(dir, 'c/ca.key'), 0o644);
+    const result = await tollgate(['ca', 'export', '--config', config]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/chmod 600/);
+    expectNoStackTrace(result.stderr);
+  });
+});
