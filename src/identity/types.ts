@@ -1,0 +1,19 @@
+/** Who is behind a flow, once proxy authentication has established it. */
+export interface Principal {
+  readonly user: string;
+  readonly groups: readonly string[];
+}
+
+/**
+ * Verifies user credentials for every front-end that carries them: `Proxy-Authorization: Basic`
+ * on the explicit proxy and RFC 1929 username/password on SOCKS5. One store, one throttle.
+ */
+export interface Authenticator {
+  /** True when users are configured: then every front-end that can authenticate must. */
+  readonly required: boolean;
+  /**
+   * The principal for these credentials, or null when they are wrong or the client address is
+   * being throttled after repeated failures. Never throws for bad input.
+   */
+  verify(username: string, password: string, clientAddress: string): Promise<Principal | null>;
+}
