@@ -1,5 +1,6 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import path from 'node:path';
 import { NdjsonAuditSink } from './audit/sink';
 import type { GatewayConfig } from './config/schema';
 import type { ListenAddress } from './config/fields';
@@ -11,8 +12,12 @@ import { createExplicitServer } from './frontends/explicit';
 import { HttpForwarder } from './http/forward';
 import type { PlainHttpServices } from './http/serve-request';
 import type { Logger } from './logging/logger';
+import { loadConfig } from './config/load';
 import { loadPolicy } from './policy/load';
+import { PolicyStore, type ReloadStatus } from './policy/policy-store';
 import type { Action, CompiledPolicy } from './policy/types';
+import { watchForChanges } from './policy/watch';
+import { PinningMonitor } from './tunnel/pinning-monitor';
 import { loadOrCreateAuthority } from './tls/authority';
 import { LeafKeyPool } from './tls/key-pool';
 import { LeafCache } from './tls/leaf-cache';
@@ -34,13 +39,27 @@ export const SUPPORTED_ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'
 /** Leaf keys are replaced one at a time, so no key signs leaves for more than a few days. */
 const KEY_ROTATION_MS = 24 * 3_600_000;
 
+function compilePolicyFor(config: GatewayConfig): CompiledPolicy {
+  return loadPolicy(config.policiesDir, {
+    defaultAction: config.defaultAction,
+    allowedPorts: config.allowedPorts,
+    supportedActions: SUPPORTED_ACTIONS,
+  });
+}
+
+/** Configuration sections a reload cannot change in a running process. */
+const RESTART_SECTIONS = ['listen', 'transparent', 'ca', 'upstream', 'http', 'limits', 'audit', 'pinning', 'log'] as const;
+
+function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): string[] {
+  return RESTART_SECTIONS.filter((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
+}
+
 /**
  * The composition root: builds the shared services once (policy, resolver, destination guard,
  * origin connection pools, audit sink), wires the front-ends to them, and owns the lifecycle.
  * Nothing else lives here.
  */
 export class Gateway {
-  private currentPolicy: CompiledPolicy;
   private readonly servers = new Map<ListenerName, Server>();
   private readonly bound = new Map<ListenerName, AddressInfo>();
   private readonly sockets = new Set<Socket>();
@@ -56,18 +75,22 @@ export class Gateway {
     readonly egress: Egress,
     private readonly inspector: Inspector | null,
     readonly leaves: LeafCache,
-    policy: CompiledPolicy,
-  ) {
-    this.currentPolicy = policy;
-  }
+    private readonly policies: PolicyStore,
+    readonly pinning: PinningMonitor,
+  ) {}
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
     const logger = options.logger;
-    const policy = loadPolicy(config.policiesDir, {
-      defaultAction: config.defaultAction,
-      allowedPorts: config.allowedPorts,
-      supportedActions: SUPPORTED_ACTIONS,
-    });
+    // The first compile uses the configuration we were given; reloads re-read its file, and a
+    // broken file fails the reload like a broken policy does.
+    let reloading = false;
+    const policies = new PolicyStore(() => {
+      const next = reloading ? loadConfig(config.sourcePath) : config;
+      reloading = true;
+      const restart = sectionsNeedingRestart(config, next);
+      if (restart.length > 0) logger.warn({ sections: restart }, 'configuration changes in these sections take effect after a restart');
+      return compilePolicyFor(next);
+    }, logger);
     const { authority, created } = await loadOrCreateAuthority({
       certPath: config.ca.cert,
       keyPath: config.ca.key,
@@ -102,6 +125,17 @@ export class Gateway {
       maxSocketsPerHost: config.upstream.maxSocketsPerHost,
       redactQueryParams: config.audit.redactQueryParams,
     });
+    const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
+      audit.write({
+        type: 'pinning',
+        time: new Date().toISOString(),
+        name,
+        action: 'auto-splice',
+        distinct_clients: clients,
+        until: until.toISOString(),
+        reason: `${clients} distinct clients rejected the minted certificate for ${name}`,
+      });
+    });
     const inspector = new TlsInspector({
       leaves,
       forwarder,
@@ -112,8 +146,9 @@ export class Gateway {
       headerTimeoutMs: config.limits.headerTimeoutMs,
       idleTimeoutMs: config.limits.clientIdleTimeoutMs,
       maxHeaderBytes: config.http.maxHeaderBytes,
+      pinning,
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policy);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -123,7 +158,16 @@ export class Gateway {
       await gateway.stop(0);
       throw err;
     }
+    const policy = policies.current;
     logger.info({ policy_version: policy.version, rules: policy.rules.length, default_action: policy.defaultAction }, 'policy loaded');
+    gateway.stopWatching = watchForChanges(
+      [
+        { dir: config.policiesDir, names: null },
+        { dir: path.dirname(config.sourcePath), names: new Set([path.basename(config.sourcePath)]) },
+      ],
+      (changed) => gateway!.reload(`file change: ${changed}`),
+      logger,
+    );
     return gateway;
   }
 
@@ -133,7 +177,21 @@ export class Gateway {
   }
 
   get policy(): CompiledPolicy {
-    return this.currentPolicy;
+    return this.policies.current;
+  }
+
+  get lastReload(): ReloadStatus {
+    return this.policies.lastReload;
+  }
+
+  private stopWatching: () => void = () => undefined;
+
+  /**
+   * Re-reads the configuration and policy files (SIGHUP, or a file change). Invalid files leave
+   * the running policy in force; the error is logged with file and line.
+   */
+  reload(trigger: string): ReloadStatus {
+    return this.policies.reload(trigger);
   }
 
   /** Bound address of a listener (port 0 in the configuration becomes the real port here). */
@@ -143,18 +201,19 @@ export class Gateway {
 
   private tunnelServices(): TunnelServices {
     return {
-      policy: () => this.currentPolicy,
+      policy: () => this.policies.current,
       egress: this.egress,
       audit: this.audit,
       inspector: this.inspector,
       peekTimeoutMs: this.config.limits.peekTimeoutMs,
       idleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
+      autoSpliced: () => this.pinning.splicedNames(),
     };
   }
 
   private plainServices(): PlainHttpServices {
     return {
-      policy: () => this.currentPolicy,
+      policy: () => this.policies.current,
       forwarder: this.forwarder,
       audit: this.audit,
       logger: this.logger,
@@ -229,6 +288,8 @@ export class Gateway {
 
   private async drain(graceMs: number): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    this.stopWatching();
+    this.pinning.persist();
     const closed = [...this.servers.values()].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const server of this.servers.values()) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
     const deadline = Date.now() + graceMs;

@@ -1,5 +1,7 @@
 import { runCaExport } from './cli/ca-export';
 import { runCheck } from './cli/check';
+import { runExplain } from './cli/explain';
+import { runPinningReport } from './cli/pinning-report';
 import { type ParsedArgs, UsageError, parseArgs, stringFlag } from './cli/args';
 import { runGateway } from './cli/run';
 import { ConfigError } from './config/config-error';
@@ -10,6 +12,9 @@ const DEFAULT_CONFIG = 'tollgate.yaml';
 const HELP: Readonly<Record<string, string>> = {
   main: `Usage: tollgate [--config FILE]          run the gateway
        tollgate check [--config FILE]    validate configuration and policies, print the rule table
+       tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
+                                         show which rule decides a destination, and why
+       tollgate pinning [--config FILE]  names whose minted certificates clients reject (pinning)
        tollgate ca export [--format pem|der] [--config FILE]
                                          print the gateway CA certificate for client installation
 
@@ -21,6 +26,17 @@ Options:
 Validates the configuration file and every policy file it points to, then prints the compiled
 rule table in precedence order. Exits 0 when everything is valid, 2 otherwise, naming the file,
 line and key of each problem.`,
+  explain: `Usage: tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
+
+Shows which policy rule decides a destination and why, using the files on disk, without starting
+the gateway. A URL (http://host/path or https://host/path) is explained as the request a client
+would send; HOST:PORT as a CONNECT tunnel. --user decides as that user (groups from the users
+file). For inspected destinations the HTTP rules are listed in the order they are tried.`,
+  pinning: `Usage: tollgate pinning [--config FILE]
+
+Prints the certificate-pinning report the running gateway keeps in pinning.state_file: names
+whose minted certificates clients rejected, how many distinct clients did, and which names are
+currently spliced because of it (pinning.mode: auto_splice).`,
   ca: `Usage: tollgate ca export [--format pem|der] [--config FILE]
 
 Prints the gateway's CA certificate (PEM by default, DER with --format der) so it can be
@@ -46,6 +62,21 @@ async function main(argv: readonly string[]): Promise<number> {
       const args = parseArgs(rest, { config: true, help: false });
       if (args.flags.has('help')) return usage('check');
       runCheck(configPath(args), (line) => process.stdout.write(`${line}\n`));
+      return 0;
+    }
+    case 'explain': {
+      const args = parseArgs(rest, { config: true, user: true, help: false });
+      if (args.flags.has('help')) return usage('explain');
+      const destination = args.positionals[0];
+      if (destination === undefined || args.positionals.length > 1) throw new UsageError('explain takes one destination: a URL or HOST:PORT');
+      const user = stringFlag(args, 'user');
+      runExplain(configPath(args), destination, user === undefined ? null : { user, groups: [] }, (line) => process.stdout.write(`${line}\n`));
+      return 0;
+    }
+    case 'pinning': {
+      const args = parseArgs(rest, { config: true, help: false });
+      if (args.flags.has('help')) return usage('pinning');
+      runPinningReport(configPath(args), (line) => process.stdout.write(`${line}\n`));
       return 0;
     }
     case 'ca': {

@@ -64,4 +64,15 @@ export interface RequestRecord extends CommonFields {
   readonly response_headers: Readonly<Record<string, string | readonly string[]>> | null;
 }
 
-export type AuditRecord = ConnectionRecord | RequestRecord;
+/** A name switched from inspect to splice by certificate-pinning detection. */
+export interface PinningRecord {
+  readonly type: 'pinning';
+  readonly time: string;
+  readonly name: string;
+  readonly action: 'auto-splice';
+  readonly distinct_clients: number;
+  readonly until: string;
+  readonly reason: string;
+}
+
+export type AuditRecord = ConnectionRecord | RequestRecord | PinningRecord;

@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/load';
 import { loadPolicy } from '../policy/load';
-import { formatRuleTable } from '../policy/rule-table';
+import { formatHttpRules, formatRuleTable } from '../policy/rule-table';
 import { SUPPORTED_ACTIONS } from '../gateway';
 
 /** `tollgate check`: validate the configuration and every policy file; print the rule table. */
@@ -18,4 +18,10 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
   out('');
   out('Rules, most specific first (the first row that matches a destination decides):');
   out(formatRuleTable(policy));
+  const http = formatHttpRules(policy);
+  if (http !== '') {
+    out('');
+    out('HTTP rules, tried in this order for each request (allow and deny end the evaluation):');
+    out(http);
+  }
 }

@@ -32,5 +32,6 @@ export async function runGateway(configPath: string): Promise<number> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    process.on('SIGHUP', () => gateway.reload('SIGHUP'));
   });
 }

@@ -117,6 +117,20 @@ export function configSchema(baseDir: string) {
     redactQueryParams: v.redact_query_params.map((p) => p.toLowerCase()),
   }));
 
+  const pinning = section({
+    mode: z.enum(['report', 'auto_splice'], { error: 'expected report or auto_splice' }).default('report'),
+    min_clients: z.number().int().min(2, { error: 'at least 2: one client alone must never switch a name' }).default(3),
+    window: duration({ min: 1000 }).default(600_000),
+    splice_for: duration({ min: 1000 }).default(3_600_000),
+    state_file: z.string().min(1).nullable().default('state/pinning.json'),
+  }).transform((v) => ({
+    mode: v.mode,
+    minClients: v.min_clients,
+    windowMs: v.window,
+    spliceForMs: v.splice_for,
+    stateFile: v.state_file === null ? null : path.resolve(baseDir, v.state_file),
+  }));
+
   const log = section({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   });
@@ -132,6 +146,7 @@ export function configSchema(baseDir: string) {
     http: http.prefault({}),
     limits: limits.prefault({}),
     audit: audit.prefault({}),
+    pinning: pinning.prefault({}),
     log: log.prefault({}),
   }).transform((v) => ({
     listen: v.listen,
@@ -144,6 +159,7 @@ export function configSchema(baseDir: string) {
     http: v.http,
     limits: v.limits,
     audit: v.audit,
+    pinning: v.pinning,
     log: v.log,
   }));
 }

@@ -57,7 +57,7 @@ function startOf(node: unknown): number | null {
 /** Parses YAML text, keeping enough of the document to point problems at lines. */
 export function parseYaml(file: string, text: string): YamlParseResult {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -65,7 +65,8 @@ export function parseYaml(file: string, text: string): YamlParseResult {
         file,
         line: error.linePos?.[0]?.line ?? null,
         path: '',
-        message: `invalid YAML: ${error.message.split('\n')[0] ?? error.code}`,
+        // With prettyErrors the message ends in a code frame; the first line is the sentence.
+        message: `invalid YAML: ${(error.message.split('\n')[0] ?? error.code).replace(/ at line \d+, column \d+:?$/, '')}`,
       })),
     };
   }

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord } from '../audit/fields';
 import type { GatewayError } from '../errors/gateway-error';
+import type { Principal } from '../identity/types';
 import type { Logger } from '../logging/logger';
 import type { Decision, FrontendKind } from '../policy/types';
 import { targetText, type Target } from '../protocol/authority';
@@ -48,7 +49,8 @@ export class Flow {
   alpn: readonly string[] | null = null;
   firstBytes: 'tls' | 'http' | 'other' | 'none' | null = null;
   decision: Decision | null = null;
-  user: string | null = null;
+  /** Who authenticated for this flow (proxy authentication or SOCKS5), if anyone. */
+  principal: Principal | null = null;
   upstreamAddress: string | null = null;
   requests = 0;
   bytesFromClient = 0;
@@ -91,7 +93,7 @@ export class Flow {
       frontend: this.frontend,
       client: this.clientAddress,
       client_port: this.clientPort,
-      user: this.user,
+      user: this.principal?.user ?? null,
       target: this.target ? targetText(this.target) : '',
       sni: this.sni,
       alpn: this.alpn,

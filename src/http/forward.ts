@@ -228,7 +228,7 @@ export function buildRequestRecord(ctx: RequestContext, req: IncomingMessage, ou
     frontend: ctx.flow.frontend,
     client: ctx.flow.clientAddress,
     client_port: ctx.flow.clientPort,
-    user: ctx.flow.user,
+    user: ctx.flow.principal?.user ?? null,
     scheme: ctx.scheme,
     host: hostText(ctx.target.host),
     port: ctx.target.port,

@@ -80,7 +80,7 @@ export interface PlainRequest {
 export function servePlainRequest(services: PlainHttpServices, request: PlainRequest, req: IncomingMessage, res: ServerResponse): void {
   const { flow, target } = request;
   const policy = services.policy();
-  const decision: Decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend }, policy);
+  const decision: Decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend, principal: flow.principal }, policy);
   const ctx: RequestContext = {
     flow,
     requestId: `${flow.id}-${flow.requests}`,

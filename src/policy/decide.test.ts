@@ -103,7 +103,7 @@ const cases: Case[] = [
 describe('decide', () => {
   test.each(cases)('$name', (c) => {
     const decision = decide(
-      { target: host(c.target), port: c.port ?? 443, sni: c.sni === undefined ? null : host(c.sni), frontend: c.frontend ?? 'explicit-connect' },
+      { target: host(c.target), port: c.port ?? 443, sni: c.sni === undefined ? null : host(c.sni), frontend: c.frontend ?? 'explicit-connect', principal: null },
       policy,
     );
     expect({ action: decision.action, code: decision.code, rule: decision.rule?.id ?? null }).toEqual({ action: c.action, code: c.code, rule: c.rule });
@@ -112,14 +112,14 @@ describe('decide', () => {
   });
 
   test('the reason of a rule is carried into the decision', () => {
-    const decision = decide({ target: host('bank.example'), port: 443, sni: null, frontend: 'socks' }, policy);
+    const decision = decide({ target: host('bank.example'), port: 443, sni: null, frontend: 'socks', principal: null }, policy);
     expect(decision.reason).toBe('banking is never decrypted');
     expect(decision.pattern).toBe('.bank.example');
   });
 
   test('a default allow still applies the port list', () => {
     const open = compilePolicy([], { defaultAction: 'splice', allowedPorts: { tunnel: [443], http: [80] } });
-    expect(decide({ target: host('x.example'), port: 443, sni: null, frontend: 'explicit-connect' }, open).action).toBe('splice');
-    expect(decide({ target: host('x.example'), port: 25, sni: null, frontend: 'explicit-connect' }, open).code).toBe('port');
+    expect(decide({ target: host('x.example'), port: 443, sni: null, frontend: 'explicit-connect', principal: null }, open).action).toBe('splice');
+    expect(decide({ target: host('x.example'), port: 25, sni: null, frontend: 'explicit-connect', principal: null }, open).code).toBe('port');
   });
 });

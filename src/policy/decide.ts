@@ -9,8 +9,23 @@ function isTunnel(frontend: FrontendKind): boolean {
   return frontend !== 'explicit-http' && frontend !== 'transparent-http';
 }
 
-function decideHost(host: Host, port: number, policy: CompiledPolicy): Decision {
-  const found = findRule(policy.index, host, port);
+/** An inspect decision for a name clients are seen to pin becomes splice, unless required. */
+function withPinning(decision: Decision, host: Host, input: DecisionInput): Decision {
+  if (decision.action !== 'inspect' || decision.rule?.required || host.kind !== 'name' || !input.autoSpliced?.has(host.name)) return decision;
+  return {
+    ...decision,
+    action: 'splice',
+    code: 'pinning',
+    reason: `${host.name} is spliced for now: several clients rejected its minted certificate (certificate pinning); the rule says inspect`,
+  };
+}
+
+function decideHost(host: Host, input: DecisionInput, policy: CompiledPolicy): Decision {
+  return withPinning(decideRule(host, input, policy), host, input);
+}
+
+function decideRule(host: Host, input: DecisionInput, policy: CompiledPolicy): Decision {
+  const found = findRule(policy.index, host, input.port, input.principal);
   if (!found) {
     return {
       action: policy.defaultAction,
@@ -47,7 +62,7 @@ function isPortAllowed(decision: Decision, input: DecisionInput, policy: Compile
  * an allowed one.
  */
 export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
-  const byTarget = decideHost(input.target, input.port, policy);
+  const byTarget = decideHost(input.target, input, policy);
   if (byTarget.action !== 'deny' && !isPortAllowed(byTarget, input, policy)) {
     return {
       ...byTarget,
@@ -58,7 +73,7 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
   }
   if (byTarget.action === 'deny' || input.sni === null || isSameHost(input.sni, input.target)) return byTarget;
 
-  const bySni = decideHost(input.sni, input.port, policy);
+  const bySni = decideHost(input.sni, input, policy);
   if (STRICTNESS[bySni.action] <= STRICTNESS[byTarget.action]) return byTarget;
   return {
     ...bySni,

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { ConfigError } from '../config/config-error';
 import { port, section } from '../config/fields';
 import { type ConfigProblem, type YamlSource, formatPath, parseYaml, problemsFromIssues } from '../config/yaml-source';
+import { compileHttpRule, httpRuleSchema, type HttpRuleProblem } from '../http/rules/compile';
+import type { HttpRule } from '../http/rules/types';
 import { buildIndex } from './match';
 import { parsePattern } from './pattern';
 import { ACTIONS, type Action, type AllowedPorts, type CompiledPolicy, type Pattern, type PolicyRule } from './types';
@@ -21,6 +23,10 @@ const ruleSchema = section({
   ports: z.array(port).min(1, { error: 'list at least one port, or leave ports out' }).optional(),
   reason: z.string().max(500).optional(),
   upstream_insecure: z.boolean().optional(),
+  users: z.array(z.string().min(1)).min(1, { error: 'list at least one user, or leave users out' }).optional(),
+  groups: z.array(z.string().min(1)).min(1, { error: 'list at least one group, or leave groups out' }).optional(),
+  required: z.boolean().optional(),
+  http: z.array(z.unknown(), { error: 'expected a list of HTTP rules' }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -42,6 +48,8 @@ export interface CompileOptions {
   readonly allowedPorts: { readonly tunnel: readonly number[]; readonly http: readonly number[] };
   /** Actions the running gateway can carry out; a rule asking for another is a load error. */
   readonly supportedActions?: readonly Action[];
+  /** Whether users are configured; rules limited to users or groups need them. */
+  readonly authConfigured?: boolean;
 }
 
 interface Occurrence {
@@ -49,10 +57,18 @@ interface Occurrence {
   readonly pattern: Pattern;
 }
 
-function portsOverlap(a: ReadonlySet<number> | null, b: ReadonlySet<number> | null): boolean {
-  if (a === null || b === null) return a === b;
+function setsOverlap<T>(a: ReadonlySet<T> | null, b: ReadonlySet<T> | null): boolean {
+  if (a === null || b === null) return true;
   for (const p of a) if (b.has(p)) return true;
   return false;
+}
+
+function principalsOverlap(a: PolicyRule, b: PolicyRule): boolean {
+  const everyoneA = a.users === null && a.groups === null;
+  const everyoneB = b.users === null && b.groups === null;
+  if (everyoneA || everyoneB) return everyoneA === everyoneB;
+  // Rules for different users or groups may share a pattern; the same user or group twice may not.
+  return (a.users !== null && b.users !== null && setsOverlap(a.users, b.users)) || (a.groups !== null && b.groups !== null && setsOverlap(a.groups, b.groups));
 }
 
 /**
@@ -67,13 +83,14 @@ function findDuplicates(rules: readonly PolicyRule[]): ConfigProblem[] {
       const key = `${pattern.kind}:${pattern.text}`;
       const earlier = seen.get(key) ?? [];
       for (const other of earlier) {
-        if (!portsOverlap(other.rule.ports, rule.ports)) continue;
+        const portsClash = other.rule.ports === null || rule.ports === null ? other.rule.ports === rule.ports : setsOverlap(other.rule.ports, rule.ports);
+        if (!portsClash || !principalsOverlap(other.rule, rule)) continue;
         const where = other.rule.file === rule.file ? `line ${other.rule.line} of the same file` : `${other.rule.file}:${other.rule.line}`;
         problems.push({
           file: rule.file,
           line: rule.line,
           path: 'match',
-          message: `pattern "${pattern.text}" is also used by the rule at ${where}; each pattern may appear in one rule only (merge them, or give them disjoint ports)`,
+          message: `pattern "${pattern.text}" is also used by the rule at ${where}; each pattern may appear in one rule only (merge them, or give them disjoint ports, users or groups)`,
         });
       }
       earlier.push({ rule, pattern });
@@ -83,35 +100,59 @@ function findDuplicates(rules: readonly PolicyRule[]): ConfigProblem[] {
   return problems;
 }
 
-function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index: number, supported: readonly Action[], problems: ConfigProblem[]): PolicyRule | null {
+function compileHttpRules(source: YamlSource, rulePath: readonly (string | number)[], values: readonly unknown[], ruleId: string, problems: ConfigProblem[]): HttpRule[] {
+  const compiled: HttpRule[] = [];
+  values.forEach((value, j) => {
+    const at = [...rulePath, 'http', j];
+    const checked = httpRuleSchema.safeParse(value);
+    if (!checked.success) {
+      problems.push(...problemsFromIssues(source, checked.error.issues, at));
+      return;
+    }
+    const local: HttpRuleProblem[] = [];
+    compiled.push(compileHttpRule(checked.data, `${ruleId}/http[${j}]`, local));
+    for (const problem of local) {
+      const where = [...at, ...problem.path];
+      problems.push({ file: source.file, line: source.lineOf(where), path: formatPath(where), message: problem.message });
+    }
+  });
+  return compiled;
+}
+
+function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index: number, options: CompileOptions, problems: ConfigProblem[]): PolicyRule | null {
+  const supported = options.supportedActions ?? ACTIONS;
   const rulePath = ['rules', index];
   const line = source.lineOf(rulePath) ?? 0;
+  const at = (...keys: (string | number)[]) => {
+    const path = [...rulePath, ...keys];
+    return { file: source.file, line: source.lineOf(path), path: formatPath(path) };
+  };
   const patterns: Pattern[] = [];
   const matches = typeof raw.match === 'string' ? [raw.match] : raw.match;
   matches.forEach((text, i) => {
     const result = parsePattern(text);
     if (result.ok) patterns.push(result.pattern);
-    else {
-      const at = typeof raw.match === 'string' ? [...rulePath, 'match'] : [...rulePath, 'match', i];
-      problems.push({ file: source.file, line: source.lineOf(at), path: formatPath(at), message: result.reason });
-    }
+    else problems.push({ ...at(...(typeof raw.match === 'string' ? ['match'] : ['match', i])), message: result.reason });
   });
   if (!supported.includes(raw.action)) {
-    const at = [...rulePath, 'action'];
     problems.push({
-      file: source.file,
-      line: source.lineOf(at),
-      path: formatPath(at),
+      ...at('action'),
       message: `action "${raw.action}" is not available in this build (supported: ${supported.join(', ')}); it is refused rather than treated as another action`,
     });
   }
-  if (raw.upstream_insecure && raw.action !== 'inspect') {
-    const at = [...rulePath, 'upstream_insecure'];
-    problems.push({ file: source.file, line: source.lineOf(at), path: formatPath(at), message: 'upstream_insecure only applies to inspect rules' });
+  if (raw.upstream_insecure && raw.action !== 'inspect') problems.push({ ...at('upstream_insecure'), message: 'upstream_insecure only applies to inspect rules' });
+  if (raw.required !== undefined && raw.action !== 'inspect') problems.push({ ...at('required'), message: 'required only applies to inspect rules (it keeps pinning detection from splicing them)' });
+  if ((raw.users || raw.groups) && !options.authConfigured) {
+    problems.push({ ...at(raw.users ? 'users' : 'groups'), message: 'this rule is limited to users or groups, but no users are configured (set auth.users_file)' });
   }
+  if (raw.http && raw.action !== 'inspect') {
+    problems.push({ ...at('http'), message: 'HTTP rules need to see the requests: they belong on inspect rules (spliced TLS is never decrypted)' });
+  }
+  const id = raw.name ?? `${source.file}:${line}`;
+  const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
   if (patterns.length !== matches.length) return null;
   return Object.freeze({
-    id: raw.name ?? `${source.file}:${line}`,
+    id,
     file: source.file,
     line,
     patterns: Object.freeze(patterns),
@@ -119,12 +160,16 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     ports: raw.ports ? new Set(raw.ports) : null,
     reason: raw.reason ?? null,
     upstreamInsecure: raw.upstream_insecure ?? false,
+    users: raw.users ? new Set(raw.users) : null,
+    groups: raw.groups ? new Set(raw.groups) : null,
+    required: raw.required ?? false,
+    http: Object.freeze(http),
   });
 }
 
 function policyVersion(files: readonly PolicySourceFile[], options: CompileOptions): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ defaultAction: options.defaultAction, allowedPorts: options.allowedPorts }));
+  hash.update(JSON.stringify({ defaultAction: options.defaultAction, allowedPorts: options.allowedPorts, authConfigured: options.authConfigured ?? false }));
   for (const file of files) hash.update(`\0${file.name}\0${file.text}`);
   return hash.digest('hex').slice(0, 12);
 }
@@ -153,7 +198,7 @@ export function compilePolicy(files: readonly PolicySourceFile[], options: Compi
         return;
       }
       const raw = checked.data;
-      const rule = compileRule(yaml.source, raw, i, supported, problems);
+      const rule = compileRule(yaml.source, raw, i, options, problems);
       if (!rule) return;
       const sameName = raw.name ? names.get(raw.name) : undefined;
       if (sameName) {

@@ -1,3 +1,4 @@
+import { describeHttpRule } from '../http/rules/compile';
 import type { CompiledPolicy, Pattern, PolicyRule } from './types';
 
 interface Row {
@@ -59,4 +60,14 @@ export function formatRuleTable(policy: CompiledPolicy): string {
   }
   cells.push(['(anything else)', policy.defaultAction, 'allowed_ports', 'default_action', '']);
   return pad(cells);
+}
+
+/** HTTP rules per policy rule, in evaluation order, for `tollgate check`. */
+export function formatHttpRules(policy: CompiledPolicy): string {
+  const blocks: string[] = [];
+  for (const rule of policy.rules) {
+    if (rule.http.length === 0) continue;
+    blocks.push([`${rule.id} (${rule.patterns.map((p) => p.text).join(', ')}):`, ...rule.http.map((h, i) => `  ${i + 1}. ${describeHttpRule(h)}`)].join('\n'));
+  }
+  return blocks.join('\n');
 }

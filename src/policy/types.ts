@@ -1,3 +1,5 @@
+import type { HttpRule } from '../http/rules/types';
+import type { Principal } from '../identity/types';
 import type { Host } from '../protocol/host';
 
 export type Action = 'deny' | 'splice' | 'inspect';
@@ -29,6 +31,13 @@ export interface PolicyRule {
   readonly reason: string | null;
   /** Skip origin certificate verification for this rule (logged at warn on every use). */
   readonly upstreamInsecure: boolean;
+  /** Only these users (and members of `groups`) are matched; both null = everyone. */
+  readonly users: ReadonlySet<string> | null;
+  readonly groups: ReadonlySet<string> | null;
+  /** An inspect rule marked required is never switched to splice by pinning detection. */
+  readonly required: boolean;
+  /** HTTP rules for requests to these destinations, in order (http/rules/types.ts). */
+  readonly http: readonly HttpRule[];
 }
 
 export interface AllowedPorts {
@@ -68,14 +77,19 @@ export interface DecisionInput {
   /** Server name from the ClientHello, once peeked; null when absent or not TLS. */
   readonly sni: Host | null;
   readonly frontend: FrontendKind;
+  /** The authenticated user, when there is one; rules limited to users or groups need it. */
+  readonly principal: Principal | null;
+  /** Names that pinning detection currently splices instead of inspecting (unless required). */
+  readonly autoSpliced?: ReadonlySet<string>;
 }
 
 /**
  * Why a decision came out the way it did, as a stable code for logs, metrics and audit:
  * `rule` a rule matched; `default` no rule matched; `port` the port is not allowed;
- * `sni` the ClientHello named a host that the policy treats more strictly than the target.
+ * `sni` the ClientHello named a host that the policy treats more strictly than the target;
+ * `pinning` an inspect decision turned into splice because clients pin that name's certificate.
  */
-export type DecisionCode = 'rule' | 'default' | 'port' | 'sni';
+export type DecisionCode = 'rule' | 'default' | 'port' | 'sni' | 'pinning';
 
 export interface Decision {
   readonly action: Action;

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/fields';
 import type { AuditSink } from '../audit/sink';
@@ -14,6 +15,7 @@ import { parseHostAndOptionalPort } from '../protocol/authority';
 import { type Host, hostText, isSameHost, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
+import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 import type { Inspector, TlsPeek } from './run-tunnel';
 
 export interface InspectorOptions {
@@ -26,7 +28,22 @@ export interface InspectorOptions {
   readonly headerTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxHeaderBytes: number;
+  readonly pinning: PinningMonitor | null;
 }
+
+/** TLS alerts with which a client says it does not accept the certificate it was shown. */
+const REJECTION_ALERTS: Readonly<Record<string, PinningSignal>> = {
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'alert-unknown-ca',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'alert-bad-certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'alert-certificate-unknown',
+};
+
+/**
+ * A client that completes the handshake and hangs up this soon without a request is treated as
+ * rejecting the certificate after the fact (pinning checked above TLS). Browsers' unused
+ * preconnections also close without requests, but only after idling for many seconds.
+ */
+const QUICK_CLOSE_MS = 2_000;
 
 /** What the HTTP server needs to know about the tunnel a decrypted request came through. */
 interface Tunnel {
@@ -98,8 +115,10 @@ export class TlsInspector implements Inspector {
         flow.log.info({ ms: this.options.handshakeTimeoutMs }, 'client TLS handshake timed out');
         tlsSocket.destroy();
       }, this.options.handshakeTimeoutMs);
+      let handshakeAt = 0;
       tlsSocket.once('secure', () => {
         handshakeDone = true;
+        handshakeAt = performance.now();
         clearTimeout(handshakeTimer);
         tunnel.clientTls = { version: tlsSocket.getProtocol() ?? null, cipher: tlsSocket.getCipher()?.name ?? null };
         this.armHeaderTimer(tlsSocket, tunnel);
@@ -112,16 +131,24 @@ export class TlsInspector implements Inspector {
           flow.error = new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-client', `client TLS handshake failed: ${err.message}`);
           flow.log.info({ code: err.code, reason: err.message }, 'client TLS handshake failed');
           close = 'error';
+          const signal = REJECTION_ALERTS[err.code ?? ''];
+          if (signal) this.notePinning(tunnel, signal);
         } else if (err.code === 'ECONNRESET') close = 'client-reset';
       });
       tlsSocket.once('close', () => {
         clearTimeout(handshakeTimer);
+        if (handshakeDone && flow.requests === 0 && performance.now() - handshakeAt < QUICK_CLOSE_MS) this.notePinning(tunnel, 'closed-before-request');
         if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
         flow.bytesFromClient = client.bytesRead;
         flow.bytesToClient = client.bytesWritten;
         resolve(close);
       });
     });
+  }
+
+  private notePinning(tunnel: Tunnel, signal: PinningSignal): void {
+    if (!this.options.pinning || tunnel.name.kind !== 'name') return;
+    this.options.pinning.record(tunnel.name.name, tunnel.flow.clientAddress, signal, tunnel.flow.decision?.rule?.required ?? false);
   }
 
   /** Slow-header defence for the decrypted side (see the constructor). */
@@ -197,7 +224,7 @@ export class TlsInspector implements Inspector {
       // policy also allows for inspection; otherwise a tunnel opened for an allowed name could
       // carry requests for a denied one.
       if (!isSameHost(host.target.host, tunnel.name)) {
-        const forHost = decide({ target: host.target.host, port: target.port, sni: null, frontend: flow.frontend }, this.options.policy());
+        const forHost = decide({ target: host.target.host, port: target.port, sni: null, frontend: flow.frontend, principal: flow.principal }, this.options.policy());
         if (forHost.action !== 'inspect') {
           const denial: Decision = {
             ...forHost,

@@ -6,7 +6,7 @@ import { type Refusal, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
-import { normaliseHost } from '../protocol/host';
+import { type Host, normaliseHost } from '../protocol/host';
 import { type Peek, peekClientBytes } from './peek';
 import { Splice } from './splice';
 
@@ -33,6 +33,8 @@ export interface TunnelServices {
   readonly inspector: Inspector | null;
   readonly peekTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Names pinning detection currently splices instead of inspecting. */
+  readonly autoSpliced: () => ReadonlySet<string>;
 }
 
 /** Writes the flow's one connection record (audit and operational log). Idempotent. */
@@ -60,12 +62,16 @@ function refuseOpenTunnel(flow: Flow, client: Socket, reason: string, isTls: boo
   finishFlow(flow, 'refused', services.audit);
 }
 
-function decideWithSni(flow: Flow, peek: TlsPeek, policy: CompiledPolicy): Decision | string {
+function decideFlow(flow: Flow, sni: Host | null, policy: CompiledPolicy, services: TunnelServices): Decision {
   const target = flow.target!;
-  if (peek.hello.sni === null) return decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend }, policy);
+  return decide({ target: target.host, port: target.port, sni, frontend: flow.frontend, principal: flow.principal, autoSpliced: services.autoSpliced() }, policy);
+}
+
+function decideWithSni(flow: Flow, peek: TlsPeek, policy: CompiledPolicy, services: TunnelServices): Decision | string {
+  if (peek.hello.sni === null) return decideFlow(flow, null, policy, services);
   const sni = normaliseHost(peek.hello.sni);
   if (!sni.ok) return `the TLS server name is invalid: ${sni.reason}`;
-  return decide({ target: target.host, port: target.port, sni: sni.host, frontend: flow.frontend }, policy);
+  return decideFlow(flow, sni.host, policy, services);
 }
 
 /**
@@ -78,9 +84,9 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
   const target = flow.target!;
   const policy = services.policy();
   try {
-    let decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend }, policy);
+    let decision = decideFlow(flow, null, policy, services);
     if (prePeeked?.kind === 'tls') {
-      const withSni = decideWithSni(flow, prePeeked, policy);
+      const withSni = decideWithSni(flow, prePeeked, policy, services);
       if (typeof withSni === 'string') {
         refuse(flow, replies, { kind: 'error', error: new GatewayError('TG_ERR_BAD_TARGET', 'parse', withSni) }, services);
         return;
@@ -158,7 +164,7 @@ async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice 
       flow.firstBytes = 'tls';
       flow.sni = peek.hello.sni;
       flow.alpn = peek.hello.alpn;
-      const decision = decideWithSni(flow, peek, policy);
+      const decision = decideWithSni(flow, peek, policy, services);
       if (typeof decision === 'string') {
         splice?.detachUpstream();
         refuseOpenTunnel(flow, client, decision, true, services);

@@ -157,3 +157,59 @@ describe('tollgate ca export', () => {
     expectNoStackTrace(result.stderr);
   });
 });
+
+describe('tollgate explain', () => {
+  const setup = () =>
+    writeSetup({
+      'tollgate.yaml': 'policies: p\n',
+      'p/a.yaml': [
+        'rules:',
+        '  - name: corp',
+        '    match: .corp.example',
+        '    action: inspect',
+        '    reason: corporate services are inspected',
+        '    http:',
+        '      - name: no-admin',
+        '        request: { path: "/admin/**" }',
+        '        action: deny',
+        '      - name: watch-posts',
+        '        request: { method: [POST] }',
+        '        action: log',
+        '  - match: bank.example',
+        '    action: splice',
+        '',
+      ].join('\n'),
+    });
+
+  test('names the deciding rule, pattern, reason and the HTTP rules in order', async () => {
+    const dir = setup();
+    const result = await tollgate(['explain', 'https://wiki.corp.example/admin/users', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/destination:\s+wiki\.corp\.example:443 \(name\), as a CONNECT tunnel \(https\)/);
+    expect(result.out).toMatch(/decision:\s+inspect/);
+    expect(result.out).toMatch(/decided by:\s+rule corp \(.*p\/a\.yaml:2\), pattern \.corp\.example/);
+    expect(result.out).toMatch(/reason:\s+corporate services are inspected/);
+    expect(result.out).toMatch(/1\. deny\s+no-admin: path \/admin\/\*\*/);
+    expect(result.out).toMatch(/A GET of \/admin\/users: denied by no-admin/);
+  });
+
+  test('host:port and the default action', async () => {
+    const dir = setup();
+    const spliced = await tollgate(['explain', 'bank.example:443', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(spliced.out).toMatch(/decision:\s+splice/);
+    const other = await tollgate(['explain', 'http://elsewhere.example/', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(other.out).toMatch(/decision:\s+deny/);
+    expect(other.out).toMatch(/decided by:\s+default_action \(no rule matches\)/);
+    const bad = await tollgate(['explain', 'not a host', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid destination/);
+  });
+
+  test('check lists HTTP rules per destination in evaluation order', async () => {
+    const dir = setup();
+    const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/corp \(\.corp\.example\):\n\s+1\. deny\s+no-admin: path \/admin\/\*\*\n\s+2\. log\s+watch-posts: method POST/);
+  });
+});

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -72,8 +72,7 @@ export function issue(options: IssueOptions): Issued {
 }
 
 export function fingerprint256(certPem: string): string {
-  const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(forge.pki.certificateFromPem(certPem))).getBytes(), 'binary');
-  return createHash('sha256').update(der).digest('hex').toUpperCase().match(/.{2}/g)!.join(':');
+  return new X509Certificate(certPem).fingerprint256;
 }
 
 export function tempDir(prefix: string): string {

@@ -1,0 +1,64 @@
+import { UsageError } from './args';
+import { loadConfig } from '../config/load';
+import { SUPPORTED_ACTIONS } from '../gateway';
+import { describeHttpRule } from '../http/rules/compile';
+import { evaluateRequest, requestFacts } from '../http/rules/evaluate';
+import type { Principal } from '../identity/types';
+import { decide } from '../policy/decide';
+import { loadPolicy } from '../policy/load';
+import type { FrontendKind } from '../policy/types';
+import { parseConnectAuthority, parseHostAndOptionalPort, targetText, type Target } from '../protocol/authority';
+
+interface ExplainTarget {
+  readonly target: Target;
+  readonly frontend: FrontendKind;
+  readonly how: string;
+  /** Request path for HTTP rules, when a URL was given. */
+  readonly path: string | null;
+}
+
+function parseTarget(arg: string): ExplainTarget {
+  const url = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/i.exec(arg);
+  if (url) {
+    const scheme = url[1]!.toLowerCase();
+    if (scheme !== 'http' && scheme !== 'https') throw new UsageError(`unsupported scheme "${scheme}" (http or https)`);
+    const parsed = parseHostAndOptionalPort(url[2]!, scheme === 'https' ? 443 : 80);
+    if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason}`);
+    const path = url[3] === '' ? '/' : url[3]!;
+    return scheme === 'https'
+      ? { target: parsed.target, frontend: 'explicit-connect', how: 'CONNECT tunnel (https)', path }
+      : { target: parsed.target, frontend: 'explicit-http', how: 'plain HTTP request', path };
+  }
+  const parsed = parseConnectAuthority(arg.includes(':') ? arg : `${arg}:443`);
+  if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason} (give a URL or host:port)`);
+  return { target: parsed.target, frontend: 'explicit-connect', how: 'CONNECT tunnel', path: null };
+}
+
+/**
+ * `tollgate explain <url or host:port> [--user NAME]`: which rule decides a destination and
+ * why, from the files on disk, without starting the gateway.
+ */
+export function runExplain(configPath: string, destination: string, principal: Principal | null, out: (line: string) => void): void {
+  const config = loadConfig(configPath);
+  const policy = loadPolicy(config.policiesDir, { defaultAction: config.defaultAction, allowedPorts: config.allowedPorts, supportedActions: SUPPORTED_ACTIONS });
+  const { target, frontend, how, path } = parseTarget(destination);
+  const sni = frontend === 'explicit-connect' && target.host.kind === 'name' ? target.host : null;
+  const decision = decide({ target: target.host, port: target.port, sni, frontend, principal }, policy);
+  out(`destination:    ${targetText(target)} (${target.host.kind === 'name' ? 'name' : `${target.host.kind} address`}), as a ${how}`);
+  if (principal) out(`user:           ${principal.user}${principal.groups.length > 0 ? ` (groups: ${principal.groups.join(', ')})` : ''}`);
+  out(`decision:       ${decision.action}`);
+  const rule = decision.rule;
+  out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${decision.pattern}` : 'default_action (no rule matches)'}`);
+  out(`reason:         ${decision.reason}`);
+  out(`policy version: ${decision.policyVersion}`);
+  if (!rule || rule.http.length === 0) return;
+  out('');
+  out('HTTP rules for this destination, in the order they are tried:');
+  rule.http.forEach((http, i) => out(`  ${i + 1}. ${describeHttpRule(http)}`));
+  if (path !== null && decision.action !== 'deny') {
+    const result = evaluateRequest(rule.http, requestFacts('GET', path, [], 0));
+    const verdict = result.verdict ? `${result.verdict.action === 'deny' ? 'denied' : 'allowed'} by ${result.verdict.rule.id}` : 'allowed (no allow/deny rule matches)';
+    out('');
+    out(`A GET of ${path}: ${verdict}${result.logged.length > 0 ? `; flagged by ${result.logged.join(', ')}` : ''}${result.responseRules.length > 0 ? `; response rules still apply: ${result.responseRules.map((r) => r.id).join(', ')}` : ''}`);
+  }
+}

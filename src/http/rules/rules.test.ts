@@ -1,0 +1,120 @@
+import { compilePolicy } from '../../policy/load';
+import { ConfigError } from '../../config/config-error';
+import { compileGlob } from './glob';
+import { applyHeaderEdits, evaluateRequest, evaluateResponse, requestFacts } from './evaluate';
+import type { HttpRule } from './types';
+
+function rulesOf(http: string): readonly HttpRule[] {
+  const policy = compilePolicy(
+    [{ name: 'p.yaml', displayPath: 'policies/p.yaml', text: `rules:\n  - name: site\n    match: site.example\n    action: inspect\n    http:\n${http}` }],
+    { defaultAction: 'deny', allowedPorts: { tunnel: [443], http: [80] } },
+  );
+  return policy.rules[0]!.http;
+}
+
+describe('globs', () => {
+  test.each([
+    ['/api/*', '/api/users', true],
+    ['/api/*', '/api/users/1', false],
+    ['/api/**', '/api/users/1', true],
+    ['/api/**', '/api/', true],
+    ['/file.?ip', '/file.zip', true],
+    ['/a*b*c', '/axxbyyc', true],
+    ['/a*b*c', '/axxbyy', false],
+    ['*.exe', 'setup.exe', true],
+    ['/literal', '/literal', true],
+    ['/literal', '/literal/', false],
+  ])('%s ~ %s = %s', (glob, text, expected) => {
+    expect(compileGlob(glob)(text)).toBe(expected);
+  });
+
+  test('matching is linear: a pathological glob on a long path returns at once', () => {
+    const match = compileGlob('/**a**a**a**a**a**a**a**a**b');
+    const text = `/${'a'.repeat(60_000)}`;
+    expect(match(text)).toBe(false);
+  });
+});
+
+describe('HTTP rule evaluation', () => {
+  const rules = rulesOf(`      - name: allow-health
+        request: { method: [GET], path: /health }
+        action: allow
+      - name: no-uploads
+        request: { method: [POST, PUT], path: "/upload/**" }
+        action: deny
+        reason: uploads are blocked
+      - name: watch-debug
+        request: { query: { debug: true } }
+        action: log
+      - name: strip-client-data
+        action: strip_header
+        strip_headers: { request: [X-Client-Data], response: [Server] }
+      - name: tag
+        request: { headers: { user-agent: "curl/*" } }
+        action: set_header
+        set_headers: { request: { X-Corp: acme } }
+      - name: big-bodies
+        request: { body_larger_than: 1KiB }
+        action: deny
+      - name: no-zip
+        response: { content_type: ["application/zip"] }
+        action: deny
+      - name: errors
+        response: { status: ["500-599"] }
+        action: log
+      - name: huge
+        response: { larger_than: 10MiB }
+        action: deny
+`);
+
+  test('allow ends evaluation', () => {
+    const result = evaluateRequest(rules, requestFacts('GET', '/health?debug=1', [], null));
+    expect(result.verdict).toMatchObject({ action: 'allow', rule: { id: 'allow-health' } });
+    expect(result.logged).toEqual([]);
+  });
+
+  test('deny by method and path glob, with the reason', () => {
+    const result = evaluateRequest(rules, requestFacts('put', '/upload/a/b', [], 10));
+    expect(result.verdict?.action).toBe('deny');
+    expect(result.verdict?.rule.reason).toBe('uploads are blocked');
+  });
+
+  test('log, strip and set accumulate; body size is decided from Content-Length or deferred', () => {
+    const facts = requestFacts('POST', '/form?debug', ['User-Agent', 'curl/8.0', 'X-Client-Data', 'x'], null);
+    const result = evaluateRequest(rules, facts);
+    expect(result.verdict).toBeNull();
+    expect(result.logged).toEqual(['watch-debug']);
+    expect(result.pendingBody.map((p) => [p.rule.id, p.limit])).toEqual([['big-bodies', 1024]]);
+    expect(applyHeaderEdits(facts.rawHeaders, result.requestEdits)).toEqual(['User-Agent', 'curl/8.0', 'X-Corp', 'acme']);
+    expect(result.responseRules.map((r) => r.id)).toEqual(['no-zip', 'errors', 'huge']);
+    expect(evaluateRequest(rules, requestFacts('POST', '/form', [], 2048)).verdict?.rule.id).toBe('big-bodies');
+    expect(evaluateRequest(rules, requestFacts('POST', '/form', [], 512)).verdict).toBeNull();
+  });
+
+  test('response conditions: content type, status, size', () => {
+    const deferred = evaluateRequest(rules, requestFacts('GET', '/x', [], null)).responseRules;
+    expect(evaluateResponse(deferred, { status: 200, contentType: 'application/zip', contentLength: 5 }).verdict?.rule.id).toBe('no-zip');
+    const errors = evaluateResponse(deferred, { status: 503, contentType: 'text/html', contentLength: 5 });
+    expect(errors.verdict).toBeNull();
+    expect(errors.logged).toEqual(['errors']);
+    expect(evaluateResponse(deferred, { status: 200, contentType: 'text/plain', contentLength: 20 * 1024 * 1024 }).verdict?.rule.id).toBe('huge');
+    expect(evaluateResponse(deferred, { status: 200, contentType: 'text/plain', contentLength: null }).pendingBody.map((p) => p.rule.id)).toEqual(['huge']);
+  });
+
+  test('bad HTTP rules are refused with their location', () => {
+    const attempt = (http: string): string => {
+      try {
+        rulesOf(http);
+      } catch (err) {
+        if (err instanceof ConfigError) return err.message;
+        throw err;
+      }
+      return '';
+    };
+    expect(attempt('      - action: set_header\n        set_headers: { request: { Host: evil } }\n')).toMatch(/policies\/p\.yaml:7: rules\[0\]\.http\[0\]\.set_headers\.request: "Host" is managed by the gateway/);
+    expect(attempt('      - action: strip_header\n')).toMatch(/strip_header needs strip_headers/);
+    expect(attempt('      - action: block\n')).toMatch(/http\[0\]\.action: expected one of: allow, deny, log, strip_header, set_header/);
+    expect(attempt('      - request: { path: "api/*" }\n        action: deny\n')).toMatch(/a path glob starts with "\/"/);
+    expect(attempt('      - response: { status: ["5xx"] }\n        action: deny\n')).toMatch(/expected a status code/);
+  });
+});
