@@ -139,6 +139,11 @@ function needsEdits(action: HttpRuleAction, raw: RawHttpRule, problems: HttpRule
 /** Compiles one validated rule; problems are located below the rule. */
 export function compileHttpRule(raw: RawHttpRule, defaultId: string, problems: HttpRuleProblem[]): HttpRule {
   needsEdits(raw.action, raw, problems);
+  // A body without Content-Length is measured while it streams, after its headers have gone:
+  // too late to edit them, so size conditions only go with actions that need no headers.
+  if ((raw.action === 'strip_header' || raw.action === 'set_header') && (raw.request?.body_larger_than !== undefined || raw.response?.larger_than !== undefined)) {
+    problems.push({ path: ['action'], message: 'size conditions (body_larger_than, larger_than) go with allow, deny or log, not with header edits' });
+  }
   const editsOf = (side: 'request' | 'response'): HeaderEdits | null => {
     if (raw.action === 'strip_header') return compileEdits('strip', side, raw.strip_headers?.[side], problems);
     if (raw.action === 'set_header') return compileEdits('set', side, raw.set_headers?.[side], problems);
