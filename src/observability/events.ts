@@ -1,0 +1,53 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+
+/**
+ * Lifecycle events, published on node:diagnostics_channel (as undici does): free when nobody
+ * subscribes, and the one source that metrics and tests read. Publishers call the `publish*`
+ * helpers below; subscribers use `subscribe()`. Messages carry no secrets and no payloads.
+ */
+
+/** The channel names and the message each carries. */
+export interface GatewayEvents {
+  /** A flow's decision was made (one per flow). */
+  'tollgate:flow:decided': { frontend: string; action: string; code: string };
+  /** A flow ended. */
+  'tollgate:flow:closed': { frontend: string; action: string; close: string; bytesFromClient: number; bytesToClient: number; durationMs: number };
+  /** One HTTP request inside an inspected tunnel or through a plain HTTP front-end completed. */
+  'tollgate:request:completed': { scheme: 'http' | 'https'; status: number; durationMs: number; cache: string | null };
+  /** A configured limit was breached; `limit` is the config key (e.g. `header_timeout`). */
+  'tollgate:limit:breached': { limit: string; frontend: string };
+  /** A leaf certificate was minted. */
+  'tollgate:cert:minted': { durationMs: number; cacheSize: number };
+  /** A policy or configuration reload was attempted. */
+  'tollgate:policy:reloaded': { ok: boolean; version: string };
+  /** A proxy or SOCKS authentication failed. */
+  'tollgate:auth:failed': { frontend: string; reason: string };
+}
+
+export type GatewayEventName = keyof GatewayEvents;
+
+const channels = new Map<GatewayEventName, diagnosticsChannel.Channel>();
+
+function channelOf(name: GatewayEventName): diagnosticsChannel.Channel {
+  let channel = channels.get(name);
+  if (!channel) {
+    channel = diagnosticsChannel.channel(name);
+    channels.set(name, channel);
+  }
+  return channel;
+}
+
+export function publish<N extends GatewayEventName>(name: N, message: GatewayEvents[N]): void {
+  const channel = channelOf(name);
+  // hasSubscribers first: building nothing when nobody listens keeps the hot path free.
+  if (channel.hasSubscribers) channel.publish(message);
+}
+
+/** Subscribes to one event; returns the unsubscribe function. */
+export function subscribe<N extends GatewayEventName>(name: N, onMessage: (message: GatewayEvents[N]) => void): () => void {
+  const listener = (message: unknown): void => onMessage(message as GatewayEvents[N]);
+  diagnosticsChannel.subscribe(name, listener);
+  return () => {
+    diagnosticsChannel.unsubscribe(name, listener);
+  };
+}
