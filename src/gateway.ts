@@ -124,6 +124,7 @@ export class Gateway {
       idleTimeoutMs: config.upstream.idleTimeoutMs,
       maxSocketsPerHost: config.upstream.maxSocketsPerHost,
       redactQueryParams: config.audit.redactQueryParams,
+      tunnelIdleTimeoutMs: config.limits.clientIdleTimeoutMs,
     });
     const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
       audit.write({

@@ -4,6 +4,7 @@ import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import { Flow, peerAddress } from '../flow/flow';
 import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseMalformed, servePlainRequest } from '../http/serve-request';
+import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { parseConnectAuthority, parseHostAndOptionalPort } from '../protocol/authority';
 import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
 import type { Logger } from '../logging/logger';
@@ -41,7 +42,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
   });
   server.timeout = options.clientIdleTimeoutMs;
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void => {
     const flow = flowForConnection(req.socket, 'explicit-http', plain);
     flow.requests++;
     const absolute = splitAbsoluteForm(req.url ?? '');
@@ -64,7 +65,12 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       return;
     }
     flow.target = parsed.target;
-    servePlainRequest(plain, { flow, target: parsed.target, path: absolute.path }, req, res);
+    servePlainRequest(plain, { flow, target: parsed.target, path: absolute.path, ...(upgrade ? { upgrade } : {}) }, req, res);
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'upgraded client socket error'));
+    serveUpgrade(req, socket, head, onRequest, (res, reason) => refuseMalformed(plain, flowForConnection(req.socket, 'explicit-http', plain), req, res, reason, null));
   });
 
   server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {

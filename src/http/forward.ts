@@ -6,6 +6,7 @@ import { redactQuery, redactedHeaders } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { type Egress, guardedLookup } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
+import { publish } from '../observability/events';
 import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
 import type { Flow } from '../flow/flow';
 import type { Decision } from '../policy/types';
@@ -13,6 +14,8 @@ import { type Target, targetText } from '../protocol/authority';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+import type { UpgradeSocket } from './upgrade';
+import { relayUpgraded } from './websocket-relay';
 
 /** One HTTP request on its way through the gateway, plain or decrypted. */
 export interface RequestContext {
@@ -30,6 +33,8 @@ export interface RequestContext {
   readonly clientSni: string | null;
   /** Host header to send; null = derive it from `target`. Inside a tunnel, the client's own. */
   readonly hostHeader: string | null;
+  /** Set for a WebSocket handshake: the client's raw socket, relayed once the origin agrees. */
+  readonly upgrade?: UpgradeSocket;
 }
 
 export interface ForwarderOptions {
@@ -42,6 +47,8 @@ export interface ForwarderOptions {
   readonly idleTimeoutMs: number;
   readonly maxSocketsPerHost: number;
   readonly redactQueryParams: readonly string[];
+  /** Idle limit of an upgraded (WebSocket) connection, both directions together. */
+  readonly tunnelIdleTimeoutMs: number;
 }
 
 function defaultPort(scheme: 'http' | 'https'): number {
@@ -90,6 +97,9 @@ export class HttpForwarder {
       via: this.options.via,
       forwardedFor: this.options.xForwardedFor ? ctx.flow.clientAddress : null,
     });
+    // Upgrade and Connection are hop-by-hop and were dropped above; a WebSocket handshake asks
+    // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
+    if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
     const requestOptions: https.RequestOptions = {
       host: hostText(target.host),
       port: target.port,
@@ -115,6 +125,24 @@ export class HttpForwarder {
       upstream.destroy(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`));
     }, this.options.responseTimeoutMs);
 
+    let upgraded = false;
+    const client = ctx.upgrade;
+    if (client) {
+      // 101 from the origin: from here on the exchange is a byte relay, not HTTP. A refusal
+      // (any other status) takes the ordinary 'response' path below and reaches the client.
+      upstream.on('upgrade', (upRes: IncomingMessage, upSocket, upHead: Buffer) => {
+        clearTimeout(responseTimer);
+        upgraded = true;
+        if (scheme === 'https') tracker.originTls(upSocket as TLSSocket);
+        tracker.responseHeaders(upRes.rawHeaders);
+        res.detachSocket(client.socket);
+        relayUpgraded({ client, upRes, upSocket, upHead, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log }).then(
+          (outcome) => tracker.finishUpgraded(outcome.status, outcome.bytesUp, outcome.bytesDown, outcome.close),
+          () => tracker.finishUpgraded(101, 0, 0, 'error'),
+        );
+      });
+    }
+
     upstream.on('response', (upRes) => {
       clearTimeout(responseTimer);
       if (scheme === 'https' && upRes.socket) tracker.originTls(upRes.socket as TLSSocket);
@@ -130,6 +158,7 @@ export class HttpForwarder {
 
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(responseTimer);
+      if (upgraded) return;
       const error = err instanceof GatewayError ? err : classifyOriginError(err, origin);
       tracker.fail(error);
       if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
@@ -139,6 +168,7 @@ export class HttpForwarder {
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
     req.pipe(upstream);
     res.on('close', () => {
+      if (upgraded) return;
       clearTimeout(responseTimer);
       // The client went away before the exchange completed: stop the origin side too.
       if (!res.writableFinished) upstream.destroy();
@@ -156,6 +186,8 @@ class RequestTracker {
   private originCert: string | null = null;
   private upstreamTls: TlsSummary | null = null;
   private respHeaders: readonly string[] | null = null;
+  private statusOverride: number | null = null;
+  private closeNote: string | null = null;
   private done = false;
 
   constructor(
@@ -187,17 +219,29 @@ class RequestTracker {
     this.respHeaders = raw;
   }
 
+  /** An upgraded exchange ended: one record for the whole WebSocket, with the bytes relayed. */
+  finishUpgraded(status: number, bytesUp: number, bytesDown: number, close: string): void {
+    this.statusOverride = status;
+    this.up += bytesUp;
+    this.down += bytesDown;
+    if (close === 'error' || close === 'timeout') this.closeNote = `upgraded connection ended: ${close}`;
+    this.finish();
+  }
+
   finish(): void {
     if (this.done) return;
     this.done = true;
     const { ctx, req, res } = this;
-    const aborted = !res.writableFinished && this.error === null;
+    const aborted = this.statusOverride === null && !res.writableFinished && this.error === null;
+    const status = this.statusOverride ?? (res.headersSent ? res.statusCode : 0);
+    const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
+    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache: null });
     this.options.audit.write(buildRequestRecord(ctx, req, {
-      status: res.headersSent ? res.statusCode : 0,
+      status,
       bytesFromClient: this.up,
       bytesToClient: this.down,
-      durationMs: Math.round((performance.now() - this.start) * 1000) / 1000,
-      error: this.error ? `${this.error.code}: ${this.error.message}` : aborted ? 'client closed before the response completed' : null,
+      durationMs,
+      error: this.error ? `${this.error.code}: ${this.error.message}` : aborted ? 'client closed before the response completed' : this.closeNote,
       upstreamCertSha256: this.originCert,
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,

@@ -11,6 +11,7 @@ import { type Target, parseHostAndOptionalPort } from '../protocol/authority';
 import { isSameHost } from '../protocol/host';
 import { type HttpForwarder, type RequestContext, refuseRequest } from './forward';
 import { countRawHeader, rawHeaderValue } from './headers';
+import type { UpgradeSocket } from './upgrade';
 
 export interface PlainHttpServices {
   readonly policy: () => CompiledPolicy;
@@ -74,6 +75,8 @@ export interface PlainRequest {
   readonly target: Target;
   /** Origin-form request target to send upstream. */
   readonly path: string;
+  /** A WebSocket handshake's client socket. */
+  readonly upgrade?: UpgradeSocket;
 }
 
 /** Decide and forward (or refuse) one plain-HTTP request whose target is known. */
@@ -91,6 +94,7 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
     clientTls: null,
     clientSni: null,
     hostHeader: null,
+    ...(request.upgrade ? { upgrade: request.upgrade } : {}),
   };
   flow.decision = decision;
   if (decision.action === 'deny') {

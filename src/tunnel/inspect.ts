@@ -9,6 +9,7 @@ import { writeRawHttpRefusal } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
 import { type HttpForwarder, type RequestContext, refuseRequest } from '../http/forward';
 import { checkRequestFraming } from '../http/serve-request';
+import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
 import { parseHostAndOptionalPort } from '../protocol/authority';
@@ -79,6 +80,9 @@ export class TlsInspector implements Inspector {
     this.server.timeout = options.idleTimeoutMs;
     this.server.keepAliveTimeout = 5_000;
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      serveUpgrade(req, socket, head, (r, res, upgrade) => this.onRequest(r, res, upgrade), (res, reason) => this.refuseMalformed(req, res, reason));
+    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
   }
 
@@ -177,7 +181,28 @@ export class TlsInspector implements Inspector {
     socket.destroySoon();
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  private refuseMalformed(req: IncomingMessage, res: ServerResponse, reason: string): void {
+    const tunnel = this.tunnels.get(req.socket);
+    if (!tunnel) {
+      res.destroy();
+      return;
+    }
+    tunnel.flow.requests++;
+    const ctx: RequestContext = {
+      flow: tunnel.flow,
+      requestId: `${tunnel.flow.id}-${tunnel.flow.requests}`,
+      scheme: 'https',
+      target: tunnel.flow.target!,
+      servername: tunnel.servername,
+      decision: tunnel.flow.decision!,
+      clientTls: tunnel.clientTls,
+      clientSni: tunnel.clientSni,
+      hostHeader: null,
+    };
+    refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void {
     const tunnel = this.tunnels.get(req.socket);
     if (!tunnel) {
       res.destroy();
@@ -198,6 +223,7 @@ export class TlsInspector implements Inspector {
       clientTls: tunnel.clientTls,
       clientSni: tunnel.clientSni,
       hostHeader: null,
+      ...(upgrade ? { upgrade } : {}),
     });
     const tunnelDecision = flow.decision!;
     const malformed = (reason: string): void => {

@@ -14,8 +14,16 @@ function resetOrDestroy(socket: Socket): void {
   if (socket.destroyed) return;
   // Mirror a reset to the other side as a reset (RST), not a clean FIN: a client must not
   // mistake a truncated transfer for a complete one.
-  if (typeof socket.resetAndDestroy === 'function' && socket.readyState !== 'opening') socket.resetAndDestroy();
-  else socket.destroy();
+  if (typeof socket.resetAndDestroy === 'function' && socket.readyState !== 'opening') {
+    try {
+      socket.resetAndDestroy();
+      return;
+    } catch {
+      // Only TCP handles can send an RST; a TLS socket (a relayed WebSocket inside an
+      // inspected tunnel) throws ERR_INVALID_HANDLE_TYPE and is closed plainly instead.
+    }
+  }
+  socket.destroy();
 }
 
 /**

@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { CloseKind } from '../flow/flow';
+import type { Logger } from '../logging/logger';
+import { Splice } from '../tunnel/splice';
+import { forwardResponseHeaders, rawHeaderValue } from './headers';
+import type { UpgradeSocket } from './upgrade';
+
+export interface UpgradedExchange {
+  readonly client: UpgradeSocket;
+  /** The origin's 101 response and its socket, as Node's client 'upgrade' event gives them. */
+  readonly upRes: IncomingMessage;
+  readonly upSocket: Duplex;
+  readonly upHead: Buffer;
+  readonly via: string;
+  readonly idleTimeoutMs: number;
+  readonly log: Logger;
+}
+
+export interface UpgradedOutcome {
+  readonly status: number;
+  /** Bytes relayed after the handshake, each way. */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly close: CloseKind;
+}
+
+/** The 101 head for the client: the origin's end-to-end fields (Sec-WebSocket-*) and our Via. */
+function switchingHead(upRes: IncomingMessage, via: string): string {
+  const headers = forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, via);
+  headers.push('Connection', 'Upgrade', 'Upgrade', rawHeaderValue(upRes.rawHeaders, 'upgrade') ?? 'websocket');
+  let head = `HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
+ * After the origin agreed to a WebSocket upgrade: send the client its 101, then relay frames
+ * both ways as opaque bytes with the tunnel relay (backpressure, half-close, resets passed on,
+ * idle timeout). Frames are not parsed: the handshake is what policy and audit decide on.
+ */
+export async function relayUpgraded(exchange: UpgradedExchange): Promise<UpgradedOutcome> {
+  const { client, upRes, upHead } = exchange;
+  // Node's 'upgrade' event gives the origin connection as a Duplex; it is the net/TLS socket.
+  const upSocket = exchange.upSocket as Socket;
+  const clientSocket = client.socket;
+  const upWrittenAtStart = upSocket.bytesWritten;
+  const upReadAtStart = upSocket.bytesRead - upHead.length;
+  clientSocket.write(switchingHead(upRes, exchange.via));
+  if (upHead.length > 0) clientSocket.write(upHead);
+  const splice = new Splice(clientSocket, upSocket, exchange.idleTimeoutMs);
+  splice.startUpstream(client.head);
+  const result = await splice.result();
+  exchange.log.debug({ close: result.close }, 'websocket relay ended');
+  return {
+    status: upRes.statusCode ?? 101,
+    bytesUp: Math.max(0, result.bytesUp - upWrittenAtStart),
+    bytesDown: Math.max(0, result.bytesDown - upReadAtStart),
+    close: result.close,
+  };
+}
