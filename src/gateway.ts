@@ -22,6 +22,7 @@ import { loadOrCreateAuthority } from './tls/authority';
 import { LeafKeyPool } from './tls/key-pool';
 import { LeafCache } from './tls/leaf-cache';
 import { createOriginAgents, type OriginAgents } from './tls/origin';
+import { OriginAlpnCache } from './tls/origin-alpn';
 import { TlsInspector } from './tunnel/inspect';
 import { finishFlow, type Inspector, type TunnelServices } from './tunnel/run-tunnel';
 
@@ -38,6 +39,9 @@ export const SUPPORTED_ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'
 
 /** Leaf keys are replaced one at a time, so no key signs leaves for more than a few days. */
 const KEY_ROTATION_MS = 24 * 3_600_000;
+
+/** How long an origin's ALPN answer (h2 or not) is reused before it is probed again. */
+const ORIGIN_ALPN_TTL_MS = 10 * 60_000;
 
 function compilePolicyFor(config: GatewayConfig): CompiledPolicy {
   return loadPolicy(config.policiesDir, {
@@ -148,6 +152,13 @@ export class Gateway {
       idleTimeoutMs: config.limits.clientIdleTimeoutMs,
       maxHeaderBytes: config.http.maxHeaderBytes,
       pinning,
+      originAlpn: new OriginAlpnCache({
+        egress,
+        secureContext: originAgents.secureContext,
+        connectTimeoutMs: config.upstream.connectTimeoutMs,
+        ttlMs: ORIGIN_ALPN_TTL_MS,
+        maxEntries: config.ca.leafCacheSize,
+      }),
     });
     gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);

@@ -62,6 +62,8 @@ export interface RequestRecord extends CommonFields {
   readonly upstream_tls: TlsSummary | null;
   readonly request_headers: Readonly<Record<string, string | readonly string[]>>;
   readonly response_headers: Readonly<Record<string, string | readonly string[]>> | null;
+  /** The client's HTTP version: 1.0, 1.1, or 2.0 (HTTP/2 inside an inspected tunnel). */
+  readonly http_version: string;
 }
 
 /** A name switched from inspect to splice by certificate-pinning detection. */

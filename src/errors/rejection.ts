@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import type { Decision } from '../policy/types';
 import { type GatewayError } from './gateway-error';
 
@@ -75,7 +76,7 @@ export function blockPage(refusal: Refusal, requestId: string, destination: stri
 }
 
 /** Answers on a ServerResponse that has not sent its headers yet. */
-export function writeHttpRefusal(res: ServerResponse, refusal: Refusal, requestId: string, destination: string, extraHeaders: Record<string, string> = {}): void {
+export function writeHttpRefusal(res: ServerResponse | Http2ServerResponse, refusal: Refusal, requestId: string, destination: string, extraHeaders: Record<string, string> = {}): void {
   const page = blockPage(refusal, requestId, destination);
   res.writeHead(page.status, { ...page.headers, ...extraHeaders, 'content-length': Buffer.byteLength(page.body) });
   res.end(page.body);

@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
@@ -13,6 +13,7 @@ import type { Decision } from '../policy/types';
 import { type Target, targetText } from '../protocol/authority';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
+import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
 import type { UpgradeSocket } from './upgrade';
 import { relayUpgraded } from './websocket-relay';
@@ -84,14 +85,14 @@ export class HttpForwarder {
     this.plainAgent.destroy();
   }
 
-  forward(ctx: RequestContext, req: IncomingMessage, res: ServerResponse): void {
+  forward(ctx: RequestContext, req: InboundRequest, res: InboundResponse): void {
     const { target, scheme } = ctx;
     const origin = `${scheme}://${targetText(target)}`;
     const insecure = scheme === 'https' && ctx.decision.rule?.upstreamInsecure === true;
     if (insecure) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
     }
-    const headers = forwardRequestHeaders(req.rawHeaders, {
+    const headers = forwardRequestHeaders(withoutPseudoHeaders(req.rawHeaders), {
       host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
       httpVersion: req.httpVersion,
       via: this.options.via,
@@ -127,7 +128,7 @@ export class HttpForwarder {
 
     let upgraded = false;
     const client = ctx.upgrade;
-    if (client) {
+    if (client && res instanceof ServerResponse) {
       // 101 from the origin: from here on the exchange is a byte relay, not HTTP. A refusal
       // (any other status) takes the ordinary 'response' path below and reaches the client.
       upstream.on('upgrade', (upRes: IncomingMessage, upSocket, upHead: Buffer) => {
@@ -148,7 +149,7 @@ export class HttpForwarder {
       if (scheme === 'https' && upRes.socket) tracker.originTls(upRes.socket as TLSSocket);
       // Keep the origin's own Date rather than adding a second one.
       res.sendDate = false;
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via));
+      writeResponseHead(res, upRes.statusCode ?? 502, upRes.statusMessage, forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via));
       tracker.responseHeaders(upRes.rawHeaders);
       upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
       upRes.pipe(res);
@@ -192,8 +193,8 @@ class RequestTracker {
 
   constructor(
     private readonly ctx: RequestContext,
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    private readonly req: InboundRequest,
+    private readonly res: InboundResponse,
     private readonly options: ForwarderOptions,
   ) {}
 
@@ -262,7 +263,7 @@ export interface RequestOutcome {
   readonly redactQueryParams: readonly string[];
 }
 
-export function buildRequestRecord(ctx: RequestContext, req: IncomingMessage, outcome: RequestOutcome): RequestRecord {
+export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
   const decision = ctx.decision;
   return {
     type: 'request',
@@ -293,13 +294,14 @@ export function buildRequestRecord(ctx: RequestContext, req: IncomingMessage, ou
     upstream_cert_sha256: outcome.upstreamCertSha256,
     client_tls: ctx.clientTls,
     upstream_tls: outcome.upstreamTls,
-    request_headers: redactedHeaders(req.rawHeaders),
+    request_headers: redactedHeaders(withoutPseudoHeaders(req.rawHeaders)),
     response_headers: outcome.responseHeaders ? redactedHeaders(outcome.responseHeaders) : null,
+    http_version: req.httpVersion,
   };
 }
 
 /** Answers a request the gateway refuses itself (policy, malformed) and audits it. */
-export function refuseRequest(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, refusal: Refusal, audit: AuditSink, redactQueryParams: readonly string[], extraHeaders: Record<string, string> = {}): void {
+export function refuseRequest(ctx: RequestContext, req: InboundRequest, res: InboundResponse, refusal: Refusal, audit: AuditSink, redactQueryParams: readonly string[], extraHeaders: Record<string, string> = {}): void {
   const start = performance.now();
   const origin = `${ctx.scheme}://${targetText(ctx.target)}`;
   ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');

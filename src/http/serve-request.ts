@@ -12,6 +12,7 @@ import { isSameHost } from '../protocol/host';
 import { type HttpForwarder, type RequestContext, refuseRequest } from './forward';
 import { countRawHeader, rawHeaderValue } from './headers';
 import type { UpgradeSocket } from './upgrade';
+import type { InboundRequest } from './exchange';
 
 export interface PlainHttpServices {
   readonly policy: () => CompiledPolicy;
@@ -49,7 +50,7 @@ export function flowForConnection(socket: Socket, frontend: FrontendKind, servic
  * parser already rejects Content-Length with Transfer-Encoding, differing Content-Lengths,
  * bad chunk sizes, obs-fold and bare CR; what it lets through is checked here.
  */
-export function checkRequestFraming(req: IncomingMessage): string | null {
+export function checkRequestFraming(req: InboundRequest): string | null {
   if (countRawHeader(req.rawHeaders, 'host') > 1) return 'more than one Host header';
   const te = rawHeaderValue(req.rawHeaders, 'transfer-encoding');
   if (te !== undefined && (countRawHeader(req.rawHeaders, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked')) {

@@ -37,6 +37,8 @@ export interface OriginAgents {
   readonly verified: https.Agent;
   /** Only for rules with `upstream_insecure: true`; a separate pool so its sockets never serve other rules. */
   readonly insecure: https.Agent;
+  /** The verifying TLS context both pools use (also used to probe an origin's ALPN). */
+  readonly secureContext: tls.SecureContext;
 }
 
 export interface OriginAgentOptions {
@@ -63,6 +65,7 @@ export function createOriginAgents(options: OriginAgentOptions): OriginAgents {
   return {
     verified: new https.Agent({ ...common, rejectUnauthorized: verifyOrigin }),
     insecure: new https.Agent({ ...common, rejectUnauthorized: !verifyOrigin }),
+    secureContext,
   };
 }
 

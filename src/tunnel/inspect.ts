@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import tls, { type TLSSocket } from 'node:tls';
@@ -8,7 +9,9 @@ import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
 import { type HttpForwarder, type RequestContext, refuseRequest } from '../http/forward';
+import type { InboundRequest, InboundResponse } from '../http/exchange';
 import { checkRequestFraming } from '../http/serve-request';
+import type { OriginAlpnCache } from '../tls/origin-alpn';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
@@ -30,6 +33,8 @@ export interface InspectorOptions {
   readonly idleTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly pinning: PinningMonitor | null;
+  /** Learns whether origins speak h2; null = never offer h2 to clients. */
+  readonly originAlpn: OriginAlpnCache | null;
 }
 
 /** TLS alerts with which a client says it does not accept the certificate it was shown. */
@@ -58,10 +63,12 @@ interface Tunnel {
 }
 
 /**
- * Only what the gateway can speak on the decrypted side. Offering h2 before it is supported
- * would make clients choose it and fail; offering http/1.1 alone makes them fall back cleanly.
+ * ALPN offered to clients: h2 only when the client offered it and the origin speaks it too
+ * (see OriginAlpnCache), so a client never gets a protocol the origin would not have given it;
+ * http/1.1 alone makes h2 clients fall back cleanly.
  */
-const CLIENT_ALPN = ['http/1.1'];
+const CLIENT_ALPN_H1 = ['http/1.1'];
+const CLIENT_ALPN_H2 = ['h2', 'http/1.1'];
 
 /**
  * The inspect terminal: terminates the client's TLS with a certificate minted for the name it
@@ -71,6 +78,11 @@ const CLIENT_ALPN = ['http/1.1'];
 export class TlsInspector implements Inspector {
   private readonly server: http.Server;
   private readonly tunnels = new WeakMap<Socket, Tunnel>();
+  /** HTTP/2 client sessions: one server, sessions handed to it like sockets to `server`. */
+  private readonly h2Server: http2.Http2Server;
+  private readonly h2Tunnels = new WeakMap<http2.ServerHttp2Session, Tunnel>();
+  /** The tunnel whose socket is being handed to h2Server ('session' fires synchronously). */
+  private handingOver: Tunnel | null = null;
 
   constructor(private readonly options: InspectorOptions) {
     this.server = http.createServer({ maxHeaderSize: options.maxHeaderBytes, insecureHTTPParser: false, noDelay: true });
@@ -80,6 +92,21 @@ export class TlsInspector implements Inspector {
     this.server.timeout = options.idleTimeoutMs;
     this.server.keepAliveTimeout = 5_000;
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    this.h2Server = http2.createServer({ maxSessionMemory: 10 });
+    // Idle sessions are destroyed (no 'timeout' listener); streams end with them.
+    this.h2Server.setTimeout(options.idleTimeoutMs);
+    this.h2Server.on('session', (session: http2.ServerHttp2Session) => {
+      const tunnel = this.handingOver;
+      if (tunnel) this.h2Tunnels.set(session, tunnel);
+      // Protocol errors end the session (GOAWAY) or the stream (RST_STREAM), never the process.
+      session.on('error', (err: NodeJS.ErrnoException) => tunnel?.flow.log.info({ code: err.code, reason: err.message }, 'HTTP/2 session error'));
+    });
+    this.h2Server.on('sessionError', () => undefined);
+    this.h2Server.on('streamError' as 'sessionError', () => undefined);
+    this.h2Server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      req.stream.on('error', (err: NodeJS.ErrnoException) => this.h2Tunnels.get(req.stream.session as http2.ServerHttp2Session)?.flow.log.debug({ code: err.code }, 'HTTP/2 stream error'));
+      this.onRequest(req, res);
+    });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       serveUpgrade(req, socket, head, (r, res, upgrade) => this.onRequest(r, res, upgrade), (res, reason) => this.refuseMalformed(req, res, reason));
     });
@@ -100,12 +127,14 @@ export class TlsInspector implements Inspector {
       client.destroy();
       return 'error';
     }
-    const tlsSocket = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: CLIENT_ALPN });
+    const servername = name.kind === 'name' ? name.name : null;
+    const offerH2 = this.options.originAlpn !== null && (peek.hello.alpn?.includes('h2') ?? false) && flow.decision?.rule?.upstreamInsecure !== true && (await this.options.originAlpn.speaksH2(target, servername));
+    const tlsSocket = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1 });
     const tunnel: Tunnel = {
       flow,
       name,
       // SNI for the origin: what the client sent; a name target without SNI still gets one.
-      servername: name.kind === 'name' ? name.name : null,
+      servername,
       clientSni: peek.hello.sni,
       clientTls: null,
       headerTimer: null,
@@ -125,6 +154,19 @@ export class TlsInspector implements Inspector {
         handshakeAt = performance.now();
         clearTimeout(handshakeTimer);
         tunnel.clientTls = { version: tlsSocket.getProtocol() ?? null, cipher: tlsSocket.getCipher()?.name ?? null };
+        if (tlsSocket.alpnProtocol === 'h2') {
+          // Node sets secureConnecting = false only for sockets of a tls.Server; an http2 session
+          // on a socket still marked connecting waits for 'secureConnect', which a server-side
+          // socket never emits, and the session would hang.
+          (tlsSocket as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+          this.handingOver = tunnel;
+          try {
+            this.h2Server.emit('connection', tlsSocket);
+          } finally {
+            this.handingOver = null;
+          }
+          return;
+        }
         this.armHeaderTimer(tlsSocket, tunnel);
         this.server.emit('connection', tlsSocket);
       });
@@ -202,14 +244,22 @@ export class TlsInspector implements Inspector {
     refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void {
-    const tunnel = this.tunnels.get(req.socket);
+  private tunnelOf(req: InboundRequest): Tunnel | undefined {
+    if (req instanceof http2.Http2ServerRequest) return this.h2Tunnels.get(req.stream.session as http2.ServerHttp2Session);
+    return this.tunnels.get(req.socket);
+  }
+
+  private onRequest(req: InboundRequest, res: InboundResponse, upgrade?: UpgradeSocket): void {
+    const tunnel = this.tunnelOf(req);
     if (!tunnel) {
-      res.destroy();
+      (res as { destroy(): void }).destroy();
       return;
     }
-    if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
-    res.once('finish', () => this.armHeaderTimer(req.socket as TLSSocket, tunnel));
+    const isH2 = req instanceof http2.Http2ServerRequest;
+    if (!isH2) {
+      if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
+      (res as ServerResponse).once('finish', () => this.armHeaderTimer(req.socket as TLSSocket, tunnel));
+    }
     const { flow } = tunnel;
     flow.requests++;
     const target = flow.target!;
@@ -227,7 +277,7 @@ export class TlsInspector implements Inspector {
     });
     const tunnelDecision = flow.decision!;
     const malformed = (reason: string): void => {
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, isH2 ? {} : { connection: 'close' });
     };
     if (!(req.url ?? '').startsWith('/') && req.url !== '*') {
       malformed('requests inside a tunnel must use origin-form targets (/path)');
@@ -238,7 +288,8 @@ export class TlsInspector implements Inspector {
       malformed(framing);
       return;
     }
-    const hostHeader = req.headers.host;
+    // HTTP/2 carries the authority in :authority; a Host field, if also sent, must agree with it.
+    const hostHeader = isH2 ? (req.headers.host ?? req.authority) : req.headers.host;
     let decision = tunnelDecision;
     if (hostHeader !== undefined) {
       const host = parseHostAndOptionalPort(hostHeader, 443);

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import https from 'node:https';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { RequestRecord } from '../../src/audit/fields';
@@ -21,7 +21,7 @@ const SCRIPT = "document.addEventListener('DOMContentLoaded', () => { const p = 
 
 describe('headless Chromium through the gateway', () => {
   let gw: TestGateway;
-  let origin: https.Server;
+  let origin: http2.Http2SecureServer;
   let port: number;
   let home: string;
 
@@ -29,7 +29,8 @@ describe('headless Chromium through the gateway', () => {
     const dir = tempDir('browser');
     const root = issue({ commonName: 'browser origin root', isCa: true });
     const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test'], issuer: root });
-    origin = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
+    // An origin that speaks h2 (and http/1.1), so the browser gets HTTP/2 through the gateway.
+    origin = http2.createSecureServer({ cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true }, (req, res) => {
       const [type, body] = req.url === '/app.js' ? ['text/javascript', SCRIPT] : req.url === '/' ? ['text/html; charset=utf-8', PAGE] : ['text/plain', 'not found\n'];
       res.writeHead(body.startsWith('not found') ? 404 : 200, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
@@ -56,7 +57,6 @@ describe('headless Chromium through the gateway', () => {
   afterAll(async () => {
     await gw?.stop();
     await new Promise<void>((resolve) => {
-      origin?.closeAllConnections();
       origin?.close(() => resolve());
     });
   });
@@ -98,7 +98,7 @@ describe('headless Chromium through the gateway', () => {
       const requests = records.filter((r): r is RequestRecord => r.type === 'request' && r.host === 'origin.test');
       const page = requests.find((r) => r.path === '/');
       const script = requests.find((r) => r.path === '/app.js');
-      expect(page).toMatchObject({ status: 200, scheme: 'https', sni: 'origin.test', action: 'inspect' });
+      expect(page).toMatchObject({ status: 200, scheme: 'https', sni: 'origin.test', action: 'inspect', http_version: '2.0' });
       expect(script).toMatchObject({ status: 200, scheme: 'https' });
       expect(String(page!.request_headers['user-agent'] ?? page!.request_headers['User-Agent'])).toMatch(/Chrome/);
       expect(page!.upstream_cert_sha256).toMatch(/^[0-9A-F:]+$/);

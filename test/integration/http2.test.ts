@@ -1,0 +1,166 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { RequestRecord } from '../../src/audit/fields';
+import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import { startHttpsOrigin, type Origin } from './support/origins';
+import { issue, tempDir, writePem } from './support/pki';
+import { run } from './support/run';
+
+/** Opens a CONNECT tunnel through the explicit proxy and returns the raw socket. */
+function connectTunnel(proxyPort: number, authority: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: proxyPort, method: 'CONNECT', path: authority });
+    req.once('connect', (res, socket) => (res.statusCode === 200 ? resolve(socket) : reject(new Error(`CONNECT ${res.statusCode}`))));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/** Node's own HTTP/2 client over a TLS session inside a CONNECT tunnel. */
+async function h2Session(gw: TestGateway, name: string, port: number, ca: string): Promise<{ session: http2.ClientHttp2Session; alpn: string | false | null }> {
+  const tunnel = await connectTunnel(gw.explicitPort, `${name}:${port}`);
+  const secure = tls.connect({ socket: tunnel, servername: name, ALPNProtocols: ['h2'], ca });
+  await new Promise<void>((resolve, reject) => {
+    secure.once('secureConnect', () => resolve());
+    secure.once('error', reject);
+  });
+  const session = http2.connect(`https://${name}:${port}`, { createConnection: () => secure });
+  session.on('error', () => undefined);
+  return { session, alpn: secure.alpnProtocol };
+}
+
+function h2Get(session: http2.ClientHttp2Session, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string; headers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path, ...headers });
+    let body = '';
+    let head: http2.IncomingHttpHeaders = {};
+    stream.setEncoding('utf8');
+    stream.on('response', (h) => (head = h));
+    stream.on('data', (chunk: string) => (body += chunk));
+    stream.on('end', () => resolve({ status: Number(head[':status']), body, headers: head }));
+    stream.on('error', reject);
+    stream.end();
+  });
+}
+
+describe('HTTP/2 through interception', () => {
+  let gw: TestGateway;
+  let h2Origin: http2.Http2SecureServer;
+  let h2Port: number;
+  let h1Origin: Origin;
+  let ca: string;
+
+  beforeAll(async () => {
+    const dir = tempDir('h2');
+    const root = issue({ commonName: 'h2 origin root', isCa: true });
+    const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test', 'h2.test', 'h1.test', 'other.test'], issuer: root });
+    // An origin that speaks h2 (and http/1.1, which the gateway's origin pool uses).
+    h2Origin = http2.createSecureServer({ cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true }, (req, res) => {
+      const body = `hello from h2 origin ${req.url}\n`;
+      res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'set-cookie': ['a=SECRET1', 'b=2'] });
+      res.end(body);
+    });
+    h2Origin.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => h2Origin.listen(0, '127.0.0.1', resolve));
+    h2Port = (h2Origin.address() as AddressInfo).port;
+    h1Origin = await startHttpsOrigin('h1 origin', { cert: leaf.certPem, key: leaf.keyPem });
+    gw = await startTestGateway({
+      allowedPorts: { tunnel: [h2Port, h1Origin.port], http: [80] },
+      hostNames: ['h2.test', 'h1.test'],
+      upstreamCaFile: writePem(dir, 'root.pem', root.certPem),
+      policies: { 'p.yaml': 'rules:\n  - name: inspect-tests\n    match: [".test"]\n    action: inspect\n  - match: denied.test\n    action: deny\n' },
+    });
+    ca = readFileSync(gw.caFile, 'utf8');
+  });
+
+  afterAll(async () => {
+    await gw.stop();
+    await h1Origin.close();
+    await new Promise<void>((resolve) => h2Origin.close(() => resolve()));
+  });
+
+  const curlH2 = (url: string) => run('curl', ['-sS', '--http2', '--max-time', '15', '-x', gw.proxy, '--cacert', gw.caFile, '-w', '\n%{http_version} %{http_code}', url], { timeoutMs: 20_000 });
+
+  test('curl --http2 gets h2 from the gateway when the origin speaks h2', async () => {
+    const res = await curlH2(`https://h2.test:${h2Port}/hello`);
+    const [body, last] = res.stdout.toString().split(/\n(?=[^\n]*$)/);
+    expect(last).toBe('2 200');
+    expect(body).toBe('hello from h2 origin /hello\n');
+    const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.host === 'h2.test'));
+    const record = records.find((x): x is RequestRecord => x.type === 'request' && x.host === 'h2.test')!;
+    expect(record).toMatchObject({ method: 'GET', path: '/hello', status: 200, scheme: 'https', action: 'inspect', http_version: '2.0' });
+    // Pseudo-headers are not written as headers; secrets stay redacted.
+    expect(Object.keys(record.request_headers).some((k) => k.startsWith(':'))).toBe(false);
+    expect(JSON.stringify(record)).not.toContain('SECRET1');
+  });
+
+  test('curl --http2 falls back to HTTP/1.1 when the origin does not speak h2', async () => {
+    const res = await curlH2(`https://h1.test:${h1Origin.port}/hello`);
+    const text = res.stdout.toString();
+    expect(text).toContain('hello from h1 origin');
+    expect(text.endsWith('1.1 200')).toBe(true);
+  });
+
+  test('Node http2 client: concurrent streams on one session, one audit record per stream', async () => {
+    const { session, alpn } = await h2Session(gw, 'h2.test', h2Port, ca);
+    expect(alpn).toBe('h2');
+    try {
+      const paths = ['/a', '/b', '/c', '/missing'];
+      const results = await Promise.all(paths.map((p) => h2Get(session, p)));
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200, 404]);
+      expect(results[1]!.body).toBe('hello from h2 origin /b\n');
+      expect(String(results[0]!.headers.via)).toMatch(/tollgate/);
+      const records = await eventually(gw.audit, (r) => r.filter((x) => x.type === 'request' && ['/a', '/b', '/c', '/missing'].includes(x.path)).length >= 4);
+      const mine = records.filter((x): x is RequestRecord => x.type === 'request' && paths.includes(x.path));
+      expect(mine).toHaveLength(4);
+      expect(new Set(mine.map((r) => r.flow_id)).size).toBe(1);
+      expect(new Set(mine.map((r) => r.request_id)).size).toBe(4);
+    } finally {
+      session.close();
+    }
+  });
+
+  test('an :authority naming a denied destination inside the tunnel gets 403 on that stream only', async () => {
+    const { session } = await h2Session(gw, 'h2.test', h2Port, ca);
+    try {
+      const denied = await h2Get(session, '/x', { ':authority': 'denied.test' });
+      expect(denied.status).toBe(403);
+      expect(denied.body).toContain('domain fronting');
+      const ok = await h2Get(session, '/after');
+      expect(ok.status).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  test('HTTP/2 protocol garbage ends that session; the gateway stays up', async () => {
+    const tunnel = await connectTunnel(gw.explicitPort, `h2.test:${h2Port}`);
+    const secure = tls.connect({ socket: tunnel, servername: 'h2.test', ALPNProtocols: ['h2'], ca });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', reject);
+    });
+    expect(secure.alpnProtocol).toBe('h2');
+    secure.on('error', () => undefined);
+    const received: Buffer[] = [];
+    secure.on('data', (chunk: Buffer) => received.push(chunk));
+    // A valid preface followed by a frame longer than SETTINGS_MAX_FRAME_SIZE on an even
+    // (server-initiated) stream id: a connection error (RFC 9113 4.2, 5.1.1).
+    secure.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x00, 0x02]), Buffer.alloc(64, 0x41)]));
+    const frameTypes = (): number[] => {
+      const bytes = Buffer.concat(received);
+      const types: number[] = [];
+      for (let at = 0; at + 9 <= bytes.length && types.length < 100; at += 9 + bytes.readUIntBE(at, 3)) types.push(bytes[at + 3]!);
+      return types;
+    };
+    const GOAWAY = 0x07;
+    const seen = await eventually(frameTypes, (types) => types.includes(GOAWAY), 5000);
+    expect(seen).toContain(GOAWAY);
+    secure.destroy();
+    const again = await curlH2(`https://h2.test:${h2Port}/still-up`);
+    expect(again.stdout.toString().endsWith('2 200')).toBe(true);
+  });
+});
