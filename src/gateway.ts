@@ -10,6 +10,7 @@ import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
 import { HttpForwarder } from './http/forward';
+import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
 import type { Logger } from './logging/logger';
 import { loadConfig } from './config/load';
@@ -129,6 +130,7 @@ export class Gateway {
       maxSocketsPerHost: config.upstream.maxSocketsPerHost,
       redactQueryParams: config.audit.redactQueryParams,
       tunnelIdleTimeoutMs: config.limits.clientIdleTimeoutMs,
+      h2Origins: new H2OriginPool({ egress, secureContext: originAgents.secureContext, idleTimeoutMs: config.upstream.idleTimeoutMs }),
     });
     const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
       audit.write({

@@ -14,10 +14,27 @@ export function writeResponseHead(res: InboundResponse, status: number, message:
   else res.writeHead(status, rawHeaders as unknown as Parameters<Http2ServerResponse['writeHead']>[1]);
 }
 
-/** HTTP/2 pseudo-header fields (`:method`, `:path`, ...) are not header fields of a message. */
+/**
+ * The header fields of a request as an HTTP/1.1 message would carry them: HTTP/2
+ * pseudo-header fields (`:method`, `:path`, ...) removed, and the separate `cookie` fields that
+ * HTTP/2 allows joined into one with "; " (RFC 9113 8.2.3). HTTP/1.1 lists pass through as
+ * they are.
+ */
 export function withoutPseudoHeaders(rawHeaders: readonly string[]): readonly string[] {
   if (rawHeaders.length === 0 || !rawHeaders.some((name, i) => i % 2 === 0 && name.startsWith(':'))) return rawHeaders;
   const out: string[] = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) if (!rawHeaders[i]!.startsWith(':')) out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  let cookieAt = -1;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.startsWith(':')) continue;
+    if (name.toLowerCase() === 'cookie') {
+      if (cookieAt >= 0) {
+        out[cookieAt + 1] = `${out[cookieAt + 1]!}; ${rawHeaders[i + 1]!}`;
+        continue;
+      }
+      cookieAt = out.length;
+    }
+    out.push(name, rawHeaders[i + 1]!);
+  }
   return out;
 }

@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
@@ -15,6 +16,7 @@ import { hostAuthorityText, hostText } from '../protocol/host';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
 import { relayUpgraded } from './websocket-relay';
 
@@ -36,6 +38,8 @@ export interface RequestContext {
   readonly hostHeader: string | null;
   /** Set for a WebSocket handshake: the client's raw socket, relayed once the origin agrees. */
   readonly upgrade?: UpgradeSocket;
+  /** The client speaks HTTP/2 and so does the origin: forward over an HTTP/2 origin session. */
+  readonly originH2?: boolean;
 }
 
 export interface ForwarderOptions {
@@ -50,6 +54,8 @@ export interface ForwarderOptions {
   readonly redactQueryParams: readonly string[];
   /** Idle limit of an upgraded (WebSocket) connection, both directions together. */
   readonly tunnelIdleTimeoutMs: number;
+  /** Multiplexed origin sessions for HTTP/2 clients of h2 origins; null = always HTTP/1.1. */
+  readonly h2Origins: H2OriginPool | null;
 }
 
 function defaultPort(scheme: 'http' | 'https'): number {
@@ -83,6 +89,7 @@ export class HttpForwarder {
 
   destroy(): void {
     this.plainAgent.destroy();
+    this.options.h2Origins?.destroy();
   }
 
   forward(ctx: RequestContext, req: InboundRequest, res: InboundResponse): void {
@@ -101,6 +108,10 @@ export class HttpForwarder {
     // Upgrade and Connection are hop-by-hop and were dropped above; a WebSocket handshake asks
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
+    if (ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins) {
+      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins);
+      return;
+    }
     const requestOptions: https.RequestOptions = {
       host: hostText(target.host),
       port: target.port,
@@ -173,6 +184,51 @@ export class HttpForwarder {
       clearTimeout(responseTimer);
       // The client went away before the exchange completed: stop the origin side too.
       if (!res.writableFinished) upstream.destroy();
+      tracker.finish();
+    });
+  }
+
+  /** HTTP/2 end to end: one stream on the origin's shared session per client stream. */
+  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool): void {
+    const tracker = new RequestTracker(ctx, req, res, this.options);
+    const session = pool.session(ctx.target, ctx.servername);
+    let stream: http2.ClientHttp2Stream;
+    const fail = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(responseTimer);
+      // Streams pending on a session that failed to connect are cancelled with its error as cause.
+      const cause = (err as { cause?: unknown }).cause;
+      const underlying = err.code === 'ERR_HTTP2_STREAM_CANCEL' && cause instanceof Error ? (cause as NodeJS.ErrnoException) : err;
+      const error = underlying instanceof GatewayError ? underlying : classifyOriginError(underlying, origin);
+      tracker.fail(error);
+      if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
+      else res.destroy();
+    };
+    const responseTimer = setTimeout(() => {
+      fail(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`) as GatewayError & NodeJS.ErrnoException);
+      stream?.close(http2.constants.NGHTTP2_CANCEL);
+    }, this.options.responseTimeoutMs);
+    try {
+      stream = session.request(h2RequestHeaders(req.method ?? 'GET', req.url ?? '/', headers));
+    } catch (err) {
+      fail(err as NodeJS.ErrnoException);
+      return;
+    }
+    stream.on('error', fail);
+    stream.on('response', (upHeaders) => {
+      clearTimeout(responseTimer);
+      if (session.socket) tracker.originTls(session.socket as TLSSocket);
+      const raw = rawFromH2Headers(upHeaders);
+      res.sendDate = false;
+      writeResponseHead(res, Number(upHeaders[':status'] ?? 502), undefined, forwardResponseHeaders(raw, '2.0', this.options.via));
+      tracker.responseHeaders(raw);
+      stream.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
+      stream.pipe(res);
+    });
+    req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
+    req.pipe(stream);
+    res.on('close', () => {
+      clearTimeout(responseTimer);
+      if (!res.writableFinished && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       tracker.finish();
     });
   }

@@ -274,6 +274,8 @@ export class TlsInspector implements Inspector {
       clientSni: tunnel.clientSni,
       hostHeader: null,
       ...(upgrade ? { upgrade } : {}),
+      // h2 is offered to clients only for origins that speak it (OriginAlpnCache).
+      ...(isH2 ? { originH2: true } : {}),
     });
     const tunnelDecision = flow.decision!;
     const malformed = (reason: string): void => {

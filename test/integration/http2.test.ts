@@ -57,9 +57,9 @@ describe('HTTP/2 through interception', () => {
     const dir = tempDir('h2');
     const root = issue({ commonName: 'h2 origin root', isCa: true });
     const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test', 'h2.test', 'h1.test', 'other.test'], issuer: root });
-    // An origin that speaks h2 (and http/1.1, which the gateway's origin pool uses).
+    // An origin that speaks h2, and http/1.1 for clients that do not.
     h2Origin = http2.createSecureServer({ cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true }, (req, res) => {
-      const body = `hello from h2 origin ${req.url}\n`;
+      const body = `hello from h2 origin ${req.url} over ${req.httpVersion}\n`;
       res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'set-cookie': ['a=SECRET1', 'b=2'] });
       res.end(body);
     });
@@ -88,13 +88,38 @@ describe('HTTP/2 through interception', () => {
     const res = await curlH2(`https://h2.test:${h2Port}/hello`);
     const [body, last] = res.stdout.toString().split(/\n(?=[^\n]*$)/);
     expect(last).toBe('2 200');
-    expect(body).toBe('hello from h2 origin /hello\n');
+    expect(body).toBe('hello from h2 origin /hello over 2.0\n');
     const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.host === 'h2.test'));
     const record = records.find((x): x is RequestRecord => x.type === 'request' && x.host === 'h2.test')!;
     expect(record).toMatchObject({ method: 'GET', path: '/hello', status: 200, scheme: 'https', action: 'inspect', http_version: '2.0' });
     // Pseudo-headers are not written as headers; secrets stay redacted.
     expect(Object.keys(record.request_headers).some((k) => k.startsWith(':'))).toBe(false);
     expect(JSON.stringify(record)).not.toContain('SECRET1');
+  });
+
+  test('an HTTP/1.1 client of the same h2 origin is served over HTTP/1.1 on both sides', async () => {
+    const res = await run('curl', ['-sS', '--http1.1', '--max-time', '15', '-x', gw.proxy, '--cacert', gw.caFile, `https://h2.test:${h2Port}/one`], { timeoutMs: 20_000 });
+    expect(res.stdout.toString()).toBe('hello from h2 origin /one over 1.1\n');
+  });
+
+  test('a POST body streams over HTTP/2 on both sides', async () => {
+    const { session } = await h2Session(gw, 'h2.test', h2Port, ca);
+    try {
+      const reply = await new Promise<{ status: number }>((resolve, reject) => {
+        const stream = session.request({ ':path': '/upload', ':method': 'POST', 'content-type': 'application/octet-stream' });
+        let status = 0;
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.on('data', () => undefined);
+        stream.on('end', () => resolve({ status }));
+        stream.on('error', reject);
+        stream.end(Buffer.alloc(256 * 1024, 0x7a));
+      });
+      expect(reply.status).toBe(200);
+      const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.path === '/upload'));
+      expect(records.find((x): x is RequestRecord => x.type === 'request' && x.path === '/upload')!.bytes_from_client).toBe(256 * 1024);
+    } finally {
+      session.close();
+    }
   });
 
   test('curl --http2 falls back to HTTP/1.1 when the origin does not speak h2', async () => {
@@ -111,7 +136,7 @@ describe('HTTP/2 through interception', () => {
       const paths = ['/a', '/b', '/c', '/missing'];
       const results = await Promise.all(paths.map((p) => h2Get(session, p)));
       expect(results.map((r) => r.status)).toEqual([200, 200, 200, 404]);
-      expect(results[1]!.body).toBe('hello from h2 origin /b\n');
+      expect(results[1]!.body).toBe('hello from h2 origin /b over 2.0\n');
       expect(String(results[0]!.headers.via)).toMatch(/tollgate/);
       const records = await eventually(gw.audit, (r) => r.filter((x) => x.type === 'request' && ['/a', '/b', '/c', '/missing'].includes(x.path)).length >= 4);
       const mine = records.filter((x): x is RequestRecord => x.type === 'request' && paths.includes(x.path));
