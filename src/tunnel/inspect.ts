@@ -70,6 +70,9 @@ interface Tunnel {
 const CLIENT_ALPN_H1 = ['http/1.1'];
 const CLIENT_ALPN_H2 = ['h2', 'http/1.1'];
 
+/** Streams one HTTP/2 client may have open at once (what browsers and common servers use). */
+const H2_MAX_CONCURRENT_STREAMS = 100;
+
 /**
  * The inspect terminal: terminates the client's TLS with a certificate minted for the name it
  * asked for, then serves the HTTP inside through the one forwarding path (which opens its own,
@@ -92,7 +95,9 @@ export class TlsInspector implements Inspector {
     this.server.timeout = options.idleTimeoutMs;
     this.server.keepAliveTimeout = 5_000;
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
-    this.h2Server = http2.createServer({ maxSessionMemory: 10 });
+    // The same header budget as HTTP/1.1; Node's default of unlimited concurrent streams per
+    // session would let one client open any number of origin requests at once.
+    this.h2Server = http2.createServer({ maxSessionMemory: 10, settings: { maxHeaderListSize: options.maxHeaderBytes, maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS } });
     // Idle sessions are destroyed (no 'timeout' listener); streams end with them.
     this.h2Server.setTimeout(options.idleTimeoutMs);
     this.h2Server.on('session', (session: http2.ServerHttp2Session) => {
@@ -102,7 +107,6 @@ export class TlsInspector implements Inspector {
       session.on('error', (err: NodeJS.ErrnoException) => tunnel?.flow.log.info({ code: err.code, reason: err.message }, 'HTTP/2 session error'));
     });
     this.h2Server.on('sessionError', () => undefined);
-    this.h2Server.on('streamError' as 'sessionError', () => undefined);
     this.h2Server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
       req.stream.on('error', (err: NodeJS.ErrnoException) => this.h2Tunnels.get(req.stream.session as http2.ServerHttp2Session)?.flow.log.debug({ code: err.code }, 'HTTP/2 stream error'));
       this.onRequest(req, res);
