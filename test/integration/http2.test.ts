@@ -52,6 +52,7 @@ describe('HTTP/2 through interception', () => {
   let h2Port: number;
   let h1Origin: Origin;
   let ca: string;
+  let originConnections = 0;
 
   beforeAll(async () => {
     const dir = tempDir('h2');
@@ -64,6 +65,7 @@ describe('HTTP/2 through interception', () => {
       res.end(body);
     });
     h2Origin.on('tlsClientError', () => undefined);
+    h2Origin.on('secureConnection', () => originConnections++);
     await new Promise<void>((resolve) => h2Origin.listen(0, '127.0.0.1', resolve));
     h2Port = (h2Origin.address() as AddressInfo).port;
     h1Origin = await startHttpsOrigin('h1 origin', { cert: leaf.certPem, key: leaf.keyPem });
@@ -95,6 +97,17 @@ describe('HTTP/2 through interception', () => {
     // Pseudo-headers are not written as headers; secrets stay redacted.
     expect(Object.keys(record.request_headers).some((k) => k.startsWith(':'))).toBe(false);
     expect(JSON.stringify(record)).not.toContain('SECRET1');
+  });
+
+  test('the origin ALPN answer is cached and the origin session is shared across tunnels', async () => {
+    expect((await curlH2(`https://h2.test:${h2Port}/warm`)).stdout.toString().endsWith('2 200')).toBe(true);
+    const before = originConnections;
+    expect(before).toBeGreaterThan(0);
+    for (const path of ['/again-1', '/again-2']) {
+      expect((await curlH2(`https://h2.test:${h2Port}${path}`)).stdout.toString().endsWith('2 200')).toBe(true);
+    }
+    // Two more client tunnels, no new origin connection: no probe, no new session.
+    expect(originConnections).toBe(before);
   });
 
   test('an HTTP/1.1 client of the same h2 origin is served over HTTP/1.1 on both sides', async () => {
