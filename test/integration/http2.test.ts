@@ -53,6 +53,7 @@ describe('HTTP/2 through interception', () => {
   let h1Origin: Origin;
   let ca: string;
   let originConnections = 0;
+  const originSessions = new Set<http2.ServerHttp2Session>();
 
   beforeAll(async () => {
     const dir = tempDir('h2');
@@ -66,6 +67,10 @@ describe('HTTP/2 through interception', () => {
     });
     h2Origin.on('tlsClientError', () => undefined);
     h2Origin.on('secureConnection', () => originConnections++);
+    h2Origin.on('session', (session: http2.ServerHttp2Session) => {
+      originSessions.add(session);
+      session.once('close', () => originSessions.delete(session));
+    });
     await new Promise<void>((resolve) => h2Origin.listen(0, '127.0.0.1', resolve));
     h2Port = (h2Origin.address() as AddressInfo).port;
     h1Origin = await startHttpsOrigin('h1 origin', { cert: leaf.certPem, key: leaf.keyPem });
@@ -108,6 +113,15 @@ describe('HTTP/2 through interception', () => {
     }
     // Two more client tunnels, no new origin connection: no probe, no new session.
     expect(originConnections).toBe(before);
+  });
+
+  test('an origin that closes its HTTP/2 sessions: the next request opens a new one', async () => {
+    expect((await curlH2(`https://h2.test:${h2Port}/before-close`)).stdout.toString().endsWith('2 200')).toBe(true);
+    expect(originSessions.size).toBeGreaterThan(0);
+    for (const session of originSessions) session.close();
+    await eventually(() => originSessions.size, (n) => n === 0, 5000);
+    const after = await curlH2(`https://h2.test:${h2Port}/after-close`);
+    expect(after.stdout.toString()).toBe('hello from h2 origin /after-close over 2.0\n\n2 200');
   });
 
   test('an HTTP/1.1 client of the same h2 origin is served over HTTP/1.1 on both sides', async () => {
