@@ -1,0 +1,159 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createBenchPki } from './pki';
+import { startPeers } from './peers';
+import { formatScenario } from './report';
+import {
+  type BenchContext,
+  type BenchSizes,
+  type ScenarioResult,
+  type Variant,
+  bulkDownload,
+  idleTunnels,
+  keepAliveRequests,
+  newNames,
+  newTunnels,
+  plainHttp,
+} from './scenarios';
+import { NEW_NAME_SUFFIX, ORIGIN_NAME, type OriginPorts, type Subject, direct, startJsonChild, startRelay, startTollgate, stopChild } from './subjects';
+
+/**
+ * `npm run bench [-- --quick | --tiny] [--peers] [--out FILE]`: starts a local origin, the
+ * baselines, tollgate and (with --peers) the peer proxies on loopback, runs scenarios (a)-(h)
+ * and prints a table; the JSON goes to bench/results/<date>.json (or --out).
+ */
+const SIZES: Record<'full' | 'quick' | 'tiny', BenchSizes> = {
+  full: { reps: 3, bulkBytes: 256 * 2 ** 20, durationMs: 2000, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 20, idleCounts: [1000, 10000] },
+  quick: { reps: 3, bulkBytes: 32 * 2 ** 20, durationMs: 500, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 5, idleCounts: [1000] },
+  tiny: { reps: 1, bulkBytes: 4 * 2 ** 20, durationMs: 150, manyTunnels: 4, newTunnelConcurrency: 2, newNameSamples: 2, idleCounts: [50] },
+};
+
+interface Args {
+  readonly mode: keyof typeof SIZES;
+  readonly peers: boolean;
+  readonly out: string | null;
+  readonly only: Set<string> | null;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  let mode: Args['mode'] = 'full';
+  let peers = false;
+  let out: string | null = null;
+  let only: Set<string> | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') mode = 'quick';
+    else if (arg === '--tiny') mode = 'tiny';
+    else if (arg === '--peers') peers = true;
+    else if (arg === '--out') out = argv[++i] ?? null;
+    else if (arg === '--only') only = new Set((argv[++i] ?? '').split(','));
+    else throw new Error(`unknown argument ${arg}; usage: npm run bench -- [--quick|--tiny] [--peers] [--only a,b,...] [--out FILE]`);
+  }
+  return { mode, peers, out, only };
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg_at_start: os.loadavg().map((l) => Number(l.toFixed(2))) };
+}
+
+export const SCENARIO_KEYS = ['a_bulk', 'b_keepalive', 'c_new_tunnels', 'd_new_names', 'e_plain_http', 'f_cache', 'g_idle_tunnels', 'h_workers'] as const;
+
+function skippedScenario(title: string, reason: string): ScenarioResult {
+  return { title, headline: null, rows: [], skipped: [], skipped_reason: reason, notes: [] };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const sizes = SIZES[args.mode];
+  const distDir = path.resolve(__dirname, '..');
+  const repoDir = path.resolve(distDir, '..');
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const started = Date.now();
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const totalNames = sizes.reps * sizes.newNameSamples + 8;
+    const freshNames = Array.from({ length: totalNames }, (_, i) => `n${i}.${NEW_NAME_SUFFIX}`);
+    const pki = createBenchPki([ORIGIN_NAME, `*.${NEW_NAME_SUFFIX}`]);
+    const originCaFile = path.join(workDir, 'bench-ca.pem');
+    writeFileSync(originCaFile, pki.caPem);
+    writeFileSync(path.join(workDir, 'bench-ca-with-key.pem'), pki.caKeyPem, { mode: 0o600 });
+    const origin = await startJsonChild<OriginPorts>(path.join(distDir, 'bench/children/origin.js'), { BENCH_ORIGIN_CERT: pki.originCertPem, BENCH_ORIGIN_KEY: pki.originKeyPem });
+    stops.push(() => stopChild(origin.child));
+    const ports = origin.info;
+    const relay = await startRelay(distDir);
+    stops.push(() => relay.stop());
+    const tollgate = await startTollgate({ distDir, workDir, originCaFile, ports, names: freshNames });
+    stops.push(() => tollgate.stop());
+    const peers: Subject[] = [];
+    const peerNotes: string[] = [];
+    if (args.peers) {
+      const started = await startPeers({ workDir, repoDir, originCaFile, caWithKeyFile: path.join(workDir, 'bench-ca-with-key.pem'), ports, log });
+      peers.push(...started.subjects);
+      peerNotes.push(...started.notes);
+      for (const peer of started.subjects) stops.push(() => peer.stop());
+    } else {
+      peerNotes.push('peers not run (npm run bench -- --peers)');
+    }
+    for (const note of peerNotes) log(`peers: ${note}`);
+    const ctx: BenchContext = { sizes, ports, originCa: pki.caPem, freshNames, log };
+
+    const baselines: Variant[] = [
+      { label: 'direct', subject: direct, mode: 'none' },
+      { label: 'relay', subject: relay, mode: 'none' },
+    ];
+    const spliced = (s: Subject): Variant => ({ label: `${s.name} splice`, subject: s, mode: 'splice' });
+    const inspected = (s: Subject): Variant => ({ label: `${s.name} ${s.name === 'tollgate' ? 'inspect' : 'bump'}`, subject: s, mode: 'inspect' });
+    const subjects = [tollgate, ...peers];
+    const tunnelVariants = [...baselines, ...subjects.flatMap((s) => [...(s.can.splice ? [spliced(s)] : []), ...(s.can.inspect ? [inspected(s)] : [])])];
+    const inspectVariants = [...baselines, ...subjects.filter((s) => s.can.inspect).map(inspected)];
+    const wanted = (key: string): boolean => args.only === null || args.only.has(key) || args.only.has(key[0]!);
+
+    const results: Record<string, ScenarioResult> = {};
+    const run = async (key: (typeof SCENARIO_KEYS)[number], body: () => Promise<ScenarioResult>): Promise<void> => {
+      if (!wanted(key)) {
+        results[key] = skippedScenario(key, 'not selected (--only)');
+        return;
+      }
+      log(`running ${key} ...`);
+      const t0 = Date.now();
+      results[key] = await body();
+      log(`${formatScenario(results[key]!)}\n  (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    };
+    await run('a_bulk', () => bulkDownload(tunnelVariants, ctx));
+    await run('b_keepalive', () => keepAliveRequests(inspectVariants, ctx, [1, sizes.manyTunnels]));
+    await run('c_new_tunnels', () => newTunnels(tunnelVariants, ctx));
+    await run('d_new_names', () => newNames([{ label: 'direct', subject: direct, mode: 'none' }, ...subjects.filter((s) => s.can.inspect && s.can.manyNames).map(inspected)], ctx));
+    await run('e_plain_http', () => plainHttp([...baselines, ...subjects.filter((s) => s.can.plainHttp).map((s) => ({ label: s.name, subject: s, mode: 'none' as const }))], ctx));
+    results.f_cache = skippedScenario('(f) cached hits vs misses', 'needs the HTTP cache (not in this build)');
+    await run('g_idle_tunnels', () => idleTunnels([{ label: 'relay splice', subject: relay, mode: 'splice' }, ...subjects.flatMap((s) => [...(s.can.splice ? [spliced(s)] : []), ...(s.can.inspect ? [inspected(s)] : [])])], ctx));
+    results.h_workers = skippedScenario('(h) keep-alive requests, 1 worker vs all cores', 'needs `workers:` (multi-process gateway) in this build');
+
+    const report = {
+      date: new Date().toISOString(),
+      mode: args.mode,
+      sizes,
+      machine: machine(),
+      duration_s: Math.round((Date.now() - started) / 1000),
+      peers: peerNotes,
+      note: 'the machine is shared and noisy: compare ratios to direct and relay measured in the same run, not absolute figures',
+      scenarios: results,
+    };
+    const out = args.out ?? path.join(repoDir, 'bench', 'results', `${report.date.slice(0, 10)}${args.mode === 'full' ? '' : `-${args.mode}`}.json`);
+    mkdirSync(path.dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+    process.stdout.write(`tollgate bench (${args.mode}, ${sizes.reps} repetitions; ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores, Node ${process.version})\n\n`);
+    for (const key of SCENARIO_KEYS) if (results[key]) process.stdout.write(`${formatScenario(results[key]!)}\n\n`);
+    process.stdout.write(`peers: ${peerNotes.join('; ')}\nJSON: ${out}\ntook ${report.duration_s} s\n`);
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
