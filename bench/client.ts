@@ -89,7 +89,9 @@ export async function openTls(route: Route, servername = route.target.host): Pro
   const raw = route.proxy ? await connectTunnel(route.proxy, route.target) : await tcpConnect(route.target);
   return withTimeout(
     new Promise((resolve, reject) => {
-      const socket = tls.connect({ socket: raw, servername, ca: [...route.ca], ALPNProtocols: ['http/1.1'] });
+      // An address gets no SNI (RFC 6066) and is checked against the certificate's IP SANs.
+      const name = net.isIP(servername) ? { host: servername } : { servername };
+      const socket = tls.connect({ socket: raw, ...name, ca: [...route.ca], ALPNProtocols: ['http/1.1'] });
       socket.once('secureConnect', () => {
         socket.removeListener('error', reject);
         resolve(socket);

@@ -74,12 +74,12 @@ async function main(): Promise<void> {
   const started = Date.now();
   const stops: (() => Promise<void>)[] = [];
   try {
-    const totalNames = sizes.reps * sizes.newNameSamples + 8;
+    // Every variant of (d) takes its own fresh names: up to four variants.
+    const totalNames = 4 * sizes.reps * sizes.newNameSamples + 8;
     const freshNames = Array.from({ length: totalNames }, (_, i) => `n${i}.${NEW_NAME_SUFFIX}`);
     const pki = createBenchPki([ORIGIN_NAME, `*.${NEW_NAME_SUFFIX}`]);
     const originCaFile = path.join(workDir, 'bench-ca.pem');
     writeFileSync(originCaFile, pki.caPem);
-    writeFileSync(path.join(workDir, 'bench-ca-with-key.pem'), pki.caKeyPem, { mode: 0o600 });
     const origin = await startJsonChild<OriginPorts>(path.join(distDir, 'bench/children/origin.js'), { BENCH_ORIGIN_CERT: pki.originCertPem, BENCH_ORIGIN_KEY: pki.originKeyPem });
     stops.push(() => stopChild(origin.child));
     const ports = origin.info;
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     const peers: Subject[] = [];
     const peerNotes: string[] = [];
     if (args.peers) {
-      const started = await startPeers({ workDir, repoDir, originCaFile, caWithKeyFile: path.join(workDir, 'bench-ca-with-key.pem'), ports, log });
+      const started = await startPeers({ workDir, repoDir, distDir, originCaFile, ports, names: freshNames, log });
       peers.push(...started.subjects);
       peerNotes.push(...started.notes);
       for (const peer of started.subjects) stops.push(() => peer.stop());
@@ -149,7 +149,8 @@ async function main(): Promise<void> {
     process.stdout.write(`peers: ${peerNotes.join('; ')}\nJSON: ${out}\ntook ${report.duration_s} s\n`);
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
-    rmSync(workDir, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP) log(`kept ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
   }
 }
 

@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import { type HostPort, HttpConnection, type Route, connectTunnel, getRequest, openTls, tcpConnect } from './client';
+import { HttpConnection, type Route, connectTunnel, getRequest, openTls, tcpConnect } from './client';
 import { Meter, openFileLimit, percentile, type Spread, spread } from './measure';
-import { NEW_NAME_SUFFIX, ORIGIN_NAME, type OriginPorts, type Subject } from './subjects';
+import { NEW_NAME_SUFFIX, ORIGIN_NAME, type OriginPorts, SPLICE_HOST, type Subject } from './subjects';
 
 /** Sizes of one bench run; `--quick` and the smoke test shrink them. */
 export interface BenchSizes {
@@ -57,7 +57,9 @@ function routeFor(variant: Variant, port: number, ctx: BenchContext): Route {
   return {
     proxy: subject.proxy,
     // Direct connections go to the address; proxies get the name and resolve it themselves.
-    target: { host: subject.proxy ? ORIGIN_NAME : '127.0.0.1', port },
+    // Spliced tunnels go to the address (no SNI): mitmproxy 8 chooses to ignore a connection by
+    // host or SNI only, so splice and inspect must differ by name, not just by port.
+    target: { host: !subject.proxy ? '127.0.0.1' : mode === 'splice' ? SPLICE_HOST : ORIGIN_NAME, port },
     ca: mode === 'inspect' ? subject.interceptCa : [ctx.originCa],
   };
 }
@@ -66,9 +68,17 @@ function tlsPort(variant: Variant, ctx: BenchContext): number {
   return variant.mode === 'splice' ? ctx.ports.spliceTls : ctx.ports.inspectTls;
 }
 
-async function openHttps(variant: Variant, ctx: BenchContext, servername = ORIGIN_NAME, target?: HostPort): Promise<TLSSocket> {
-  const route = routeFor(variant, tlsPort(variant, ctx), ctx);
-  return openTls(target ? { ...route, target } : route, servername);
+function tlsName(variant: Variant): string {
+  return variant.mode === 'splice' ? SPLICE_HOST : ORIGIN_NAME;
+}
+
+/** Host header for requests through a variant's tunnel (with the port: it is not 443). */
+function hostHeader(variant: Variant, ctx: BenchContext): string {
+  return `${tlsName(variant)}:${tlsPort(variant, ctx)}`;
+}
+
+async function openHttps(variant: Variant, ctx: BenchContext): Promise<TLSSocket> {
+  return openTls(routeFor(variant, tlsPort(variant, ctx), ctx), tlsName(variant));
 }
 
 function collect(rows: Map<string, Record<string, number[]>>, variant: string, values: Record<string, number>): void {
@@ -125,7 +135,7 @@ export async function bulkDownload(variants: readonly Variant[], ctx: BenchConte
     const connection = new HttpConnection(socket);
     const meter = new Meter(variant.subject.pid, true);
     const start = performance.now();
-    const received = await connection.request(getRequest(`/bytes?n=${bytes}`, ORIGIN_NAME));
+    const received = await connection.request(getRequest(`/bytes?n=${bytes}`, hostHeader(variant, ctx)));
     const seconds = (performance.now() - start) / 1000;
     const used = meter.stop();
     connection.close();
@@ -167,7 +177,7 @@ function latencyMetrics(latencies: readonly number[], count: number, seconds: nu
 export async function keepAliveRequests(variants: readonly Variant[], ctx: BenchContext, tunnelCounts: readonly number[], title = '(b) 1 KiB keep-alive requests through inspected tunnels'): Promise<ScenarioResult> {
   const samples = new Map<string, Record<string, number[]>>();
   const skipped: ScenarioResult['skipped'] = [];
-  const request = getRequest('/1k', ORIGIN_NAME);
+  const request = getRequest('/1k', `${ORIGIN_NAME}:${ctx.ports.inspectTls}`);
   for (const tunnels of tunnelCounts) {
     const labelled = variants.map((v) => ({ ...v, label: `${v.label} x${tunnels}` }));
     await repeat(labelled, ctx, skipped, async (variant) => {
@@ -192,13 +202,12 @@ export async function keepAliveRequests(variants: readonly Variant[], ctx: Bench
 export async function newTunnels(variants: readonly Variant[], ctx: BenchContext): Promise<ScenarioResult> {
   const samples = new Map<string, Record<string, number[]>>();
   const skipped: ScenarioResult['skipped'] = [];
-  const request = getRequest('/1k', ORIGIN_NAME, true);
   const concurrency = ctx.sizes.newTunnelConcurrency;
   await repeat(variants, ctx, skipped, async (variant) => {
     const once = async (): Promise<void> => {
       const socket = await openHttps(variant, ctx);
       const connection = new HttpConnection(socket);
-      await connection.request(request);
+      await connection.request(getRequest('/1k', hostHeader(variant, ctx), true));
       connection.close();
     };
     await once();
@@ -227,18 +236,16 @@ export async function newTunnels(variants: readonly Variant[], ctx: BenchContext
 export async function newNames(variants: readonly Variant[], ctx: BenchContext): Promise<ScenarioResult> {
   const samples = new Map<string, Record<string, number[]>>();
   const skipped: ScenarioResult['skipped'] = [];
-  const request = getRequest('/1k', ORIGIN_NAME, true);
   const timed = async (variant: Variant, name: string): Promise<number> => {
     const t0 = performance.now();
     const route = routeFor(variant, ctx.ports.inspectTls, ctx);
     const socket = await openTls({ ...route, target: { host: variant.subject.proxy ? name : '127.0.0.1', port: ctx.ports.inspectTls } }, name);
     const connection = new HttpConnection(socket);
-    await connection.request(getRequest('/1k', name, true));
+    await connection.request(getRequest('/1k', `${name}:${ctx.ports.inspectTls}`, true));
     const ms = performance.now() - t0;
     connection.close();
     return ms;
   };
-  void request;
   await repeat(variants, ctx, skipped, async (variant) => {
     const first: number[] = [];
     const again: number[] = [];
@@ -327,7 +334,7 @@ export async function idleTunnels(variants: readonly Variant[], ctx: BenchContex
       const before = new Meter(pid).stop().peakRssBytes;
       let open: { destroy(): void }[] = [];
       try {
-        open = await openMany(count, 64, () => (variant.mode === 'inspect' ? openHttps(variant, ctx) : connectTunnel(variant.subject.proxy!, { host: ORIGIN_NAME, port: ctx.ports.spliceTls })));
+        open = await openMany(count, 64, () => (variant.mode === 'inspect' ? openHttps(variant, ctx) : connectTunnel(variant.subject.proxy!, { host: SPLICE_HOST, port: ctx.ports.spliceTls })));
         await new Promise((r) => setTimeout(r, 500));
         const rss = new Meter(pid).stop().peakRssBytes;
         collect(samples, label, { rss_mb: rss / 1e6, rss_before_mb: before / 1e6, kb_per_tunnel: (rss - before) / 1e3 / count });

@@ -30,6 +30,8 @@ export interface OriginPorts {
 /** Names the bench reaches the origin by; `*.bench.test` names exist only in tollgate's host map. */
 export const ORIGIN_NAME = 'localhost';
 export const NEW_NAME_SUFFIX = 'bench.test';
+/** Spliced tunnels are opened to the address, so every peer can tell them apart by host. */
+export const SPLICE_HOST = '127.0.0.1';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -141,7 +143,7 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
     [
       'rules:',
       '  - name: bench-splice',
-      `    match: ${ORIGIN_NAME}`,
+      `    match: ${SPLICE_HOST}`,
       `    ports: [${ports.spliceTls}]`,
       '    action: splice',
       '  - name: bench-inspect',
