@@ -172,7 +172,9 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
   const configFile = path.join(dir, 'tollgate.yaml');
   writeFileSync(configFile, config);
   // The operational log is discarded by the OS (/dev/null), not drained through a pipe by us.
-  const child = spawn(process.execPath, [path.join(options.distDir, 'src/main.js'), '--config', configFile], {
+  // BENCH_GATEWAY_NODE_OPTIONS: extra node flags for the gateway only (e.g. --cpu-prof).
+  const nodeFlags = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter((f) => f !== '');
+  const child = spawn(process.execPath, [...nodeFlags, path.join(options.distDir, 'src/main.js'), '--config', configFile], {
     stdio: ['ignore', 'ignore', 'inherit'],
     cwd: dir,
   });
