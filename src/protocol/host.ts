@@ -18,6 +18,10 @@ const MAX_LABEL_LENGTH = 63;
 // Letters, digits and hyphen (RFC 1123), plus underscore, which real names carry (service
 // labels, some CDN hosts) and which resolvers accept.
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/;
+// After the WHATWG parser, an IPv4 address is always a dotted quad; anything else is a name.
+// Checked first because ipaddr.js validates by throwing, which cost 7% of the gateway's CPU
+// on plain HTTP in the bench (one normalisation per request).
+const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 function fail(reason: string): HostResult {
   return { ok: false, reason };
@@ -64,7 +68,7 @@ export function normaliseHost(raw: string): HostResult {
   // name whose last label is numeric but not a valid address ("1.2.3.256", "foo.1").
   const ascii = domainToASCII(raw.toLowerCase());
   if (ascii === '') return fail(`"${raw}" is not a valid host name or address`);
-  if (ipaddr.IPv4.isValidFourPartDecimal(ascii)) return { ok: true, host: fromAddress(ipaddr.IPv4.parse(ascii)) };
+  if (DOTTED_QUAD.test(ascii) && ipaddr.IPv4.isValidFourPartDecimal(ascii)) return { ok: true, host: fromAddress(ipaddr.IPv4.parse(ascii)) };
 
   const name = ascii.endsWith('.') ? ascii.slice(0, -1) : ascii;
   if (name.length === 0) return fail('empty host');

@@ -133,6 +133,9 @@ export class TlsInspector implements Inspector {
     }
     const servername = name.kind === 'name' ? name.name : null;
     const offerH2 = this.options.originAlpn !== null && (peek.hello.alpn?.includes('h2') ?? false) && flow.decision?.rule?.upstreamInsecure !== true && (await this.options.originAlpn.speaksH2(target, servername));
+    // The HTTP server's noDelay applies only to sockets it accepts itself, not to this one: without
+    // it, small responses wait for the client's delayed ACK (Nagle).
+    client.setNoDelay(true);
     const tlsSocket = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1 });
     const tunnel: Tunnel = {
       flow,
