@@ -24,9 +24,9 @@ import { NEW_NAME_SUFFIX, ORIGIN_NAME, type OriginPorts, type Subject, direct, s
  * and prints a table; the JSON goes to bench/results/<date>.json (or --out).
  */
 const SIZES: Record<'full' | 'quick' | 'tiny', BenchSizes> = {
-  full: { reps: 3, bulkBytes: 128 * 2 ** 20, durationMs: 2000, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 20, idleCounts: [1000, 10000], settleMs: 1000 },
-  quick: { reps: 3, bulkBytes: 16 * 2 ** 20, durationMs: 300, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 5, idleCounts: [300], settleMs: 300 },
-  tiny: { reps: 1, bulkBytes: 2 * 2 ** 20, durationMs: 100, manyTunnels: 4, newTunnelConcurrency: 2, newNameSamples: 2, idleCounts: [20], settleMs: 100 },
+  full: { reps: 3, bulkBytes: 128 * 2 ** 20, durationMs: 2000, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 20, idleCounts: [1000, 10000], settleMs: 1000, idleBudgetMs: 60_000 },
+  quick: { reps: 3, bulkBytes: 16 * 2 ** 20, durationMs: 300, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 5, idleCounts: [300], settleMs: 300, idleBudgetMs: 15_000 },
+  tiny: { reps: 1, bulkBytes: 2 * 2 ** 20, durationMs: 100, manyTunnels: 4, newTunnelConcurrency: 2, newNameSamples: 2, idleCounts: [20], settleMs: 100, idleBudgetMs: 10_000 },
 };
 
 interface Args {
@@ -73,6 +73,12 @@ async function main(): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const started = Date.now();
   const stops: (() => Promise<void>)[] = [];
+  // Ctrl-C or a kill still stops the origin, the relay, tollgate and the peers.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void Promise.all(stops.map((stop) => stop().catch(() => undefined))).then(() => process.exit(130));
+    });
+  }
   try {
     // Every variant of (d) takes its own fresh names: up to four variants.
     const totalNames = 4 * sizes.reps * sizes.newNameSamples + 8;
@@ -131,7 +137,27 @@ async function main(): Promise<void> {
     await run('d_new_names', () => newNames([{ label: 'direct', subject: direct, mode: 'none' }, ...subjects.filter((s) => s.can.inspect && s.can.manyNames).map(inspected)], ctx));
     await run('e_plain_http', () => plainHttp([...baselines, ...subjects.filter((s) => s.can.plainHttp).map((s) => ({ label: s.name, subject: s, mode: 'none' as const }))], ctx));
     results.f_cache = skippedScenario('(f) cached hits vs misses', 'needs the HTTP cache (not in this build)');
-    results.h_workers = skippedScenario('(h) keep-alive requests, 1 worker vs all cores', 'needs `workers:` (multi-process gateway) in this build');
+    await run('h_workers', async () => {
+      const title = `(h) 1 KiB keep-alive requests through ${sizes.manyTunnels} inspected tunnels, 1 worker vs all cores`;
+      const cores = os.availableParallelism();
+      let multi: Subject;
+      try {
+        multi = await startTollgate({ distDir, workDir, originCaFile, ports, names: [], workers: 'auto', label: 'tollgate-workers' });
+      } catch (err) {
+        return skippedScenario(title, `needs \`workers:\` (multi-process gateway): ${(err as Error).message}`);
+      }
+      stops.push(() => multi.stop());
+      const result = await keepAliveRequests(
+        [...baselines, { label: 'tollgate 1 worker', subject: tollgate, mode: 'inspect' }, { label: `tollgate ${cores} workers`, subject: multi, mode: 'inspect' }],
+        ctx,
+        [sizes.manyTunnels],
+        title,
+      );
+      const one = result.rows.find((r) => r.variant.startsWith('tollgate 1 worker'))?.metrics.req_s?.median;
+      const all = result.rows.find((r) => r.variant.startsWith(`tollgate ${cores} workers`))?.metrics.req_s?.median;
+      if (one && all) result.notes.push(`${cores} workers / 1 worker = ${(all / one).toFixed(2)} (req/s medians)`);
+      return result;
+    });
 
     const report = {
       date: new Date().toISOString(),

@@ -16,6 +16,8 @@ export interface BenchSizes {
   readonly idleCounts: readonly number[];
   /** Time given to a proxy to settle before and after idle-tunnel measurements. */
   readonly settleMs: number;
+  /** Time allowed for opening one set of idle tunnels. */
+  readonly idleBudgetMs: number;
 }
 
 export type Mode = 'splice' | 'inspect' | 'none';
@@ -300,19 +302,31 @@ export async function plainHttp(variants: readonly Variant[], ctx: BenchContext)
   return finish(`(e) plain HTTP 1 KiB through the explicit proxy, ${connectionsWanted} keep-alive connections`, 'req_s', samples, skipped);
 }
 
-/** Opens `count` sockets with at most `parallel` opening at once. */
-async function openMany<T>(count: number, parallel: number, open: () => Promise<T>): Promise<T[]> {
-  const opened: T[] = [];
+/**
+ * Opens `count` sockets with at most `parallel` opening at once into `opened` (so the caller can
+ * close whatever was opened even when this fails), within a time budget.
+ */
+async function openMany<T>(opened: T[], count: number, parallel: number, budgetMs: number, open: () => Promise<T>): Promise<void> {
   let next = 0;
+  let failed = false;
+  const deadline = performance.now() + budgetMs;
   await Promise.all(
     Array.from({ length: Math.min(parallel, count) }, async () => {
-      while (next < count) {
+      while (next < count && !failed) {
+        if (performance.now() > deadline) {
+          failed = true;
+          throw new Error(`opened only ${opened.length} of ${count} tunnels within ${Math.round(budgetMs / 1000)} s`);
+        }
         next++;
-        opened.push(await open());
+        try {
+          opened.push(await open());
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     }),
   );
-  return opened;
 }
 
 /** (g) Resident memory of the proxy with many idle tunnels open. */
@@ -337,9 +351,9 @@ export async function idleTunnels(variants: readonly Variant[], ctx: BenchContex
         continue;
       }
       const before = new Meter(pid).stop().peakRssBytes;
-      let open: { destroy(): void }[] = [];
+      const open: { destroy(): void }[] = [];
       try {
-        open = await openMany(count, 64, () => (variant.mode === 'inspect' ? openHttps(variant, ctx) : connectTunnel(variant.subject.proxy!, { host: SPLICE_HOST, port: ctx.ports.spliceTls })));
+        await openMany(open, count, 64, ctx.sizes.idleBudgetMs, () => (variant.mode === 'inspect' ? openHttps(variant, ctx) : connectTunnel(variant.subject.proxy!, { host: SPLICE_HOST, port: ctx.ports.spliceTls })));
         await new Promise((r) => setTimeout(r, ctx.sizes.settleMs / 2));
         const rss = new Meter(pid).stop().peakRssBytes;
         collect(samples, label, { rss_mb: rss / 1e6, rss_before_mb: before / 1e6, kb_per_tunnel: (rss - before) / 1e3 / count });

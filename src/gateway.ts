@@ -53,7 +53,7 @@ function compilePolicyFor(config: GatewayConfig): CompiledPolicy {
 }
 
 /** Configuration sections a reload cannot change in a running process. */
-const RESTART_SECTIONS = ['listen', 'transparent', 'ca', 'upstream', 'http', 'limits', 'audit', 'pinning', 'log'] as const;
+const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'limits', 'audit', 'pinning', 'log'] as const;
 
 function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): string[] {
   return RESTART_SECTIONS.filter((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));

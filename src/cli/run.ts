@@ -1,11 +1,15 @@
+import cluster from 'node:cluster';
 import { loadConfig } from '../config/load';
 import { Gateway } from '../gateway';
 import { createLogger } from '../logging/logger';
+import { runPrimary, workerCount } from './workers';
 
 /** Runs the gateway until SIGTERM/SIGINT, then drains and exits 0. */
 export async function runGateway(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
   const logger = createLogger(config.log.level);
+  const workers = workerCount(config.workers);
+  if (workers > 1 && cluster.isPrimary) return runPrimary(config, workers, logger);
   const gateway = await Gateway.start(config, { logger });
   const explicit = gateway.address('explicit');
   if (explicit) {
@@ -21,6 +25,8 @@ export async function runGateway(configPath: string): Promise<number> {
       gateway.stop().then(
         () => {
           logger.flush();
+          // A worker's IPC channel to its primary keeps it alive; closing it lets it exit.
+          cluster.worker?.disconnect();
           resolve(0);
         },
         (err: unknown) => {
@@ -31,7 +37,8 @@ export async function runGateway(configPath: string): Promise<number> {
       );
     };
     process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // A worker is stopped by its primary (SIGTERM); a Ctrl-C reaches the whole process group.
+    process.once('SIGINT', cluster.isWorker ? () => undefined : stop);
     process.on('SIGHUP', () => gateway.reload('SIGHUP'));
   });
 }

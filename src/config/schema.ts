@@ -135,7 +135,11 @@ export function configSchema(baseDir: string) {
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   });
 
+  // 'auto' = one gateway process per CPU core (resolved at start, see cli/workers.ts).
+  const workers = z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'expected auto or a number of processes (1-256)' });
+
   return section({
+    workers: workers.default(1),
     listen: listen.prefault({}),
     transparent: transparent.prefault({}),
     ca: ca.prefault({}),
@@ -149,6 +153,7 @@ export function configSchema(baseDir: string) {
     pinning: pinning.prefault({}),
     log: log.prefault({}),
   }).transform((v) => ({
+    workers: v.workers,
     listen: v.listen,
     transparent: v.transparent,
     ca: v.ca,
