@@ -21,7 +21,7 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
   const http = formatHttpRules(policy);
   if (http !== '') {
     out('');
-    out('HTTP rules, tried in this order for each request (allow and deny end the evaluation):');
+    out('HTTP rules and upload inspection, tried in this order for each request (allow and deny end the evaluation):');
     out(http);
   }
 }

@@ -90,6 +90,12 @@ export const ERROR_CATALOGUE = {
     socks4Reply: S4_REJECTED,
     summary: 'The destination address is internal (loopback, private, link-local or reserved).',
   },
+  TG_ERR_DLP_BLOCKED: {
+    httpStatus: 403,
+    socks5Reply: S5_NOT_ALLOWED,
+    socks4Reply: S4_REJECTED,
+    summary: 'An upload matched a data loss prevention detector and was stopped.',
+  },
   TG_ERR_DNS: {
     httpStatus: 502,
     socks5Reply: S5_HOST_UNREACHABLE,

@@ -9,7 +9,11 @@ import { type GatewayError } from './gateway-error';
  * protocol: an HTTP status and block page, a SOCKS reply code, or a TLS alert.
  */
 
-export type Refusal = { readonly kind: 'deny'; readonly decision: Decision } | { readonly kind: 'error'; readonly error: GatewayError };
+/** `http-deny`: an HTTP rule (inside an allowed destination) denied this one request. */
+export type Refusal =
+  | { readonly kind: 'deny'; readonly decision: Decision }
+  | { readonly kind: 'http-deny'; readonly ruleId: string; readonly reason: string }
+  | { readonly kind: 'error'; readonly error: GatewayError };
 
 export const S5_SUCCEEDED = 0x00;
 export const S5_NOT_ALLOWED = 0x02;
@@ -20,24 +24,25 @@ export const S4_REJECTED = 0x5b;
 export const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 
 export function httpStatusOf(refusal: Refusal): number {
-  return refusal.kind === 'deny' ? 403 : refusal.error.spec.httpStatus;
+  return refusal.kind === 'error' ? refusal.error.spec.httpStatus : 403;
 }
 
 export function socks5ReplyOf(refusal: Refusal): number {
-  return refusal.kind === 'deny' ? S5_NOT_ALLOWED : refusal.error.spec.socks5Reply;
+  return refusal.kind === 'error' ? refusal.error.spec.socks5Reply : S5_NOT_ALLOWED;
 }
 
 export function socks4ReplyOf(refusal: Refusal): number {
-  return refusal.kind === 'deny' ? S4_REJECTED : refusal.error.spec.socks4Reply;
+  return refusal.kind === 'error' ? refusal.error.spec.socks4Reply : S4_REJECTED;
 }
 
 /** A stable code for logs and audit: `denied` for policy, else the error code. */
 export function refusalCode(refusal: Refusal): string {
-  return refusal.kind === 'deny' ? 'denied' : refusal.error.code;
+  return refusal.kind === 'error' ? refusal.error.code : 'denied';
 }
 
 export function refusalReason(refusal: Refusal): string {
-  return refusal.kind === 'deny' ? refusal.decision.reason : refusal.error.message;
+  if (refusal.kind === 'deny') return refusal.decision.reason;
+  return refusal.kind === 'http-deny' ? refusal.reason : refusal.error.message;
 }
 
 function escapeHtml(text: string): string {
@@ -53,12 +58,13 @@ export interface BlockPage {
 /** A short page a person can act on: what happened, why, which rule, and an id to quote. */
 export function blockPage(refusal: Refusal, requestId: string, destination: string): BlockPage {
   const status = httpStatusOf(refusal);
-  const title = refusal.kind === 'deny' ? 'Blocked by policy' : (STATUS_CODES[status] ?? 'Error');
+  const title = refusal.kind === 'error' ? (STATUS_CODES[status] ?? 'Error') : 'Blocked by policy';
   const lines: [string, string][] = [
     ['Destination', destination],
     ['Reason', refusalReason(refusal)],
   ];
   if (refusal.kind === 'deny') lines.push(['Rule', refusal.decision.rule?.id ?? 'default_action']);
+  else if (refusal.kind === 'http-deny') lines.push(['Rule', refusal.ruleId]);
   else lines.push(['Error', refusal.error.code]);
   lines.push(['Request id', requestId]);
   const rows = lines.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');

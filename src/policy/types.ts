@@ -1,3 +1,4 @@
+import type { DlpPolicy } from '../http/dlp/types';
 import type { HttpRule } from '../http/rules/types';
 import type { Principal } from '../identity/types';
 import type { Host } from '../protocol/host';
@@ -38,6 +39,8 @@ export interface PolicyRule {
   readonly required: boolean;
   /** HTTP rules for requests to these destinations, in order (http/rules/types.ts). */
   readonly http: readonly HttpRule[];
+  /** Upload inspection for requests to these destinations (http/dlp/types.ts); null = none. */
+  readonly dlp: DlpPolicy | null;
 }
 
 export interface AllowedPorts {
