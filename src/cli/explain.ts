@@ -1,6 +1,7 @@
 import { UsageError } from './args';
 import { loadConfig } from '../config/load';
 import { SUPPORTED_ACTIONS } from '../gateway';
+import { describeDlp } from '../http/dlp/compile';
 import { describeHttpRule } from '../http/rules/compile';
 import { evaluateRequest, requestFacts } from '../http/rules/evaluate';
 import type { Principal } from '../identity/types';
@@ -51,6 +52,7 @@ export function runExplain(configPath: string, destination: string, principal: P
   out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${decision.pattern}` : 'default_action (no rule matches)'}`);
   out(`reason:         ${decision.reason}`);
   out(`policy version: ${decision.policyVersion}`);
+  if (rule?.dlp) out(`uploads:        ${describeDlp(rule.dlp)}`);
   if (!rule || rule.http.length === 0) return;
   out('');
   out('HTTP rules for this destination, in the order they are tried:');

@@ -175,6 +175,10 @@ describe('tollgate explain', () => {
         '      - name: watch-posts',
         '        request: { method: [POST] }',
         '        action: log',
+        '    dlp:',
+        '      detectors: [payment_card, github_token]',
+        '      patterns: [{ name: employee_id, regex: "EMP-[0-9]{6}" }]',
+        '      action: deny',
         '  - match: bank.example',
         '    action: splice',
         '',
@@ -210,6 +214,18 @@ describe('tollgate explain', () => {
     const dir = setup();
     const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
     expect(result.code).toBe(0);
-    expect(result.out).toMatch(/corp \(\.corp\.example\):\n\s+1\. deny\s+no-admin: path \/admin\/\*\*\n\s+2\. log\s+watch-posts: method POST/);
+    expect(result.out).toMatch(/corp \(\.corp\.example\):\n\s+1\. deny\s+no-admin: path \/admin\/\*\*\n\s+2\. log\s+watch-posts: method POST\n\s+upload: dlp deny: payment_card, github_token, employee_id/);
+  });
+
+  test('check refuses an unbounded or catastrophic DLP pattern naming file, line and why', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'policies: p\n',
+      'p/a.yaml': 'rules:\n  - match: .corp.example\n    action: inspect\n    dlp:\n      action: deny\n      patterns:\n        - name: anything\n          regex: "secret=.+"\n        - name: nested\n          regex: "(a{1,9}){1,9}"\n',
+    });
+    const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/p\/a\.yaml:8: rules\[0\]\.dlp\.patterns\[0\]\.regex: unbounded repetition "\.\+"/);
+    expect(result.stderr).toMatch(/p\/a\.yaml:10: rules\[0\]\.dlp\.patterns\[1\]\.regex: nested repetition/);
+    expectNoStackTrace(result.stderr);
   });
 });
