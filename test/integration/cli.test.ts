@@ -124,6 +124,40 @@ describe('tollgate CLI', () => {
     expect(await exited).toBe(0);
     expect(out).toMatch(/"msg":"gateway stopped"/);
   });
+
+  test('SIGHUP reloads the configuration file too: a changed default_action is a new policy version', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'listen:\n  explicit: 127.0.0.1:0\npolicies: p\ndefault_action: deny\naudit:\n  file: audit.ndjson\n',
+      'p/a.yaml': 'rules: []\n',
+    });
+    const configFile = path.join(dir, 'tollgate.yaml');
+    const child = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const lines = (): Record<string, unknown>[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const waitFor = async (predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> => {
+      for (let i = 0; i < 200 && !lines().some(predicate); i++) await new Promise((r) => setTimeout(r, 50));
+      return lines().find(predicate);
+    };
+    try {
+      const loaded = await waitFor((l) => l.msg === 'policy loaded');
+      expect(loaded).toBeDefined();
+      // Signal handlers are installed once start-up is complete ("ready").
+      expect(await waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:'))).toBeDefined();
+      writeFileSync(configFile, 'listen:\n  explicit: 127.0.0.1:0\npolicies: p\ndefault_action: splice\naudit:\n  file: audit.ndjson\nhttp:\n  via: elsewhere\n');
+      child.kill('SIGHUP');
+      const reloaded = await waitFor((l) => l.trigger === 'SIGHUP' && typeof l.msg === 'string' && l.msg.startsWith('policy reloaded'));
+      expect(reloaded).toBeDefined();
+      expect(reloaded!.policy_version).not.toBe(loaded!.policy_version);
+      // Sections a running process cannot change are named, not silently ignored.
+      const warned = await waitFor((l) => l.msg === 'configuration changes in these sections take effect after a restart');
+      expect(warned?.sections).toEqual(['http']);
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  });
 });
 
 describe('tollgate ca export', () => {
