@@ -174,7 +174,8 @@ export class Enforcement {
     const stages: Transform[] = [];
     if (limits.length > 0 && this.outcome) stages.push(createBodyLimitGuard(limits, this.outcome));
     const dlp = this.rule?.dlp;
-    if (dlp && !this.outcome?.isAllowed) {
+    // DLP is not an HTTP rule: an `allow` ends the rules, but uploads are still scanned.
+    if (dlp) {
       const ruleId = this.rule!.id;
       stages.push(
         createDlpScanner({
