@@ -53,6 +53,18 @@ const POLICY = `rules:
         request: { query: { ct: deny } }
         response: { content_type: [application/json] }
         action: deny
+      - name: no-cookies-to-client
+        request: { path: "/cookie" }
+        action: strip_header
+        strip_headers: { response: [Set-Cookie] }
+      - name: watch-slow
+        request: { path: "/slow" }
+        response: { status: [200] }
+        action: log
+      - name: tiny-streams
+        request: { path: "/slow", query: { cut: true } }
+        response: { larger_than: 2 }
+        action: deny
       - name: small-downloads
         request: { path: "/bytes" }
         response: { larger_than: 1000 }
@@ -163,6 +175,32 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     const small = await curl([...clientArgs, `${base}/bytes?n=500`]);
     expect(small.status).toBe(200);
     expect(small.body).toHaveLength(500);
+  });
+
+  test('response strip_header: the client never sees the stripped field', async () => {
+    const res = await curl([...clientArgs, `${base}/cookie`]);
+    expect(res.status).toBe(200);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(res.body).toBe('cookie set\n');
+  });
+
+  test('response log rule flags the record and changes nothing', async () => {
+    const res = await curl([...clientArgs, `${base}/slow?ms=1`]);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('slow\n');
+    expect((await recordFor('/slow?ms=1')).flagged_by).toEqual(['watch-slow']);
+  });
+
+  test('response size counted while a body without Content-Length streams: the response is cut', async () => {
+    const res = await curl([...clientArgs, `${base}/slow?ms=1&cut=1`]);
+    // The status line is already committed: the client sees the connection cut, possibly
+    // before the (buffered) headers went out.
+    expect([0, 200]).toContain(res.status);
+    expect(res.exitCode).not.toBe(0);
+    expect(res.body).not.toBe('slow\n');
+    const record = await recordFor('/slow?ms=1&cut=1');
+    expect(record.http_rule).toBe('tiny-streams');
+    expect(record.flagged_by).toEqual(['watch-slow']);
   });
 
   test('request body size deny counted while a chunked upload streams', async () => {
