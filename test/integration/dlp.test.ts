@@ -68,7 +68,7 @@ async function connect(gw: TestGateway, scheme: 'http' | 'https', host: string, 
 }
 
 /** Sends a chunked POST with the body in `parts`, pausing between them; reads until close. */
-async function upload(gw: TestGateway, scheme: 'http' | 'https', host: string, port: number, path: string, parts: readonly string[], pauseMs = 150): Promise<RawResponse> {
+async function upload(gw: TestGateway, scheme: 'http' | 'https', host: string, port: number, path: string, parts: readonly string[], pauseMs = 150, keepAlive = false): Promise<RawResponse> {
   const socket = await connect(gw, scheme, host, port);
   const target = scheme === 'http' ? `http://${host}:${port}${path}` : path;
   let text = '';
@@ -92,7 +92,7 @@ async function upload(gw: TestGateway, scheme: 'http' | 'https', host: string, p
       resolve('close');
     });
   });
-  socket.write(`POST ${target} HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`);
+  socket.write(`POST ${target} HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n${keepAlive ? '' : 'Connection: close\r\n'}\r\n`);
   for (const part of parts) {
     if (socket.destroyed) break;
     socket.write(`${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`);
@@ -185,6 +185,19 @@ describe.each(['http', 'https'] as const)('DLP over %s', (scheme) => {
     expect(record.dlp).toEqual([{ detector: 'payment_card', offset: 5, action: 'log' }]);
     await gw.gateway.flushAudit();
     expectNoCardAnywhere();
+  });
+
+  test('deny after the origin already answered: the upload is cut, the record still names the finding', async () => {
+    const path = `/hello?dlp=late-${scheme}`;
+    // /hello answers without reading the body; the first part is long enough to be released
+    // to the origin, so the response completes before the key arrives.
+    const res = await upload(gw, scheme, 'origin.test', origin.port, path, ['x'.repeat(2000), 'key=AKIAIOSFODNN7EXAMPLE&'], 300, true);
+    expect(res.status).toBe(200);
+    // The connection is cut rather than left open for another request.
+    expect(res.ended).not.toBe('timeout');
+    const record = await recordFor(path);
+    expect(record.dlp).toEqual([{ detector: 'aws_access_key_id', offset: 2004, action: 'deny' }]);
+    expect(record.error).toMatch(/^TG_ERR_DLP_BLOCKED/);
   });
 
   test('curl upload with an AWS key id is blocked (Content-Length body)', async () => {
