@@ -92,6 +92,35 @@ describe('scanner', () => {
     );
   });
 
+  test('property: every built-in detector finds its planted secret across any chunking', async () => {
+    const secrets: [string, string][] = [
+      ['aws_access_key_id', 'AKIAIOSFODNN7EXAMPLE'],
+      ['github_token', `ghp_${'A1b2C3d4E5'.repeat(3)}abcdef`],
+      ['google_api_key', `AIza${'Sy-_0123456789'.repeat(2)}abcdefg`],
+      ['slack_token', 'xoxb-1234567890-abcdefghij'],
+      ['private_key', '-----BEGIN OPENSSH PRIVATE KEY-----'],
+      ['payment_card', '5500 0000 0000 0004'],
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...secrets),
+        fc.string({ unit: fc.constantFrom('a', ' ', '=', '\n'), maxLength: 200 }),
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 20 }),
+        async ([name, secret], before, sizes) => {
+          const body = Buffer.from(`${before}|${secret}|tail`);
+          const chunks: Buffer[] = [];
+          for (let at = 0, i = 0; at < body.length; i++) {
+            chunks.push(body.subarray(at, at + sizes[i % sizes.length]!));
+            at += sizes[i % sizes.length]!;
+          }
+          const { findings } = await scan(chunks, BUILTIN_DETECTORS);
+          expect(findings).toEqual([{ detector: name, offset: before.length + 1 }]);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   test('memory stays bounded: held bytes never exceed the longest detector', async () => {
     const scanner = createDlpScanner({ detectors: BUILTIN_DETECTORS, stopOnFirst: false, onFinding: () => undefined });
     let passed = 0;
