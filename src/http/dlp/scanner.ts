@@ -29,7 +29,8 @@ export interface ScannerOptions {
  */
 export function createDlpScanner(options: ScannerOptions): Transform {
   const { detectors, stopOnFirst, onFinding } = options;
-  const holdBack = Math.max(1, ...detectors.map((d) => d.maxLength));
+  // One byte more than the longest match: the first held byte is context only (see scan).
+  const holdBack = Math.max(1, ...detectors.map((d) => d.maxLength)) + 1;
   // Offsets are of whole bytes: Latin-1 maps each byte to one UTF-16 unit, so string indexes
   // are byte offsets and no multi-byte character is ever split by a chunk boundary.
   let held: Buffer = Buffer.alloc(0);
@@ -50,6 +51,12 @@ export function createDlpScanner(options: ScannerOptions): Transform {
           continue;
         }
         if (!final && start + length === text.length) break;
+        // The first held byte was already scanned with the bytes before it (which lookbehinds
+        // need, e.g. "not preceded by a digit"); here it has none, so it only serves as context.
+        if (start === 0 && base > 0) {
+          regex.lastIndex = 1;
+          continue;
+        }
         if (detector.validate && !detector.validate(m[0])) {
           // A look-alike may hide a real match starting just after it.
           regex.lastIndex = start + 1;
