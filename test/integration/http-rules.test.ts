@@ -127,6 +127,16 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     expect(record.http_rule).toBe(rule);
   });
 
+  test('a denied request leaves the connection usable for the next one', async () => {
+    const res = await curl([...clientArgs, `${base}/admin/keepalive`, `${base}/hello?after=deny`]);
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('the admin console is not reachable');
+    expect(res.body).toContain('hello from rules');
+    const denied = await recordFor('/admin/keepalive');
+    const allowed = await recordFor('/hello?after=deny');
+    expect(allowed.flow_id).toBe(denied.flow_id);
+  });
+
   test('allow ends the evaluation: a later deny (path) and response rules (404) do not apply', async () => {
     const res = await curl([...clientArgs, `${base}/admin/public/page`]);
     expect(res.status).toBe(404);

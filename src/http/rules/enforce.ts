@@ -191,7 +191,7 @@ export class Enforcement {
     }
     let cut = false;
     for (const stage of stages) {
-      stage.once('error', (err: Error) => {
+      stage.on('error', (err: Error) => {
         if (cut) return;
         cut = true;
         body.unpipe();
@@ -219,7 +219,7 @@ export class Enforcement {
   responseBody(body: Readable, onCut: () => void): Readable {
     if (this.responseLimits.length === 0 || !this.outcome) return body;
     const guard = createBodyLimitGuard(this.responseLimits, this.outcome);
-    guard.once('error', () => {
+    guard.on('error', () => {
       body.unpipe();
       onCut();
     });
