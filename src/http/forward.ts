@@ -214,7 +214,7 @@ export class HttpForwarder {
       clearTimeout(responseTimer);
       // The client went away before the exchange completed: stop the origin side too.
       if (!res.writableFinished) upstream.destroy();
-      if (!cut) finishAfterUpload(req, res, tracker);
+      if (!cut) finishAfterUpload(req, res, tracker, rules);
       else tracker.finish();
     });
   }
@@ -277,7 +277,7 @@ export class HttpForwarder {
     res.on('close', () => {
       clearTimeout(responseTimer);
       if (!res.writableFinished && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      if (!cut) finishAfterUpload(req, res, tracker);
+      if (!cut) finishAfterUpload(req, res, tracker, rules);
       else tracker.finish();
     });
   }
@@ -308,8 +308,9 @@ function cutUpload(ctx: RequestContext, req: InboundRequest, res: InboundRespons
  * The origin may answer before the upload ends; the rest is still checked by the rules, so the
  * record waits for it (a cut then shows in the same record).
  */
-function finishAfterUpload(req: InboundRequest, res: InboundResponse, tracker: RequestTracker): void {
-  if (!res.writableFinished || req.readableEnded || req.destroyed) {
+function finishAfterUpload(req: InboundRequest, res: InboundResponse, tracker: RequestTracker, rules: Enforcement): void {
+  // HTTP/2: the stream is closed with the response, so no upload can follow it.
+  if (!rules.inspectsUpload || !(res instanceof ServerResponse) || !res.writableFinished || req.readableEnded || req.destroyed) {
     tracker.finish();
     return;
   }

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { DlpAuditEntry } from '../../audit/fields';
 import { GatewayError } from '../../errors/gateway-error';
@@ -6,6 +5,7 @@ import type { Refusal } from '../../errors/rejection';
 import { publish } from '../../observability/events';
 import type { PolicyRule } from '../../policy/types';
 import { createDlpScanner, DlpMatch } from '../dlp/scanner';
+import { type InboundRequest, withoutPseudoHeaders } from '../exchange';
 import { applyHeaderEdits, contentLengthOf, evaluateRequest, evaluateResponse, mediaTypeOf, requestFacts, type PendingLimit, type RequestEvaluation, type RequestFacts } from './evaluate';
 import type { HeaderEdits, HttpRule } from './types';
 
@@ -30,8 +30,11 @@ export class RuleOutcome {
     if (evaluation.verdict) this.decidedBy = evaluation.verdict.rule;
   }
 
-  static forRequest(rules: readonly HttpRule[], req: IncomingMessage): RuleOutcome {
-    const facts = requestFacts(req.method ?? 'GET', req.url ?? '/', req.rawHeaders, req.headers['transfer-encoding'] ? null : (contentLengthOf(req.headers['content-length']) ?? 0));
+  static forRequest(rules: readonly HttpRule[], req: InboundRequest): RuleOutcome {
+    // No Content-Length: unknown (HTTP/2 bodies need none), so size limits count the body as
+    // it streams; a request without a body never crosses them.
+    const length = req.headers['transfer-encoding'] ? null : contentLengthOf(req.headers['content-length'] as string | undefined);
+    const facts = requestFacts(req.method ?? 'GET', req.url ?? '/', withoutPseudoHeaders(req.rawHeaders), length);
     return new RuleOutcome(evaluateRequest(rules, facts), facts);
   }
 
@@ -145,12 +148,12 @@ export class Enforcement {
 
   private constructor(
     private readonly rule: PolicyRule | null,
-    req: IncomingMessage,
+    req: InboundRequest,
   ) {
     this.outcome = rule && rule.http.length > 0 ? RuleOutcome.forRequest(rule.http, req) : null;
   }
 
-  static begin(rule: PolicyRule | null, req: IncomingMessage): Enforcement {
+  static begin(rule: PolicyRule | null, req: InboundRequest): Enforcement {
     return new Enforcement(rule, req);
   }
 
@@ -189,6 +192,7 @@ export class Enforcement {
         }),
       );
     }
+    this.inspectsUpload = stages.length > 0;
     let cut = false;
     for (const stage of stages) {
       stage.on('error', (err: Error) => {
@@ -203,6 +207,9 @@ export class Enforcement {
     }
     return stream;
   }
+
+  /** Whether the upload passes through a size guard or DLP (set by `requestBody`). */
+  inspectsUpload = false;
 
   /** Response rules on the origin's status and headers; headers to send when not denied. */
   response(status: number, rawHeaders: readonly string[]): { refusal: Refusal | null; headers: readonly string[] } {
