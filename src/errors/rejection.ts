@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Decision } from '../policy/types';
+import { ProxyAuthError } from './auth-error';
 import { type GatewayError } from './gateway-error';
 
 /**
@@ -55,6 +56,15 @@ export interface BlockPage {
   readonly body: string;
 }
 
+/** Headers a refusal needs besides the page: the Basic challenge, or when to retry. */
+function protocolHeaders(refusal: Refusal): Record<string, string> {
+  if (refusal.kind !== 'error' || !(refusal.error instanceof ProxyAuthError)) return {};
+  const error = refusal.error;
+  if (error.code === 'TG_ERR_AUTH_THROTTLED') return error.retryAfterSeconds === null ? {} : { 'retry-after': String(error.retryAfterSeconds) };
+  // RFC 7617 section 2.1: charset="UTF-8" asks clients to send non-ASCII credentials as UTF-8.
+  return { 'proxy-authenticate': `Basic realm="${error.realm}", charset="UTF-8"` };
+}
+
 /** A short page a person can act on: what happened, why, which rule, and an id to quote. */
 export function blockPage(refusal: Refusal, requestId: string, destination: string): BlockPage {
   const status = httpStatusOf(refusal);
@@ -76,6 +86,7 @@ export function blockPage(refusal: Refusal, requestId: string, destination: stri
       'cache-control': 'no-store',
       'x-tollgate-request-id': requestId,
       'x-tollgate-reason': refusalCode(refusal),
+      ...protocolHeaders(refusal),
     },
     body,
   };

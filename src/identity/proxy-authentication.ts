@@ -1,0 +1,45 @@
+import { ProxyAuthError } from '../errors/auth-error';
+import { parseProxyAuthorization } from './basic-credentials';
+import type { Principal } from './types';
+import type { UserStore } from './user-store';
+
+export interface ProxyAuthSettings {
+  readonly store: UserStore;
+  readonly realm: string;
+}
+
+export type ProxyAuthResult = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly error: ProxyAuthError };
+
+function throttled(realm: string, retryAfterMs: number): ProxyAuthResult {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return {
+    ok: false,
+    error: new ProxyAuthError('TG_ERR_AUTH_THROTTLED', `too many failed proxy authentications from this address; try again in ${seconds} s`, realm, seconds),
+  };
+}
+
+/**
+ * Checks the `Proxy-Authorization` of one explicit-proxy request or CONNECT. A request without
+ * credentials is the first step of the challenge, not a failure; a malformed header, an unknown
+ * user or a wrong password is, and counts toward the client address's throttle.
+ */
+export async function authenticateProxyRequest(auth: ProxyAuthSettings, rawHeaders: readonly string[], clientAddress: string, frontend: string): Promise<ProxyAuthResult> {
+  const wait = auth.store.retryAfterMs(clientAddress);
+  if (wait > 0) return throttled(auth.realm, wait);
+  const parsed = parseProxyAuthorization(rawHeaders);
+  const required = (message: string): ProxyAuthResult => ({ ok: false, error: new ProxyAuthError('TG_ERR_AUTH_REQUIRED', message, auth.realm) });
+  switch (parsed.kind) {
+    case 'none':
+      return required('proxy authentication required: send Proxy-Authorization: Basic');
+    case 'invalid':
+      auth.store.fail(clientAddress, frontend, 'malformed');
+      return required(`invalid proxy credentials: ${parsed.reason}`);
+    case 'ok': {
+      const outcome = await auth.store.authenticate(parsed.credentials.username, parsed.credentials.password, clientAddress, frontend);
+      if (outcome.ok) return outcome;
+      if (outcome.reason === 'throttled') return throttled(auth.realm, outcome.retryAfterMs);
+      // Unknown user and wrong password read the same to the client: names are not confirmed.
+      return required('proxy authentication failed: unknown user or wrong password');
+    }
+  }
+}
