@@ -164,12 +164,12 @@ describe('UserStore', () => {
       expect(await store.verify('alice', 'bad-guess-2', '10.0.0.1')).toBeNull();
       // Throttled: even the right password is refused from this address, but not from another.
       expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toBeNull();
-      expect(store.retryAfterMs('10.0.0.1')).toBeGreaterThan(0);
+      expect(store.throttledFor('10.0.0.1', 'test')).toBeGreaterThan(0);
       expect(await store.verify('alice', 'alice-password', '10.0.0.2')).not.toBeNull();
     } finally {
       unsubscribe();
     }
-    expect(failures).toEqual(['wrong-password', 'unknown-user', 'wrong-password', 'throttled']);
+    expect(failures).toEqual(['wrong-password', 'unknown-user', 'wrong-password', 'throttled', 'throttled']);
     const log = lines.join('');
     expect(log).not.toMatch(/alice-password|bad-guess|whatever-pass|mallory/);
     expect(log).toMatch(/too many failed authentications/);

@@ -24,7 +24,7 @@ function throttled(realm: string, retryAfterMs: number): ProxyAuthResult {
  * user or a wrong password is, and counts toward the client address's throttle.
  */
 export async function authenticateProxyRequest(auth: ProxyAuthSettings, rawHeaders: readonly string[], clientAddress: string, frontend: string): Promise<ProxyAuthResult> {
-  const wait = auth.store.retryAfterMs(clientAddress);
+  const wait = auth.store.throttledFor(clientAddress, frontend);
   if (wait > 0) return throttled(auth.realm, wait);
   const parsed = parseProxyAuthorization(rawHeaders);
   const required = (message: string): ProxyAuthResult => ({ ok: false, error: new ProxyAuthError('TG_ERR_AUTH_REQUIRED', message, auth.realm) });

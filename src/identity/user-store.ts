@@ -101,9 +101,14 @@ export class UserStore implements Authenticator {
     }
   }
 
-  /** Milliseconds until this client address may authenticate again; 0 when it may now. */
-  retryAfterMs(clientAddress: string): number {
-    return this.throttle.retryAfterMs(clientAddress);
+  /**
+   * Milliseconds until this client address may authenticate again; 0 when it may now. A
+   * throttled attempt is published as a failure (it is one) but not counted again.
+   */
+  throttledFor(clientAddress: string, frontend: string): number {
+    const wait = this.throttle.retryAfterMs(clientAddress);
+    if (wait > 0) publish('tollgate:auth:failed', { frontend, reason: 'throttled' });
+    return wait;
   }
 
   async verify(username: string, password: string, clientAddress: string, frontend = 'unknown'): Promise<Principal | null> {
@@ -112,9 +117,8 @@ export class UserStore implements Authenticator {
   }
 
   async authenticate(username: string, password: string, clientAddress: string, frontend: string): Promise<AuthOutcome> {
-    const wait = this.throttle.retryAfterMs(clientAddress);
+    const wait = this.throttledFor(clientAddress, frontend);
     if (wait > 0) {
-      publish('tollgate:auth:failed', { frontend, reason: 'throttled' });
       return { ok: false, reason: 'throttled', retryAfterMs: wait };
     }
     const entry = this.table.users.get(username);

@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run } from './support/run';
+import { startTestGateway } from './support/gateway';
+import { startHttpOrigin } from './support/origins';
+import { curl, run } from './support/run';
 import { tempDir } from './support/pki';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -262,4 +264,87 @@ describe('tollgate explain', () => {
     expect(result.stderr).toMatch(/p\/a\.yaml:10: rules\[0\]\.dlp\.patterns\[1\]\.regex: nested repetition/);
     expectNoStackTrace(result.stderr);
   });
+});
+
+describe('tollgate user', () => {
+  const PASSWORD = 'cli-Added-passw0rd';
+
+  function tollgateWithInput(args: readonly string[], input: string) {
+    return run(process.execPath, [MAIN, ...args], { timeoutMs: 20_000, input }).then((r) => ({ ...r, out: r.stdout.toString() }));
+  }
+
+  test('--help on each user command', async () => {
+    for (const args of [['user', '--help'], ['user', 'add', '--help'], ['user', 'remove', '--help'], ['user', 'list', '--help']]) {
+      const result = await tollgate(args);
+      expect(result.code).toBe(0);
+      expect(result.out).toMatch(/^Usage: tollgate user/);
+    }
+  });
+
+  test('add with --password-stdin, then a client authenticates with those credentials; list and remove', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'policies: p\nauth:\n  users_file: users.yaml\n',
+      'p/site.yaml': 'rules:\n  - match: wiki.corp.example\n    action: splice\n    groups: [eng]\n',
+    });
+    const config = path.join(dir, 'tollgate.yaml');
+    const usersFile = path.join(dir, 'users.yaml');
+    const added = await tollgateWithInput(['user', 'add', 'alice', '--groups', 'eng,ops', '--password-stdin', '--config', config], `${PASSWORD}\n`);
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    expect(added.out).toMatch(/user alice added in .*users\.yaml \(groups: eng, ops\)/);
+    expect(statSync(usersFile).mode & 0o777).toBe(0o600);
+    const text = readFileSync(usersFile, 'utf8');
+    expect(text).toMatch(/password: \$scrypt\$ln=15,r=8,p=1\$/);
+    expect(text).not.toContain(PASSWORD);
+
+    // No terminal and no --password-stdin: refuse rather than read a password from a pipe unasked.
+    const noTty = await tollgateWithInput(['user', 'add', 'bob', '--users-file', usersFile], 'x\n');
+    expect(noTty.code).toBe(2);
+    expect(noTty.stderr).toMatch(/--password-stdin/);
+    const short = await tollgateWithInput(['user', 'add', 'bob', '--users-file', usersFile, '--password-stdin'], 'short\n');
+    expect(short.code).toBe(2);
+    expect(short.stderr).toMatch(/at least 8 characters/);
+    const badName = await tollgateWithInput(['user', 'add', 'bad:name', '--users-file', usersFile, '--password-stdin'], `${PASSWORD}\n`);
+    expect(badName.code).toBe(2);
+
+    const list = await tollgate(['user', 'list', '--config', config]);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/alice\s+eng, ops/);
+    expect(list.out).not.toMatch(/scrypt/);
+
+    const check = await tollgate(['check', '--config', config]);
+    expect(check.code).toBe(0);
+    expect(check.out).toMatch(/users .*users\.yaml: 1 users in 2 groups/);
+    const explained = await tollgate(['explain', 'wiki.corp.example:443', '--user', 'alice', '--config', config]);
+    expect(explained.out).toMatch(/user:\s+alice \(groups: eng, ops\)/);
+    expect(explained.out).toMatch(/decision:\s+splice/);
+    const anonymous = await tollgate(['explain', 'wiki.corp.example:443', '--config', config]);
+    expect(anonymous.out).toMatch(/decision:\s+deny/);
+    const unknownUser = await tollgate(['explain', 'wiki.corp.example:443', '--user', 'zed', '--config', config]);
+    expect(unknownUser.code).toBe(2);
+    expect(unknownUser.stderr).toMatch(/no user "zed"/);
+
+    const origin = await startHttpOrigin('cli-origin');
+    const gw = await startTestGateway({
+      allowedPorts: { tunnel: [443], http: [origin.port] },
+      policies: { 'site.yaml': 'rules:\n  - match: origin.test\n    action: splice\n' },
+      extraConfig: `auth:\n  users_file: ${usersFile}\n`,
+    });
+    try {
+      const target = `http://origin.test:${origin.port}/hello`;
+      expect((await curl(['-x', gw.proxy, target])).status).toBe(407);
+      const ok = await curl(['-x', gw.proxy, '--proxy-user', `alice:${PASSWORD}`, target]);
+      expect(ok.status).toBe(200);
+      expect(ok.body).toBe('hello from cli-origin\n');
+    } finally {
+      await gw.stop();
+      await origin.close();
+    }
+
+    const removed = await tollgate(['user', 'remove', 'alice', '--users-file', usersFile]);
+    expect(removed.code).toBe(0);
+    expect(readFileSync(usersFile, 'utf8')).not.toMatch(/alice/);
+    const again = await tollgate(['user', 'remove', 'alice', '--users-file', usersFile]);
+    expect(again.code).toBe(1);
+  }, 90_000);
 });

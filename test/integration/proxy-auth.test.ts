@@ -1,0 +1,173 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import { hashPassword } from '../../src/identity/password-hash';
+import { subscribe } from '../../src/observability/events';
+import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import { startHttpOrigin, type Origin } from './support/origins';
+import { tempDir } from './support/pki';
+import { curl } from './support/run';
+
+/** Lighter than the shipped cost so the suite stays quick on shared CPUs; same format and code. */
+const TEST_SCRYPT = { ln: 12, r: 8, p: 1 };
+const ALICE_PASSWORD = 'alice-S3cret-pass';
+const BOB_PASSWORD = 'bob-0ther-pass';
+
+async function usersYaml(users: Record<string, { password: string; groups: string[] }>): Promise<string> {
+  const lines = ['# test users', 'users:'];
+  for (const [name, user] of Object.entries(users)) {
+    lines.push(`  ${name}:`, `    password: "${await hashPassword(user.password, TEST_SCRYPT)}"`, `    groups: [${user.groups.join(', ')}]`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+describe('proxy authentication (explicit proxy)', () => {
+  let gw: TestGateway;
+  let origin: Origin;
+  let usersFile: string;
+  const failed: { frontend: string; reason: string }[] = [];
+  let unsubscribe: () => void;
+
+  beforeAll(async () => {
+    unsubscribe = subscribe('tollgate:auth:failed', (m) => failed.push(m));
+    origin = await startHttpOrigin('plain');
+    usersFile = path.join(tempDir('users'), 'users.yaml');
+    writeFileSync(usersFile, await usersYaml({ alice: { password: ALICE_PASSWORD, groups: ['eng'] }, bob: { password: BOB_PASSWORD, groups: ['sales'] } }));
+    gw = await startTestGateway({
+      allowedPorts: { tunnel: [origin.port], http: [origin.port] },
+      hostNames: ['eng-only.test'],
+      policies: {
+        'site.yaml': [
+          'rules:',
+          '  - match: origin.test',
+          '    action: splice',
+          '  - match: eng-only.test',
+          '    action: splice',
+          '    groups: [eng]',
+          '  - match: eng-only.test',
+          '    action: deny',
+          '    reason: engineering only',
+          '',
+        ].join('\n'),
+      },
+      extraConfig: `auth:\n  users_file: ${usersFile}\n  realm: tollgate-test\n  max_failures: 8\n  failure_window: 1m\n`,
+    });
+  });
+
+  afterAll(async () => {
+    unsubscribe();
+    await gw.stop();
+    await origin.close();
+  });
+
+  const url = (host = 'origin.test', p = '/hello'): string => `http://${host}:${origin.port}${p}`;
+  const alice = ['--proxy-user', `alice:${ALICE_PASSWORD}`];
+
+  test('plain HTTP: 407 with a Basic challenge, then success with the right credentials', async () => {
+    const none = await curl(['-x', gw.proxy, url()]);
+    expect(none.status).toBe(407);
+    expect(none.headers['proxy-authenticate']).toBe('Basic realm="tollgate-test", charset="UTF-8"');
+    expect(none.headers['x-tollgate-reason']).toBe('TG_ERR_AUTH_REQUIRED');
+
+    const wrong = await curl(['-x', gw.proxy, '--proxy-user', 'alice:not-her-password', url()]);
+    expect(wrong.status).toBe(407);
+    const unknown = await curl(['-x', gw.proxy, '--proxy-user', `mallory:${ALICE_PASSWORD}`, url()]);
+    expect(unknown.status).toBe(407);
+
+    const ok = await curl(['-x', gw.proxy, ...alice, url('origin.test', '/echo')]);
+    expect(ok.status).toBe(200);
+    // The credentials are for the proxy: the origin never sees them.
+    const echoed = JSON.parse(ok.body) as { headers: Record<string, string> };
+    expect(echoed.headers['proxy-authorization']).toBeUndefined();
+    expect(origin.seen.some((r) => r.headers['proxy-authorization'] !== undefined)).toBe(false);
+  });
+
+  test('CONNECT: 407 with a Basic challenge, then a tunnel with the right credentials', async () => {
+    const none = await curl(['-p', '-x', gw.proxy, url()]);
+    expect(none.status).not.toBe(200);
+    expect(none.stderr).toMatch(/407/);
+    expect(none.headers['proxy-authenticate'] ?? '').toBe('Basic realm="tollgate-test", charset="UTF-8"');
+
+    const wrong = await curl(['-p', '-x', gw.proxy, '--proxy-user', 'bob:not-his-password', url()]);
+    expect(wrong.stderr).toMatch(/407/);
+    const unknown = await curl(['-p', '-x', gw.proxy, '--proxy-user', 'nobody:whatever-it-is', url()]);
+    expect(unknown.stderr).toMatch(/407/);
+
+    const ok = await curl(['-p', '-x', gw.proxy, ...alice, url()]);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toBe('hello from plain\n');
+  });
+
+  test('a group-limited rule allows one user and denies another', async () => {
+    const asAlice = await curl(['-x', gw.proxy, ...alice, url('eng-only.test')]);
+    expect(asAlice.status).toBe(200);
+    const asBob = await curl(['-x', gw.proxy, '--proxy-user', `bob:${BOB_PASSWORD}`, url('eng-only.test')]);
+    expect(asBob.status).toBe(403);
+    expect(asBob.body).toMatch(/engineering only/);
+    const tunnelBob = await curl(['-p', '-x', gw.proxy, '--proxy-user', `bob:${BOB_PASSWORD}`, url('eng-only.test')]);
+    expect(tunnelBob.stderr).toMatch(/403/);
+    const tunnelAlice = await curl(['-p', '-x', gw.proxy, ...alice, url('eng-only.test')]);
+    expect(tunnelAlice.status).toBe(200);
+  });
+
+  test('audit records carry the user; passwords and Proxy-Authorization values appear nowhere', async () => {
+    const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'connection' && x.frontend === 'explicit-connect' && x.user === 'alice'));
+    const requests = records.filter((r): r is RequestRecord => r.type === 'request');
+    const connections = records.filter((r): r is ConnectionRecord => r.type === 'connection');
+    expect(requests.some((r) => r.user === 'alice' && r.status === 200 && r.host === 'origin.test')).toBe(true);
+    expect(requests.some((r) => r.user === 'bob' && r.status === 403 && r.host === 'eng-only.test')).toBe(true);
+    expect(connections.some((r) => r.frontend === 'explicit-connect' && r.user === 'alice' && r.action === 'splice')).toBe(true);
+    expect(connections.some((r) => r.frontend === 'explicit-connect' && r.user === 'bob' && r.action === 'deny')).toBe(true);
+    const refused = requests.find((r) => r.status === 407);
+    expect(refused?.user).toBeNull();
+    expect(refused?.error).toMatch(/^TG_ERR_AUTH_REQUIRED/);
+    expect(refused === undefined ? null : refused.request_headers['proxy-authorization']).toBeUndefined();
+    const withCredentials = requests.find((r) => r.user === 'alice');
+    expect(withCredentials?.request_headers['proxy-authorization']).toBe('[REDACTED]');
+
+    const everything = `${readFileSync(gw.auditFile, 'utf8')}\n${JSON.stringify(gw.logs())}`;
+    for (const secret of [ALICE_PASSWORD, BOB_PASSWORD, 'not-her-password', 'not-his-password', 'whatever-it-is']) {
+      expect(everything).not.toContain(secret);
+    }
+    for (const credentials of [`alice:${ALICE_PASSWORD}`, `bob:${BOB_PASSWORD}`, 'alice:not-her-password']) {
+      expect(everything).not.toContain(Buffer.from(credentials).toString('base64'));
+    }
+    expect(gw.logs().some((l) => l.msg === 'proxy authentication failed' && l.user === 'alice' && l.reason === 'wrong-password')).toBe(true);
+    expect(failed.some((f) => f.frontend === 'explicit-connect' && f.reason === 'unknown-user')).toBe(true);
+  });
+
+  test('repeated failures from one address are refused with 429 without checking; other addresses are not', async () => {
+    const from = ['--interface', '127.0.0.2'];
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await curl([...from, '-x', gw.proxy, '--proxy-user', `alice:guess-${i}-wrong`, url()])).status);
+    expect(statuses).toEqual(Array(8).fill(407));
+    const locked = await curl([...from, '-x', gw.proxy, ...alice, url()]);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+    expect(locked.headers['x-tollgate-reason']).toBe('TG_ERR_AUTH_THROTTLED');
+    const lockedTunnel = await curl([...from, '-p', '-x', gw.proxy, ...alice, url()]);
+    expect(lockedTunnel.stderr).toMatch(/429/);
+    expect(failed.filter((f) => f.reason === 'throttled').length).toBeGreaterThanOrEqual(2);
+    expect(gw.logs().some((l) => l.msg === 'too many failed authentications: this client address is refused until the window ends' && l.client === '127.0.0.2')).toBe(true);
+    // 127.0.0.1 is unaffected.
+    expect((await curl(['-x', gw.proxy, ...alice, url()])).status).toBe(200);
+  });
+
+  test('the users file reloads on change; an invalid file keeps the users in force', async () => {
+    const carol = 'carol-N3w-password';
+    writeFileSync(usersFile, await usersYaml({ alice: { password: ALICE_PASSWORD, groups: ['eng'] }, carol: { password: carol, groups: ['eng'] } }));
+    const started = Date.now();
+    await eventually(gw.logs, (logs) => logs.some((l) => l.msg === 'users file reloaded'), 5000);
+    const reloadMs = Date.now() - started;
+    expect(reloadMs).toBeLessThan(5000);
+    expect((await curl(['-x', gw.proxy, '--proxy-user', `carol:${carol}`, url('eng-only.test')])).status).toBe(200);
+    expect((await curl(['-x', gw.proxy, '--proxy-user', `bob:${BOB_PASSWORD}`, url()])).status).toBe(407);
+
+    writeFileSync(usersFile, 'users:\n  alice:\n    password: plaintext-oops\n');
+    const status = gw.gateway.reload('SIGHUP');
+    expect(status.ok).toBe(false);
+    expect(status.problems.join('\n')).toMatch(/users\.yaml:3: users\.alice\.password: not a password hash/);
+    expect(gw.logs().some((l) => l.msg === 'users file reload failed; the previous users stay in force')).toBe(true);
+    expect((await curl(['-x', gw.proxy, '--proxy-user', `carol:${carol}`, url()])).status).toBe(200);
+  });
+});
