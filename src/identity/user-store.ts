@@ -50,6 +50,7 @@ export class UserStore implements Authenticator {
    */
   private readonly cache: LRUCache<string, CachedSuccess>;
   private readonly cacheKey = randomBytes(32);
+  private readonly cacheTtlMs: number;
   private readonly inFlight = new Map<string, Promise<boolean>>();
   /** Checked for unknown users so that a wrong name costs as long as a wrong password. */
   private readonly decoy: ParsedHash = { params: DEFAULT_SCRYPT, salt: randomBytes(16), hash: randomBytes(32) };
@@ -60,8 +61,8 @@ export class UserStore implements Authenticator {
   ) {
     this.table = loadUsersFile(options.file);
     this.throttle = new FailureThrottle(options.maxFailures, options.failureWindowMs, options.now);
-    const ttl = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
-    this.cache = new LRUCache({ max: 10_000, ttl: Math.max(1, ttl), ...(options.now ? { perf: { now: options.now } } : {}) });
+    this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
+    this.cache = new LRUCache({ max: 10_000, ttl: Math.max(1, this.cacheTtlMs), ...(options.now ? { perf: { now: options.now } } : {}) });
   }
 
   /** Loads the users file; throws ConfigError naming file and line when it is invalid. */
@@ -130,7 +131,7 @@ export class UserStore implements Authenticator {
     // The table may have been reloaded while scrypt ran; decide against the entry we checked.
     if (entry && matches) {
       const principal: Principal = Object.freeze({ user: entry.name, groups: entry.groups });
-      this.cache.set(key, { encoded: entry.encoded, principal });
+      if (this.cacheTtlMs > 0) this.cache.set(key, { encoded: entry.encoded, principal });
       return { ok: true, principal };
     }
     return this.fail(clientAddress, frontend, entry ? 'wrong-password' : 'unknown-user', entry ? username : null);
