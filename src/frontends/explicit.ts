@@ -86,7 +86,8 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       }
       // Each request on a connection authenticates on its own; a failed one is anonymous.
       flow.principal = null;
-      flow.log.info({ code: result.error.code, reason: result.error.message }, 'proxy authentication refused');
+      // A request without credentials is how every browser starts; only failures are news.
+      flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message }, 'proxy authentication refused');
       refuseBeforeDecision(plain, flow, req, res, { kind: 'error', error: result.error }, parsed.target, hasBody(req));
     });
   };
@@ -117,7 +118,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       void authenticateProxyRequest(options.auth, req.rawHeaders, flow.clientAddress, flow.frontend).then((result) => {
         if (!result.ok) {
           flow.error = result.error;
-          flow.log.info({ code: result.error.code, reason: result.error.message, target: authority.slice(0, 300) }, 'CONNECT refused: proxy authentication');
+          flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message, target: authority.slice(0, 300) }, 'CONNECT refused: proxy authentication');
           writeRawHttpRefusal(socket, { kind: 'error', error: result.error }, flow.id, authority);
           finishFlow(flow, 'refused', tunnels.audit);
           return;

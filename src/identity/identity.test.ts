@@ -6,6 +6,7 @@ import pino from 'pino';
 import { ConfigError } from '../config/config-error';
 import { subscribe } from '../observability/events';
 import { parseBasic, parseProxyAuthorization } from './basic-credentials';
+import { ConcurrencyLimit } from './concurrency-limit';
 import { FailureThrottle } from './failure-throttle';
 import { hashPassword, parsePasswordHash, verifyPassword, type ScryptParams } from './password-hash';
 import { UserStore } from './user-store';
@@ -135,6 +136,33 @@ describe('failure throttle', () => {
     expect(throttle.retryAfterMs('10.0.0.1')).toBe(1_000);
     now += 1_000;
     expect(throttle.retryAfterMs('10.0.0.1')).toBe(0);
+  });
+});
+
+describe('concurrency limit for password checks', () => {
+  test('runs at most max at once, queues a bounded number, refuses the rest at once', async () => {
+    const limit = new ConcurrencyLimit(2, 2);
+    let active = 0;
+    let peak = 0;
+    const releases: (() => void)[] = [];
+    const task = () =>
+      new Promise<string>((resolve) => {
+        active++;
+        peak = Math.max(peak, active);
+        releases.push(() => {
+          active--;
+          resolve('done');
+        });
+      });
+    const runs = [limit.run(task), limit.run(task), limit.run(task), limit.run(task)];
+    expect(await limit.run(task)).toBeNull();
+    for (let i = 0; i < 20 && releases.length < 4; i++) {
+      await new Promise((r) => setImmediate(r));
+      releases.shift()?.();
+    }
+    while (releases.length > 0) releases.shift()!();
+    expect(await Promise.all(runs)).toEqual(['done', 'done', 'done', 'done']);
+    expect(peak).toBe(2);
   });
 });
 

@@ -1,4 +1,5 @@
 import { ProxyAuthError } from '../errors/auth-error';
+import { GatewayError } from '../errors/gateway-error';
 import { parseProxyAuthorization } from './basic-credentials';
 import type { Principal } from './types';
 import type { UserStore } from './user-store';
@@ -8,12 +9,16 @@ export interface ProxyAuthSettings {
   readonly realm: string;
 }
 
-export type ProxyAuthResult = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly error: ProxyAuthError };
+export type ProxyAuthResult =
+  | { readonly ok: true; readonly principal: Principal }
+  /** `missing`: no credentials, the normal first step of the challenge; not a failure. */
+  | { readonly ok: false; readonly error: GatewayError; readonly missing: boolean };
 
 function throttled(realm: string, retryAfterMs: number): ProxyAuthResult {
   const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
   return {
     ok: false,
+    missing: false,
     error: new ProxyAuthError('TG_ERR_AUTH_THROTTLED', `too many failed proxy authentications from this address; try again in ${seconds} s`, realm, seconds),
   };
 }
@@ -27,10 +32,10 @@ export async function authenticateProxyRequest(auth: ProxyAuthSettings, rawHeade
   const wait = auth.store.throttledFor(clientAddress, frontend);
   if (wait > 0) return throttled(auth.realm, wait);
   const parsed = parseProxyAuthorization(rawHeaders);
-  const required = (message: string): ProxyAuthResult => ({ ok: false, error: new ProxyAuthError('TG_ERR_AUTH_REQUIRED', message, auth.realm) });
+  const required = (message: string, missing = false): ProxyAuthResult => ({ ok: false, missing, error: new ProxyAuthError('TG_ERR_AUTH_REQUIRED', message, auth.realm) });
   switch (parsed.kind) {
     case 'none':
-      return required('proxy authentication required: send Proxy-Authorization: Basic');
+      return required('proxy authentication required: send Proxy-Authorization: Basic', true);
     case 'invalid':
       auth.store.fail(clientAddress, frontend, 'malformed');
       return required(`invalid proxy credentials: ${parsed.reason}`);
@@ -38,6 +43,7 @@ export async function authenticateProxyRequest(auth: ProxyAuthSettings, rawHeade
       const outcome = await auth.store.authenticate(parsed.credentials.username, parsed.credentials.password, clientAddress, frontend);
       if (outcome.ok) return outcome;
       if (outcome.reason === 'throttled') return throttled(auth.realm, outcome.retryAfterMs);
+      if (outcome.reason === 'busy') return { ok: false, missing: false, error: new GatewayError('TG_ERR_OVERLOADED', 'auth', 'too many authentications in progress; try again shortly') };
       // Unknown user and wrong password read the same to the client: names are not confirmed.
       return required('proxy authentication failed: unknown user or wrong password');
     }

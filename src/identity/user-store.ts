@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../config/config-error';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
+import { ConcurrencyLimit } from './concurrency-limit';
 import { FailureThrottle } from './failure-throttle';
 import { DEFAULT_SCRYPT, type ParsedHash, verifyPassword } from './password-hash';
 import type { Authenticator, Principal } from './types';
@@ -17,7 +18,8 @@ export interface UserStoreOptions {
   readonly now?: () => number;
 }
 
-export type AuthFailure = 'unknown-user' | 'wrong-password' | 'malformed' | 'throttled';
+/** `busy`: too many password checks are waiting; the credentials were not checked. */
+export type AuthFailure = 'unknown-user' | 'wrong-password' | 'malformed' | 'throttled' | 'busy';
 
 export type AuthOutcome = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly reason: AuthFailure; readonly retryAfterMs: number };
 
@@ -34,6 +36,9 @@ interface CachedSuccess {
 }
 
 const DEFAULT_CACHE_TTL_MS = 60_000;
+/** Two scrypt runs at once leave the rest of libuv's four-thread pool to file I/O. */
+const MAX_CONCURRENT_CHECKS = 2;
+const MAX_WAITING_CHECKS = 256;
 
 /**
  * The users file in force, and the one place credentials are checked: for proxy authentication
@@ -51,7 +56,8 @@ export class UserStore implements Authenticator {
   private readonly cache: LRUCache<string, CachedSuccess>;
   private readonly cacheKey = randomBytes(32);
   private readonly cacheTtlMs: number;
-  private readonly inFlight = new Map<string, Promise<boolean>>();
+  private readonly inFlight = new Map<string, Promise<boolean | null>>();
+  private readonly limit = new ConcurrencyLimit(MAX_CONCURRENT_CHECKS, MAX_WAITING_CHECKS);
   /** Checked for unknown users so that a wrong name costs as long as a wrong password. */
   private readonly decoy: ParsedHash = { params: DEFAULT_SCRYPT, salt: randomBytes(16), hash: randomBytes(32) };
 
@@ -128,6 +134,11 @@ export class UserStore implements Authenticator {
     if (entry && cached && cached.encoded === entry.encoded) return { ok: true, principal: cached.principal };
 
     const matches = await this.check(key, password, entry?.hash ?? this.decoy);
+    if (matches === null) {
+      publish('tollgate:auth:failed', { frontend, reason: 'busy' });
+      this.logger.warn({ client: clientAddress, frontend }, 'too many password checks waiting; authentication refused without checking');
+      return { ok: false, reason: 'busy', retryAfterMs: 1000 };
+    }
     // The table may have been reloaded while scrypt ran; decide against the entry we checked.
     if (entry && matches) {
       const principal: Principal = Object.freeze({ user: entry.name, groups: entry.groups });
@@ -142,7 +153,7 @@ export class UserStore implements Authenticator {
    * front-end detects). The attempted name is logged only when it is a real user: people type
    * passwords into the name field.
    */
-  fail(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled'>, knownUser: string | null = null): AuthOutcome {
+  fail(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy'>, knownUser: string | null = null): AuthOutcome {
     const failures = this.throttle.recordFailure(clientAddress);
     publish('tollgate:auth:failed', { frontend, reason });
     this.logger.info({ client: clientAddress, frontend, user: knownUser, reason, failures }, 'proxy authentication failed');
@@ -153,11 +164,12 @@ export class UserStore implements Authenticator {
     return { ok: false, reason, retryAfterMs };
   }
 
-  /** Concurrent checks of the same credentials share one scrypt run. */
-  private check(key: string, password: string, hash: ParsedHash): Promise<boolean> {
+  /** Concurrent checks of the same credentials share one scrypt run; null when too busy. */
+  private check(key: string, password: string, hash: ParsedHash): Promise<boolean | null> {
     const running = this.inFlight.get(key);
     if (running) return running;
-    const started = verifyPassword(password, hash)
+    const started = this.limit
+      .run(() => verifyPassword(password, hash))
       .catch((err: unknown) => {
         this.logger.error({ err }, 'password verification failed');
         return false;

@@ -98,6 +98,16 @@ describe('proxy authentication (explicit proxy)', () => {
     expect(ok.body).toBe('hello from plain\n');
   });
 
+  test('the challenge round trip as browsers do it (curl --proxy-anyauth: no credentials first, then Basic)', async () => {
+    const plain = await curl(['-v', '-x', gw.proxy, '--proxy-anyauth', ...alice, url()]);
+    expect(plain.status).toBe(200);
+    expect(plain.stderr).toMatch(/< HTTP\/1\.1 407/);
+    const tunnel = await curl(['-v', '-p', '-x', gw.proxy, '--proxy-anyauth', ...alice, url()]);
+    expect(tunnel.status).toBe(200);
+    expect(tunnel.stderr).toMatch(/< HTTP\/1\.1 407/);
+    expect(tunnel.body).toBe('hello from plain\n');
+  });
+
   test('a group-limited rule allows one user and denies another', async () => {
     const asAlice = await curl(['-x', gw.proxy, ...alice, url('eng-only.test')]);
     expect(asAlice.status).toBe(200);
