@@ -4,8 +4,8 @@ import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
 import { hashPassword } from '../../src/identity/password-hash';
 import { subscribe } from '../../src/observability/events';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
-import { startHttpOrigin, type Origin } from './support/origins';
-import { tempDir } from './support/pki';
+import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
+import { issue, tempDir, writePem } from './support/pki';
 import { curl } from './support/run';
 
 /** Lighter than the shipped cost so the suite stays quick on shared CPUs; same format and code. */
@@ -179,5 +179,45 @@ describe('proxy authentication (explicit proxy)', () => {
     expect(status.problems.join('\n')).toMatch(/users\.yaml:3: users\.alice\.password: not a password hash/);
     expect(gw.logs().some((l) => l.msg === 'users file reload failed; the previous users stay in force')).toBe(true);
     expect((await curl(['-x', gw.proxy, '--proxy-user', `carol:${carol}`, url()])).status).toBe(200);
+  });
+});
+
+describe('proxy authentication with inspection', () => {
+  let gw: TestGateway;
+  let origin: Origin;
+
+  beforeAll(async () => {
+    const dir = tempDir('auth-inspect');
+    const root = issue({ commonName: 'auth origin root', isCa: true });
+    const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test'], issuer: root });
+    origin = await startHttpsOrigin('tls-origin', { cert: leaf.certPem, key: leaf.keyPem });
+    const usersFile = path.join(dir, 'users.yaml');
+    writeFileSync(usersFile, await usersYaml({ alice: { password: ALICE_PASSWORD, groups: ['eng'] } }));
+    gw = await startTestGateway({
+      allowedPorts: { tunnel: [origin.port], http: [80] },
+      upstreamCaFile: writePem(dir, 'root.pem', root.certPem),
+      policies: { 'inspect.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n    groups: [eng]\n' },
+      extraConfig: `auth:\n  users_file: ${usersFile}\n`,
+    });
+  });
+
+  afterAll(async () => {
+    await gw.stop();
+    await origin.close();
+  });
+
+  test('requests inside an inspected tunnel carry the user; credentials sent inside never reach the origin', async () => {
+    const inner = `Basic ${Buffer.from(`alice:${ALICE_PASSWORD}`).toString('base64')}`;
+    const res = await curl(['-x', gw.proxy, '--proxy-user', `alice:${ALICE_PASSWORD}`, '--cacert', gw.caFile, '-H', `Proxy-Authorization: ${inner}`, `https://origin.test:${origin.port}/echo`]);
+    expect(res.status).toBe(200);
+    expect((JSON.parse(res.body) as { headers: Record<string, string> }).headers['proxy-authorization']).toBeUndefined();
+    const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.scheme === 'https'));
+    const request = records.find((x): x is RequestRecord => x.type === 'request' && x.scheme === 'https');
+    expect(request).toMatchObject({ user: 'alice', action: 'inspect', status: 200 });
+    expect(JSON.stringify(records)).not.toContain(ALICE_PASSWORD);
+    expect(JSON.stringify(records)).not.toContain(inner.slice(6));
+    // Anonymous: no rule for everyone, so the default (deny) after the challenge.
+    const anonymous = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://origin.test:${origin.port}/echo`]);
+    expect(anonymous.stderr).toMatch(/407/);
   });
 });
