@@ -9,7 +9,6 @@ import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
-import type { Authenticator } from './identity/types';
 import { UserStore } from './identity/user-store';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
@@ -100,14 +99,13 @@ export class Gateway {
     readonly leaves: LeafCache,
     private readonly policies: PolicyStore,
     readonly pinning: PinningMonitor,
-    /** The users file in force (null: no authentication); reloaded with the policy. */
+    /**
+     * The users file in force (null: no authentication); reloaded with the policy. It is the
+     * Authenticator of every front-end that carries credentials (SOCKS5 too).
+     */
     readonly users: UserStore | null,
   ) {}
 
-  /** What every front-end that carries credentials checks them against (SOCKS5 too). */
-  get authenticator(): Authenticator | null {
-    return this.users;
-  }
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
     const logger = options.logger;

@@ -13,7 +13,8 @@ export interface Authenticator {
   readonly required: boolean;
   /**
    * The principal for these credentials, or null when they are wrong or the client address is
-   * being throttled after repeated failures. Never throws for bad input.
+   * being throttled after repeated failures. Never throws for bad input. `frontend` labels the
+   * `tollgate:auth:failed` event (e.g. `socks`).
    */
-  verify(username: string, password: string, clientAddress: string): Promise<Principal | null>;
+  verify(username: string, password: string, clientAddress: string, frontend?: string): Promise<Principal | null>;
 }
