@@ -119,6 +119,8 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
         if (!result.ok) {
           flow.error = result.error;
           flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message, target: authority.slice(0, 300) }, 'CONNECT refused: proxy authentication');
+          // Reading again (and discarding) lets the client's FIN close the socket after the reply.
+          socket.resume();
           writeRawHttpRefusal(socket, { kind: 'error', error: result.error }, flow.id, authority);
           finishFlow(flow, 'refused', tunnels.audit);
           return;
