@@ -201,6 +201,7 @@ describe('UserStore', () => {
     const log = lines.join('');
     expect(log).not.toMatch(/alice-password|bad-guess|whatever-pass|mallory/);
     expect(log).toMatch(/too many failed authentications/);
+    expect(log).toMatch(/readable by group or others; chmod 600/);
   });
 
   test('a reload with an invalid file keeps the users in force; a valid one replaces them', async () => {

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../config/config-error';
 import type { Logger } from '../logging/logger';
@@ -66,6 +67,7 @@ export class UserStore implements Authenticator {
     private readonly logger: Logger,
   ) {
     this.table = loadUsersFile(options.file);
+    this.warnIfExposed();
     this.throttle = new FailureThrottle(options.maxFailures, options.failureWindowMs, options.now);
     this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
     this.cache = new LRUCache({ max: 10_000, ttl: Math.max(1, this.cacheTtlMs), ...(options.now ? { perf: { now: options.now } } : {}) });
@@ -94,11 +96,24 @@ export class UserStore implements Authenticator {
     return entry ? { user: entry.name, groups: entry.groups } : null;
   }
 
+  /** Hashes are slow to crack, not impossible: the file should be its owner's alone. */
+  private warnIfExposed(): void {
+    try {
+      const mode = statSync(this.options.file).mode & 0o777;
+      if ((mode & 0o077) !== 0) {
+        this.logger.warn({ users_file: this.options.file, mode: mode.toString(8) }, 'the users file is readable by group or others; chmod 600 it');
+      }
+    } catch {
+      // It was just read; a race with a rename is harmless here.
+    }
+  }
+
   reload(trigger: string): UsersReloadStatus {
     const previous = this.table.version;
     try {
       this.table = loadUsersFile(this.options.file);
       this.cache.clear();
+      this.warnIfExposed();
       if (this.table.version !== previous) this.logger.info({ trigger, users_version: this.table.version, users: this.table.users.size }, 'users file reloaded');
       return { ok: true, version: this.table.version, problems: [] };
     } catch (err) {
