@@ -4,7 +4,6 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { ConfigError } from '../config/config-error';
-import { subscribe } from '../observability/events';
 import { parseBasic, parseProxyAuthorization } from './basic-credentials';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { FailureThrottle } from './failure-throttle';
@@ -183,21 +182,16 @@ describe('UserStore', () => {
 
   test('verifies, remembers successes, throttles failures per address, never logs passwords', async () => {
     const { store, lines } = await storeWith({ alice: { password: 'alice-password', groups: ['eng'] } });
-    const failures: string[] = [];
-    const unsubscribe = subscribe('tollgate:auth:failed', (m) => failures.push(m.reason));
-    try {
+    {
       expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toEqual({ user: 'alice', groups: ['eng'] });
       expect(await store.verify('alice', 'bad-guess-1', '10.0.0.1')).toBeNull();
       expect(await store.verify('mallory', 'whatever-pass', '10.0.0.1')).toBeNull();
       expect(await store.verify('alice', 'bad-guess-2', '10.0.0.1')).toBeNull();
       // Throttled: even the right password is refused from this address, but not from another.
       expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toBeNull();
-      expect(store.throttledFor('10.0.0.1', 'test')).toBeGreaterThan(0);
+      expect(store.throttledFor('10.0.0.1')).toBeGreaterThan(0);
       expect(await store.verify('alice', 'alice-password', '10.0.0.2')).not.toBeNull();
-    } finally {
-      unsubscribe();
     }
-    expect(failures).toEqual(['wrong-password', 'unknown-user', 'wrong-password', 'throttled', 'throttled']);
     const log = lines.join('');
     expect(log).not.toMatch(/alice-password|bad-guess|whatever-pass|mallory/);
     expect(log).toMatch(/too many failed authentications/);

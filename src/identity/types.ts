@@ -14,7 +14,7 @@ export interface Authenticator {
   /**
    * The principal for these credentials, or null when they are wrong or the client address is
    * being throttled after repeated failures. Never throws for bad input. `frontend` labels the
-   * `tollgate:auth:failed` event (e.g. `socks`).
+   * log line of a failure (e.g. `socks`); callers publish `tollgate:auth:failed` themselves.
    */
   verify(username: string, password: string, clientAddress: string, frontend?: string): Promise<Principal | null>;
 }

@@ -3,7 +3,6 @@ import { statSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../config/config-error';
 import type { Logger } from '../logging/logger';
-import { publish } from '../observability/events';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { FailureThrottle } from './failure-throttle';
 import { DEFAULT_SCRYPT, type ParsedHash, verifyPassword } from './password-hash';
@@ -123,14 +122,9 @@ export class UserStore implements Authenticator {
     }
   }
 
-  /**
-   * Milliseconds until this client address may authenticate again; 0 when it may now. A
-   * throttled attempt is published as a failure (it is one) but not counted again.
-   */
-  throttledFor(clientAddress: string, frontend: string): number {
-    const wait = this.throttle.retryAfterMs(clientAddress);
-    if (wait > 0) publish('tollgate:auth:failed', { frontend, reason: 'throttled' });
-    return wait;
+  /** Milliseconds until this client address may authenticate again; 0 when it may now. */
+  throttledFor(clientAddress: string): number {
+    return this.throttle.retryAfterMs(clientAddress);
   }
 
   async verify(username: string, password: string, clientAddress: string, frontend = 'unknown'): Promise<Principal | null> {
@@ -139,7 +133,7 @@ export class UserStore implements Authenticator {
   }
 
   async authenticate(username: string, password: string, clientAddress: string, frontend: string): Promise<AuthOutcome> {
-    const wait = this.throttledFor(clientAddress, frontend);
+    const wait = this.throttledFor(clientAddress);
     if (wait > 0) {
       return { ok: false, reason: 'throttled', retryAfterMs: wait };
     }
@@ -150,7 +144,6 @@ export class UserStore implements Authenticator {
 
     const matches = await this.check(key, password, entry?.hash ?? this.decoy);
     if (matches === null) {
-      publish('tollgate:auth:failed', { frontend, reason: 'busy' });
       this.logger.warn({ client: clientAddress, frontend }, 'too many password checks waiting; authentication refused without checking');
       return { ok: false, reason: 'busy', retryAfterMs: 1000 };
     }
@@ -170,7 +163,6 @@ export class UserStore implements Authenticator {
    */
   fail(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy'>, knownUser: string | null = null): AuthOutcome {
     const failures = this.throttle.recordFailure(clientAddress);
-    publish('tollgate:auth:failed', { frontend, reason });
     this.logger.info({ client: clientAddress, frontend, user: knownUser, reason, failures }, 'proxy authentication failed');
     const retryAfterMs = this.throttle.retryAfterMs(clientAddress);
     if (failures === this.options.maxFailures) {
