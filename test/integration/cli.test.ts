@@ -281,6 +281,45 @@ describe('tollgate user', () => {
     }
   });
 
+  test('add prompts on a terminal twice without echo', async () => {
+    const usersFile = path.join(tempDir('tty'), 'users.yaml');
+    const password = 'tty-Secret-pass';
+    // A real pseudo-terminal: the password is typed only once each prompt has appeared.
+    const script = [
+      'import os, pty, select, sys, time',
+      'pid, fd = pty.fork()',
+      'if pid == 0:',
+      `    os.execv(${JSON.stringify(process.execPath)}, [${JSON.stringify(process.execPath)}, ${JSON.stringify(MAIN)}, "user", "add", "dave", "--groups", "ops", "--users-file", ${JSON.stringify(usersFile)}])`,
+      'out = b""',
+      'def read_until(token, timeout=20):',
+      '    global out',
+      '    end = time.time() + timeout',
+      '    while token not in out and time.time() < end:',
+      '        r, _, _ = select.select([fd], [], [], 0.2)',
+      '        if r:',
+      '            try:',
+      '                out += os.read(fd, 1024)',
+      '            except OSError:',
+      '                return',
+      'read_until(b"Password: ")',
+      'time.sleep(0.3)',
+      `os.write(fd, b"${password}\\r")`,
+      'read_until(b"Repeat password: ")',
+      'time.sleep(0.3)',
+      `os.write(fd, b"${password}\\r")`,
+      'read_until(b"SIGHUP")',
+      '_, status = os.waitpid(pid, 0)',
+      'sys.stdout.write(out.decode("utf-8", "replace"))',
+      'sys.exit(os.WEXITSTATUS(status))',
+    ].join('\n');
+    const result = await run('python3', ['-c', script], { timeoutMs: 40_000 });
+    const out = result.stdout.toString();
+    expect(`${out}${result.stderr}`).toMatch(/Password: [\s\S]*Repeat password: [\s\S]*user dave added/);
+    expect(out).not.toContain(password);
+    expect(result.code).toBe(0);
+    expect(readFileSync(usersFile, 'utf8')).toMatch(/dave:\n\s+password: \$scrypt\$/);
+  }, 45_000);
+
   test('add with --password-stdin, then a client authenticates with those credentials; list and remove', async () => {
     const dir = writeSetup({
       'tollgate.yaml': 'policies: p\nauth:\n  users_file: users.yaml\n',
