@@ -1,5 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { HttpProxyAgent } from 'http-proxy-agent';
+import WebSocket from 'ws';
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
 import { hashPassword } from '../../src/identity/password-hash';
 import { subscribe } from '../../src/observability/events';
@@ -7,6 +9,7 @@ import { eventually, startTestGateway, type TestGateway } from './support/gatewa
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
 import { curl } from './support/run';
+import { startWsOrigin, type WsOrigin } from './support/ws-origins';
 
 /** Lighter than the shipped cost so the suite stays quick on shared CPUs; same format and code. */
 const TEST_SCRYPT = { ln: 12, r: 8, p: 1 };
@@ -219,5 +222,52 @@ describe('proxy authentication with inspection', () => {
     // Anonymous: no rule for everyone, so the default (deny) after the challenge.
     const anonymous = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://origin.test:${origin.port}/echo`]);
     expect(anonymous.stderr).toMatch(/407/);
+  });
+});
+
+describe('proxy authentication for WebSocket upgrades', () => {
+  let gw: TestGateway;
+  let ws: WsOrigin;
+
+  beforeAll(async () => {
+    ws = await startWsOrigin();
+    const usersFile = path.join(tempDir('auth-ws'), 'users.yaml');
+    writeFileSync(usersFile, await usersYaml({ alice: { password: ALICE_PASSWORD, groups: [] } }));
+    gw = await startTestGateway({
+      allowedPorts: { tunnel: [443], http: [ws.port] },
+      policies: { 'site.yaml': 'rules:\n  - match: origin.test\n    action: splice\n' },
+      extraConfig: `auth:\n  users_file: ${usersFile}\n`,
+    });
+  });
+
+  afterAll(async () => {
+    await gw.stop();
+    await ws.close();
+  });
+
+  /** The handshake's status: 101 when the upgrade went through, else the refusal's. */
+  function handshake(agent: HttpProxyAgent<string>): Promise<number> {
+    return new Promise((resolve) => {
+      const client = new WebSocket(`ws://origin.test:${ws.port}/echo`, { agent, handshakeTimeout: 10_000 });
+      client.once('open', () => {
+        client.terminate();
+        resolve(101);
+      });
+      client.once('unexpected-response', (_req, res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      client.once('error', () => resolve(0));
+    });
+  }
+
+  test('an upgrade without credentials gets 407; with them it opens and the origin sees no credentials', async () => {
+    expect(await handshake(new HttpProxyAgent(gw.proxy))).toBe(407);
+    const withUser = new HttpProxyAgent(`http://alice:${encodeURIComponent(ALICE_PASSWORD)}@127.0.0.1:${gw.explicitPort}`);
+    expect(await handshake(withUser)).toBe(101);
+    expect(ws.handshakes.length).toBe(1);
+    expect(ws.handshakes[0]!['proxy-authorization']).toBeUndefined();
+    const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.status === 101));
+    expect(records.some((x) => x.type === 'request' && x.status === 101 && x.user === 'alice')).toBe(true);
   });
 });
