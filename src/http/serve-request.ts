@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { AuditSink } from '../audit/sink';
 import { GatewayError } from '../errors/gateway-error';
-import type { Refusal } from '../errors/rejection';
+import { type Refusal, refusalReason } from '../errors/rejection';
 import { Flow } from '../flow/flow';
 import type { Logger } from '../logging/logger';
 import { decide } from '../policy/decide';
@@ -118,7 +118,7 @@ export function refuseMalformed(services: PlainHttpServices, flow: Flow, req: In
  * wrong). `close` ends the connection after the answer instead of draining the request body.
  */
 export function refuseBeforeDecision(services: PlainHttpServices, flow: Flow, req: IncomingMessage, res: ServerResponse, refusal: Refusal, target: Target | null, close: boolean): void {
-  const reason = refusal.kind === 'error' ? refusal.error.message : refusal.decision.reason;
+  const reason = refusalReason(refusal);
   const placeholder: Target = target ?? { host: { kind: 'name', name: 'invalid' }, port: 0 };
   const decision: Decision = { action: 'deny', code: 'rule', rule: null, pattern: null, reason, policyVersion: services.policy().version };
   const ctx: RequestContext = {
