@@ -19,6 +19,7 @@ import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
 import type { Logger } from './logging/logger';
 import { ConfigError } from './config/config-error';
+import { withProgress } from './logging/progress';
 import { loadConfig } from './config/load';
 import { loadPolicy } from './policy/load';
 import { PolicyStore, type ReloadStatus } from './policy/policy-store';
@@ -140,15 +141,19 @@ export class Gateway {
       if (restart.length > 0) logger.warn({ sections: restart }, 'configuration changes in these sections take effect after a restart');
       return compilePolicyFor(next, authConfigured);
     }, logger);
-    const { authority, created } = await loadOrCreateAuthority({
-      certPath: config.ca.cert,
-      keyPath: config.ca.key,
-      chainPath: config.ca.chain,
-      keyType: config.ca.keyType,
+    const { authority, created } = await withProgress(
       logger,
-    });
+      'loading the gateway CA (generating it on first start)',
+      loadOrCreateAuthority({
+        certPath: config.ca.cert,
+        keyPath: config.ca.key,
+        chainPath: config.ca.chain,
+        keyType: config.ca.keyType,
+        logger,
+      }),
+    );
     if (created) logger.info({ cert: config.ca.cert }, 'install this CA certificate on clients (tollgate ca export)');
-    const keys = await LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger });
+    const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
     const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
     let gateway: Gateway | null = null;

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,6 +10,8 @@ import { tempDir } from './support/pki';
 import { cleanEnv, curl, run } from './support/run';
 
 const ROOT = path.resolve(__dirname, '../..');
+/** Debian installs haproxy in /usr/sbin, which is not on every user's PATH. */
+const HAPROXY = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
 
 /** Runs a deployment tool, failing with an actionable message when it is not installed (never a silent skip). */
 async function tool(command: string, args: readonly string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -65,7 +67,7 @@ describe('deployment files', () => {
   });
 
   test('the shipped HAProxy configuration passes haproxy -c', async () => {
-    const result = await tool('haproxy', ['-c', '-f', path.join(ROOT, 'deploy/haproxy/haproxy.cfg')]);
+    const result = await tool(HAPROXY, ['-c', '-f', path.join(ROOT, 'deploy/haproxy/haproxy.cfg')]);
     expect(`${result.stdout}${result.stderr}`).toMatch(/Configuration file is valid/);
     expect(result.code).toBe(0);
   });
@@ -111,7 +113,7 @@ describe('real HAProxy (the shipped configuration) in front of a gateway requiri
     const cfgFile = path.join(tempDir('haproxy'), 'haproxy.cfg');
     writeFileSync(cfgFile, cfg);
     try {
-      haproxy = spawn('haproxy', ['-db', '-f', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      haproxy = spawn(HAPROXY, ['-db', '-f', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       throw new Error(`haproxy could not start (${String(err)}); run ./scripts/install-test-deps`);
     }
