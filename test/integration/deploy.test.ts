@@ -64,6 +64,10 @@ describe('deployment files', () => {
     expect(replica.listen.proxyProtocol).toEqual(['explicit']);
     expect(replica.ca.cert).toBe('/run/secrets/tollgate_ca_cert');
     expect(readFileSync(path.join(ROOT, 'deploy/haproxy/haproxy.cfg'), 'utf8')).toMatch(/send-proxy-v2/);
+    const systemd = parseConfig(readFileSync(path.join(ROOT, 'deploy/systemd/tollgate.yaml'), 'utf8'), '/etc/tollgate/tollgate.yaml');
+    expect(systemd.ca.key).toBe('/var/lib/tollgate/ca.key');
+    const unit = readFileSync(path.join(ROOT, 'deploy/systemd/tollgate.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/tollgate\/dist\/src\/main\.js --config \/etc\/tollgate\/tollgate\.yaml$/m);
   });
 
   test('the shipped HAProxy configuration passes haproxy -c', async () => {
