@@ -14,8 +14,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
-COPY tollgate.yaml ./
-COPY policies ./policies
+# Defaults for `docker run`: the container configuration and the shipped policies. Compose (and
+# you) mount your own over /etc/tollgate.
+COPY deploy/compose/tollgate.yaml /etc/tollgate/tollgate.yaml
+COPY policies /etc/tollgate/policies
 # The CA is generated into /var/lib/tollgate/ca on first start unless one is mounted there.
 RUN mkdir -p /var/lib/tollgate/ca /var/log/tollgate && chown -R node:node /var/lib/tollgate /var/log/tollgate
 USER node
