@@ -164,6 +164,21 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
   test('unknown paths get 404, other methods 405, and the listener stays up', async () => {
     expect((await curl([`${admin}/nope`])).status).toBe(404);
     expect((await curl(['-X', 'POST', `${admin}/metrics`])).status).toBe(405);
+    const port = gw.gateway.address('admin')!.port;
+    const garbage = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let reply = '';
+      socket.on('data', (c: Buffer) => (reply += c.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(reply));
+      setTimeout(() => socket.destroy(), 3000);
+    });
+    expect(garbage).toMatch(/^HTTP\/1\.1 400/);
+    // A Host header that is not a host name is never reflected into the page.
+    const spoofed = await curl(['-H', 'Host: "><script>x</script>', `${admin}/install`]);
+    expect(spoofed.status).toBe(200);
+    expect(spoofed.body).not.toContain('<script');
+    expect(spoofed.body).toContain(`http://127.0.0.1:${port}/ca.pem`);
     expect((await curl([`${admin}/healthz`])).status).toBe(200);
   });
 
