@@ -117,7 +117,9 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
       expect(page.body).toContain('failed');
       expect(page.body).toContain(gw.gateway.policy.version);
       expect(page.body).not.toMatch(/<script|https?:\/\/(?!127)/);
-      expect((await curl([`${admin}/readyz`])).status).toBe(200);
+      const ready = await curl([`${admin}/readyz`]);
+      expect(ready.status).toBe(200);
+      expect(ready.body).toMatch(/^ready\nwarning: the last policy reload \(.*\) failed/);
     } finally {
       writeFileSync(policyFile, 'rules: []\n');
       expect(gw.gateway.reload('test').ok).toBe(true);
