@@ -20,12 +20,14 @@ describe('GatewayMetrics from lifecycle events', () => {
   test('events other parts of the gateway publish become counters and histograms', async () => {
     publish('tollgate:limit:breached', { limit: 'header_timeout', frontend: 'explicit-http' });
     publish('tollgate:auth:failed', { frontend: 'socks', reason: 'bad-password' });
+    publish('tollgate:dlp:matched', { detector: 'credit-card', action: 'log' });
     publish('tollgate:request:completed', { scheme: 'https', status: 200, durationMs: 12, cache: 'hit' });
     publish('tollgate:request:completed', { scheme: 'https', status: 200, durationMs: 30, cache: 'miss' });
     publish('tollgate:cert:minted', { durationMs: 1.4, cacheSize: 1 });
     publish('tollgate:policy:reloaded', { ok: false, version: 'v1' });
     expect(await value(metrics, 'tollgate_limit_breaches_total', { limit: 'header_timeout', frontend: 'explicit-http' })).toBe(1);
     expect(await value(metrics, 'tollgate_auth_failures_total', { frontend: 'socks', reason: 'bad-password' })).toBe(1);
+    expect(await value(metrics, 'tollgate_dlp_matches_total', { detector: 'credit-card', action: 'log' })).toBe(1);
     expect(await value(metrics, 'tollgate_http_cache_total', { result: 'hit' })).toBe(1);
     expect(await value(metrics, 'tollgate_http_cache_total', { result: 'miss' })).toBe(1);
     expect(await value(metrics, 'tollgate_certificates_minted_total')).toBe(1);

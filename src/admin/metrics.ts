@@ -111,6 +111,7 @@ export class GatewayMetrics {
       },
     });
     const breaches = new Counter({ name: 'tollgate_limit_breaches_total', help: 'Configured limits breached, by config key and front-end', labelNames: ['limit', 'frontend'], registers });
+    const dlpMatches = new Counter({ name: 'tollgate_dlp_matches_total', help: 'DLP findings in inspected requests, by detector and action (deny, log)', labelNames: ['detector', 'action'], registers });
     const authFailures = new Counter({ name: 'tollgate_auth_failures_total', help: 'Failed proxy or SOCKS authentications', labelNames: ['frontend', 'reason'], registers });
 
     this.unsubscribers.push(
@@ -137,6 +138,7 @@ export class GatewayMetrics {
       subscribe('tollgate:policy:reloaded', (m) => reloads.inc({ result: m.ok ? 'ok' : 'failed' })),
       subscribe('tollgate:limit:breached', (m) => breaches.inc({ limit: m.limit, frontend: m.frontend })),
       subscribe('tollgate:auth:failed', (m) => authFailures.inc({ frontend: m.frontend, reason: m.reason })),
+      subscribe('tollgate:dlp:matched', (m) => dlpMatches.inc({ detector: m.detector, action: m.action })),
     );
   }
 
