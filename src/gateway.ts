@@ -9,6 +9,10 @@ import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
+import { createSocksServer } from './frontends/socks';
+import { createTransparentHttpServer } from './frontends/transparent-http';
+import { createTransparentTlsServer } from './frontends/transparent-tls';
+import type { Authenticator } from './identity/types';
 import { UserStore } from './identity/user-store';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
@@ -35,6 +39,11 @@ export interface GatewayOptions {
   readonly logger: Logger;
   /** Nameservers for the gateway's resolver instead of the system's. */
   readonly dnsServers?: readonly string[];
+  /**
+   * Credentials for SOCKS5 instead of the configured users file (embedders, tests). With users,
+   * SOCKS5 requires username/password and SOCKS4 is refused.
+   */
+  readonly authenticator?: Authenticator;
 }
 
 /** Actions this build can carry out; a policy asking for another is refused at load. */
@@ -104,6 +113,8 @@ export class Gateway {
      * Authenticator of every front-end that carries credentials (SOCKS5 too).
      */
     readonly users: UserStore | null,
+    /** What SOCKS5 verifies credentials with: `users`, unless the embedder passed its own. */
+    private readonly authenticator: Authenticator | null,
   ) {}
 
 
@@ -187,7 +198,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, users);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, users, options.authenticator ?? users);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -268,7 +279,7 @@ export class Gateway {
 
   private async listen(): Promise<void> {
     const { listen } = this.config;
-    const unsupported = (['socks', 'transparentTls', 'transparentHttp', 'admin'] as const).filter((name) => listen[name] !== null);
+    const unsupported = (['admin'] as const).filter((name) => listen[name] !== null);
     if (unsupported.length > 0) {
       throw new GatewayError('TG_ERR_CONFIG', 'startup', `listeners not available in this build: ${unsupported.join(', ')}; set them to null`);
     }
@@ -285,6 +296,35 @@ export class Gateway {
         this.logger,
       );
       await this.bind('explicit', server, listen.explicit);
+    }
+    if (listen.socks) {
+      const server = createSocksServer(
+        { handshakeTimeoutMs: this.config.limits.socksHandshakeTimeoutMs, authenticator: this.authenticator },
+        this.tunnelServices(),
+        this.logger,
+      );
+      await this.bind('socks', server, listen.socks);
+    }
+    if (listen.transparentTls) {
+      const server = createTransparentTlsServer(
+        { originPort: this.config.transparent.tlsOriginPort, peekTimeoutMs: this.config.limits.peekTimeoutMs, noSni: this.config.transparent.noSni },
+        this.tunnelServices(),
+        this.logger,
+      );
+      await this.bind('transparentTls', server, listen.transparentTls);
+    }
+    if (listen.transparentHttp) {
+      const server = createTransparentHttpServer(
+        {
+          originPort: this.config.transparent.httpOriginPort,
+          maxHeaderBytes: this.config.http.maxHeaderBytes,
+          headerTimeoutMs: this.config.limits.headerTimeoutMs,
+          clientIdleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
+        },
+        this.plainServices(),
+        this.logger,
+      );
+      await this.bind('transparentHttp', server, listen.transparentHttp);
     }
   }
 

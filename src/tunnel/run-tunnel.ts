@@ -4,6 +4,7 @@ import { type Egress, dialTarget, resolveAllowed } from '../egress/dial';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalReason, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
+import { publish } from '../observability/events';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
 import { type Host, normaliseHost } from '../protocol/host';
@@ -43,10 +44,24 @@ export function finishFlow(flow: Flow, close: CloseKind, audit: AuditSink): void
   const record = flow.toRecord();
   audit.write(record);
   flow.log.info({ record }, 'flow closed');
+  publish('tollgate:flow:closed', {
+    frontend: flow.frontend,
+    action: record.action,
+    close,
+    bytesFromClient: record.bytes_from_client,
+    bytesToClient: record.bytes_to_client,
+    durationMs: record.duration_ms,
+  });
+}
+
+/** The tunnel's final decision, once it is known (after the peek, or at a refusal before it). */
+function publishDecided(flow: Flow, decision: Decision): void {
+  publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
 }
 
 function refuse(flow: Flow, replies: TunnelReplies, refusal: Refusal, services: TunnelServices): void {
   if (refusal.kind === 'error') flow.error = refusal.error;
+  if (flow.decision) publishDecided(flow, flow.decision);
   flow.log.info({ target: flow.target, reason: refusalReason(refusal) }, 'tunnel refused');
   replies.refuse(refusal);
   finishFlow(flow, 'refused', services.audit);
@@ -136,6 +151,7 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
 }
 
 async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice | null, policy: CompiledPolicy, services: TunnelServices): Promise<void> {
+  if (peek.kind !== 'tls') publishDecided(flow, flow.decision!);
   switch (peek.kind) {
     case 'closed':
       flow.firstBytes = peek.bytes.length === 0 ? 'none' : 'other';
@@ -165,6 +181,7 @@ async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice 
       flow.sni = peek.hello.sni;
       flow.alpn = peek.hello.alpn;
       const decision = decideWithSni(flow, peek, policy, services);
+      publishDecided(flow, typeof decision === 'string' ? flow.decision! : decision);
       if (typeof decision === 'string') {
         splice?.detachUpstream();
         refuseOpenTunnel(flow, client, decision, true, services);
