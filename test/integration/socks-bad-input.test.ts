@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { ConnectionRecord } from '../../src/audit/fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
@@ -61,6 +62,23 @@ function s5Connect(name: string, port: number, command = 0x01): Buffer {
   const portBytes = Buffer.alloc(2);
   portBytes.writeUInt16BE(port);
   return Buffer.concat([Buffer.from([0x05, command, 0x00, 0x03, name.length]), Buffer.from(name, 'latin1'), portBytes]);
+}
+
+/** A real ClientHello for `servername`, captured from Node's TLS client by a local listener. */
+function captureClientHello(servername: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const server = net.createServer((socket) => {
+      socket.once('data', (chunk: Buffer) => {
+        resolve(chunk);
+        socket.destroy();
+        server.close();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const client = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername });
+      client.on('error', () => undefined);
+    });
+  });
 }
 
 describe('SOCKS bad input: exact replies, a log line, and the process stays up', () => {
@@ -178,6 +196,27 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
     expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x02)]));
   });
 
+  test('an IPv6 destination is decided as an address (no rule: default deny, 0x02)', async () => {
+    const result = await transcript(port, [GREETING_NO_AUTH, hex('05 01 00 04 2001 0db8 0000 0000 0000 0000 0000 0001 01bb')]);
+    expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x02)]));
+    const records = await eventually(
+      async () => (await gw.audit()).filter((r): r is ConnectionRecord => r.type === 'connection' && r.target === '[2001:db8::1]:443'),
+      (l) => l.length === 1,
+    );
+    expect(records[0]).toMatchObject({ frontend: 'socks', action: 'deny', decision_code: 'default' });
+  });
+
+  test('an IPv4-mapped IPv6 destination is decided as the IPv4 address it carries', async () => {
+    const result = await transcript(port, [GREETING_NO_AUTH, hex(`05 01 00 04 0000 0000 0000 0000 0000 ffff 0a00 0002 ${tlsPort.toString(16).padStart(4, '0')}`)]);
+    expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x02)]));
+    const records = await eventually(
+      async () => (await gw.audit()).filter((r): r is ConnectionRecord => r.type === 'connection' && r.target === `10.0.0.2:${tlsPort}`),
+      (l) => l.length === 1,
+    );
+    // 10.0.0.0/8 is spliced by policy; the guard then refuses the internal address.
+    expect(records[0]!.error).toMatch(/TG_ERR_DESTINATION_FORBIDDEN/);
+  });
+
   test('a port not allowed is a policy deny, 0x02', async () => {
     const result = await transcript(port, [GREETING_NO_AUTH, s5Connect('origin.test', 25)]);
     expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x02)]));
@@ -198,6 +237,15 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
   test('a name that does not resolve is "host unreachable" (0x04)', async () => {
     const result = await transcript(port, [GREETING_NO_AUTH, s5Connect('nowhere.test', tlsPort)], 15_000);
     expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x04)]));
+  });
+
+  test('greeting, request and ClientHello sent at once: nothing is lost, the origin answers', async () => {
+    const hello = await captureClientHello('origin.test');
+    const result = await transcript(port, [Buffer.concat([GREETING_NO_AUTH, s5Connect('origin.test', tlsPort), hello])], 1500);
+    const expected = Buffer.concat([METHOD_NO_AUTH, s5Reply(0x00)]);
+    expect(result.received.subarray(0, expected.length)).toEqual(expected);
+    // A TLS handshake record from the origin: the pipelined ClientHello reached it intact.
+    expect(result.received[expected.length]).toBe(0x16);
   });
 
   test('SOCKS4 BIND is rejected with 0x5B', async () => {
