@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionRecord } from '../../src/audit/fields';
+import { subscribe } from '../../src/observability/events';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
@@ -260,7 +261,10 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
   });
 
   test('a stalled request is answered "TTL expired" (0x06) at socks_handshake_timeout', async () => {
-    const result = await transcript(port, [GREETING_NO_AUTH, hex('05 01 00 03')], 5000);
+    const breached: string[] = [];
+    const unsubscribe = subscribe('tollgate:limit:breached', (m) => breached.push(`${m.frontend}:${m.limit}`));
+    const result = await transcript(port, [GREETING_NO_AUTH, hex('05 01 00 03')], 5000).finally(unsubscribe);
+    expect(breached).toEqual(['socks:socks_handshake_timeout']);
     expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x06)]));
     expect(result.closed).toBe(true);
     expect(result.elapsedMs).toBeGreaterThanOrEqual(500);

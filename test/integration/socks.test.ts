@@ -188,7 +188,10 @@ describe('SOCKS5 username/password (RFC 1929)', () => {
   });
 
   test('a wrong password is refused (status 0x01, close), logged without the password', async () => {
-    const res = await curl(['--socks5-hostname', socks, '--proxy-user', 'alice:WRONG-PASSWORD-VALUE', `https://origin.test:${tlsPort}/hello`]);
+    const failures: string[] = [];
+    const unsubscribe = subscribe('tollgate:auth:failed', (m) => failures.push(`${m.frontend}:${m.reason}`));
+    const res = await curl(['--socks5-hostname', socks, '--proxy-user', 'alice:WRONG-PASSWORD-VALUE', `https://origin.test:${tlsPort}/hello`]).finally(unsubscribe);
+    expect(failures).toEqual(['socks:bad-credentials']);
     expect(res.exitCode).toBe(97);
     expect(res.stderr).toMatch(/rejected by the SOCKS5 server \(1 1\)/);
     const record = await lastSocksRecord(gw, 3);

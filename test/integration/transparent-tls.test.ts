@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import { subscribe } from '../../src/observability/events';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl, run } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
@@ -43,7 +44,12 @@ describe('transparent TLS listener (curl --connect-to stands in for a REDIRECT r
   }
 
   test('a spliced SNI: the ClientHello is forwarded byte for byte, the client sees the origin certificate', async () => {
+    const closed: string[] = [];
+    const unsubscribe = subscribe('tollgate:flow:closed', (m) => closed.push(`${m.frontend}:${m.action}`));
     const res = await curl(['--connect-to', `origin.test:443:127.0.0.1:${port}`, '--cacert', origins.originCaFile, 'https://origin.test/hello']);
+    await eventually(() => closed, (l) => l.length > 0);
+    unsubscribe();
+    expect(closed).toEqual(['transparent-tls:splice']);
     expect(res.stderr).toBe('');
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello from tls\n');
