@@ -3,7 +3,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Decision } from '../policy/types';
 import { ProxyAuthError } from './auth-error';
-import { type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5Reply } from '../protocol/socks';
+import { SOCKS5_METHOD, type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks';
 import { type GatewayError } from './gateway-error';
 
 /**
@@ -122,6 +122,17 @@ export function socksRefusalReply(version: 4 | 5, refusal: Refusal): Buffer {
 export function writeSocksRefusal(socket: Socket, version: 4 | 5, refusal: Refusal): void {
   if (socket.destroyed || !socket.writable) return;
   socket.end(socksRefusalReply(version, refusal));
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * Refuses SOCKS5 authentication, which has its own messages: before a method is chosen, "no
+ * acceptable methods" (0xFF, RFC 1928 section 3); after RFC 1929 credentials, status 0x01.
+ * Both RFCs have the server close the connection next.
+ */
+export function writeSocks5AuthRefusal(socket: Socket, stage: 'method' | 'credentials'): void {
+  if (socket.destroyed || !socket.writable) return;
+  socket.end(stage === 'method' ? encodeSocks5MethodSelection(SOCKS5_METHOD.noAcceptableMethods) : encodeSocks5AuthStatus(false));
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 

@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
-import { type Refusal, writeSocksRefusal } from '../errors/rejection';
+import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../errors/rejection';
 import { Flow } from '../flow/flow';
 import type { Authenticator } from '../identity/types';
 import type { Logger } from '../logging/logger';
@@ -164,7 +164,7 @@ class SocksHandshake {
     const method = this.chooseMethod(greeting.value.methods);
     if (method === SOCKS5_METHOD.noAcceptableMethods) {
       this.publishAuthFailure('no-acceptable-method');
-      this.socket.end(encodeSocks5MethodSelection(method));
+      writeSocks5AuthRefusal(this.socket, 'method');
       const reason = this.options.authenticator?.required
         ? 'username/password authentication is required and the client did not offer it'
         : 'the client offered no method the gateway supports (no authentication, username/password)';
@@ -207,7 +207,7 @@ class SocksHandshake {
       return false;
     }
     if (read.kind === 'invalid') {
-      this.socket.end(encodeSocks5AuthStatus(false));
+      writeSocks5AuthRefusal(this.socket, 'credentials');
       this.publishAuthFailure('malformed');
       this.refuseSilently(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', `malformed username/password message: ${read.reason}`), false);
       return false;
@@ -216,7 +216,7 @@ class SocksHandshake {
     const principal = await this.options.authenticator!.verify(username, password, this.flow.clientAddress);
     if (this.timedOut || this.socket.destroyed) return false;
     if (!principal) {
-      this.socket.end(encodeSocks5AuthStatus(false));
+      writeSocks5AuthRefusal(this.socket, 'credentials');
       this.publishAuthFailure('bad-credentials');
       // The user name helps whoever reads the log; the password never appears anywhere.
       this.flow.log.info({ user: username.slice(0, 128) }, 'SOCKS5 authentication failed');
