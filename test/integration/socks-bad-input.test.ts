@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import net from 'node:net';
-import tls from 'node:tls';
 import type { ConnectionRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
+import { captureClientHello } from './support/client-hello';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
@@ -64,23 +64,6 @@ function s5Connect(name: string, port: number, command = 0x01): Buffer {
   const portBytes = Buffer.alloc(2);
   portBytes.writeUInt16BE(port);
   return Buffer.concat([Buffer.from([0x05, command, 0x00, 0x03, name.length]), Buffer.from(name, 'latin1'), portBytes]);
-}
-
-/** A real ClientHello for `servername`, captured from Node's TLS client by a local listener. */
-function captureClientHello(servername: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const server = net.createServer((socket) => {
-      socket.once('data', (chunk: Buffer) => {
-        resolve(chunk);
-        socket.destroy();
-        server.close();
-      });
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const client = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', servername });
-      client.on('error', () => undefined);
-    });
-  });
 }
 
 describe('SOCKS bad input: exact replies, a log line, and the process stays up', () => {

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
+import { captureClientHello } from './support/client-hello';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl, run } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
@@ -56,6 +57,30 @@ describe('transparent TLS listener (curl --connect-to stands in for a REDIRECT r
     const record = await nextRecord();
     expect(record).toMatchObject({ action: 'splice', target: `origin.test:${origins.tls.port}`, sni: 'origin.test', first_bytes: 'tls' });
     expect(origins.tls.seen.at(-1)!.headers.host).toBe('origin.test');
+  });
+
+  test('a ClientHello split over several TCP segments is reassembled before deciding', async () => {
+    const hello = await captureClientHello('origin.test');
+    const first = await new Promise<number | undefined>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', async () => {
+        for (const cut of [[0, 3], [3, 40], [40, hello.length]] as const) {
+          socket.write(hello.subarray(cut[0], cut[1]));
+          await new Promise((r) => setTimeout(r, 30));
+        }
+      });
+      socket.on('error', () => undefined);
+      const timer = setTimeout(() => socket.destroy(), 3000);
+      socket.once('data', (chunk: Buffer) => {
+        clearTimeout(timer);
+        resolve(chunk[0]);
+        socket.destroy();
+      });
+      socket.on('close', () => resolve(undefined));
+    });
+    // The origin's ServerHello: the spliced ClientHello arrived whole.
+    expect(first).toBe(0x16);
+    const record = await nextRecord();
+    expect(record).toMatchObject({ action: 'splice', sni: 'origin.test' });
   });
 
   test('an inspected SNI: a certificate minted for the SNI by the gateway CA', async () => {
