@@ -5,6 +5,7 @@ import { writeRawHttpRefusal } from '../errors/rejection';
 import { peerAddress } from '../flow/flow';
 import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseMalformed, servePlainRequest } from '../http/serve-request';
 import { rawHeaderValue } from '../http/headers';
+import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import type { Logger } from '../logging/logger';
 import { parseHostAndOptionalPort } from '../protocol/authority';
 import { splitAbsoluteForm } from './explicit';
@@ -37,7 +38,7 @@ export function createTransparentHttpServer(options: TransparentHttpOptions, pla
   });
   server.timeout = options.clientIdleTimeoutMs;
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void => {
     const flow = flowForConnection(req.socket, 'transparent-http', plain);
     flow.requests++;
     const url = req.url ?? '';
@@ -72,7 +73,13 @@ export function createTransparentHttpServer(options: TransparentHttpOptions, pla
       return;
     }
     flow.target = parsed.target;
-    servePlainRequest(plain, { flow, target: parsed.target, path, hostHeader: rawHeaderValue(req.rawHeaders, 'host') ?? null }, req, res);
+    servePlainRequest(plain, { flow, target: parsed.target, path, hostHeader: rawHeaderValue(req.rawHeaders, 'host') ?? null, ...(upgrade ? { upgrade } : {}) }, req, res);
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res));
+  // WebSocket handshakes take the same path as on the explicit proxy (http/upgrade.ts).
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'upgraded client socket error'));
+    serveUpgrade(req, socket, head, onRequest, (res, reason) => refuseMalformed(plain, flowForConnection(req.socket, 'transparent-http', plain), req, res, reason, null));
   });
 
   // CONNECT makes no sense to a listener that stands in for origins.

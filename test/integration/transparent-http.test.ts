@@ -1,8 +1,10 @@
 import net from 'node:net';
+import WebSocket from 'ws';
 import type { RequestRecord } from '../../src/audit/fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
+import { startWsOrigin, type WsOrigin } from './support/ws-origins';
 
 function rawExchange(port: number, payload: string, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve) => {
@@ -23,13 +25,15 @@ describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT 
   let gw: TestGateway;
   let port: number;
   let originPort: number;
+  let ws: WsOrigin;
 
   beforeAll(async () => {
     origins = await startTestOrigins();
     originPort = origins.plain.port;
+    ws = await startWsOrigin();
     gw = await startTestGateway({
       listenSection: 'listen:\n  transparent_http: 127.0.0.1:0',
-      allowedPorts: { tunnel: [443], http: [originPort] },
+      allowedPorts: { tunnel: [443], http: [originPort, ws.port] },
       policies: {
         'p.yaml': 'rules:\n  - match: [origin.test, other.test]\n    action: splice\n  - name: no-denied\n    match: denied.test\n    action: deny\n    reason: denied for the test\n',
       },
@@ -42,6 +46,7 @@ describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT 
   afterAll(async () => {
     await gw.stop();
     await origins.close();
+    await ws.close();
   });
 
   test('the target comes from Host; the origin gets the client\'s own Host and a Via', async () => {
@@ -113,5 +118,25 @@ describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT 
     // Bad input never takes the listener down.
     const res = await curl(['--connect-to', `origin.test:80:127.0.0.1:${port}`, 'http://origin.test/hello']);
     expect(res.status).toBe(200);
+  });
+
+  test('a WebSocket handshake takes the explicit proxy\'s upgrade path; messages echo through', async () => {
+    // createConnection plays the router: the client dials origin.test, the socket reaches the listener.
+    const client = new WebSocket(`ws://origin.test:${ws.port}/echo`, { createConnection: () => net.connect(port, '127.0.0.1') });
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no echo')), 5000);
+      client.on('open', () => client.send('through the transparent listener'));
+      client.on('message', (data: Buffer) => {
+        clearTimeout(timer);
+        resolve(data.toString());
+      });
+      client.on('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    client.close();
+    expect(echoed).toBe('through the transparent listener');
+    expect(ws.handshakes.at(-1)!.host).toBe(`origin.test:${ws.port}`);
   });
 });
