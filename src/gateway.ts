@@ -12,6 +12,10 @@ import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
+import { createSocksServer } from './frontends/socks';
+import { createTransparentHttpServer } from './frontends/transparent-http';
+import { createTransparentTlsServer } from './frontends/transparent-tls';
+import type { Authenticator } from './identity/types';
 import { UserStore } from './identity/user-store';
 import { requireProxyProtocol } from './frontends/proxy-protocol';
 import { HttpForwarder } from './http/forward';
@@ -40,6 +44,11 @@ export interface GatewayOptions {
   readonly logger: Logger;
   /** Nameservers for the gateway's resolver instead of the system's. */
   readonly dnsServers?: readonly string[];
+  /**
+   * Credentials for SOCKS5 instead of the configured users file (embedders, tests). With users,
+   * SOCKS5 requires username/password and SOCKS4 is refused.
+   */
+  readonly authenticator?: Authenticator;
 }
 
 /** Actions this build can carry out; a policy asking for another is refused at load. */
@@ -124,6 +133,8 @@ export class Gateway {
      */
     readonly users: UserStore | null,
     readonly authority: CertificateAuthority,
+    /** What SOCKS5 verifies credentials with: `users`, unless the embedder passed its own. */
+    private readonly authenticator: Authenticator | null,
   ) {}
 
 
@@ -211,7 +222,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, users, authority);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, users, authority, options.authenticator ?? users);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -292,10 +303,6 @@ export class Gateway {
 
   private async listen(): Promise<void> {
     const { listen } = this.config;
-    const unsupported = (['socks', 'transparentTls', 'transparentHttp'] as const).filter((name) => listen[name] !== null);
-    if (unsupported.length > 0) {
-      throw new GatewayError('TG_ERR_CONFIG', 'startup', `listeners not available in this build: ${unsupported.join(', ')}; set them to null`);
-    }
     if (listen.explicit) {
       const server = createExplicitServer(
         {
@@ -309,6 +316,35 @@ export class Gateway {
         this.logger,
       );
       await this.bind('explicit', server, listen.explicit);
+    }
+    if (listen.socks) {
+      const server = createSocksServer(
+        { handshakeTimeoutMs: this.config.limits.socksHandshakeTimeoutMs, authenticator: this.authenticator },
+        this.tunnelServices(),
+        this.logger,
+      );
+      await this.bind('socks', server, listen.socks);
+    }
+    if (listen.transparentTls) {
+      const server = createTransparentTlsServer(
+        { originPort: this.config.transparent.tlsOriginPort, peekTimeoutMs: this.config.limits.peekTimeoutMs, noSni: this.config.transparent.noSni },
+        this.tunnelServices(),
+        this.logger,
+      );
+      await this.bind('transparentTls', server, listen.transparentTls);
+    }
+    if (listen.transparentHttp) {
+      const server = createTransparentHttpServer(
+        {
+          originPort: this.config.transparent.httpOriginPort,
+          maxHeaderBytes: this.config.http.maxHeaderBytes,
+          headerTimeoutMs: this.config.limits.headerTimeoutMs,
+          clientIdleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
+        },
+        this.plainServices(),
+        this.logger,
+      );
+      await this.bind('transparentHttp', server, listen.transparentHttp);
     }
     if (listen.admin) await this.bind('admin', this.createAdmin(), listen.admin);
   }

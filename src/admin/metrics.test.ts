@@ -39,14 +39,14 @@ describe('GatewayMetrics from lifecycle events', () => {
     expect(text).toMatch(/^tollgate_policy_info\{version="v1"\} 1$/m);
   });
 
-  test('active tunnels: decided tunnels minus closed ones; plain HTTP and undecided flows do not count', async () => {
-    publish('tollgate:flow:decided', { frontend: 'explicit-connect', action: 'splice', code: 'rule' });
-    publish('tollgate:flow:decided', { frontend: 'socks', action: 'inspect', code: 'rule' });
+  test('active tunnels: opened minus closed; plain HTTP flows and refusals before a tunnel do not count', async () => {
+    publish('tollgate:tunnel:opened', { frontend: 'explicit-connect' });
+    publish('tollgate:tunnel:opened', { frontend: 'socks' });
     publish('tollgate:flow:decided', { frontend: 'explicit-http', action: 'inspect', code: 'rule' });
     expect(await value(metrics, 'tollgate_active_tunnels')).toBe(2);
     publish('tollgate:flow:closed', { frontend: 'explicit-connect', action: 'none', close: 'refused', bytesFromClient: 0, bytesToClient: 0, durationMs: 1 });
-    publish('tollgate:flow:closed', { frontend: 'explicit-http', action: 'inspect', close: 'client-closed', bytesFromClient: 10, bytesToClient: 20, durationMs: 5 });
     expect(await value(metrics, 'tollgate_active_tunnels')).toBe(2);
+    publish('tollgate:tunnel:closed', { frontend: 'explicit-connect' });
     publish('tollgate:flow:closed', { frontend: 'explicit-connect', action: 'splice', close: 'client-closed', bytesFromClient: 100, bytesToClient: 2000, durationMs: 50 });
     expect(await value(metrics, 'tollgate_active_tunnels')).toBe(1);
     expect(await value(metrics, 'tollgate_flow_bytes_total', { frontend: 'explicit-connect', direction: 'to_client' })).toBe(2000);

@@ -10,7 +10,6 @@ export interface MetricSources {
 }
 
 /** Front-ends whose flows are HTTP connections decided per request, not tunnels. */
-const PLAIN_HTTP_FRONTENDS = new Set(['explicit-http', 'transparent-http']);
 
 /**
  * The gateway's Prometheus metrics, built only from lifecycle events (observability/events.ts)
@@ -45,7 +44,7 @@ export class GatewayMetrics {
     const self = this;
     new Gauge({
       name: 'tollgate_active_tunnels',
-      help: 'Tunnels (CONNECT, SOCKS, transparent TLS) decided and not yet closed',
+      help: 'Tunnels (CONNECT, SOCKS, transparent TLS) accepted and not yet closed',
       registers,
       collect() {
         this.set(self.activeTunnels);
@@ -117,15 +116,18 @@ export class GatewayMetrics {
     this.unsubscribers.push(
       subscribe('tollgate:flow:decided', (m) => {
         decisions.inc({ frontend: m.frontend, action: m.action, code: m.code });
-        if (!PLAIN_HTTP_FRONTENDS.has(m.frontend)) this.activeTunnels++;
+      }),
+      subscribe('tollgate:tunnel:opened', () => {
+        this.activeTunnels++;
+      }),
+      subscribe('tollgate:tunnel:closed', () => {
+        this.activeTunnels = Math.max(0, this.activeTunnels - 1);
       }),
       subscribe('tollgate:flow:closed', (m) => {
         closed.inc({ frontend: m.frontend, action: m.action, close: m.close });
         bytes.inc({ frontend: m.frontend, direction: 'from_client' }, m.bytesFromClient);
         bytes.inc({ frontend: m.frontend, direction: 'to_client' }, m.bytesToClient);
         flowDuration.observe({ frontend: m.frontend }, m.durationMs / 1000);
-        // A tunnel that never got a decision (malformed target) was never counted as active.
-        if (!PLAIN_HTTP_FRONTENDS.has(m.frontend) && m.action !== 'none') this.activeTunnels = Math.max(0, this.activeTunnels - 1);
       }),
       subscribe('tollgate:request:completed', (m) => {
         requestDuration.observe({ scheme: m.scheme, status_class: m.status > 0 ? `${Math.floor(m.status / 100)}xx` : 'none' }, m.durationMs / 1000);

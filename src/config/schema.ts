@@ -66,7 +66,11 @@ export function configSchema(baseDir: string) {
   const transparent = section({
     tls_origin_port: port.default(443),
     http_origin_port: port.default(80),
-  }).transform((v) => ({ tlsOriginPort: v.tls_origin_port, httpOriginPort: v.http_origin_port }));
+    // A ClientHello without a server name gives the gateway nothing to decide by. Only `deny`
+    // exists: dialling the address the client originally wanted needs SO_ORIGINAL_DST, which
+    // Node cannot read.
+    no_sni: z.enum(['deny'], { error: 'expected deny' }).default('deny'),
+  }).transform((v) => ({ tlsOriginPort: v.tls_origin_port, httpOriginPort: v.http_origin_port, noSni: v.no_sni }));
 
   const ca = section({
     cert: resolvedPath.default(path.resolve(baseDir, 'certs/ca.pem')),
@@ -123,12 +127,14 @@ export function configSchema(baseDir: string) {
   const limits = section({
     header_timeout: duration({ min: 100 }).default(30_000),
     peek_timeout: duration({ min: 100 }).default(10_000),
+    socks_handshake_timeout: duration({ min: 100 }).default(10_000),
     tls_handshake_timeout: duration({ min: 100 }).default(10_000),
     client_idle_timeout: duration({ min: 100 }).default(300_000),
     shutdown_grace: duration({ min: 0 }).default(10_000),
   }).transform((v) => ({
     headerTimeoutMs: v.header_timeout,
     peekTimeoutMs: v.peek_timeout,
+    socksHandshakeTimeoutMs: v.socks_handshake_timeout,
     tlsHandshakeTimeoutMs: v.tls_handshake_timeout,
     clientIdleTimeoutMs: v.client_idle_timeout,
     shutdownGraceMs: v.shutdown_grace,

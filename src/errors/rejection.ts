@@ -3,6 +3,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Decision } from '../policy/types';
 import { ProxyAuthError } from './auth-error';
+import { SOCKS5_METHOD, type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks';
 import { type GatewayError } from './gateway-error';
 
 /**
@@ -23,6 +24,8 @@ export const S4_REJECTED = 0x5b;
 
 /** A fatal TLS alert record: access_denied (49), RFC 8446 section 6.2. */
 export const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
+/** A fatal TLS alert record: internal_error (80): the gateway could not serve the connection. */
+export const TLS_ALERT_INTERNAL_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
 
 export function httpStatusOf(refusal: Refusal): number {
   return refusal.kind === 'error' ? refusal.error.spec.httpStatus : 403;
@@ -108,4 +111,38 @@ export function writeRawHttpRefusal(socket: Socket, refusal: Refusal, requestId:
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   socket.end(`HTTP/1.1 ${page.status} ${STATUS_CODES[page.status] ?? ''}\r\n${head}\r\n${page.body}`);
+}
+
+/** The SOCKS reply (RFC 1928 section 6, or SOCKS4 CD) for a refused request. */
+export function socksRefusalReply(version: 4 | 5, refusal: Refusal): Buffer {
+  return version === 5 ? encodeSocks5Reply(socks5ReplyOf(refusal)) : encodeSocks4Reply(socks4ReplyOf(refusal) as Socks4ReplyCode);
+}
+
+/** Answers a SOCKS request with its failure reply and closes (RFC 1928: close soon after). */
+export function writeSocksRefusal(socket: Socket, version: 4 | 5, refusal: Refusal): void {
+  if (socket.destroyed || !socket.writable) return;
+  socket.end(socksRefusalReply(version, refusal));
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * Refuses SOCKS5 authentication, which has its own messages: before a method is chosen, "no
+ * acceptable methods" (0xFF, RFC 1928 section 3); after RFC 1929 credentials, status 0x01.
+ * Both RFCs have the server close the connection next.
+ */
+export function writeSocks5AuthRefusal(socket: Socket, stage: 'method' | 'credentials'): void {
+  if (socket.destroyed || !socket.writable) return;
+  socket.end(stage === 'method' ? encodeSocks5MethodSelection(SOCKS5_METHOD.noAcceptableMethods) : encodeSocks5AuthStatus(false));
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * Refuses a TLS client that has sent its ClientHello (transparent TLS): access_denied for
+ * what policy or the destination guard forbids, internal_error when the origin could not be
+ * reached, so the client's own error message points the right way.
+ */
+export function writeTlsRefusal(socket: Socket, refusal: Refusal): void {
+  if (socket.destroyed || !socket.writable) return;
+  socket.end(httpStatusOf(refusal) === 403 ? TLS_ALERT_ACCESS_DENIED : TLS_ALERT_INTERNAL_ERROR);
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

@@ -60,6 +60,8 @@ export class Flow {
   sni: string | null = null;
   alpn: readonly string[] | null = null;
   firstBytes: 'tls' | 'http' | 'other' | 'none' | null = null;
+  /** Set when the flow entered the tunnel pipeline; its close then ends an active tunnel. */
+  tunnelOpened = false;
   decision: Decision | null = null;
   /** Who authenticated for this flow (proxy authentication or SOCKS5), if anyone. */
   principal: Principal | null = null;

@@ -79,6 +79,8 @@ export interface PlainRequest {
   readonly path: string;
   /** A WebSocket handshake's client socket. */
   readonly upgrade?: UpgradeSocket;
+  /** Host header to send as is (transparent HTTP: the client's own); absent = from `target`. */
+  readonly hostHeader?: string | null;
 }
 
 /** Decide and forward (or refuse) one plain-HTTP request whose target is known. */
@@ -95,7 +97,7 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
     decision,
     clientTls: null,
     clientSni: null,
-    hostHeader: null,
+    hostHeader: request.hostHeader ?? null,
     ...(request.upgrade ? { upgrade: request.upgrade } : {}),
   };
   flow.decision = decision;

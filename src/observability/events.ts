@@ -10,6 +10,10 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 export interface GatewayEvents {
   /** A flow's decision was made (one per flow). */
   'tollgate:flow:decided': { frontend: string; action: string; code: string };
+  /** A tunnel (CONNECT, SOCKS, transparent TLS) was handed to the tunnel pipeline. */
+  'tollgate:tunnel:opened': { frontend: string };
+  /** A tunnel that was opened ended (exactly once per opened tunnel). */
+  'tollgate:tunnel:closed': { frontend: string };
   /** A flow ended. */
   'tollgate:flow:closed': { frontend: string; action: string; close: string; bytesFromClient: number; bytesToClient: number; durationMs: number };
   /** One HTTP request inside an inspected tunnel or through a plain HTTP front-end completed. */

@@ -41,6 +41,7 @@ export interface TunnelServices {
 /** Writes the flow's one connection record (audit and operational log). Idempotent. */
 export function finishFlow(flow: Flow, close: CloseKind, audit: AuditSink): void {
   if (!flow.markClosed(close)) return;
+  if (flow.tunnelOpened) publish('tollgate:tunnel:closed', { frontend: flow.frontend });
   const record = flow.toRecord();
   publish('tollgate:flow:closed', {
     frontend: record.frontend,
@@ -54,8 +55,14 @@ export function finishFlow(flow: Flow, close: CloseKind, audit: AuditSink): void
   flow.log.info({ record }, 'flow closed');
 }
 
+/** The tunnel's final decision, once it is known (after the peek, or at a refusal before it). */
+function publishDecided(flow: Flow, decision: Decision): void {
+  publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
+}
+
 function refuse(flow: Flow, replies: TunnelReplies, refusal: Refusal, services: TunnelServices): void {
   if (refusal.kind === 'error') flow.error = refusal.error;
+  if (flow.decision) publishDecided(flow, flow.decision);
   flow.log.info({ target: flow.target, reason: refusalReason(refusal) }, 'tunnel refused');
   replies.refuse(refusal);
   finishFlow(flow, 'refused', services.audit);
@@ -92,6 +99,8 @@ function decideWithSni(flow: Flow, peek: TlsPeek, policy: CompiledPolicy, servic
 export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, replies: TunnelReplies, services: TunnelServices, prePeeked?: Peek): Promise<void> {
   const target = flow.target!;
   const policy = services.policy();
+  flow.tunnelOpened = true;
+  publish('tollgate:tunnel:opened', { frontend: flow.frontend });
   try {
     let decision = decideFlow(flow, null, policy, services);
     if (prePeeked?.kind === 'tls') {
@@ -103,7 +112,6 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
       decision = withSni;
     }
     flow.decision = decision;
-    publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
     if (decision.action === 'deny') {
       refuse(flow, replies, { kind: 'deny', decision }, services);
       return;
@@ -146,6 +154,7 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
 }
 
 async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice | null, policy: CompiledPolicy, services: TunnelServices): Promise<void> {
+  if (peek.kind !== 'tls') publishDecided(flow, flow.decision!);
   switch (peek.kind) {
     case 'closed':
       flow.firstBytes = peek.bytes.length === 0 ? 'none' : 'other';
@@ -175,6 +184,7 @@ async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice 
       flow.sni = peek.hello.sni;
       flow.alpn = peek.hello.alpn;
       const decision = decideWithSni(flow, peek, policy, services);
+      publishDecided(flow, typeof decision === 'string' ? flow.decision! : decision);
       if (typeof decision === 'string') {
         splice?.detachUpstream();
         refuseOpenTunnel(flow, client, decision, true, services);

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { parseConfig } from '../../../src/config/load';
 import { Gateway } from '../../../src/gateway';
 import type { AuditRecord } from '../../../src/audit/fields';
+import type { Authenticator } from '../../../src/identity/types';
 import { tempDir } from './pki';
 
 export interface TestGateway {
@@ -36,6 +37,10 @@ export interface TestGatewayOptions {
   readonly hostNames?: readonly string[];
   /** upstream.ca_file: trust anchors for inspected origins. */
   readonly upstreamCaFile?: string;
+  /** The user store handed to the gateway (proxy authentication, SOCKS5). */
+  readonly authenticator?: Authenticator;
+  /** Nameservers for the gateway's resolver (e.g. a closed port, for DNS failures). */
+  readonly dnsServers?: readonly string[];
 }
 
 /**
@@ -77,7 +82,11 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const gateway = await Gateway.start(config, { logger });
+  const gateway = await Gateway.start(config, {
+    logger,
+    ...(options.authenticator ? { authenticator: options.authenticator } : {}),
+    ...(options.dnsServers ? { dnsServers: options.dnsServers } : {}),
+  });
   const explicit = gateway.address('explicit');
   const explicitPort = explicit?.port ?? 0;
   const auditFile = config.audit.file;

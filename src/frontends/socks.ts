@@ -1,0 +1,284 @@
+import net, { type Socket } from 'node:net';
+import { GatewayError } from '../errors/gateway-error';
+import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../errors/rejection';
+import { Flow } from '../flow/flow';
+import type { Authenticator } from '../identity/types';
+import type { Logger } from '../logging/logger';
+import { publish } from '../observability/events';
+import type { Target } from '../protocol/authority';
+import { normaliseHost } from '../protocol/host';
+import {
+  SOCKS4_REPLY,
+  SOCKS5_METHOD,
+  SOCKS5_REPLY,
+  type SocksInvalid,
+  type SocksTarget,
+  detectSocksVersion,
+  encodeSocks4Reply,
+  encodeSocks5AuthStatus,
+  encodeSocks5MethodSelection,
+  encodeSocks5Reply,
+  parseSocks4Request,
+  parseSocks5Greeting,
+  parseSocks5Request,
+  parseSocks5UserPass,
+} from '../protocol/socks';
+import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
+import { HandshakeReader } from './handshake-reader';
+
+export interface SocksFrontendOptions {
+  /** `limits.socks_handshake_timeout`: from accept to a complete request. */
+  readonly handshakeTimeoutMs: number;
+  /** Verifies RFC 1929 credentials; when `required`, SOCKS5 must authenticate and SOCKS4 is refused. */
+  readonly authenticator: Authenticator | null;
+}
+
+/** Where the handshake is, so a timeout can be answered in the right message. */
+type Phase = 'version' | 'greeting' | 'auth' | 'request' | 'done';
+
+/** What the SOCKS front-end learned, ready for the tunnel pipeline. */
+interface SocksRequest {
+  readonly version: 4 | 5;
+  readonly target: Target;
+}
+
+/**
+ * The SOCKS front-end: SOCKS4, SOCKS4a and SOCKS5 (RFC 1928) CONNECT, with RFC 1929
+ * username/password when an authenticator is configured. The handshake only learns the target
+ * (and the user); the tunnel then goes through the same pipeline as an HTTP CONNECT: decide,
+ * connect, reply, peek at the first bytes, splice or inspect.
+ */
+export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelServices, logger: Logger): net.Server {
+  // allowHalfOpen: a client's FIN must travel through a splice as a FIN, as for CONNECT.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+  server.on('connection', (socket: Socket) => {
+    const flow = new Flow('socks', socket, logger);
+    // Attached at once so no socket error can go unhandled between stages.
+    socket.on('error', (err: NodeJS.ErrnoException) => flow.log.debug({ code: err.code }, 'client socket error'));
+    void new SocksHandshake(flow, socket, options, tunnels).run();
+  });
+  return server;
+}
+
+/** An unknown SOCKS5 ATYP has its own reply (0x08); other unparsable requests are general failures. */
+function errorForInvalid(invalid: SocksInvalid): GatewayError {
+  if (invalid.code === 'address-type') return new GatewayError('TG_ERR_BAD_TARGET', 'parse', invalid.reason);
+  return new GatewayError('TG_ERR_BAD_REQUEST', 'parse', invalid.reason);
+}
+
+function targetOf(requested: SocksTarget): Target | string {
+  const host = normaliseHost(requested.kind === 'domain' ? requested.name : requested.address);
+  if (!host.ok) return host.reason;
+  return { host: host.host, port: requested.port };
+}
+
+class SocksHandshake {
+  private phase: Phase = 'version';
+  private version: 4 | 5 | null = null;
+  private timedOut = false;
+  private readonly reader: HandshakeReader;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly flow: Flow,
+    private readonly socket: Socket,
+    private readonly options: SocksFrontendOptions,
+    private readonly tunnels: TunnelServices,
+  ) {
+    this.reader = new HandshakeReader(socket);
+    this.timer = setTimeout(() => this.onTimeout(), options.handshakeTimeoutMs);
+    this.timer.unref();
+  }
+
+  async run(): Promise<void> {
+    try {
+      const request = await this.negotiate();
+      clearTimeout(this.timer);
+      if (!request) return;
+      this.phase = 'done';
+      this.flow.target = request.target;
+      const initial = this.reader.detach();
+      const version = request.version;
+      await runTunnel(
+        this.flow,
+        this.socket,
+        initial,
+        {
+          // BND.ADDR/BND.PORT: CONNECT clients ignore them, and the origin-side address of a
+          // splice is the gateway's business, so the reply reports 0.0.0.0:0.
+          accept: () => this.socket.write(version === 5 ? encodeSocks5Reply(SOCKS5_REPLY.succeeded) : encodeSocks4Reply(SOCKS4_REPLY.granted)),
+          refuse: (refusal) => writeSocksRefusal(this.socket, version, refusal),
+        },
+        this.tunnels,
+      );
+    } catch (err) {
+      clearTimeout(this.timer);
+      this.flow.log.warn({ err }, 'SOCKS handshake failed');
+      this.socket.destroy();
+      finishFlow(this.flow, 'error', this.tunnels.audit);
+    }
+  }
+
+  /** Runs the handshake up to a request it can hand on; null when it has already refused or the client left. */
+  private async negotiate(): Promise<SocksRequest | null> {
+    const version = await this.reader.read<4 | 5>((input) => {
+      const detected = detectSocksVersion(input);
+      if (detected === 'needMore') return { kind: 'needMore' };
+      if (detected === 'invalid') return { kind: 'invalid', code: 'malformed', reason: `unknown SOCKS version byte 0x${input[0]!.toString(16).padStart(2, '0')}` };
+      return { kind: 'parsed', value: detected, consumed: 0 };
+    });
+    if (version.kind !== 'parsed') {
+      // Not SOCKS at all: there is no reply a client of an unknown protocol would understand.
+      if (version.kind === 'invalid') this.refuseSilently(errorForInvalid(version));
+      else this.clientLeft();
+      return null;
+    }
+    this.version = version.value;
+    return version.value === 4 ? this.negotiate4() : this.negotiate5();
+  }
+
+  private async negotiate4(): Promise<SocksRequest | null> {
+    this.phase = 'request';
+    const read = await this.reader.read((input) => parseSocks4Request(input));
+    if (read.kind === 'closed') return this.clientLeft();
+    if (read.kind === 'invalid') return this.refuse(errorForInvalid(read));
+    const request = read.value;
+    if (request.command !== 'connect') {
+      return this.refuse(new GatewayError('TG_ERR_UNSUPPORTED', 'parse', `SOCKS4 command ${this.commandName(request.command)} is not supported (only CONNECT)`));
+    }
+    if (this.options.authenticator?.required) {
+      // SOCKS4 carries no password; with users configured it cannot be allowed at all.
+      this.publishAuthFailure('socks4-without-password');
+      return this.refuse(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', 'SOCKS4 cannot authenticate and users are configured; use SOCKS5 with a user name and password'));
+    }
+    const target = targetOf(request.target);
+    if (typeof target === 'string') return this.refuse(new GatewayError('TG_ERR_BAD_TARGET', 'parse', target));
+    return { version: 4, target };
+  }
+
+  private async negotiate5(): Promise<SocksRequest | null> {
+    this.phase = 'greeting';
+    const greeting = await this.reader.read(parseSocks5Greeting);
+    if (greeting.kind === 'closed') return this.clientLeft();
+    if (greeting.kind === 'invalid') return this.refuseSilently(errorForInvalid(greeting));
+    const method = this.chooseMethod(greeting.value.methods);
+    if (method === SOCKS5_METHOD.noAcceptableMethods) {
+      this.publishAuthFailure('no-acceptable-method');
+      writeSocks5AuthRefusal(this.socket, 'method');
+      const reason = this.options.authenticator?.required
+        ? 'username/password authentication is required and the client did not offer it'
+        : 'the client offered no method the gateway supports (no authentication, username/password)';
+      return this.refuseSilently(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', reason), false);
+    }
+    this.socket.write(encodeSocks5MethodSelection(method));
+    if (method === SOCKS5_METHOD.usernamePassword && !(await this.authenticate())) return null;
+
+    this.phase = 'request';
+    const read = await this.reader.read(parseSocks5Request);
+    if (read.kind === 'closed') return this.clientLeft();
+    if (read.kind === 'invalid') return this.refuse(errorForInvalid(read));
+    const request = read.value;
+    if (request.command !== 'connect') {
+      return this.refuse(new GatewayError('TG_ERR_UNSUPPORTED', 'parse', `SOCKS5 command ${this.commandName(request.command)} is not supported (only CONNECT)`));
+    }
+    const target = targetOf(request.target);
+    if (typeof target === 'string') return this.refuse(new GatewayError('TG_ERR_BAD_TARGET', 'parse', target));
+    return { version: 5, target };
+  }
+
+  /**
+   * No authentication when no users are configured; username/password when they are (and
+   * also when the client offers only that and an authenticator exists, so users are known).
+   */
+  private chooseMethod(offered: readonly number[]): number {
+    const authenticator = this.options.authenticator;
+    const canUserPass = authenticator !== null && offered.includes(SOCKS5_METHOD.usernamePassword);
+    if (authenticator?.required) return canUserPass ? SOCKS5_METHOD.usernamePassword : SOCKS5_METHOD.noAcceptableMethods;
+    if (offered.includes(SOCKS5_METHOD.noAuthentication)) return SOCKS5_METHOD.noAuthentication;
+    return canUserPass ? SOCKS5_METHOD.usernamePassword : SOCKS5_METHOD.noAcceptableMethods;
+  }
+
+  /** RFC 1929; on failure the status is sent and the connection closed, as the RFC requires. */
+  private async authenticate(): Promise<boolean> {
+    this.phase = 'auth';
+    const read = await this.reader.read(parseSocks5UserPass);
+    if (read.kind === 'closed') {
+      this.clientLeft();
+      return false;
+    }
+    if (read.kind === 'invalid') {
+      writeSocks5AuthRefusal(this.socket, 'credentials');
+      this.publishAuthFailure('malformed');
+      this.refuseSilently(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', `malformed username/password message: ${read.reason}`), false);
+      return false;
+    }
+    const { username, password } = read.value;
+    const principal = await this.options.authenticator!.verify(username, password, this.flow.clientAddress);
+    if (this.timedOut || this.socket.destroyed) return false;
+    if (!principal) {
+      writeSocks5AuthRefusal(this.socket, 'credentials');
+      this.publishAuthFailure('bad-credentials');
+      // The user name helps whoever reads the log; the password never appears anywhere.
+      this.flow.log.info({ user: username.slice(0, 128) }, 'SOCKS5 authentication failed');
+      this.refuseSilently(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', 'wrong user name or password'), false);
+      return false;
+    }
+    this.flow.principal = principal;
+    this.socket.write(encodeSocks5AuthStatus(true));
+    return true;
+  }
+
+  /** Refuses a request with the version's failure reply (via rejection.ts), then closes. */
+  private refuse(error: GatewayError): null {
+    clearTimeout(this.timer);
+    this.flow.error = error;
+    const refusal: Refusal = { kind: 'error', error };
+    this.flow.log.info({ socks_version: this.version, phase: this.phase, code: error.code, reason: error.message }, 'SOCKS request refused');
+    writeSocksRefusal(this.socket, this.version ?? 5, refusal);
+    finishFlow(this.flow, 'refused', this.tunnels.audit);
+    return null;
+  }
+
+  /** Refuses where the protocol has no reply of its own (unknown version, broken greeting). */
+  private refuseSilently(error: GatewayError, close = true): null {
+    clearTimeout(this.timer);
+    this.flow.error = error;
+    this.flow.log.info({ socks_version: this.version, phase: this.phase, code: error.code, reason: error.message }, 'SOCKS handshake refused');
+    if (close) this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    finishFlow(this.flow, 'refused', this.tunnels.audit);
+    return null;
+  }
+
+  private clientLeft(): null {
+    clearTimeout(this.timer);
+    if (this.timedOut) return null;
+    this.flow.log.info({ socks_version: this.version, phase: this.phase, unparsed_bytes: this.reader.pendingBytes }, 'SOCKS client closed during the handshake');
+    this.socket.destroy();
+    finishFlow(this.flow, 'client-closed', this.tunnels.audit);
+    return null;
+  }
+
+  private onTimeout(): void {
+    if (this.phase === 'done') return;
+    this.timedOut = true;
+    publish('tollgate:limit:breached', { limit: 'socks_handshake_timeout', frontend: 'socks' });
+    const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `the SOCKS handshake did not complete within ${this.options.handshakeTimeoutMs} ms (phase: ${this.phase})`);
+    this.flow.error = error;
+    this.flow.log.info({ socks_version: this.version, phase: this.phase, reason: error.message }, 'SOCKS handshake timed out');
+    // Only a request has a reply code to say "timed out" (0x06); earlier phases just close.
+    if (this.phase === 'request' && this.version !== null) writeSocksRefusal(this.socket, this.version, { kind: 'error', error });
+    else this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.reader.detach();
+    finishFlow(this.flow, 'timeout', this.tunnels.audit);
+  }
+
+  private publishAuthFailure(reason: string): void {
+    publish('tollgate:auth:failed', { frontend: 'socks', reason });
+  }
+
+  private commandName(command: string | number): string {
+    return typeof command === 'number' ? `0x${command.toString(16).padStart(2, '0')}` : command.toUpperCase();
+  }
+}
