@@ -9,6 +9,7 @@ import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
+import { HttpCache } from './http/cache/exchange';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
@@ -53,7 +54,7 @@ function compilePolicyFor(config: GatewayConfig): CompiledPolicy {
 }
 
 /** Configuration sections a reload cannot change in a running process. */
-const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'limits', 'audit', 'pinning', 'log'] as const;
+const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'log'] as const;
 
 function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): string[] {
   return RESTART_SECTIONS.filter((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
@@ -82,6 +83,7 @@ export class Gateway {
     readonly leaves: LeafCache,
     private readonly policies: PolicyStore,
     readonly pinning: PinningMonitor,
+    readonly httpCache: HttpCache,
   ) {}
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
@@ -109,7 +111,13 @@ export class Gateway {
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
     let gateway: Gateway | null = null;
     const egress: Egress = {
-      resolver: new Resolver({ hosts: config.upstream.hosts, ...(options.dnsServers ? { servers: options.dnsServers } : {}) }),
+      resolver: new Resolver({
+        hosts: config.upstream.hosts,
+        servers: options.dnsServers ?? config.upstream.dnsServers,
+        maxEntries: config.upstream.dnsCacheSize,
+        negativeTtlMs: config.upstream.dnsNegativeTtlMs,
+        maxTtlMs: config.upstream.dnsMaxTtlMs,
+      }),
       guard: new AddressGuard(config.upstream.allowAddresses),
       isOwnListener: (address, port) => gateway?.isOwnListener(address, port) ?? false,
       connectTimeoutMs: config.upstream.connectTimeoutMs,
@@ -119,6 +127,7 @@ export class Gateway {
       maxSocketsPerHost: config.upstream.maxSocketsPerHost,
       idleTimeoutMs: config.upstream.idleTimeoutMs,
     });
+    const httpCache = new HttpCache({ ...config.cache, name: config.http.via });
     const forwarder = new HttpForwarder({
       egress,
       audit,
@@ -131,6 +140,7 @@ export class Gateway {
       redactQueryParams: config.audit.redactQueryParams,
       tunnelIdleTimeoutMs: config.limits.clientIdleTimeoutMs,
       h2Origins: new H2OriginPool({ egress, secureContext: originAgents.secureContext, idleTimeoutMs: config.upstream.idleTimeoutMs }),
+      cache: httpCache,
     });
     const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
       audit.write({
@@ -162,7 +172,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);

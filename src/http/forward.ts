@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, ServerResponse } from 'node:http';
+import http, { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -7,14 +7,15 @@ import { redactQuery, redactedHeaders } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { type Egress, guardedLookup } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
-import { publish } from '../observability/events';
 import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
 import type { Flow } from '../flow/flow';
 import type { Decision } from '../policy/types';
 import { type Target, targetText } from '../protocol/authority';
 import { hostAuthorityText, hostText } from '../protocol/host';
+import { publish } from '../observability/events';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
+import type { CacheExchange, HttpCache } from './cache/exchange';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
@@ -56,6 +57,8 @@ export interface ForwarderOptions {
   readonly tunnelIdleTimeoutMs: number;
   /** Multiplexed origin sessions for HTTP/2 clients of h2 origins; null = always HTTP/1.1. */
   readonly h2Origins: H2OriginPool | null;
+  /** The shared HTTP cache (cache/exchange.ts); null = no caching. */
+  readonly cache?: HttpCache | null;
 }
 
 function defaultPort(scheme: 'http' | 'https'): number {
@@ -99,16 +102,32 @@ export class HttpForwarder {
     if (insecure) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
     }
-    const headers = forwardRequestHeaders(withoutPseudoHeaders(req.rawHeaders), {
+    const goesH2 = ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins !== null;
+    const tracker = new RequestTracker(ctx, req, res, this.options);
+    // HOOK(rules): request rules are evaluated above this line. The cache lookup comes after
+    // them, so a request the rules deny is never answered from the cache. The cache serves
+    // HTTP/1.1 exchanges; WebSocket handshakes and HTTP/2-to-origin streams pass it by.
+    const h1 = req instanceof IncomingMessage && res instanceof ServerResponse && !ctx.upgrade && !goesH2 ? { req, res } : null;
+    const cache = h1 ? (this.options.cache?.open(ctx, h1.req) ?? null) : null;
+    tracker.cache = cache;
+    if (h1 && cache?.serveStored(h1.res, tracker)) {
+      // CACHE: a fresh stored response answered the request; the origin is not contacted.
+      req.resume();
+      res.on('close', () => tracker.finish());
+      return;
+    }
+    const forwarded = forwardRequestHeaders(withoutPseudoHeaders(req.rawHeaders), {
       host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
       httpVersion: req.httpVersion,
       via: this.options.via,
       forwardedFor: this.options.xForwardedFor ? ctx.flow.clientAddress : null,
     });
+    // CACHE: revalidating a stale entry sends its validators (If-None-Match/If-Modified-Since).
+    const headers = cache ? cache.upstreamRequestHeaders(forwarded) : forwarded;
     // Upgrade and Connection are hop-by-hop and were dropped above; a WebSocket handshake asks
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
-    if (ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins) {
+    if (goesH2 && this.options.h2Origins) {
       this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins);
       return;
     }
@@ -121,7 +140,6 @@ export class HttpForwarder {
       setHost: false,
       lookup: guardedLookup(this.options.egress, target.port) as unknown as https.RequestOptions['lookup'],
     };
-    const tracker = new RequestTracker(ctx, req, res, this.options);
     let upstream: http.ClientRequest;
     if (scheme === 'https') {
       upstream = https.request({
@@ -158,10 +176,17 @@ export class HttpForwarder {
     upstream.on('response', (upRes) => {
       clearTimeout(responseTimer);
       if (scheme === 'https' && upRes.socket) tracker.originTls(upRes.socket as TLSSocket);
+      // HOOK(rules): response rules are evaluated here, before the cache may store the response;
+      // a response they deny or rewrite calls cache.abandon().
+      // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is served.
+      if (h1 && cache?.answerRevalidation(upRes, h1.res, tracker)) return;
       // Keep the origin's own Date rather than adding a second one.
       res.sendDate = false;
-      writeResponseHead(res, upRes.statusCode ?? 502, upRes.statusMessage, forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via));
+      const responseHeaders = forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via);
+      writeResponseHead(res, upRes.statusCode ?? 502, upRes.statusMessage, cache ? cache.responseHeaders(responseHeaders, upRes.statusCode ?? 502) : responseHeaders);
       tracker.responseHeaders(upRes.rawHeaders);
+      // CACHE: copy into the store while streaming; it enters only when complete.
+      if (h1) cache?.fill(upRes, h1.res);
       upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
       upRes.pipe(res);
       upRes.on('error', () => res.destroy());
@@ -246,6 +271,7 @@ class RequestTracker {
   private statusOverride: number | null = null;
   private closeNote: string | null = null;
   private done = false;
+  cache: CacheExchange | null = null;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -292,7 +318,8 @@ class RequestTracker {
     const aborted = this.statusOverride === null && !res.writableFinished && this.error === null;
     const status = this.statusOverride ?? (res.headersSent ? res.statusCode : 0);
     const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
-    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache: null });
+    const cache = this.cache?.outcome ?? null;
+    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache });
     this.options.audit.write(buildRequestRecord(ctx, req, {
       status,
       bytesFromClient: this.up,
@@ -303,6 +330,7 @@ class RequestTracker {
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,
       redactQueryParams: this.options.redactQueryParams,
+      cache,
     }));
   }
 }
@@ -317,6 +345,8 @@ export interface RequestOutcome {
   readonly upstreamTls: TlsSummary | null;
   readonly responseHeaders: readonly string[] | null;
   readonly redactQueryParams: readonly string[];
+  /** The cache outcome: hit, miss, revalidated, bypass; null when no cache took part. */
+  readonly cache?: string | null;
 }
 
 export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
@@ -346,7 +376,7 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     reason: decision.reason,
     policy_version: decision.policyVersion,
     error: outcome.error,
-    cache: null,
+    cache: outcome.cache ?? null,
     upstream_cert_sha256: outcome.upstreamCertSha256,
     client_tls: ctx.clientTls,
     upstream_tls: outcome.upstreamTls,
@@ -364,17 +394,17 @@ export function refuseRequest(ctx: RequestContext, req: InboundRequest, res: Inb
   // Drain whatever body the client sends so the connection can be reused for its next request.
   req.resume();
   writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);
-  audit.write(
-    buildRequestRecord(ctx, req, {
-      status: res.statusCode,
-      bytesFromClient: 0,
-      bytesToClient: 0,
-      durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-      error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
-      upstreamCertSha256: null,
-      upstreamTls: null,
-      responseHeaders: null,
-      redactQueryParams,
-    }),
-  );
+  const record = buildRequestRecord(ctx, req, {
+    status: res.statusCode,
+    bytesFromClient: 0,
+    bytesToClient: 0,
+    durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+    error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
+    upstreamCertSha256: null,
+    upstreamTls: null,
+    responseHeaders: null,
+    redactQueryParams,
+  });
+  audit.write(record);
+  publish('tollgate:request:completed', { scheme: ctx.scheme, status: record.status, durationMs: record.duration_ms, cache: null });
 }

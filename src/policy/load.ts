@@ -27,6 +27,7 @@ const ruleSchema = section({
   groups: z.array(z.string().min(1)).min(1, { error: 'list at least one group, or leave groups out' }).optional(),
   required: z.boolean().optional(),
   http: z.array(z.unknown(), { error: 'expected a list of HTTP rules' }).optional(),
+  cache: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -148,6 +149,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.http && raw.action !== 'inspect') {
     problems.push({ ...at('http'), message: 'HTTP rules need to see the requests: they belong on inspect rules (spliced TLS is never decrypted)' });
   }
+  if (raw.cache !== undefined && raw.action === 'deny') problems.push({ ...at('cache'), message: 'cache only applies to rules that let traffic through (inspect, or splice for plain HTTP)' });
   const id = raw.name ?? `${source.file}:${line}`;
   const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
   if (patterns.length !== matches.length) return null;
@@ -164,6 +166,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     groups: raw.groups ? new Set(raw.groups) : null,
     required: raw.required ?? false,
     http: Object.freeze(http),
+    cache: raw.cache ?? true,
   });
 }
 
