@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { RequestRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
+import { formatRuleTable } from '../../src/policy/rule-table';
 import { startCacheOrigin, type CacheOrigin } from './support/cache-origin';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { issue, tempDir, writePem } from './support/pki';
@@ -181,6 +182,12 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(secure.hits('/max-age?policy=1')).toBe(2);
     const records = await eventually(() => requestRecords('/max-age?policy=1'), (r) => r.length === 2);
     expect(records.map((r) => r.cache)).toEqual(['bypass', 'bypass']);
+  });
+
+  test('tollgate check shows which rules keep the cache out', () => {
+    const table = formatRuleTable(gw.gateway.policy);
+    expect(table).toMatch(/nocache\.test\s+inspect \(no cache\)/);
+    expect(table).not.toMatch(/origin\.test\s+inspect \(no cache\)/);
   });
 
   test('a response over max_object_size streams through but is not stored', async () => {
