@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { RequestRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
 import { formatRuleTable } from '../../src/policy/rule-table';
@@ -83,6 +85,24 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(lines[0]).toBe('200 tollgate; fwd=uri-miss; fwd-status=200 public #1 for nobody');
     expect(lines[1]).toMatch(/^200 tollgate; hit; ttl=\d+ public #1 for nobody$/);
     expect(plain.hits('/public?py=1')).toBe(1);
+  });
+
+  test('python urllib through an inspected tunnel: hit, then revalidated', async () => {
+    const script = [
+      'import ssl, urllib.request',
+      `ctx = ssl.create_default_context(cafile="${gw.caFile}")`,
+      `opener = urllib.request.build_opener(urllib.request.ProxyHandler({"https": "${gw.proxy}"}), urllib.request.HTTPSHandler(context=ctx))`,
+      'for path in ["/public?py=2", "/public?py=2", "/etag?py=2", "/etag?py=2"]:',
+      `    r = opener.open("https://origin.test:${secure.port}" + path, timeout=10)`,
+      '    print(r.status, r.headers.get("Cache-Status"), r.read().decode().strip())',
+    ].join('\n');
+    const result = await run('python3', ['-c', script]);
+    expect(result.stderr).toBe('');
+    const lines = result.stdout.toString().trim().split('\n');
+    expect(lines[1]).toMatch(/^200 tollgate; hit; ttl=\d+ public #1 for nobody$/);
+    expect(lines[3]).toMatch(/^200 tollgate; fwd=stale; fwd-status=304; ttl=0 etag #1$/);
+    expect(secure.hits('/public?py=2')).toBe(1);
+    expect(secure.hits('/etag?py=2')).toBe(2);
   });
 
   test('no-store and private responses are fetched from the origin every time', async () => {
@@ -231,6 +251,41 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect((await viaProxy('/drip')).headers['cache-status']).toMatch(/hit/);
   });
 
+  test('inspected HTTPS: a client aborting mid-body leaves no entry', async () => {
+    secure.hold = true;
+    const store = gw.gateway.httpCache.store!;
+    const before = store.stats.entries;
+    const raw = net.connect(gw.explicitPort, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no body bytes within 5 s')), 5000);
+      raw.once('data', (reply: Buffer) => {
+        if (!reply.toString().startsWith('HTTP/1.1 200')) return reject(new Error(`CONNECT refused: ${reply.toString()}`));
+        const secured = tls.connect({ socket: raw, servername: 'origin.test', ca: readFileSync(gw.caFile) }, () => {
+          secured.write(`GET /drip?tls=1 HTTP/1.1\r\nHost: origin.test:${secure.port}\r\n\r\n`);
+        });
+        let seen = 0;
+        secured.on('error', () => undefined);
+        secured.on('data', (chunk: Buffer) => {
+          seen += chunk.length;
+          if (seen > 1000) {
+            clearTimeout(timer);
+            secured.destroy();
+            resolve();
+          }
+        });
+      });
+      raw.write(`CONNECT origin.test:${secure.port} HTTP/1.1\r\nHost: origin.test:${secure.port}\r\n\r\n`);
+    });
+    await eventually(() => requestRecords('/drip?tls=1'), (r) => r.length === 1);
+    expect(store.stats.entries).toBe(before);
+    expect(store.stats.fillingBytes).toBe(0);
+    secure.hold = false;
+    const full = await viaTunnel('/drip?tls=1');
+    expect(full.body.length).toBe(50_000);
+    expect((await viaTunnel('/drip?tls=1')).headers['cache-status']).toMatch(/hit/);
+    expect(secure.hits('/drip?tls=1')).toBe(2);
+  });
+
   test('memory stays within max_size after filling with more than that', async () => {
     const store = gw.gateway.httpCache.store!;
     for (let i = 0; i < 16; i++) await viaProxy(`/big?n=${60_000}&fill=${i}`);
@@ -261,5 +316,30 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
       unsubscribe();
     }
     expect(seen.slice(0, 2)).toEqual(['miss', 'hit']);
+  });
+});
+
+describe('HTTP cache disabled', () => {
+  test('cache.enabled: false: no Cache-Status, audit cache null, every request reaches the origin', async () => {
+    const origin = await startCacheOrigin();
+    const gw = await startTestGateway({
+      allowedPorts: { tunnel: [443], http: [origin.port] },
+      extraConfig: 'cache:\n  enabled: false\n',
+      policies: { 'p.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n' },
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await curl(['-x', gw.proxy, `http://origin.test:${origin.port}/max-age`]);
+        expect(res.status).toBe(200);
+        expect(res.headers['cache-status']).toBeUndefined();
+      }
+      expect(origin.hits('/max-age')).toBe(2);
+      expect(gw.gateway.httpCache.store).toBeNull();
+      const records = await eventually(gw.audit, (r) => r.filter((x) => x.type === 'request').length === 2);
+      expect(records.filter((r): r is RequestRecord => r.type === 'request').map((r) => r.cache)).toEqual([null, null]);
+    } finally {
+      await gw.stop();
+      await origin.close();
+    }
   });
 });
