@@ -43,14 +43,13 @@ export class HttpCache {
     this.store = options.enabled && options.maxSizeBytes > 0 ? new ResponseStore(options) : null;
   }
 
-  open(ctx: RequestContext, req: IncomingMessage): CacheExchange {
-    return new CacheExchange(this.store, this.options.name, ctx, req);
+  /** The request's passage through the cache; null when caching is off (nothing to allocate). */
+  open(ctx: RequestContext, req: IncomingMessage): CacheExchange | null {
+    return this.store ? new CacheExchange(this.store, this.options.name, ctx, req) : null;
   }
 }
 
 type Mode =
-  /** No cache configured: no Cache-Status, audit `cache: null`. */
-  | 'off'
   /** Not eligible (policy, Range, preconditions, body): forwarded, never stored. */
   | 'bypass'
   /** POST, PUT, DELETE...: forwarded; a success invalidates the stored URL. */
@@ -101,7 +100,7 @@ function toRawHeaders(headers: CachePolicy.Headers): string[] {
   return raw;
 }
 
-/** One request's passage through the cache. Created by `HttpCache.open()` for every forwarded request. */
+/** One request's passage through the cache, created by `HttpCache.open()` for each forwarded request. */
 export class CacheExchange {
   private mode: Mode;
   private fwd: ForwardReason | undefined;
@@ -113,10 +112,10 @@ export class CacheExchange {
   private validators: CachePolicy.Headers | null = null;
   private abandonFill: (() => void) | null = null;
   private abandoned = false;
-  outcome: CacheOutcome | null = null;
+  outcome: CacheOutcome;
 
   constructor(
-    private readonly store: ResponseStore | null,
+    private readonly store: ResponseStore,
     private readonly name: string,
     private readonly ctx: RequestContext,
     private readonly req: IncomingMessage,
@@ -127,12 +126,11 @@ export class CacheExchange {
     // HEAD is evaluated as GET: a stored GET response answers it (RFC 9110 9.3.2).
     this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: { ...req.headers, host: hostForKey(ctx) } };
     this.mode = this.classify(method);
-    this.outcome = this.mode === 'off' ? null : this.mode === 'hit' ? 'hit' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
+    this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
   }
 
   private classify(method: string): Mode {
     const store = this.store;
-    if (!store) return 'off';
     if (this.ctx.decision.rule?.cache === false) return this.bypass('bypass', 'policy');
     if (!SAFE_CACHEABLE.has(method)) {
       if (SAFE_OTHER.has(method)) return this.bypass('method');
@@ -200,7 +198,7 @@ export class CacheExchange {
    * response is served. True = the response was answered from the store.
    */
   answerRevalidation(upRes: IncomingMessage, res: ServerResponse, observer: CacheObserver): boolean {
-    if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304 || !this.store) return false;
+    if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304) return false;
     const { policy, matches } = this.entry.policy.revalidatedPolicy(this.policyRequest, { status: 304, headers: upRes.headers as CachePolicy.Headers });
     const clientConditional = this.req.headers['if-none-match'] !== undefined || this.req.headers['if-modified-since'] !== undefined;
     // A 304 that does not select our entry (RFC 9111 4.3.4) may answer the client's own
@@ -210,7 +208,8 @@ export class CacheExchange {
     upRes.resume();
     const served: StoredResponse = matches ? { ...this.entry, policy } : this.entry;
     if (matches) {
-      if (policy.storable()) this.store.put(this.key, this.req.headers, served);
+      // The 304's fields are merged into the entry: a Set-Cookie there is for this client only.
+      if (policy.storable() && upRes.headers['set-cookie'] === undefined) this.store.put(this.key, this.req.headers, served);
       else this.store.invalidate(this.key);
     }
     this.outcome = 'revalidated';
@@ -220,7 +219,6 @@ export class CacheExchange {
 
   /** CACHE (status): adds our Cache-Status member to a forwarded response's headers. */
   responseHeaders(raw: string[], status: number): string[] {
-    if (this.mode === 'off') return raw;
     return appendCacheStatus(raw, cacheStatusMember(this.name, { fwd: this.fwd ?? 'miss', fwdStatus: status, detail: this.detail }));
   }
 
@@ -232,7 +230,6 @@ export class CacheExchange {
    */
   fill(upRes: IncomingMessage, res: ServerResponse): void {
     const store = this.store;
-    if (!store) return;
     const status = upRes.statusCode ?? 0;
     if (this.mode === 'unsafe') {
       // RFC 9111 section 4.4: a non-error response to an unsafe method invalidates the URL.
