@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { RequestRecord } from '../../src/audit/fields';
@@ -316,6 +317,33 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
       unsubscribe();
     }
     expect(seen.slice(0, 2)).toEqual(['miss', 'hit']);
+  });
+});
+
+describe('HTTP cache and policy order', () => {
+  test('concurrent misses each reach the origin (not collapsed); a stored response is never served once the policy denies', async () => {
+    const origin = await startCacheOrigin();
+    const gw = await startTestGateway({
+      allowedPorts: { tunnel: [443], http: [origin.port] },
+      policies: { 'site.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n' },
+    });
+    try {
+      // The origin answers after 800 ms, so all three are in flight together.
+      const url = `http://origin.test:${origin.port}/slow`;
+      const parallel = await Promise.all([1, 2, 3].map(() => curl(['-x', gw.proxy, url])));
+      expect(parallel.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(origin.hits('/slow')).toBe(3);
+      expect((await curl(['-x', gw.proxy, url])).headers['cache-status']).toMatch(/hit/);
+      writeFileSync(path.join(gw.dir, 'policies/site.yaml'), 'rules:\n  - match: origin.test\n    action: deny\n');
+      expect(gw.gateway.reload('test').ok).toBe(true);
+      const denied = await curl(['-x', gw.proxy, url]);
+      expect(denied.status).toBe(403);
+      expect(denied.body).not.toMatch(/slow #/);
+      expect(origin.hits('/slow')).toBe(3);
+    } finally {
+      await gw.stop();
+      await origin.close();
+    }
   });
 });
 

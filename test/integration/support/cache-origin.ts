@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
  *   /last-modified  max-age=0 with Last-Modified; If-Modified-Since gets 304
  *   /cookie         max-age=60 with Set-Cookie
  *   /big?n=N        max-age=60, N bytes
+ *   /slow           max-age=60, answered after 800 ms
  *   /drip           max-age=60, 50000 bytes declared; sends 1000 and holds while `hold` is set
  */
 export interface CacheOrigin {
@@ -46,6 +47,9 @@ export async function startCacheOrigin(tls?: { cert: string; key: string }): Pro
     switch (path) {
       case '/max-age':
         return send(200, { 'cache-control': 'max-age=60' }, `max-age #${n}\n`);
+      case '/slow':
+        setTimeout(() => send(200, { 'cache-control': 'max-age=60' }, `slow #${n}\n`), 800);
+        return;
       case '/no-store':
         return send(200, { 'cache-control': 'no-store' }, `no-store #${n}\n`);
       case '/private':
