@@ -90,6 +90,24 @@ function allowsAuthorized(entry: StoredResponse): boolean {
   return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
 }
 
+/** Request fields http-cache-semantics reads besides those a response's Vary names. */
+const POLICY_REQUEST_FIELDS = ['host', 'cache-control', 'pragma'];
+
+/**
+ * The request as it is kept with a stored response: only the fields the policy needs later, so
+ * a user's Cookie or Authorization is not held in memory for the lifetime of an entry. The
+ * policy only asks whether Authorization was present, unless the response varies on it.
+ */
+export function retainedRequest(request: CachePolicy.Request, vary: readonly string[]): CachePolicy.Request {
+  const headers: CachePolicy.Headers = {};
+  for (const name of [...POLICY_REQUEST_FIELDS, ...vary]) {
+    const value = request.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  if (request.headers.authorization !== undefined && headers.authorization === undefined) headers.authorization = 'present';
+  return { ...request, headers };
+}
+
 function toRawHeaders(headers: CachePolicy.Headers): string[] {
   const raw: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
@@ -199,7 +217,8 @@ export class CacheExchange {
    */
   answerRevalidation(upRes: IncomingMessage, res: ServerResponse, observer: CacheObserver): boolean {
     if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304) return false;
-    const { policy, matches } = this.entry.policy.revalidatedPolicy(this.policyRequest, { status: 304, headers: upRes.headers as CachePolicy.Headers });
+    const vary = varyNames([this.entry.policy.toObject().resh['vary'], upRes.headers.vary].filter((v) => v !== undefined).join(','));
+    const { policy, matches } = this.entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, vary), { status: 304, headers: upRes.headers as CachePolicy.Headers });
     const clientConditional = this.req.headers['if-none-match'] !== undefined || this.req.headers['if-modified-since'] !== undefined;
     // A 304 that does not select our entry (RFC 9111 4.3.4) may answer the client's own
     // validator: pass it on. Without a client validator it can only be about ours, so the stored
@@ -237,7 +256,7 @@ export class CacheExchange {
       return;
     }
     if ((this.mode !== 'forward' && this.mode !== 'revalidate') || this.isHead) return;
-    const policy = new CachePolicy(this.policyRequest, { status, headers: upRes.headers as CachePolicy.Headers }, { shared: true });
+    const policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(upRes.headers.vary)), { status, headers: upRes.headers as CachePolicy.Headers }, { shared: true });
     if (!this.isStorable(policy, upRes.headers, status)) {
       // A new response replaced the one we held and may not be kept: the old one is outdated.
       if (this.mode === 'revalidate') store.invalidate(this.key);
