@@ -15,7 +15,7 @@ import { hostAuthorityText, hostText } from '../protocol/host';
 import { publish } from '../observability/events';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
-import type { CacheExchange, HttpCache } from './cache/exchange';
+import type { CacheExchange, HttpCache, StoredReply } from './cache/exchange';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
@@ -110,10 +110,12 @@ export class HttpForwarder {
     const h1 = req instanceof IncomingMessage && res instanceof ServerResponse && !ctx.upgrade && !goesH2 ? { req, res } : null;
     const cache = h1 ? (this.options.cache?.open(ctx, h1.req) ?? null) : null;
     tracker.cache = cache;
-    if (h1 && cache?.serveStored(h1.res, tracker)) {
-      // CACHE: a fresh stored response answered the request; the origin is not contacted.
+    const fresh = cache?.hit() ?? null;
+    if (cache && fresh) {
+      // CACHE: a fresh stored response answers the request; the origin is not contacted.
       req.resume();
       res.on('close', () => tracker.finish());
+      sendStoredReply(this.options.via, cache, fresh, res, tracker);
       return;
     }
     const forwarded = forwardRequestHeaders(withoutPseudoHeaders(req.rawHeaders), {
@@ -179,7 +181,12 @@ export class HttpForwarder {
       // HOOK(rules): response rules are evaluated here, before the cache may store the response;
       // a response they deny or rewrite calls cache.abandon().
       // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is served.
-      if (h1 && cache?.answerRevalidation(upRes, h1.res, tracker)) return;
+      const refreshed = cache?.revalidated(upRes) ?? null;
+      if (cache && refreshed) {
+        upRes.resume();
+        sendStoredReply(this.options.via, cache, refreshed, res, tracker);
+        return;
+      }
       // Keep the origin's own Date rather than adding a second one.
       res.sendDate = false;
       const responseHeaders = forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via);
@@ -257,6 +264,22 @@ export class HttpForwarder {
       tracker.finish();
     });
   }
+}
+
+/** Sends a response from the cache the way an origin's is sent (Via, Cache-Status, audit). */
+function sendStoredReply(via: string, cache: CacheExchange, reply: StoredReply, res: InboundResponse, tracker: RequestTracker): void {
+  // HOOK(rules): response rules apply to a stored reply as to an origin's, here.
+  // Date and Age come from the stored response, brought up to date by the cache.
+  res.sendDate = false;
+  writeResponseHead(res, reply.status, reply.statusMessage, cache.responseHeaders(forwardResponseHeaders(reply.rawHeaders, reply.httpVersion, via), reply.status));
+  tracker.responseHeaders(reply.rawHeaders);
+  const body = reply.body;
+  if (body === null) {
+    res.end();
+    return;
+  }
+  res.once('finish', () => tracker.countDown(body.length));
+  res.end(body);
 }
 
 /** Collects what the audit record of one request needs, and writes it once. */

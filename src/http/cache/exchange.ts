@@ -2,7 +2,6 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import CachePolicy from 'http-cache-semantics';
 import { targetText } from '../../protocol/authority';
 import type { RequestContext } from '../forward';
-import { forwardResponseHeaders } from '../headers';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';
 import { ResponseStore, type StoredResponse, varyNames } from './store';
@@ -12,9 +11,11 @@ import { ResponseStore, type StoredResponse, varyNames } from './store';
  * every freshness, storability, Vary and revalidation judgement is http-cache-semantics' in
  * shared mode; this file only decides which requests take part and moves bytes.
  *
- * Order in forward.ts: request rules -> `open()` (lookup) -> origin -> response rules ->
- * `onResponse()`/`fill()` (store). A request the rules deny never reaches the cache; a response
- * they deny or rewrite must call `abandon()` so it is not stored.
+ * Order in forward.ts: request rules -> `open()`/`hit()` (lookup) -> origin -> response rules
+ * -> `revalidated()`/`fill()` (store). A request the rules deny never reaches the cache; a
+ * response they deny is never handed to `fill()`, and one they rewrite in its body must call
+ * `abandon()` so it is not stored. Replies from the store are sent by forward.ts itself, so
+ * response rules can apply to them as well.
  *
  * Concurrent misses for one URL are NOT collapsed: each goes to the origin and the last complete
  * fill wins. Collapsing would make every waiting client depend on the first one's origin
@@ -30,10 +31,17 @@ export interface HttpCacheOptions {
   readonly name: string;
 }
 
-/** What the forwarding path reports to the audit tracker for a response served from the store. */
-export interface CacheObserver {
-  responseHeaders(raw: readonly string[]): void;
-  countDown(bytes: number): void;
+/**
+ * A response answered from the store, for forward.ts to send like an origin's: the stored
+ * fields (Age and Date brought up to date, Content-Length of the stored body), and the body,
+ * or null when none is sent (HEAD, 304 to the client's own validator).
+ */
+export interface StoredReply {
+  readonly status: number;
+  readonly statusMessage: string;
+  readonly httpVersion: string;
+  readonly rawHeaders: string[];
+  readonly body: Buffer | null;
 }
 
 export class HttpCache {
@@ -130,6 +138,8 @@ export class CacheExchange {
   private validators: CachePolicy.Headers | null = null;
   private abandonFill: (() => void) | null = null;
   private abandoned = false;
+  /** Cache-Status of a response served from the store; null = forwarded. */
+  private status: CacheStatusParams | null = null;
   outcome: CacheOutcome;
 
   constructor(
@@ -189,11 +199,11 @@ export class CacheExchange {
     return 'bypass';
   }
 
-  /** CACHE (lookup): answers a fresh hit from the store. True = the request is done. */
-  serveStored(res: ServerResponse, observer: CacheObserver): boolean {
-    if (this.mode !== 'hit' || !this.entry) return false;
-    this.respondFromStore(this.entry, res, observer, { hit: true, ttlSeconds: this.entry.policy.timeToLive() / 1000 });
-    return true;
+  /** CACHE (lookup): the stored response for a fresh hit, or null = go to the origin. */
+  hit(): StoredReply | null {
+    if (this.mode !== 'hit' || !this.entry) return null;
+    this.status = { hit: true, ttlSeconds: this.entry.policy.timeToLive() / 1000 };
+    return this.reply(this.entry);
   }
 
   /** CACHE (revalidation): the validators of the stored entry replace the client's own. */
@@ -212,18 +222,18 @@ export class CacheExchange {
   }
 
   /**
-   * CACHE (revalidation answer): a 304 that matches the stored entry refreshes it and the stored
-   * response is served. True = the response was answered from the store.
+   * CACHE (revalidation answer): a 304 that matches the stored entry refreshes it; the stored
+   * response is returned to be served instead. Null = send the origin's response.
    */
-  answerRevalidation(upRes: IncomingMessage, res: ServerResponse, observer: CacheObserver): boolean {
-    if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304) return false;
+  revalidated(upRes: IncomingMessage): StoredReply | null {
+    if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304) return null;
     const vary = varyNames([this.entry.policy.toObject().resh['vary'], upRes.headers.vary].filter((v) => v !== undefined).join(','));
     const { policy, matches } = this.entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, vary), { status: 304, headers: upRes.headers as CachePolicy.Headers });
     const clientConditional = this.req.headers['if-none-match'] !== undefined || this.req.headers['if-modified-since'] !== undefined;
     // A 304 that does not select our entry (RFC 9111 4.3.4) may answer the client's own
     // validator: pass it on. Without a client validator it can only be about ours, so the stored
     // body is served, but the entry is not refreshed from it.
-    if (!matches && clientConditional) return false;
+    if (!matches && clientConditional) return null;
     upRes.resume();
     const served: StoredResponse = matches ? { ...this.entry, policy } : this.entry;
     if (matches) {
@@ -232,13 +242,13 @@ export class CacheExchange {
       else this.store.invalidate(this.key);
     }
     this.outcome = 'revalidated';
-    this.respondFromStore(served, res, observer, { fwd: 'stale', fwdStatus: 304, ttlSeconds: served.policy.timeToLive() / 1000 });
-    return true;
+    this.status = { fwd: 'stale', fwdStatus: 304, ttlSeconds: served.policy.timeToLive() / 1000 };
+    return this.reply(served);
   }
 
-  /** CACHE (status): adds our Cache-Status member to a forwarded response's headers. */
+  /** CACHE (status): adds our Cache-Status member to the headers of the response sent, stored or forwarded. */
   responseHeaders(raw: string[], status: number): string[] {
-    return appendCacheStatus(raw, cacheStatusMember(this.name, { fwd: this.fwd ?? 'miss', fwdStatus: status, detail: this.detail }));
+    return appendCacheStatus(raw, cacheStatusMember(this.name, this.status ?? { fwd: this.fwd ?? 'miss', fwdStatus: status, detail: this.detail }));
   }
 
   /**
@@ -315,23 +325,20 @@ export class CacheExchange {
     return policy.timeToLive() > 0 || headers.etag !== undefined || headers['last-modified'] !== undefined;
   }
 
-  private respondFromStore(entry: StoredResponse, res: ServerResponse, observer: CacheObserver, params: CacheStatusParams): void {
+  private reply(entry: StoredResponse): StoredReply {
     const stored = entry.policy.responseHeaders();
     const notModified = entry.status === 200 && isNotModified(this.req.headers, stored);
     const status = notModified ? 304 : entry.status;
-    const raw = forwardResponseHeaders(toRawHeaders(stored), entry.httpVersion, this.name);
+    const rawHeaders = toRawHeaders(stored);
     const withBody = !notModified && status !== 204 && status !== 304;
-    if (withBody) raw.push('content-length', String(entry.body.length));
-    appendCacheStatus(raw, cacheStatusMember(this.name, params));
-    // Date and Age come from the stored response (updated by http-cache-semantics).
-    res.sendDate = false;
-    res.writeHead(status, notModified ? 'Not Modified' : entry.statusMessage, raw);
-    observer.responseHeaders(raw);
-    if (!withBody || this.isHead) {
-      res.end();
-      return;
-    }
-    res.once('finish', () => observer.countDown(entry.body.length));
-    res.end(entry.body);
+    if (withBody) rawHeaders.push('content-length', String(entry.body.length));
+    return {
+      status,
+      statusMessage: notModified ? 'Not Modified' : entry.statusMessage,
+      httpVersion: entry.httpVersion,
+      rawHeaders,
+      body: withBody && !this.isHead ? entry.body : null,
+    };
   }
+
 }
