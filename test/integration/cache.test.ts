@@ -174,6 +174,18 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(conditional.status).toBe(304);
   });
 
+  test('a changed resource answers the revalidation with 200, which replaces the entry', async () => {
+    expect((await viaTunnel('/versioned')).body).toBe('versioned v1 #1\n');
+    secure.version = 2;
+    const changed = await viaTunnel('/versioned');
+    expect(changed.body).toBe('versioned v2 #2\n');
+    expect(changed.headers['cache-status']).toBe('tollgate; fwd=stale; fwd-status=200');
+    const confirmed = await viaTunnel('/versioned');
+    expect(confirmed.body).toBe('versioned v2 #2\n');
+    expect(confirmed.headers['cache-status']).toMatch(/^tollgate; fwd=stale; fwd-status=304/);
+    expect(secure.lastHeaders('/versioned')?.['if-none-match']).toBe('"v2"');
+  });
+
   test('a stale entry with only Last-Modified is revalidated with If-Modified-Since', async () => {
     await viaProxy('/last-modified');
     const second = await viaProxy('/last-modified');

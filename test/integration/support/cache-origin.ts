@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
  *   /public         Cache-Control: public, max-age=60
  *   /vary           max-age=60, Vary: Accept-Language; body names the language
  *   /etag           max-age=0 with ETag "v1"; If-None-Match: "v1" gets 304
+ *   /versioned      max-age=0 with ETag "v<version>" (settable); a matching If-None-Match gets 304
  *   /last-modified  max-age=0 with Last-Modified; If-Modified-Since gets 304
  *   /cookie         max-age=60 with Set-Cookie
  *   /big?n=N        max-age=60, N bytes
@@ -25,6 +26,7 @@ export interface CacheOrigin {
   /** Request headers of the last request for a path. */
   lastHeaders(path: string): http.IncomingHttpHeaders | undefined;
   hold: boolean;
+  version: number;
   close(): Promise<void>;
 }
 
@@ -33,7 +35,7 @@ const LAST_MODIFIED = 'Wed, 01 Jan 2025 00:00:00 GMT';
 export async function startCacheOrigin(tls?: { cert: string; key: string }): Promise<CacheOrigin> {
   const counts = new Map<string, number>();
   const headers = new Map<string, http.IncomingHttpHeaders>();
-  const state = { hold: true };
+  const state = { hold: true, version: 1 };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
     const n = (counts.get(url) ?? 0) + 1;
@@ -65,6 +67,15 @@ export async function startCacheOrigin(tls?: { cert: string; key: string }): Pro
           return;
         }
         return send(200, { 'cache-control': 'max-age=0', etag: '"v1"' }, `etag #${n}\n`);
+      case '/versioned': {
+        const etag = `"v${state.version}"`;
+        if ((req.headers['if-none-match'] ?? '').split(',').some((tag) => tag.trim() === etag)) {
+          res.writeHead(304, { etag, 'cache-control': 'max-age=0' });
+          res.end();
+          return;
+        }
+        return send(200, { 'cache-control': 'max-age=0', etag }, `versioned v${state.version} #${n}\n`);
+      }
       case '/last-modified':
         if (req.headers['if-modified-since'] === LAST_MODIFIED) {
           res.writeHead(304, { 'cache-control': 'max-age=0' });
@@ -107,6 +118,12 @@ export async function startCacheOrigin(tls?: { cert: string; key: string }): Pro
     },
     set hold(value: boolean) {
       state.hold = value;
+    },
+    get version() {
+      return state.version;
+    },
+    set version(value: number) {
+      state.version = value;
     },
     close: () =>
       new Promise<void>((done) => {
