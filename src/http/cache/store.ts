@@ -25,6 +25,8 @@ const ENTRY_OVERHEAD_BYTES = 512;
 
 interface Slot {
   readonly primaryKey: string;
+  /** The full key (URL plus the Vary values), counted in the entry's size. */
+  readonly key: string;
   readonly response: StoredResponse;
 }
 
@@ -42,9 +44,10 @@ function headerBytes(headers: Readonly<Record<string, unknown>>): number {
   return bytes;
 }
 
-function sizeOf(primaryKey: string, response: StoredResponse): number {
+function sizeOf(key: string, response: StoredResponse): number {
   const policy = response.policy.toObject();
-  return response.body.length + headerBytes(policy.resh) + (policy.reqh ? headerBytes(policy.reqh) : 0) + primaryKey.length * 2 + ENTRY_OVERHEAD_BYTES;
+  // Keys are held twice (the LRU and the variant index), as UTF-16.
+  return response.body.length + headerBytes(policy.resh) + (policy.reqh ? headerBytes(policy.reqh) : 0) + key.length * 4 + ENTRY_OVERHEAD_BYTES;
 }
 
 /** Parses a Vary field value into sorted lower-case names; `*` is returned as ['*']. */
@@ -81,7 +84,7 @@ export class ResponseStore {
   constructor(readonly options: StoreOptions) {
     this.lru = new LRUCache<string, Slot>({
       maxSize: Math.max(1, options.maxSizeBytes),
-      sizeCalculation: (slot) => Math.max(1, sizeOf(slot.primaryKey, slot.response)),
+      sizeCalculation: (slot) => Math.max(1, sizeOf(slot.key, slot.response)),
       dispose: (slot, key, reason) => {
         // A replacement keeps the key (and its place in the variant index).
         if (reason !== 'set') this.forget(slot.primaryKey, key);
@@ -107,7 +110,7 @@ export class ResponseStore {
       this.invalidate(primaryKey);
     }
     const key = variantKey(primaryKey, names, headers);
-    const size = sizeOf(primaryKey, response);
+    const size = sizeOf(key, response);
     if (size > this.options.maxSizeBytes) return false;
     let variants = this.variants.get(primaryKey);
     if (!variants) {
@@ -115,7 +118,7 @@ export class ResponseStore {
       this.variants.set(primaryKey, variants);
     }
     variants.keys.add(key);
-    this.lru.set(key, { primaryKey, response });
+    this.lru.set(key, { primaryKey, key, response });
     if (!this.lru.has(key)) {
       this.forget(primaryKey, key);
       return false;
