@@ -63,6 +63,24 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
   });
 
+  test('hits keep the client connection usable: several on one keep-alive connection', async () => {
+    const url = `http://origin.test:${plain.port}/max-age?keepalive=1`;
+    const res = await curl(['-x', gw.proxy, url, url, url]);
+    expect(res.exitCode).toBe(0);
+    expect(res.body.match(/max-age #1\n/g)).toHaveLength(3);
+    expect(res.body).not.toMatch(/#2/);
+    const tunnelled = `https://origin.test:${secure.port}/max-age?keepalive=1`;
+    const inside = await curl(['-x', gw.proxy, '--cacert', gw.caFile, tunnelled, tunnelled]);
+    expect(inside.exitCode).toBe(0);
+    expect(inside.body.match(/max-age #1\n/g)).toHaveLength(2);
+    expect(plain.hits('/max-age?keepalive=1')).toBe(1);
+    expect(secure.hits('/max-age?keepalive=1')).toBe(1);
+    const records = await eventually(() => requestRecords('/max-age?keepalive=1'), (r) => r.length === 5);
+    // One client connection each: the hits did not close it.
+    expect(new Set(records.filter((r) => r.scheme === 'http').map((r) => r.flow_id)).size).toBe(1);
+    expect(new Set(records.filter((r) => r.scheme === 'https').map((r) => r.flow_id)).size).toBe(1);
+  });
+
   test('inspected HTTPS: a max-age response fetched twice reaches the origin once', async () => {
     const first = await viaTunnel('/max-age');
     const second = await viaTunnel('/max-age');
