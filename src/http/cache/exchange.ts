@@ -53,7 +53,14 @@ export class HttpCache {
 
   /** The request's passage through the cache; null when caching is off (nothing to allocate). */
   open(ctx: RequestContext, req: IncomingMessage): CacheExchange | null {
-    return this.store ? new CacheExchange(this.store, this.options.name, ctx, req) : null;
+    if (!this.store) return null;
+    try {
+      return new CacheExchange(this.store, this.options.name, ctx, req);
+    } catch (err) {
+      // The cache is an optimisation: a request it cannot judge is forwarded as if it were off.
+      ctx.flow.log.warn({ request: ctx.requestId, err: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
+      return null;
+    }
   }
 }
 
@@ -266,7 +273,13 @@ export class CacheExchange {
       return;
     }
     if ((this.mode !== 'forward' && this.mode !== 'revalidate') || this.isHead) return;
-    const policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(upRes.headers.vary)), { status, headers: upRes.headers as CachePolicy.Headers }, { shared: true });
+    let policy: CachePolicy;
+    try {
+      policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(upRes.headers.vary)), { status, headers: upRes.headers as CachePolicy.Headers }, { shared: true });
+    } catch (err) {
+      this.ctx.flow.log.warn({ request: this.ctx.requestId, err: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
+      return;
+    }
     if (!this.isStorable(policy, upRes.headers, status)) {
       // A new response replaced the one we held and may not be kept: the old one is outdated.
       if (this.mode === 'revalidate') store.invalidate(this.key);
