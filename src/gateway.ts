@@ -10,10 +10,12 @@ import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
 import { HttpCache } from './http/cache/exchange';
+import { UserStore } from './identity/user-store';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
 import type { Logger } from './logging/logger';
+import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load';
 import { loadPolicy } from './policy/load';
 import { PolicyStore, type ReloadStatus } from './policy/policy-store';
@@ -45,16 +47,31 @@ const KEY_ROTATION_MS = 24 * 3_600_000;
 /** How long an origin's ALPN answer (h2 or not) is reused before it is probed again. */
 const ORIGIN_ALPN_TTL_MS = 10 * 60_000;
 
-function compilePolicyFor(config: GatewayConfig): CompiledPolicy {
+/** `authConfigured` comes from the running configuration: auth changes need a restart. */
+function compilePolicyFor(config: GatewayConfig, authConfigured: boolean): CompiledPolicy {
   return loadPolicy(config.policiesDir, {
     defaultAction: config.defaultAction,
     allowedPorts: config.allowedPorts,
     supportedActions: SUPPORTED_ACTIONS,
+    authConfigured,
   });
 }
 
+/** Loads the users file when one is configured; throws ConfigError (file and line) if invalid. */
+function loadUsers(config: GatewayConfig, logger: Logger): UserStore | null {
+  const { auth } = config;
+  if (auth.usersFile === null) return null;
+  if (path.dirname(auth.usersFile) === config.policiesDir) {
+    // Every *.yaml file there is read as a policy file.
+    throw new ConfigError([{ file: config.sourcePath, line: null, path: 'auth.users_file', message: 'the users file may not be in the policy directory; move it next to the configuration file' }]);
+  }
+  const store = UserStore.load({ file: auth.usersFile, maxFailures: auth.maxFailures, failureWindowMs: auth.failureWindowMs, cacheTtlMs: auth.cacheTtlMs }, logger);
+  logger.info({ users_file: auth.usersFile, users: store.userCount, users_version: store.version, realm: auth.realm }, 'proxy authentication on: users loaded');
+  return store;
+}
+
 /** Configuration sections a reload cannot change in a running process. */
-const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'log'] as const;
+const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'auth', 'log'] as const;
 
 function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): string[] {
   return RESTART_SECTIONS.filter((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
@@ -84,10 +101,18 @@ export class Gateway {
     private readonly policies: PolicyStore,
     readonly pinning: PinningMonitor,
     readonly httpCache: HttpCache,
+    /**
+     * The users file in force (null: no authentication); reloaded with the policy. It is the
+     * Authenticator of every front-end that carries credentials (SOCKS5 too).
+     */
+    readonly users: UserStore | null,
   ) {}
+
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
     const logger = options.logger;
+    const users = loadUsers(config, logger);
+    const authConfigured = users !== null;
     // The first compile uses the configuration we were given; reloads re-read its file, and a
     // broken file fails the reload like a broken policy does.
     let reloading = false;
@@ -96,7 +121,7 @@ export class Gateway {
       reloading = true;
       const restart = sectionsNeedingRestart(config, next);
       if (restart.length > 0) logger.warn({ sections: restart }, 'configuration changes in these sections take effect after a restart');
-      return compilePolicyFor(next);
+      return compilePolicyFor(next, authConfigured);
     }, logger);
     const { authority, created } = await loadOrCreateAuthority({
       certPath: config.ca.cert,
@@ -172,7 +197,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -188,6 +213,7 @@ export class Gateway {
       [
         { dir: config.policiesDir, names: null },
         { dir: path.dirname(config.sourcePath), names: new Set([path.basename(config.sourcePath)]) },
+        ...(users ? [{ dir: path.dirname(users.file), names: new Set([path.basename(users.file)]) }] : []),
       ],
       (changed) => gateway!.reload(`file change: ${changed}`),
       logger,
@@ -215,7 +241,11 @@ export class Gateway {
    * the running policy in force; the error is logged with file and line.
    */
   reload(trigger: string): ReloadStatus {
-    return this.policies.reload(trigger);
+    const status = this.policies.reload(trigger);
+    const users = this.users?.reload(trigger);
+    if (!users || users.ok) return status;
+    // An invalid users file keeps the users in force; the reload as a whole reports the failure.
+    return { ...status, ok: false, problems: [...status.problems, ...users.problems] };
   }
 
   /** Bound address of a listener (port 0 in the configuration becomes the real port here). */
@@ -258,6 +288,7 @@ export class Gateway {
           maxHeaderBytes: this.config.http.maxHeaderBytes,
           headerTimeoutMs: this.config.limits.headerTimeoutMs,
           clientIdleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
+          auth: this.users ? { store: this.users, realm: this.config.auth.realm } : null,
         },
         this.plainServices(),
         this.tunnelServices(),

@@ -4,6 +4,7 @@ import { runExplain } from './cli/explain';
 import { runPinningReport } from './cli/pinning-report';
 import { type ParsedArgs, UsageError, parseArgs, stringFlag } from './cli/args';
 import { runGateway } from './cli/run';
+import { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } from './cli/user';
 import { ConfigError } from './config/config-error';
 import { isGatewayError } from './errors/gateway-error';
 
@@ -11,19 +12,21 @@ const DEFAULT_CONFIG = 'tollgate.yaml';
 
 const HELP: Readonly<Record<string, string>> = {
   main: `Usage: tollgate [--config FILE]          run the gateway
-       tollgate check [--config FILE]    validate configuration and policies, print the rule table
+       tollgate check [--config FILE]    validate configuration, policies and users file; print the rule table
        tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
                                          show which rule decides a destination, and why
        tollgate pinning [--config FILE]  names whose minted certificates clients reject (pinning)
        tollgate ca export [--format pem|der] [--config FILE]
                                          print the gateway CA certificate for client installation
+       tollgate user add|remove|list ...  manage the users file for proxy authentication
 
 Options:
   --config FILE   configuration file (default: ${DEFAULT_CONFIG})
   --help          show help for a command`,
   check: `Usage: tollgate check [--config FILE]
 
-Validates the configuration file and every policy file it points to, then prints the compiled
+Validates the configuration file, every policy file it points to and the users file
+(auth.users_file), then prints the compiled
 rule table in precedence order. Exits 0 when everything is valid, 2 otherwise, naming the file,
 line and key of each problem.`,
   explain: `Usage: tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
@@ -37,6 +40,26 @@ file). For inspected destinations the HTTP rules are listed in the order they ar
 Prints the certificate-pinning report the running gateway keeps in pinning.state_file: names
 whose minted certificates clients rejected, how many distinct clients did, and which names are
 currently spliced because of it (pinning.mode: auto_splice).`,
+  user: `Usage: tollgate user add NAME [--groups a,b] [--password-stdin] [--users-file FILE] [--config FILE]
+       tollgate user remove NAME [--users-file FILE] [--config FILE]
+       tollgate user list [--users-file FILE] [--config FILE]
+
+Manages the users file for proxy authentication (auth.users_file of the configuration, or
+--users-file). Run "tollgate user add --help" and so on for each.`,
+  'user add': `Usage: tollgate user add NAME [--groups a,b] [--password-stdin] [--users-file FILE] [--config FILE]
+
+Adds a user, or sets a new password for an existing one, in the users file (auth.users_file of
+the configuration, or --users-file FILE; created when missing). The password is read from the
+terminal without echo, twice, or with --password-stdin from standard input (one line; a final
+newline is dropped). Only an scrypt hash is stored. --groups replaces the user's groups;
+without it a new user has none and an existing user keeps theirs. The file is rewritten
+atomically with mode 0600, keeping its comments; a running gateway reloads it by itself.`,
+  'user remove': `Usage: tollgate user remove NAME [--users-file FILE] [--config FILE]
+
+Removes a user from the users file. Exits 1 when there is no such user.`,
+  'user list': `Usage: tollgate user list [--users-file FILE] [--config FILE]
+
+Validates the users file and lists its users and their groups (never the hashes).`,
   ca: `Usage: tollgate ca export [--format pem|der] [--config FILE]
 
 Prints the gateway's CA certificate (PEM by default, DER with --format der) so it can be
@@ -70,7 +93,7 @@ async function main(argv: readonly string[]): Promise<number> {
       const destination = args.positionals[0];
       if (destination === undefined || args.positionals.length > 1) throw new UsageError('explain takes one destination: a URL or HOST:PORT');
       const user = stringFlag(args, 'user');
-      runExplain(configPath(args), destination, user === undefined ? null : { user, groups: [] }, (line) => process.stdout.write(`${line}\n`));
+      runExplain(configPath(args), destination, user ?? null, (line) => process.stdout.write(`${line}\n`));
       return 0;
     }
     case 'pinning': {
@@ -88,11 +111,40 @@ async function main(argv: readonly string[]): Promise<number> {
       await runCaExport(configPath(args), format, (data) => process.stdout.write(data));
       return 0;
     }
+    case 'user':
+      return runUser(rest);
     case 'help':
       return usage('main');
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+async function runUser(argv: readonly string[]): Promise<number> {
+  const args = parseArgs(argv, { config: true, 'users-file': true, groups: true, 'password-stdin': false, help: false });
+  const [sub, name, ...extra] = args.positionals;
+  if (sub === undefined) {
+    if (args.flags.has('help')) return usage('user');
+    throw new UsageError('expected "tollgate user add|remove|list"');
+  }
+  if (sub !== 'add' && sub !== 'remove' && sub !== 'list') throw new UsageError(`unknown user command "${sub}" (add, remove or list)`);
+  if (args.flags.has('help')) return usage(`user ${sub}`);
+  const input = { configPath: configPath(args), usersFile: stringFlag(args, 'users-file'), out: (line: string) => process.stdout.write(`${line}\n`) };
+  if (sub === 'list') {
+    if (name !== undefined) throw new UsageError('user list takes no arguments');
+    runUserList(input);
+    return 0;
+  }
+  if (name === undefined || extra.length > 0) throw new UsageError(`user ${sub} takes one user name`);
+  if (sub === 'remove') {
+    if (args.flags.has('groups') || args.flags.has('password-stdin')) throw new UsageError('user remove takes no --groups or --password-stdin');
+    return runUserRemove(input, name) ? 0 : 1;
+  }
+  const groupsFlag = stringFlag(args, 'groups');
+  const groups = groupsFlag === undefined ? null : groupsFlag.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  const readPassword = args.flags.has('password-stdin') ? () => readPasswordFromStdin(process.stdin) : () => promptPassword(process.stdin, process.stderr);
+  await runUserAdd(input, name, groups, readPassword);
+  return 0;
 }
 
 function usage(topic: string): number {

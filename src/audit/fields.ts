@@ -64,6 +64,19 @@ export interface RequestRecord extends CommonFields {
   readonly response_headers: Readonly<Record<string, string | readonly string[]>> | null;
   /** The client's HTTP version: 1.0, 1.1, or 2.0 (HTTP/2 inside an inspected tunnel). */
   readonly http_version: string;
+  /** The HTTP rule whose allow or deny decided this request, if one did. */
+  readonly http_rule: string | null;
+  /** Report-only matches: ids of `log` HTTP rules, and `<rule>/dlp` for report-only DLP findings. Empty = not flagged. */
+  readonly flagged_by: readonly string[];
+  /** DLP findings: detector name and byte offset only, never the matched value; null = not scanned. */
+  readonly dlp: readonly DlpAuditEntry[] | null;
+}
+
+export interface DlpAuditEntry {
+  readonly detector: string;
+  /** Byte offset in the request body where the match starts. */
+  readonly offset: number;
+  readonly action: 'deny' | 'log';
 }
 
 /** A name switched from inspect to splice by certificate-pinning detection. */

@@ -1,9 +1,11 @@
 import { UsageError } from './args';
 import { loadConfig } from '../config/load';
 import { SUPPORTED_ACTIONS } from '../gateway';
+import { describeDlp } from '../http/dlp/compile';
 import { describeHttpRule } from '../http/rules/compile';
 import { evaluateRequest, requestFacts } from '../http/rules/evaluate';
 import type { Principal } from '../identity/types';
+import { loadUsersFile } from '../identity/users-file';
 import { decide } from '../policy/decide';
 import { loadPolicy } from '../policy/load';
 import type { FrontendKind } from '../policy/types';
@@ -34,13 +36,23 @@ function parseTarget(arg: string): ExplainTarget {
   return { target: parsed.target, frontend: 'explicit-connect', how: 'CONNECT tunnel', path: null };
 }
 
+/** A user's principal from the users file, so group-limited rules are explained as they apply. */
+function principalFor(usersFile: string | null, user: string): Principal {
+  if (usersFile === null) throw new UsageError('--user needs users: the configuration sets no auth.users_file');
+  const entry = loadUsersFile(usersFile).users.get(user);
+  if (!entry) throw new UsageError(`no user "${user}" in ${usersFile}`);
+  return { user: entry.name, groups: entry.groups };
+}
+
 /**
  * `tollgate explain <url or host:port> [--user NAME]`: which rule decides a destination and
  * why, from the files on disk, without starting the gateway.
  */
-export function runExplain(configPath: string, destination: string, principal: Principal | null, out: (line: string) => void): void {
+export function runExplain(configPath: string, destination: string, user: string | null, out: (line: string) => void): void {
   const config = loadConfig(configPath);
-  const policy = loadPolicy(config.policiesDir, { defaultAction: config.defaultAction, allowedPorts: config.allowedPorts, supportedActions: SUPPORTED_ACTIONS });
+  const authConfigured = config.auth.usersFile !== null;
+  const policy = loadPolicy(config.policiesDir, { defaultAction: config.defaultAction, allowedPorts: config.allowedPorts, supportedActions: SUPPORTED_ACTIONS, authConfigured });
+  const principal = user === null ? null : principalFor(config.auth.usersFile, user);
   const { target, frontend, how, path } = parseTarget(destination);
   const sni = frontend === 'explicit-connect' && target.host.kind === 'name' ? target.host : null;
   const decision = decide({ target: target.host, port: target.port, sni, frontend, principal }, policy);
@@ -51,6 +63,7 @@ export function runExplain(configPath: string, destination: string, principal: P
   out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${decision.pattern}` : 'default_action (no rule matches)'}`);
   out(`reason:         ${decision.reason}`);
   out(`policy version: ${decision.policyVersion}`);
+  if (rule?.dlp) out(`uploads:        ${describeDlp(rule.dlp)}`);
   if (!rule || rule.http.length === 0) return;
   out('');
   out('HTTP rules for this destination, in the order they are tried:');

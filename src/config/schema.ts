@@ -147,6 +147,25 @@ export function configSchema(baseDir: string) {
     stateFile: v.state_file === null ? null : path.resolve(baseDir, v.state_file),
   }));
 
+  const auth = section({
+    users_file: resolvedPath.nullable().default(null),
+    realm: z
+      .string()
+      .regex(/^[\x20-\x7e]{1,64}$/, { error: 'expected 1-64 printable ASCII characters' })
+      .refine((r) => !/["\\]/.test(r), { error: 'the realm may not contain " or \\' })
+      .default('tollgate'),
+    max_failures: z.number().int().min(1).max(10_000).default(10),
+    failure_window: duration({ min: 1000 }).default(300_000),
+    cache_ttl: duration({ min: 0, max: 3_600_000, maxText: '1h' }).default(60_000),
+  }).transform((v) => ({
+    /** Null: no authentication (every client is anonymous). */
+    usersFile: v.users_file,
+    realm: v.realm,
+    maxFailures: v.max_failures,
+    failureWindowMs: v.failure_window,
+    cacheTtlMs: v.cache_ttl,
+  }));
+
   const log = section({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   });
@@ -168,6 +187,7 @@ export function configSchema(baseDir: string) {
     limits: limits.prefault({}),
     audit: audit.prefault({}),
     pinning: pinning.prefault({}),
+    auth: auth.prefault({}),
     log: log.prefault({}),
   }).transform((v) => ({
     workers: v.workers,
@@ -183,6 +203,7 @@ export function configSchema(baseDir: string) {
     limits: v.limits,
     audit: v.audit,
     pinning: v.pinning,
+    auth: v.auth,
     log: v.log,
   }));
 }

@@ -72,6 +72,12 @@ export const ERROR_CATALOGUE = {
     socks4Reply: S4_IDENT_FAILED,
     summary: 'Proxy authentication is required or the credentials were wrong.',
   },
+  TG_ERR_AUTH_THROTTLED: {
+    httpStatus: 429,
+    socks5Reply: S5_NOT_ALLOWED,
+    socks4Reply: S4_REJECTED,
+    summary: 'Too many failed authentications from this client address; credentials are not checked until the window ends.',
+  },
   TG_ERR_UNSUPPORTED: {
     httpStatus: 501,
     socks5Reply: S5_COMMAND,
@@ -89,6 +95,12 @@ export const ERROR_CATALOGUE = {
     socks5Reply: S5_NOT_ALLOWED,
     socks4Reply: S4_REJECTED,
     summary: 'The destination address is internal (loopback, private, link-local or reserved).',
+  },
+  TG_ERR_DLP_BLOCKED: {
+    httpStatus: 403,
+    socks5Reply: S5_NOT_ALLOWED,
+    socks4Reply: S4_REJECTED,
+    summary: 'An upload matched a data loss prevention detector and was stopped.',
   },
   TG_ERR_DNS: {
     httpStatus: 502,

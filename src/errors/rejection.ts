@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Decision } from '../policy/types';
+import { ProxyAuthError } from './auth-error';
 import { type GatewayError } from './gateway-error';
 
 /**
@@ -9,7 +10,11 @@ import { type GatewayError } from './gateway-error';
  * protocol: an HTTP status and block page, a SOCKS reply code, or a TLS alert.
  */
 
-export type Refusal = { readonly kind: 'deny'; readonly decision: Decision } | { readonly kind: 'error'; readonly error: GatewayError };
+/** `http-deny`: an HTTP rule (inside an allowed destination) denied this one request. */
+export type Refusal =
+  | { readonly kind: 'deny'; readonly decision: Decision }
+  | { readonly kind: 'http-deny'; readonly ruleId: string; readonly reason: string }
+  | { readonly kind: 'error'; readonly error: GatewayError };
 
 export const S5_SUCCEEDED = 0x00;
 export const S5_NOT_ALLOWED = 0x02;
@@ -20,24 +25,25 @@ export const S4_REJECTED = 0x5b;
 export const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 
 export function httpStatusOf(refusal: Refusal): number {
-  return refusal.kind === 'deny' ? 403 : refusal.error.spec.httpStatus;
+  return refusal.kind === 'error' ? refusal.error.spec.httpStatus : 403;
 }
 
 export function socks5ReplyOf(refusal: Refusal): number {
-  return refusal.kind === 'deny' ? S5_NOT_ALLOWED : refusal.error.spec.socks5Reply;
+  return refusal.kind === 'error' ? refusal.error.spec.socks5Reply : S5_NOT_ALLOWED;
 }
 
 export function socks4ReplyOf(refusal: Refusal): number {
-  return refusal.kind === 'deny' ? S4_REJECTED : refusal.error.spec.socks4Reply;
+  return refusal.kind === 'error' ? refusal.error.spec.socks4Reply : S4_REJECTED;
 }
 
 /** A stable code for logs and audit: `denied` for policy, else the error code. */
 export function refusalCode(refusal: Refusal): string {
-  return refusal.kind === 'deny' ? 'denied' : refusal.error.code;
+  return refusal.kind === 'error' ? refusal.error.code : 'denied';
 }
 
 export function refusalReason(refusal: Refusal): string {
-  return refusal.kind === 'deny' ? refusal.decision.reason : refusal.error.message;
+  if (refusal.kind === 'deny') return refusal.decision.reason;
+  return refusal.kind === 'http-deny' ? refusal.reason : refusal.error.message;
 }
 
 function escapeHtml(text: string): string {
@@ -50,15 +56,25 @@ export interface BlockPage {
   readonly body: string;
 }
 
+/** Headers a refusal needs besides the page: the Basic challenge, or when to retry. */
+function protocolHeaders(refusal: Refusal): Record<string, string> {
+  if (refusal.kind !== 'error' || !(refusal.error instanceof ProxyAuthError)) return {};
+  const error = refusal.error;
+  if (error.code === 'TG_ERR_AUTH_THROTTLED') return error.retryAfterSeconds === null ? {} : { 'retry-after': String(error.retryAfterSeconds) };
+  // RFC 7617 section 2.1: charset="UTF-8" asks clients to send non-ASCII credentials as UTF-8.
+  return { 'proxy-authenticate': `Basic realm="${error.realm}", charset="UTF-8"` };
+}
+
 /** A short page a person can act on: what happened, why, which rule, and an id to quote. */
 export function blockPage(refusal: Refusal, requestId: string, destination: string): BlockPage {
   const status = httpStatusOf(refusal);
-  const title = refusal.kind === 'deny' ? 'Blocked by policy' : (STATUS_CODES[status] ?? 'Error');
+  const title = refusal.kind === 'error' ? (STATUS_CODES[status] ?? 'Error') : 'Blocked by policy';
   const lines: [string, string][] = [
     ['Destination', destination],
     ['Reason', refusalReason(refusal)],
   ];
   if (refusal.kind === 'deny') lines.push(['Rule', refusal.decision.rule?.id ?? 'default_action']);
+  else if (refusal.kind === 'http-deny') lines.push(['Rule', refusal.ruleId]);
   else lines.push(['Error', refusal.error.code]);
   lines.push(['Request id', requestId]);
   const rows = lines.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
@@ -70,6 +86,7 @@ export function blockPage(refusal: Refusal, requestId: string, destination: stri
       'cache-control': 'no-store',
       'x-tollgate-request-id': requestId,
       'x-tollgate-reason': refusalCode(refusal),
+      ...protocolHeaders(refusal),
     },
     body,
   };

@@ -3,8 +3,9 @@ import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import { Flow, peerAddress } from '../flow/flow';
-import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseMalformed, servePlainRequest } from '../http/serve-request';
+import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseBeforeDecision, refuseMalformed, servePlainRequest } from '../http/serve-request';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
+import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
 import { parseConnectAuthority, parseHostAndOptionalPort } from '../protocol/authority';
 import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
 import type { Logger } from '../logging/logger';
@@ -13,6 +14,13 @@ export interface ExplicitFrontendOptions {
   readonly maxHeaderBytes: number;
   readonly headerTimeoutMs: number;
   readonly clientIdleTimeoutMs: number;
+  /** When set, every request and CONNECT must carry valid `Proxy-Authorization: Basic`. */
+  readonly auth: ProxyAuthSettings | null;
+}
+
+/** Whether a request announces a body (one an unauthenticated client should not make us read). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }
 
 const CONNECTION_ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -65,7 +73,23 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       return;
     }
     flow.target = parsed.target;
-    servePlainRequest(plain, { flow, target: parsed.target, path: absolute.path, ...(upgrade ? { upgrade } : {}) }, req, res);
+    const request = { flow, target: parsed.target, path: absolute.path, ...(upgrade ? { upgrade } : {}) };
+    if (!options.auth) {
+      servePlainRequest(plain, request, req, res);
+      return;
+    }
+    void authenticateProxyRequest(options.auth, req.rawHeaders, flow.clientAddress, flow.frontend).then((result) => {
+      if (result.ok) {
+        flow.principal = result.principal;
+        servePlainRequest(plain, request, req, res);
+        return;
+      }
+      // Each request on a connection authenticates on its own; a failed one is anonymous.
+      flow.principal = null;
+      // A request without credentials is how every browser starts; only failures are news.
+      flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message }, 'proxy authentication refused');
+      refuseBeforeDecision(plain, flow, req, res, { kind: 'error', error: result.error }, parsed.target, hasBody(req));
+    });
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -88,16 +112,26 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       return;
     }
     flow.target = parsed.target;
-    void runTunnel(
-      flow,
-      socket,
-      head,
-      {
-        accept: () => socket.write(CONNECTION_ESTABLISHED),
-        refuse: (refusal) => writeRawHttpRefusal(socket, refusal, flow.id, authority),
-      },
-      tunnels,
-    );
+    if (options.auth) {
+      // Nothing may be read (or relayed) while the credentials are being checked.
+      socket.pause();
+      void authenticateProxyRequest(options.auth, req.rawHeaders, flow.clientAddress, flow.frontend).then((result) => {
+        if (!result.ok) {
+          flow.error = result.error;
+          flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message, target: authority.slice(0, 300) }, 'CONNECT refused: proxy authentication');
+          // Reading again (and discarding) lets the client's FIN close the socket after the reply.
+          socket.resume();
+          writeRawHttpRefusal(socket, { kind: 'error', error: result.error }, flow.id, authority);
+          finishFlow(flow, 'refused', tunnels.audit);
+          return;
+        }
+        flow.principal = result.principal;
+        // Left paused: the peek resumes it with its own listener attached, so no byte is lost.
+        openTunnel(flow, socket, head, authority, tunnels);
+      });
+      return;
+    }
+    openTunnel(flow, socket, head, authority, tunnels);
   });
 
   server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
@@ -121,4 +155,17 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
   });
 
   return server;
+}
+
+function openTunnel(flow: Flow, socket: Socket, head: Buffer, authority: string, tunnels: TunnelServices): void {
+  void runTunnel(
+    flow,
+    socket,
+    head,
+    {
+      accept: () => socket.write(CONNECTION_ESTABLISHED),
+      refuse: (refusal) => writeRawHttpRefusal(socket, refusal, flow.id, authority),
+    },
+    tunnels,
+  );
 }

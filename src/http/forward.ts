@@ -1,13 +1,14 @@
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
 import { redactQuery, redactedHeaders } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { type Egress, guardedLookup } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
-import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
+import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
 import type { Flow } from '../flow/flow';
 import type { Decision } from '../policy/types';
 import { type Target, targetText } from '../protocol/authority';
@@ -17,6 +18,7 @@ import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/o
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
 import type { CacheExchange, HttpCache, StoredReply } from './cache/exchange';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
 import { relayUpgraded } from './websocket-relay';
@@ -98,15 +100,22 @@ export class HttpForwarder {
   forward(ctx: RequestContext, req: InboundRequest, res: InboundResponse): void {
     const { target, scheme } = ctx;
     const origin = `${scheme}://${targetText(target)}`;
+    // HTTP rules, request phase: before anything is sent upstream (or looked up in a cache).
+    const rules = Enforcement.begin(ctx.decision.rule, req);
+    const denial = rules.refusal;
+    if (denial) {
+      refuseRequest(ctx, req, res, denial, this.options.audit, this.options.redactQueryParams, {}, rules.audit());
+      return;
+    }
     const insecure = scheme === 'https' && ctx.decision.rule?.upstreamInsecure === true;
     if (insecure) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
     }
     const goesH2 = ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins !== null;
-    const tracker = new RequestTracker(ctx, req, res, this.options);
-    // HOOK(rules): request rules are evaluated above this line. The cache lookup comes after
-    // them, so a request the rules deny is never answered from the cache. The cache serves
-    // HTTP/1.1 exchanges; WebSocket handshakes and HTTP/2-to-origin streams pass it by.
+    const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+    // The cache lookup comes after the request rules above, so a request they deny is never
+    // answered from the cache. The cache serves HTTP/1.1 exchanges; WebSocket handshakes and
+    // HTTP/2-to-origin streams pass it by.
     const h1 = req instanceof IncomingMessage && res instanceof ServerResponse && !ctx.upgrade && !goesH2 ? { req, res } : null;
     const cache = h1 ? (this.options.cache?.open(ctx, h1.req) ?? null) : null;
     tracker.cache = cache;
@@ -115,10 +124,10 @@ export class HttpForwarder {
       // CACHE: a fresh stored response answers the request; the origin is not contacted.
       req.resume();
       res.on('close', () => tracker.finish());
-      sendStoredReply(this.options.via, cache, fresh, res, tracker);
+      sendStoredReply(ctx, this.options.via, cache, rules, fresh, res, tracker);
       return;
     }
-    const forwarded = forwardRequestHeaders(withoutPseudoHeaders(req.rawHeaders), {
+    const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
       host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
       httpVersion: req.httpVersion,
       via: this.options.via,
@@ -130,7 +139,7 @@ export class HttpForwarder {
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
     if (goesH2 && this.options.h2Origins) {
-      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins);
+      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules);
       return;
     }
     const requestOptions: https.RequestOptions = {
@@ -142,6 +151,9 @@ export class HttpForwarder {
       setHost: false,
       lookup: guardedLookup(this.options.egress, target.port) as unknown as https.RequestOptions['lookup'],
     };
+    // Set when the gateway itself stops the exchange (a rule or DLP): the upstream errors that
+    // follow are consequences, not origin failures.
+    let cut = false;
     let upstream: http.ClientRequest;
     if (scheme === 'https') {
       upstream = https.request({
@@ -178,31 +190,42 @@ export class HttpForwarder {
     upstream.on('response', (upRes) => {
       clearTimeout(responseTimer);
       if (scheme === 'https' && upRes.socket) tracker.originTls(upRes.socket as TLSSocket);
-      // HOOK(rules): response rules are evaluated here, before the cache may store the response;
-      // a response they deny or rewrite calls cache.abandon().
-      // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is served.
+      if (cut) return upRes.destroy();
+      // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is
+      // served (through the response rules, like any stored reply).
       const refreshed = cache?.revalidated(upRes) ?? null;
       if (cache && refreshed) {
         upRes.resume();
-        sendStoredReply(this.options.via, cache, refreshed, res, tracker);
+        sendStoredReply(ctx, this.options.via, cache, rules, refreshed, res, tracker);
+        return;
+      }
+      // HTTP rules, response phase: before the response is sent or stored in the cache.
+      const verdict = rules.response(upRes.statusCode ?? 502, upRes.rawHeaders);
+      if (verdict.refusal) {
+        cut = true;
+        upRes.destroy();
+        upstream.destroy();
+        // An upload still in flight is abandoned, so the connection cannot carry another request.
+        writeHttpRefusal(res, verdict.refusal, ctx.requestId, origin, req.readableEnded ? {} : { connection: 'close' });
         return;
       }
       // Keep the origin's own Date rather than adding a second one.
       res.sendDate = false;
-      const responseHeaders = forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, this.options.via);
+      const responseHeaders = forwardResponseHeaders([...verdict.headers], upRes.httpVersion, this.options.via);
       writeResponseHead(res, upRes.statusCode ?? 502, upRes.statusMessage, cache ? cache.responseHeaders(responseHeaders, upRes.statusCode ?? 502) : responseHeaders);
-      tracker.responseHeaders(upRes.rawHeaders);
-      // CACHE: copy into the store while streaming; it enters only when complete.
+      tracker.responseHeaders(verdict.headers);
+      // CACHE: copy the origin's response into the store while streaming; it enters only when
+      // complete and fully delivered (a body cut by a rule destroys res, so nothing is stored).
       if (h1) cache?.fill(upRes, h1.res);
       upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
-      upRes.pipe(res);
+      rules.responseBody(upRes, () => res.destroy()).pipe(res);
       upRes.on('error', () => res.destroy());
       upRes.on('aborted', () => res.destroy());
     });
 
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(responseTimer);
-      if (upgraded) return;
+      if (upgraded || cut) return;
       const error = err instanceof GatewayError ? err : classifyOriginError(err, origin);
       tracker.fail(error);
       if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
@@ -210,23 +233,34 @@ export class HttpForwarder {
     });
 
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
-    req.pipe(upstream);
+    const onCut = (refusal: Refusal): void => {
+      // The upload is cut: the origin never gets the rest, the client gets 403 if it can.
+      cut = true;
+      clearTimeout(responseTimer);
+      upstream.destroy();
+      cutUpload(ctx, req, res, refusal, origin, tracker);
+    };
+    // A WebSocket handshake has no body; its frames are relayed, not inspected.
+    (ctx.upgrade ? req : rules.requestBody(req, onCut)).pipe(upstream);
     res.on('close', () => {
       if (upgraded) return;
       clearTimeout(responseTimer);
       // The client went away before the exchange completed: stop the origin side too.
       if (!res.writableFinished) upstream.destroy();
-      tracker.finish();
+      if (!cut) finishAfterUpload(req, res, tracker, rules);
+      else tracker.finish();
     });
   }
 
   /** HTTP/2 end to end: one stream on the origin's shared session per client stream. */
-  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool): void {
-    const tracker = new RequestTracker(ctx, req, res, this.options);
+  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool, rules: Enforcement): void {
+    const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+    let cut = false;
     const session = pool.session(ctx.target, ctx.servername);
     let stream: http2.ClientHttp2Stream;
     const fail = (err: NodeJS.ErrnoException): void => {
       clearTimeout(responseTimer);
+      if (cut) return;
       // Streams pending on a session that failed to connect are cancelled with its error as cause.
       const cause = (err as { cause?: unknown }).cause;
       const underlying = err.code === 'ERR_HTTP2_STREAM_CANCEL' && cause instanceof Error ? (cause as NodeJS.ErrnoException) : err;
@@ -249,37 +283,100 @@ export class HttpForwarder {
     stream.on('response', (upHeaders) => {
       clearTimeout(responseTimer);
       if (session.socket) tracker.originTls(session.socket as TLSSocket);
-      const raw = rawFromH2Headers(upHeaders);
+      if (cut) return;
+      const status = Number(upHeaders[':status'] ?? 502);
+      const verdict = rules.response(status, rawFromH2Headers(upHeaders));
+      if (verdict.refusal) {
+        cut = true;
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        writeHttpRefusal(res, verdict.refusal, ctx.requestId, origin);
+        return;
+      }
       res.sendDate = false;
-      writeResponseHead(res, Number(upHeaders[':status'] ?? 502), undefined, forwardResponseHeaders(raw, '2.0', this.options.via));
-      tracker.responseHeaders(raw);
+      writeResponseHead(res, status, undefined, forwardResponseHeaders([...verdict.headers], '2.0', this.options.via));
+      tracker.responseHeaders(verdict.headers);
       stream.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
-      stream.pipe(res);
+      rules.responseBody(stream, () => res.destroy()).pipe(res);
     });
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
-    req.pipe(stream);
+    rules
+      .requestBody(req, (refusal) => {
+        cut = true;
+        clearTimeout(responseTimer);
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        cutUpload(ctx, req, res, refusal, origin, tracker);
+      })
+      .pipe(stream);
     res.on('close', () => {
       clearTimeout(responseTimer);
       if (!res.writableFinished && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      tracker.finish();
+      if (!cut) finishAfterUpload(req, res, tracker, rules);
+      else tracker.finish();
     });
   }
 }
 
-/** Sends a response from the cache the way an origin's is sent (Via, Cache-Status, audit). */
-function sendStoredReply(via: string, cache: CacheExchange, reply: StoredReply, res: InboundResponse, tracker: RequestTracker): void {
-  // HOOK(rules): response rules apply to a stored reply as to an origin's, here.
+/**
+ * Sends a response from the cache the way an origin's is sent: through the response rules
+ * (header edits, denials, body limits), with Via, Cache-Status and the audit tracker.
+ */
+function sendStoredReply(ctx: RequestContext, via: string, cache: CacheExchange, rules: Enforcement, reply: StoredReply, res: InboundResponse, tracker: RequestTracker): void {
+  const verdict = rules.response(reply.status, reply.rawHeaders);
+  if (verdict.refusal) {
+    writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+    return;
+  }
   // Date and Age come from the stored response, brought up to date by the cache.
   res.sendDate = false;
-  writeResponseHead(res, reply.status, reply.statusMessage, cache.responseHeaders(forwardResponseHeaders(reply.rawHeaders, reply.httpVersion, via), reply.status));
-  tracker.responseHeaders(reply.rawHeaders);
+  writeResponseHead(res, reply.status, reply.statusMessage, cache.responseHeaders(forwardResponseHeaders([...verdict.headers], reply.httpVersion, via), reply.status));
+  tracker.responseHeaders(verdict.headers);
   const body = reply.body;
   if (body === null) {
     res.end();
     return;
   }
-  res.once('finish', () => tracker.countDown(body.length));
-  res.end(body);
+  const source = Readable.from([body]);
+  source.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
+  rules.responseBody(source, () => res.destroy()).pipe(res);
+}
+
+/**
+ * An upload stopped by an HTTP rule or DLP (the origin side is already cancelled): 403 when
+ * the response has not started, else the client's connection (HTTP/2: stream) is reset.
+ */
+function cutUpload(ctx: RequestContext, req: InboundRequest, res: InboundResponse, refusal: Refusal, origin: string, tracker: RequestTracker): void {
+  if (refusal.kind === 'error') tracker.fail(refusal.error);
+  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal), reason: refusalReason(refusal) }, 'upload stopped by policy');
+  if (res.headersSent) {
+    const finished = res.writableFinished;
+    res.destroy();
+    // A finished HTTP/1.1 response no longer holds the socket: reset the connection itself.
+    if (res instanceof ServerResponse) req.socket.destroy();
+    // A finished response already ran its close handler, which left the record to us.
+    if (finished) tracker.finish();
+    return;
+  }
+  // The rest of the body is discarded; the connection is not reused after it.
+  req.resume();
+  writeHttpRefusal(res, refusal, ctx.requestId, origin, res instanceof ServerResponse ? { connection: 'close' } : {});
+}
+
+/**
+ * The origin may answer before the upload ends; the rest is still checked by the rules, so the
+ * record waits for it (a cut then shows in the same record).
+ */
+function finishAfterUpload(req: InboundRequest, res: InboundResponse, tracker: RequestTracker, rules: Enforcement): void {
+  // HTTP/2: the stream is closed with the response, so no upload can follow it.
+  if (!rules.inspectsUpload || !(res instanceof ServerResponse) || !res.writableFinished || req.readableEnded || req.destroyed) {
+    tracker.finish();
+    return;
+  }
+  // Node detaches a request from its socket once the response is done, so its own 'close'
+  // may never come: the socket's close is the backstop.
+  const finish = (): void => tracker.finish();
+  req.once('end', finish);
+  req.once('close', finish);
+  req.socket.once('close', finish);
 }
 
 /** Collects what the audit record of one request needs, and writes it once. */
@@ -301,6 +398,7 @@ class RequestTracker {
     private readonly req: InboundRequest,
     private readonly res: InboundResponse,
     private readonly options: ForwarderOptions,
+    private readonly rules: Enforcement,
   ) {}
 
   countUp(bytes: number): void {
@@ -354,6 +452,7 @@ class RequestTracker {
       responseHeaders: this.respHeaders,
       redactQueryParams: this.options.redactQueryParams,
       cache,
+      rules: this.rules.audit(),
     }));
   }
 }
@@ -370,6 +469,8 @@ export interface RequestOutcome {
   readonly redactQueryParams: readonly string[];
   /** The cache outcome: hit, miss, revalidated, bypass; null when no cache took part. */
   readonly cache?: string | null;
+  /** HTTP rules and DLP outcome; absent = no rules applied. */
+  readonly rules?: EnforcementAudit;
 }
 
 export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
@@ -406,11 +507,23 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     request_headers: redactedHeaders(withoutPseudoHeaders(req.rawHeaders)),
     response_headers: outcome.responseHeaders ? redactedHeaders(outcome.responseHeaders) : null,
     http_version: req.httpVersion,
+    http_rule: outcome.rules?.httpRule ?? null,
+    flagged_by: outcome.rules?.flaggedBy ?? [],
+    dlp: outcome.rules?.dlp ?? null,
   };
 }
 
 /** Answers a request the gateway refuses itself (policy, malformed) and audits it. */
-export function refuseRequest(ctx: RequestContext, req: InboundRequest, res: InboundResponse, refusal: Refusal, audit: AuditSink, redactQueryParams: readonly string[], extraHeaders: Record<string, string> = {}): void {
+export function refuseRequest(
+  ctx: RequestContext,
+  req: InboundRequest,
+  res: InboundResponse,
+  refusal: Refusal,
+  audit: AuditSink,
+  redactQueryParams: readonly string[],
+  extraHeaders: Record<string, string> = {},
+  rules: EnforcementAudit = NO_ENFORCEMENT_AUDIT,
+): void {
   const start = performance.now();
   const origin = `${ctx.scheme}://${targetText(ctx.target)}`;
   ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
@@ -427,6 +540,7 @@ export function refuseRequest(ctx: RequestContext, req: InboundRequest, res: Inb
     upstreamTls: null,
     responseHeaders: null,
     redactQueryParams,
+    rules,
   });
   audit.write(record);
   publish('tollgate:request:completed', { scheme: ctx.scheme, status: record.status, durationMs: record.duration_ms, cache: null });

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { AuditSink } from '../audit/sink';
 import { GatewayError } from '../errors/gateway-error';
-import type { Refusal } from '../errors/rejection';
+import { type Refusal, refusalReason } from '../errors/rejection';
 import { Flow } from '../flow/flow';
 import type { Logger } from '../logging/logger';
 import { decide } from '../policy/decide';
@@ -109,6 +109,16 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
 /** A request refused before a target could be established (400s). */
 export function refuseMalformed(services: PlainHttpServices, flow: Flow, req: IncomingMessage, res: ServerResponse, reason: string, target: Target | null): void {
   const refusal: Refusal = { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) };
+  // A malformed request leaves the connection in an unknown state: answer and close.
+  refuseBeforeDecision(services, flow, req, res, refusal, target, true);
+}
+
+/**
+ * A request refused before policy was consulted (malformed, or proxy authentication missing or
+ * wrong). `close` ends the connection after the answer instead of draining the request body.
+ */
+export function refuseBeforeDecision(services: PlainHttpServices, flow: Flow, req: IncomingMessage, res: ServerResponse, refusal: Refusal, target: Target | null, close: boolean): void {
+  const reason = refusalReason(refusal);
   const placeholder: Target = target ?? { host: { kind: 'name', name: 'invalid' }, port: 0 };
   const decision: Decision = { action: 'deny', code: 'rule', rule: null, pattern: null, reason, policyVersion: services.policy().version };
   const ctx: RequestContext = {
@@ -122,7 +132,10 @@ export function refuseMalformed(services: PlainHttpServices, flow: Flow, req: In
     clientSni: null,
     hostHeader: null,
   };
-  // A malformed request leaves the connection in an unknown state: answer and close.
+  if (!close) {
+    refuseRequest(ctx, req, res, refusal, services.audit, services.redactQueryParams);
+    return;
+  }
   refuseRequest(ctx, req, res, refusal, services.audit, services.redactQueryParams, { connection: 'close' });
   res.once('finish', () => req.socket.destroySoon?.());
 }

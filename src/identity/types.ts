@@ -13,7 +13,8 @@ export interface Authenticator {
   readonly required: boolean;
   /**
    * The principal for these credentials, or null when they are wrong or the client address is
-   * being throttled after repeated failures. Never throws for bad input.
+   * being throttled after repeated failures. Never throws for bad input. `frontend` labels the
+   * log line of a failure (e.g. `socks`); callers publish `tollgate:auth:failed` themselves.
    */
-  verify(username: string, password: string, clientAddress: string): Promise<Principal | null>;
+  verify(username: string, password: string, clientAddress: string, frontend?: string): Promise<Principal | null>;
 }

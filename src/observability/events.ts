@@ -22,6 +22,8 @@ export interface GatewayEvents {
   'tollgate:policy:reloaded': { ok: boolean; version: string };
   /** A proxy or SOCKS authentication failed. */
   'tollgate:auth:failed': { frontend: string; reason: string };
+  /** A DLP detector matched an upload; never carries the matched value. */
+  'tollgate:dlp:matched': { detector: string; action: 'deny' | 'log' };
 }
 
 export type GatewayEventName = keyof GatewayEvents;

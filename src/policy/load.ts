@@ -7,6 +7,8 @@ import { port, section } from '../config/fields';
 import { type ConfigProblem, type YamlSource, formatPath, parseYaml, problemsFromIssues } from '../config/yaml-source';
 import { compileHttpRule, httpRuleSchema, type HttpRuleProblem } from '../http/rules/compile';
 import type { HttpRule } from '../http/rules/types';
+import { compileDlp, dlpSchema, type DlpProblem } from '../http/dlp/compile';
+import type { DlpPolicy } from '../http/dlp/types';
 import { buildIndex } from './match';
 import { parsePattern } from './pattern';
 import { ACTIONS, type Action, type AllowedPorts, type CompiledPolicy, type Pattern, type PolicyRule } from './types';
@@ -28,6 +30,7 @@ const ruleSchema = section({
   required: z.boolean().optional(),
   http: z.array(z.unknown(), { error: 'expected a list of HTTP rules' }).optional(),
   cache: z.boolean({ error: 'expected true or false' }).optional(),
+  dlp: z.unknown().optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -120,6 +123,22 @@ function compileHttpRules(source: YamlSource, rulePath: readonly (string | numbe
   return compiled;
 }
 
+function compileDlpBlock(source: YamlSource, rulePath: readonly (string | number)[], value: unknown, problems: ConfigProblem[]): DlpPolicy | null {
+  const at = [...rulePath, 'dlp'];
+  const checked = dlpSchema.safeParse(value);
+  if (!checked.success) {
+    problems.push(...problemsFromIssues(source, checked.error.issues, at));
+    return null;
+  }
+  const local: DlpProblem[] = [];
+  const dlp = compileDlp(checked.data, local);
+  for (const problem of local) {
+    const where = [...at, ...problem.path];
+    problems.push({ file: source.file, line: source.lineOf(where), path: formatPath(where), message: problem.message });
+  }
+  return dlp;
+}
+
 function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index: number, options: CompileOptions, problems: ConfigProblem[]): PolicyRule | null {
   const supported = options.supportedActions ?? ACTIONS;
   const rulePath = ['rules', index];
@@ -150,7 +169,11 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     problems.push({ ...at('http'), message: 'HTTP rules need to see the requests: they belong on inspect rules (spliced TLS is never decrypted)' });
   }
   if (raw.cache !== undefined && raw.action === 'deny') problems.push({ ...at('cache'), message: 'cache only applies to rules that let traffic through (inspect, or splice for plain HTTP)' });
+  if (raw.dlp !== undefined && raw.action !== 'inspect') {
+    problems.push({ ...at('dlp'), message: 'upload inspection needs to see the requests: dlp belongs on inspect rules (spliced TLS is never decrypted)' });
+  }
   const id = raw.name ?? `${source.file}:${line}`;
+  const dlp = raw.dlp !== undefined ? compileDlpBlock(source, rulePath, raw.dlp, problems) : null;
   const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
   if (patterns.length !== matches.length) return null;
   return Object.freeze({
@@ -167,6 +190,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     required: raw.required ?? false,
     http: Object.freeze(http),
     cache: raw.cache ?? true,
+    dlp,
   });
 }
 

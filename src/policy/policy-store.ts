@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/config-error';
 import type { Logger } from '../logging/logger';
+import { publish } from '../observability/events';
 import type { CompiledPolicy } from './types';
 
 export interface ReloadStatus {
@@ -49,6 +50,7 @@ export class PolicyStore {
       this.status = { at: new Date(), ok: false, version: previous, trigger, problems };
       this.logger.error({ trigger, policy_version: previous, problems }, 'policy reload failed; the previous policy stays in force');
     }
+    publish('tollgate:policy:reloaded', { ok: this.status.ok, version: this.status.version });
     return this.status;
   }
 }

@@ -1,3 +1,4 @@
+import { describeDlp } from '../http/dlp/compile';
 import { describeHttpRule } from '../http/rules/compile';
 import type { CompiledPolicy, Pattern, PolicyRule } from './types';
 
@@ -66,8 +67,11 @@ export function formatRuleTable(policy: CompiledPolicy): string {
 export function formatHttpRules(policy: CompiledPolicy): string {
   const blocks: string[] = [];
   for (const rule of policy.rules) {
-    if (rule.http.length === 0) continue;
-    blocks.push([`${rule.id} (${rule.patterns.map((p) => p.text).join(', ')}):`, ...rule.http.map((h, i) => `  ${i + 1}. ${describeHttpRule(h)}`)].join('\n'));
+    if (rule.http.length === 0 && !rule.dlp) continue;
+    const lines = [`${rule.id} (${rule.patterns.map((p) => p.text).join(', ')}):`, ...rule.http.map((h, i) => `  ${i + 1}. ${describeHttpRule(h)}`)];
+    // DLP runs over the request body after the request-phase rules let the request through.
+    if (rule.dlp) lines.push(`  upload: ${describeDlp(rule.dlp)}`);
+    blocks.push(lines.join('\n'));
   }
   return blocks.join('\n');
 }

@@ -1,3 +1,4 @@
+import type { DlpPolicy } from '../http/dlp/types';
 import type { HttpRule } from '../http/rules/types';
 import type { Principal } from '../identity/types';
 import type { Host } from '../protocol/host';
@@ -40,6 +41,8 @@ export interface PolicyRule {
   readonly http: readonly HttpRule[];
   /** `cache: false` keeps the HTTP cache out of requests to these destinations. */
   readonly cache: boolean;
+  /** Upload inspection for requests to these destinations (http/dlp/types.ts); null = none. */
+  readonly dlp: DlpPolicy | null;
 }
 
 export interface AllowedPorts {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { AuditSink } from '../audit/sink';
 import { type Egress, dialTarget, resolveAllowed } from '../egress/dial';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
-import { type Refusal, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
+import { type Refusal, refusalReason, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
@@ -47,7 +47,7 @@ export function finishFlow(flow: Flow, close: CloseKind, audit: AuditSink): void
 
 function refuse(flow: Flow, replies: TunnelReplies, refusal: Refusal, services: TunnelServices): void {
   if (refusal.kind === 'error') flow.error = refusal.error;
-  flow.log.info({ target: flow.target, reason: refusal.kind === 'deny' ? refusal.decision.reason : refusal.error.message }, 'tunnel refused');
+  flow.log.info({ target: flow.target, reason: refusalReason(refusal) }, 'tunnel refused');
   replies.refuse(refusal);
   finishFlow(flow, 'refused', services.audit);
 }

@@ -1,5 +1,11 @@
-import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { DlpAuditEntry } from '../../audit/fields';
+import { GatewayError } from '../../errors/gateway-error';
+import type { Refusal } from '../../errors/rejection';
+import { publish } from '../../observability/events';
+import type { PolicyRule } from '../../policy/types';
+import { createDlpScanner, DlpMatch } from '../dlp/scanner';
+import { type InboundRequest, withoutPseudoHeaders } from '../exchange';
 import { applyHeaderEdits, contentLengthOf, evaluateRequest, evaluateResponse, mediaTypeOf, requestFacts, type PendingLimit, type RequestEvaluation, type RequestFacts } from './evaluate';
 import type { HeaderEdits, HttpRule } from './types';
 
@@ -24,8 +30,11 @@ export class RuleOutcome {
     if (evaluation.verdict) this.decidedBy = evaluation.verdict.rule;
   }
 
-  static forRequest(rules: readonly HttpRule[], req: IncomingMessage): RuleOutcome {
-    const facts = requestFacts(req.method ?? 'GET', req.url ?? '/', req.rawHeaders, req.headers['transfer-encoding'] ? null : (contentLengthOf(req.headers['content-length']) ?? 0));
+  static forRequest(rules: readonly HttpRule[], req: InboundRequest): RuleOutcome {
+    // No Content-Length: unknown (HTTP/2 bodies need none), so size limits count the body as
+    // it streams; a request without a body never crosses them.
+    const length = req.headers['transfer-encoding'] ? null : contentLengthOf(req.headers['content-length'] as string | undefined);
+    const facts = requestFacts(req.method ?? 'GET', req.url ?? '/', withoutPseudoHeaders(req.rawHeaders), length);
     return new RuleOutcome(evaluateRequest(rules, facts), facts);
   }
 
@@ -107,4 +116,129 @@ export function createBodyLimitGuard(limits: readonly PendingLimit[], outcome: R
       callback(null, chunk);
     },
   });
+}
+
+/** What the audit record of one request says about rules and DLP. */
+export interface EnforcementAudit {
+  readonly httpRule: string | null;
+  readonly flaggedBy: readonly string[];
+  readonly dlp: readonly DlpAuditEntry[] | null;
+}
+
+export const NO_ENFORCEMENT_AUDIT: EnforcementAudit = Object.freeze({ httpRule: null, flaggedBy: [], dlp: null });
+
+function ruleRefusal(rule: HttpRule, fallback: string): Refusal {
+  return { kind: 'http-deny', ruleId: rule.id, reason: rule.reason ?? fallback };
+}
+
+/**
+ * Everything the forwarding path does for HTTP rules and DLP on one exchange, in order:
+ *   1. request phase (`refusal`, `requestHeaders`) before anything leaves the gateway (and
+ *      before a cache lookup);
+ *   2. `requestBody`: size limits and DLP counted while the upload streams;
+ *   3. `response`: response rules when the origin's headers arrive (before a cache store);
+ *   4. `responseBody`: response size limits while the body streams;
+ *   5. `audit`: the fields of the request record.
+ * A destination without HTTP rules or DLP costs one object and no stream stages.
+ */
+export class Enforcement {
+  private readonly outcome: RuleOutcome | null;
+  private readonly findings: DlpAuditEntry[] = [];
+  private readonly dlpFlag: string[] = [];
+
+  private constructor(
+    private readonly rule: PolicyRule | null,
+    req: InboundRequest,
+  ) {
+    this.outcome = rule && rule.http.length > 0 ? RuleOutcome.forRequest(rule.http, req) : null;
+  }
+
+  static begin(rule: PolicyRule | null, req: InboundRequest): Enforcement {
+    return new Enforcement(rule, req);
+  }
+
+  /** The request-phase deny: answer 403 and send nothing upstream. */
+  get refusal(): Refusal | null {
+    const rule = this.outcome?.denial;
+    return rule ? ruleRefusal(rule, `HTTP rule ${rule.id} denies this request`) : null;
+  }
+
+  requestHeaders(rawHeaders: readonly string[]): readonly string[] {
+    return this.outcome ? this.outcome.requestHeaders(rawHeaders) : rawHeaders;
+  }
+
+  /**
+   * The request body as it should reach the origin: through the size guard and the DLP scanner
+   * when the rules need them. `onCut` is called once if either stops the upload.
+   */
+  requestBody(body: Readable, onCut: (refusal: Refusal) => void): Readable {
+    let stream: Readable = body;
+    const limits = this.outcome?.requestBodyLimits ?? [];
+    const stages: Transform[] = [];
+    if (limits.length > 0 && this.outcome) stages.push(createBodyLimitGuard(limits, this.outcome));
+    const dlp = this.rule?.dlp;
+    // DLP is not an HTTP rule: an `allow` ends the rules, but uploads are still scanned.
+    if (dlp) {
+      const ruleId = this.rule!.id;
+      stages.push(
+        createDlpScanner({
+          detectors: dlp.detectors,
+          stopOnFirst: dlp.action === 'deny',
+          onFinding: (finding) => {
+            this.findings.push({ detector: finding.detector, offset: finding.offset, action: dlp.action });
+            if (dlp.action === 'log' && this.dlpFlag.length === 0) this.dlpFlag.push(`${ruleId}/dlp`);
+            publish('tollgate:dlp:matched', { detector: finding.detector, action: dlp.action });
+          },
+        }),
+      );
+    }
+    this.inspectsUpload = stages.length > 0;
+    let cut = false;
+    for (const stage of stages) {
+      stage.on('error', (err: Error) => {
+        if (cut) return;
+        cut = true;
+        body.unpipe();
+        if (err instanceof BodyLimitExceeded) onCut(ruleRefusal(err.rule, `request body larger than HTTP rule ${err.rule.id} allows`));
+        else if (err instanceof DlpMatch) onCut({ kind: 'error', error: new GatewayError('TG_ERR_DLP_BLOCKED', 'forward', `${err.message} (rule ${this.rule?.id ?? '?'})`) });
+        else onCut({ kind: 'error', error: new GatewayError('TG_ERR_INTERNAL', 'forward', err.message) });
+      });
+      stream = stream.pipe(stage);
+    }
+    return stream;
+  }
+
+  /** Whether the upload passes through a size guard or DLP (set by `requestBody`). */
+  inspectsUpload = false;
+
+  /** Response rules on the origin's status and headers; headers to send when not denied. */
+  response(status: number, rawHeaders: readonly string[]): { refusal: Refusal | null; headers: readonly string[] } {
+    if (!this.outcome) return { refusal: null, headers: rawHeaders };
+    const result = this.outcome.respond(status, rawHeaders);
+    this.responseLimits = result.bodyLimits;
+    const refusal = result.denial ? ruleRefusal(result.denial, `HTTP rule ${result.denial.id} denies this response`) : null;
+    return { refusal, headers: result.headers };
+  }
+
+  private responseLimits: readonly PendingLimit[] = [];
+
+  /** The response body through the size guard when a limit must be counted; `onCut` on deny. */
+  responseBody(body: Readable, onCut: () => void): Readable {
+    if (this.responseLimits.length === 0 || !this.outcome) return body;
+    const guard = createBodyLimitGuard(this.responseLimits, this.outcome);
+    guard.on('error', () => {
+      body.unpipe();
+      onCut();
+    });
+    return body.pipe(guard);
+  }
+
+  audit(): EnforcementAudit {
+    if (!this.outcome && this.findings.length === 0 && !this.rule?.dlp) return NO_ENFORCEMENT_AUDIT;
+    return {
+      httpRule: this.outcome?.decidedBy?.id ?? null,
+      flaggedBy: [...(this.outcome?.flaggedBy ?? []), ...this.dlpFlag],
+      dlp: this.rule?.dlp ? [...this.findings] : null,
+    };
+  }
 }
