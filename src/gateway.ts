@@ -4,6 +4,9 @@ import path from 'node:path';
 import { NdjsonAuditSink } from './audit/sink';
 import type { GatewayConfig } from './config/schema';
 import type { ListenAddress } from './config/fields';
+import { createAdminServer } from './admin/admin-server';
+import { GatewayMetrics } from './admin/metrics';
+import { checkReadiness, type Readiness } from './admin/readiness';
 import { AddressGuard } from './egress/address-guard';
 import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
@@ -11,18 +14,20 @@ import { GatewayError } from './errors/gateway-error';
 import { createExplicitServer } from './frontends/explicit';
 import { HttpCache } from './http/cache/exchange';
 import { UserStore } from './identity/user-store';
+import { requireProxyProtocol } from './frontends/proxy-protocol';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
 import type { Logger } from './logging/logger';
 import { ConfigError } from './config/config-error';
+import { withProgress } from './logging/progress';
 import { loadConfig } from './config/load';
 import { loadPolicy } from './policy/load';
 import { PolicyStore, type ReloadStatus } from './policy/policy-store';
 import type { Action, CompiledPolicy } from './policy/types';
 import { watchForChanges } from './policy/watch';
 import { PinningMonitor } from './tunnel/pinning-monitor';
-import { loadOrCreateAuthority } from './tls/authority';
+import { type CertificateAuthority, loadOrCreateAuthority } from './tls/authority';
 import { LeafKeyPool } from './tls/key-pool';
 import { LeafCache } from './tls/leaf-cache';
 import { createOriginAgents, type OriginAgents } from './tls/origin';
@@ -71,7 +76,16 @@ function loadUsers(config: GatewayConfig, logger: Logger): UserStore | null {
 }
 
 /** Configuration sections a reload cannot change in a running process. */
-const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'auth', 'log'] as const;
+const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'auth', 'log', 'pac'] as const;
+
+/** Config keys of the listeners, as operators write them (readiness reasons name these). */
+const LISTENER_CONFIG_KEYS: Readonly<Record<ListenerName, string>> = {
+  explicit: 'explicit',
+  socks: 'socks',
+  transparentTls: 'transparent_tls',
+  transparentHttp: 'transparent_http',
+  admin: 'admin',
+};
 
 function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): string[] {
   return RESTART_SECTIONS.filter((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
@@ -86,7 +100,12 @@ export class Gateway {
   private readonly servers = new Map<ListenerName, Server>();
   private readonly bound = new Map<ListenerName, AddressInfo>();
   private readonly sockets = new Set<Socket>();
+  /** Admin connections are tracked apart: they are not client traffic, and close last. */
+  private readonly adminSockets = new Set<Socket>();
   private stopping: Promise<void> | null = null;
+  private draining = false;
+  private metrics: GatewayMetrics | null = null;
+  readonly startedAt = new Date();
   private readonly timers: NodeJS.Timeout[] = [];
 
   private constructor(
@@ -106,6 +125,7 @@ export class Gateway {
      * Authenticator of every front-end that carries credentials (SOCKS5 too).
      */
     readonly users: UserStore | null,
+    readonly authority: CertificateAuthority,
   ) {}
 
 
@@ -123,15 +143,19 @@ export class Gateway {
       if (restart.length > 0) logger.warn({ sections: restart }, 'configuration changes in these sections take effect after a restart');
       return compilePolicyFor(next, authConfigured);
     }, logger);
-    const { authority, created } = await loadOrCreateAuthority({
-      certPath: config.ca.cert,
-      keyPath: config.ca.key,
-      chainPath: config.ca.chain,
-      keyType: config.ca.keyType,
+    const { authority, created } = await withProgress(
       logger,
-    });
+      'loading the gateway CA (generating it on first start)',
+      loadOrCreateAuthority({
+        certPath: config.ca.cert,
+        keyPath: config.ca.key,
+        chainPath: config.ca.chain,
+        keyType: config.ca.keyType,
+        logger,
+      }),
+    );
     if (created) logger.info({ cert: config.ca.cert }, 'install this CA certificate on clients (tollgate ca export)');
-    const keys = await LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger });
+    const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
     const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
     let gateway: Gateway | null = null;
@@ -197,7 +221,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users, authority);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -278,7 +302,7 @@ export class Gateway {
 
   private async listen(): Promise<void> {
     const { listen } = this.config;
-    const unsupported = (['socks', 'transparentTls', 'transparentHttp', 'admin'] as const).filter((name) => listen[name] !== null);
+    const unsupported = (['socks', 'transparentTls', 'transparentHttp'] as const).filter((name) => listen[name] !== null);
     if (unsupported.length > 0) {
       throw new GatewayError('TG_ERR_CONFIG', 'startup', `listeners not available in this build: ${unsupported.join(', ')}; set them to null`);
     }
@@ -296,6 +320,49 @@ export class Gateway {
       );
       await this.bind('explicit', server, listen.explicit);
     }
+    if (listen.admin) await this.bind('admin', this.createAdmin(), listen.admin);
+  }
+
+  /** Whether a balancer should send traffic here; reasons when not. */
+  readiness(): Readiness {
+    const configured = (Object.keys(LISTENER_CONFIG_KEYS) as ListenerName[]).filter((name) => this.config.listen[name] !== null);
+    return checkReadiness({
+      configured: configured.map((name) => LISTENER_CONFIG_KEYS[name]),
+      bound: [...this.bound.keys()].map((name) => LISTENER_CONFIG_KEYS[name]),
+      caNotAfter: this.authority.notAfter,
+      policyRules: this.policies.current.rules.length,
+      draining: this.draining,
+    });
+  }
+
+  private createAdmin(): Server {
+    const metrics = new GatewayMetrics({
+      leafCacheSize: () => this.leaves.size,
+      policyVersion: () => this.policies.current.version,
+      lastReload: () => this.policies.lastReload,
+      openConnections: () => this.sockets.size,
+    });
+    this.metrics = metrics;
+    return createAdminServer({
+      logger: this.logger.child({ listener: 'admin' }),
+      authority: this.authority,
+      metrics,
+      pac: this.config.pac,
+      readiness: () => this.readiness(),
+      explicitAddress: () => this.address('explicit'),
+      status: () => ({
+        readiness: this.readiness(),
+        startedAt: this.startedAt,
+        listeners: [...this.bound.entries()].map(([name, a]) => ({ name: LISTENER_CONFIG_KEYS[name], address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` })),
+        policyVersion: this.policies.current.version,
+        rules: this.policies.current.rules.length,
+        lastReload: this.policies.lastReload,
+        caFingerprint: this.authority.fingerprint256,
+        caNotAfter: this.authority.notAfter,
+        leafCacheSize: this.leaves.size,
+        openConnections: this.sockets.size,
+      }),
+    });
   }
 
   private bind(name: ListenerName, server: Server, at: ListenAddress): Promise<void> {
@@ -304,9 +371,13 @@ export class Gateway {
         reject(new GatewayError('TG_ERR_CONFIG', 'startup', `cannot listen on ${at.host}:${at.port} (listen.${name}): ${err.code ?? err.message}`, { cause: err }));
       };
       server.once('error', onError);
+      if (name !== 'admin' && this.config.listen.proxyProtocol.includes(name)) {
+        requireProxyProtocol(server, { timeoutMs: this.config.limits.headerTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], logger: this.logger });
+      }
+      const tracked = name === 'admin' ? this.adminSockets : this.sockets;
       server.on('connection', (socket: Socket) => {
-        this.sockets.add(socket);
-        socket.once('close', () => this.sockets.delete(socket));
+        tracked.add(socket);
+        socket.once('close', () => tracked.delete(socket));
       });
       server.listen({ host: at.host, port: at.port }, () => {
         server.removeListener('error', onError);
@@ -314,7 +385,7 @@ export class Gateway {
         const address = server.address() as AddressInfo;
         this.servers.set(name, server);
         this.bound.set(name, address);
-        this.logger.info({ listener: name, address: address.address, port: address.port }, 'listening');
+        this.logger.info({ listener: name, address: address.address, port: address.port, proxy_protocol: name !== 'admin' && this.config.listen.proxyProtocol.includes(name) }, 'listening');
         resolve();
       });
     });
@@ -342,18 +413,28 @@ export class Gateway {
   }
 
   private async drain(graceMs: number): Promise<void> {
+    this.draining = true;
     for (const timer of this.timers) clearInterval(timer);
     this.stopWatching();
     this.pinning.persist();
-    const closed = [...this.servers.values()].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
-    for (const server of this.servers.values()) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
+    // The admin listener stays up while draining, so /readyz tells balancers to stop sending.
+    const proxyServers = [...this.servers.entries()].filter(([name]) => name !== 'admin').map(([, server]) => server);
+    const closed = proxyServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (const server of proxyServers) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
     const deadline = Date.now() + graceMs;
     while (this.sockets.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
-      for (const server of this.servers.values()) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
+      for (const server of proxyServers) (server as Partial<{ closeIdleConnections: () => void }>).closeIdleConnections?.();
     }
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(closed);
+    const admin = this.servers.get('admin');
+    if (admin) {
+      const adminClosed = new Promise<void>((resolve) => admin.close(() => resolve()));
+      for (const socket of this.adminSockets) socket.destroy();
+      await adminClosed;
+    }
+    this.metrics?.close();
     this.forwarder.destroy();
     this.originAgents.verified.destroy();
     this.originAgents.insecure.destroy();

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load';
 import { Gateway } from '../gateway';
 import { createLogger } from '../logging/logger';
 import { runPrimary, workerCount } from './workers';
+import { startBanner } from './start-banner';
 
 /** Runs the gateway until SIGTERM/SIGINT, then drains and exits 0. */
 export async function runGateway(configPath: string): Promise<number> {
@@ -11,11 +12,8 @@ export async function runGateway(configPath: string): Promise<number> {
   const workers = workerCount(config.workers);
   if (workers > 1 && cluster.isPrimary) return runPrimary(config, workers, logger);
   const gateway = await Gateway.start(config, { logger });
-  const explicit = gateway.address('explicit');
-  if (explicit) {
-    const host = explicit.family === 'IPv6' ? `[${explicit.address}]` : explicit.address;
-    logger.info(`ready: try  curl -x http://${host}:${explicit.port} https://example.com/`);
-  }
+  // With several workers, one banner is enough.
+  if (cluster.isPrimary || cluster.worker?.id === 1) for (const line of startBanner(gateway)) logger.info(line);
   return new Promise((resolve) => {
     let signalled = false;
     const stop = (signal: NodeJS.Signals): void => {

@@ -53,6 +53,13 @@ describe('configuration', () => {
     expect(config.listen.admin).toBeNull();
   });
 
+  test('PROXY protocol listeners and the PAC section', () => {
+    const config = parseConfig('listen:\n  proxy_protocol: [explicit, transparent_tls]\npac:\n  direct: [Intranet.Example, .corp.example, "*.lab.example", 10.0.0.0/8]\n  proxy_address: gw.corp.example:3128\n', '/x/t.yaml');
+    expect(config.listen.proxyProtocol).toEqual(['explicit', 'transparentTls']);
+    expect(config.pac).toEqual({ direct: ['intranet.example', '.corp.example', '*.lab.example', '10.0.0.0/8'], proxyAddress: 'gw.corp.example:3128' });
+    expect(parseConfig('', '/x/t.yaml').listen.proxyProtocol).toEqual([]);
+  });
+
   test.each([
     ['listen:\n  explicit: localhost:3128\n', /tollgate\.yaml:2: listen\.explicit: .*expected host:port/],
     ['listen:\n  explicit: 127.0.0.1:99999\n', /:2: listen\.explicit/],
@@ -65,6 +72,9 @@ describe('configuration', () => {
     ['cache:\n  max_size: 1MiB\n  max_object_size: 2MiB\n', /cache\.max_object_size: max_object_size must not exceed max_size/],
     ['upstream:\n  dns_servers: [dns.example.com]\n', /:2: upstream\.dns_servers\[0\]: "dns\.example\.com": expected a nameserver address/],
     ['a: 1\na: 2\n', /invalid YAML/],
+    ['listen:\n  proxy_protocol: [admin]\n', /listen\.proxy_protocol\[0\]: expected a list of: explicit, socks, transparent_tls, transparent_http/],
+    ['pac:\n  direct: ["bad name!"]\n', /pac\.direct\[0\]: expected a name/],
+    ['pac:\n  proxy_address: "proxy.example"\n', /pac\.proxy_address: expected host:port/],
   ])('%j is refused with file, line, key and the fix', (text, message) => {
     const problems = problemsOf(text);
     expect(problems.some((p) => message.test(p))).toBe(true);

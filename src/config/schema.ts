@@ -20,6 +20,17 @@ const action = z.enum(ACTIONS as [string, ...string[]], { error: `expected one o
 
 const optionalListen = listenAddress.nullable().default(null);
 
+/** Listener keys that may take PROXY protocol v2, and their names in the typed config. */
+const PROXY_PROTOCOL_LISTENERS = ['explicit', 'socks', 'transparent_tls', 'transparent_http'] as const;
+const LISTENER_KEYS = { explicit: 'explicit', socks: 'socks', transparent_tls: 'transparentTls', transparent_http: 'transparentHttp' } as const;
+
+/** A PAC `direct` entry: a host name, `.suffix` (the domain and its subdomains), or `*.suffix`. */
+const pacPattern = z
+  .string()
+  .regex(/^(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$|^[0-9.]+(?:\/[0-9]{1,2})?$/, {
+    error: 'expected a name (intranet.example), a suffix (.corp.example or *.corp.example), or an IPv4 address or block',
+  });
+
 export function configSchema(baseDir: string) {
   const resolvedPath = filePath.transform((file) => path.resolve(baseDir, file));
 
@@ -29,13 +40,28 @@ export function configSchema(baseDir: string) {
     transparent_tls: optionalListen,
     transparent_http: optionalListen,
     admin: optionalListen,
+    // Listeners that sit behind a load balancer sending PROXY protocol v2; only these accept
+    // (and require) the header. The admin listener never does.
+    proxy_protocol: z
+      .array(z.enum(PROXY_PROTOCOL_LISTENERS, { error: `expected a list of: ${PROXY_PROTOCOL_LISTENERS.join(', ')}` }))
+      .default([]),
   }).transform((v) => ({
     explicit: v.explicit,
     socks: v.socks,
     transparentTls: v.transparent_tls,
     transparentHttp: v.transparent_http,
     admin: v.admin,
+    proxyProtocol: v.proxy_protocol.map((name) => LISTENER_KEYS[name]),
   }));
+
+  const pac = section({
+    direct: z.array(pacPattern).default([]),
+    proxy_address: z
+      .string()
+      .regex(/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$/, { error: 'expected host:port as clients should reach the proxy, such as proxy.corp.example:3128' })
+      .nullable()
+      .default(null),
+  }).transform((v) => ({ direct: v.direct.map((p) => p.toLowerCase()), proxyAddress: v.proxy_address }));
 
   const transparent = section({
     tls_origin_port: port.default(443),
@@ -189,6 +215,7 @@ export function configSchema(baseDir: string) {
     pinning: pinning.prefault({}),
     auth: auth.prefault({}),
     log: log.prefault({}),
+    pac: pac.prefault({}),
   }).transform((v) => ({
     workers: v.workers,
     listen: v.listen,
@@ -205,6 +232,7 @@ export function configSchema(baseDir: string) {
     pinning: v.pinning,
     auth: v.auth,
     log: v.log,
+    pac: v.pac,
   }));
 }
 

@@ -25,7 +25,19 @@ export function newFlowId(): string {
   return id;
 }
 
+/**
+ * Client addresses learned from a PROXY protocol v2 header, by socket. A balancer's own socket
+ * address says nothing about the client; audit records and per-client limits need the real one.
+ */
+const proxiedPeers = new WeakMap<Socket, { address: string; port: number }>();
+
+export function setProxiedPeer(socket: Socket, peer: { address: string; port: number }): void {
+  proxiedPeers.set(socket, peer);
+}
+
 export function peerAddress(socket: Socket): { address: string; port: number } {
+  const proxied = proxiedPeers.get(socket);
+  if (proxied) return proxied;
   const raw = socket.remoteAddress ?? 'unknown';
   // A dual-stack listener reports IPv4 clients as IPv4-mapped IPv6; logs and per-client limits
   // should see the address people know.

@@ -5,6 +5,7 @@ import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalReason } from '../errors/rejection';
 import { Flow } from '../flow/flow';
 import type { Logger } from '../logging/logger';
+import { publish } from '../observability/events';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
 import { type Target, parseHostAndOptionalPort } from '../protocol/authority';
@@ -98,6 +99,7 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
     ...(request.upgrade ? { upgrade: request.upgrade } : {}),
   };
   flow.decision = decision;
+  publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
   if (decision.action === 'deny') {
     refuseRequest(ctx, req, res, { kind: 'deny', decision }, services.audit, services.redactQueryParams);
     return;

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -28,8 +29,19 @@ export function createLogger(level: LogLevel = 'info', destination?: pino.Destin
         censor: '[REDACTED]',
       },
     },
-    destination ?? pino.destination({ fd: 1, sync: false }),
+    destination ?? stdoutDestination(),
   );
+}
+
+/**
+ * JSON lines for machines; on a terminal, pino-pretty for people. Pretty output is synchronous
+ * and slower, which only matters under load, and nobody load-tests into a terminal.
+ */
+function stdoutDestination(): pino.DestinationStream {
+  if (process.stdout.isTTY && process.env.TOLLGATE_LOG_FORMAT !== 'json') {
+    return pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,svc', singleLine: true, sync: true });
+  }
+  return pino.destination({ fd: 1, sync: false });
 }
 
 /** A logger that discards everything, for unit tests and tools that print their own output. */

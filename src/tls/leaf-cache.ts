@@ -4,6 +4,7 @@ import * as tls from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { GatewayError, isGatewayError } from '../errors/gateway-error';
 import type { Logger } from '../logging/logger';
+import { publish } from '../observability/events';
 import type { CertificateAuthority } from './authority';
 import type { LeafKeyPool } from './key-pool';
 import { leafSubjectKey, MAX_LEAF_VALIDITY_MS, mintLeaf, normaliseLeafSubject, type LeafSubject, type MintedLeaf } from './mint-leaf';
@@ -166,6 +167,7 @@ export class LeafCache {
     this.entries.set(key, { context, refreshAt });
     const ms = performance.now() - started;
     this.logger.debug({ name, serial: context.leaf.serialHex, ms }, 'minted leaf certificate');
+    publish('tollgate:cert:minted', { durationMs: ms, cacheSize: this.entries.size });
     if (this.onMint) {
       try {
         this.onMint(name, ms);

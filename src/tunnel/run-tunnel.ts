@@ -4,6 +4,7 @@ import { type Egress, dialTarget, resolveAllowed } from '../egress/dial';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalReason, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
+import { publish } from '../observability/events';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
 import { type Host, normaliseHost } from '../protocol/host';
@@ -41,6 +42,14 @@ export interface TunnelServices {
 export function finishFlow(flow: Flow, close: CloseKind, audit: AuditSink): void {
   if (!flow.markClosed(close)) return;
   const record = flow.toRecord();
+  publish('tollgate:flow:closed', {
+    frontend: record.frontend,
+    action: record.action,
+    close: record.close,
+    bytesFromClient: record.bytes_from_client,
+    bytesToClient: record.bytes_to_client,
+    durationMs: record.duration_ms,
+  });
   audit.write(record);
   flow.log.info({ record }, 'flow closed');
 }
@@ -94,6 +103,7 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
       decision = withSni;
     }
     flow.decision = decision;
+    publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
     if (decision.action === 'deny') {
       refuse(flow, replies, { kind: 'deny', decision }, services);
       return;

@@ -392,3 +392,26 @@ describe('tollgate user', () => {
     expect(again.code).toBe(1);
   }, 90_000);
 });
+
+describe('tollgate run: start banner', () => {
+  test('prints the listening addresses and a curl to try, as JSON log lines when stdout is not a terminal', async () => {
+    const dir = writeSetup({
+      'tollgate.yaml': 'listen:\n  explicit: 127.0.0.1:0\n  admin: 127.0.0.1:0\npolicies: p\naudit:\n  file: audit.ndjson\npinning:\n  state_file: null\n',
+      'p/a.yaml': 'rules: []\n',
+    });
+    const child = spawn(process.execPath, [MAIN, '--config', path.join(dir, 'tollgate.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const deadline = Date.now() + 15_000;
+    while (!out.includes('ready: try') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    const messages = out.split('\n').filter(Boolean).map((l) => String((JSON.parse(l) as { msg: string }).msg));
+    expect(messages).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^explicit proxy: http:\/\/127\.0\.0\.1:[0-9]+$/),
+      expect.stringMatching(/^admin: http:\/\/127\.0\.0\.1:[0-9]+\/ /),
+      expect.stringMatching(/^ready: try {2}curl --cacert certs\/ca\.pem -x http:\/\/127\.0\.0\.1:[0-9]+ https:\/\/example\.com\/$/),
+    ]));
+    expect(code).toBe(0);
+  });
+});

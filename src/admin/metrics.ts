@@ -1,0 +1,149 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { subscribe } from '../observability/events';
+
+/** Facts read at scrape time rather than counted from events. */
+export interface MetricSources {
+  readonly leafCacheSize: () => number;
+  readonly policyVersion: () => string;
+  readonly lastReload: () => { readonly ok: boolean; readonly at: Date };
+  readonly openConnections: () => number;
+}
+
+/** Front-ends whose flows are HTTP connections decided per request, not tunnels. */
+const PLAIN_HTTP_FRONTENDS = new Set(['explicit-http', 'transparent-http']);
+
+/**
+ * The gateway's Prometheus metrics, built only from lifecycle events (observability/events.ts)
+ * and a few gauges read at scrape time. Each gateway has its own registry so two gateways in
+ * one process (tests) do not collide. Events are process-wide: a registry counts every gateway's
+ * events in the process, which in production is one.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly unsubscribers: (() => void)[] = [];
+  private activeTunnels = 0;
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });
+
+    const decisions = new Counter({
+      name: 'tollgate_flow_decisions_total',
+      help: 'Policy decisions by front-end and action (tunnels: one per flow; plain HTTP: one per request)',
+      labelNames: ['frontend', 'action', 'code'],
+      registers,
+    });
+    const closed = new Counter({ name: 'tollgate_flows_closed_total', help: 'Flows ended, by front-end, action and how they closed', labelNames: ['frontend', 'action', 'close'], registers });
+    const bytes = new Counter({ name: 'tollgate_flow_bytes_total', help: 'Bytes relayed for closed flows, by direction', labelNames: ['frontend', 'direction'], registers });
+    const flowDuration = new Histogram({
+      name: 'tollgate_flow_duration_seconds',
+      help: 'Flow lifetime from accept to close',
+      labelNames: ['frontend'],
+      buckets: [0.01, 0.1, 0.5, 1, 5, 30, 120, 600, 3600],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'tollgate_active_tunnels',
+      help: 'Tunnels (CONNECT, SOCKS, transparent TLS) decided and not yet closed',
+      registers,
+      collect() {
+        this.set(self.activeTunnels);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_open_client_connections',
+      help: 'Client connections open on the proxy listeners',
+      registers,
+      collect() {
+        this.set(sources.openConnections());
+      },
+    });
+    const requestDuration = new Histogram({
+      name: 'tollgate_request_duration_seconds',
+      help: 'HTTP requests handled by the gateway (plain or inspected), from request to response end',
+      labelNames: ['scheme', 'status_class'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    const cache = new Counter({ name: 'tollgate_http_cache_total', help: 'HTTP cache lookups by result (hit, miss, ...)', labelNames: ['result'], registers });
+    const minted = new Counter({ name: 'tollgate_certificates_minted_total', help: 'Leaf certificates minted', registers });
+    const mintDuration = new Histogram({
+      name: 'tollgate_certificate_mint_duration_seconds',
+      help: 'Time to mint one leaf certificate and build its TLS context',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    new Gauge({
+      name: 'tollgate_leaf_cache_entries',
+      help: 'Minted certificates currently cached',
+      registers,
+      collect() {
+        this.set(sources.leafCacheSize());
+      },
+    });
+    const reloads = new Counter({ name: 'tollgate_policy_reloads_total', help: 'Policy and configuration reload attempts by result', labelNames: ['result'], registers });
+    new Gauge({
+      name: 'tollgate_policy_last_reload_ok',
+      help: '1 when the last policy reload succeeded (a failed reload keeps the previous policy in force)',
+      registers,
+      collect() {
+        this.set(sources.lastReload().ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_policy_last_reload_timestamp_seconds',
+      help: 'Time of the last policy load or reload attempt',
+      registers,
+      collect() {
+        this.set(sources.lastReload().at.getTime() / 1000);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_policy_info',
+      help: 'The policy version in force (label), value 1',
+      labelNames: ['version'],
+      registers,
+      collect() {
+        // Reset at each scrape so only the version in force is exported.
+        this.reset();
+        this.set({ version: sources.policyVersion() }, 1);
+      },
+    });
+    const breaches = new Counter({ name: 'tollgate_limit_breaches_total', help: 'Configured limits breached, by config key and front-end', labelNames: ['limit', 'frontend'], registers });
+    const dlpMatches = new Counter({ name: 'tollgate_dlp_matches_total', help: 'DLP findings in inspected requests, by detector and action (deny, log)', labelNames: ['detector', 'action'], registers });
+    const authFailures = new Counter({ name: 'tollgate_auth_failures_total', help: 'Failed proxy or SOCKS authentications', labelNames: ['frontend', 'reason'], registers });
+
+    this.unsubscribers.push(
+      subscribe('tollgate:flow:decided', (m) => {
+        decisions.inc({ frontend: m.frontend, action: m.action, code: m.code });
+        if (!PLAIN_HTTP_FRONTENDS.has(m.frontend)) this.activeTunnels++;
+      }),
+      subscribe('tollgate:flow:closed', (m) => {
+        closed.inc({ frontend: m.frontend, action: m.action, close: m.close });
+        bytes.inc({ frontend: m.frontend, direction: 'from_client' }, m.bytesFromClient);
+        bytes.inc({ frontend: m.frontend, direction: 'to_client' }, m.bytesToClient);
+        flowDuration.observe({ frontend: m.frontend }, m.durationMs / 1000);
+        // A tunnel that never got a decision (malformed target) was never counted as active.
+        if (!PLAIN_HTTP_FRONTENDS.has(m.frontend) && m.action !== 'none') this.activeTunnels = Math.max(0, this.activeTunnels - 1);
+      }),
+      subscribe('tollgate:request:completed', (m) => {
+        requestDuration.observe({ scheme: m.scheme, status_class: m.status > 0 ? `${Math.floor(m.status / 100)}xx` : 'none' }, m.durationMs / 1000);
+        if (m.cache !== null) cache.inc({ result: m.cache });
+      }),
+      subscribe('tollgate:cert:minted', (m) => {
+        minted.inc();
+        mintDuration.observe(m.durationMs / 1000);
+      }),
+      subscribe('tollgate:policy:reloaded', (m) => reloads.inc({ result: m.ok ? 'ok' : 'failed' })),
+      subscribe('tollgate:limit:breached', (m) => breaches.inc({ limit: m.limit, frontend: m.frontend })),
+      subscribe('tollgate:auth:failed', (m) => authFailures.inc({ frontend: m.frontend, reason: m.reason })),
+      subscribe('tollgate:dlp:matched', (m) => dlpMatches.inc({ detector: m.detector, action: m.action })),
+    );
+  }
+
+  /** Stops counting (the registry keeps its last values). */
+  close(): void {
+    for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
+  }
+}

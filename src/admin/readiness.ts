@@ -1,0 +1,34 @@
+export interface Readiness {
+  readonly ready: boolean;
+  /** Why not, one reason per failed check; empty when ready. */
+  readonly reasons: readonly string[];
+}
+
+export interface ReadinessFacts {
+  /** Listeners the configuration enables, by config key. */
+  readonly configured: readonly string[];
+  /** Listeners bound now. */
+  readonly bound: readonly string[];
+  /** The CA's validity end; null when no CA is loaded. */
+  readonly caNotAfter: Date | null;
+  /** Rules in the policy in force; null when none is in force. */
+  readonly policyRules: number | null;
+  readonly draining: boolean;
+}
+
+/**
+ * Whether a balancer should send traffic here. A failed policy *reload* does not make the
+ * gateway unready: the previous, valid policy stays in force, and failing every replica's
+ * readiness because of one bad file on a shared volume would turn a typo into an outage. It is
+ * reported on the status page and in tollgate_policy_last_reload_ok instead.
+ */
+export function checkReadiness(facts: ReadinessFacts, now = new Date()): Readiness {
+  const reasons: string[] = [];
+  if (facts.draining) reasons.push('shutting down: draining in-flight work');
+  const missing = facts.configured.filter((name) => !facts.bound.includes(name));
+  if (missing.length > 0) reasons.push(`listeners not bound: ${missing.join(', ')}`);
+  if (facts.caNotAfter === null) reasons.push('CA not loaded');
+  else if (facts.caNotAfter.getTime() <= now.getTime()) reasons.push(`CA expired at ${facts.caNotAfter.toISOString()}`);
+  if (facts.policyRules === null) reasons.push('no valid policy in force');
+  return { ready: reasons.length === 0, reasons };
+}
