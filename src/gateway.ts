@@ -16,6 +16,7 @@ import { createSocksServer } from './frontends/socks';
 import { createTransparentHttpServer } from './frontends/transparent-http';
 import { createTransparentTlsServer } from './frontends/transparent-tls';
 import type { Authenticator } from './identity/types';
+import { HttpCache } from './http/cache/exchange';
 import { UserStore } from './identity/user-store';
 import { requireProxyProtocol } from './frontends/proxy-protocol';
 import { HttpForwarder } from './http/forward';
@@ -84,7 +85,7 @@ function loadUsers(config: GatewayConfig, logger: Logger): UserStore | null {
 }
 
 /** Configuration sections a reload cannot change in a running process. */
-const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'limits', 'audit', 'pinning', 'auth', 'log', 'pac'] as const;
+const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'auth', 'log', 'pac'] as const;
 
 /** Config keys of the listeners, as operators write them (readiness reasons name these). */
 const LISTENER_CONFIG_KEYS: Readonly<Record<ListenerName, string>> = {
@@ -127,6 +128,7 @@ export class Gateway {
     readonly leaves: LeafCache,
     private readonly policies: PolicyStore,
     readonly pinning: PinningMonitor,
+    readonly httpCache: HttpCache,
     /**
      * The users file in force (null: no authentication); reloaded with the policy. It is the
      * Authenticator of every front-end that carries credentials (SOCKS5 too).
@@ -169,7 +171,13 @@ export class Gateway {
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
     let gateway: Gateway | null = null;
     const egress: Egress = {
-      resolver: new Resolver({ hosts: config.upstream.hosts, ...(options.dnsServers ? { servers: options.dnsServers } : {}) }),
+      resolver: new Resolver({
+        hosts: config.upstream.hosts,
+        servers: options.dnsServers ?? config.upstream.dnsServers,
+        maxEntries: config.upstream.dnsCacheSize,
+        negativeTtlMs: config.upstream.dnsNegativeTtlMs,
+        maxTtlMs: config.upstream.dnsMaxTtlMs,
+      }),
       guard: new AddressGuard(config.upstream.allowAddresses),
       isOwnListener: (address, port) => gateway?.isOwnListener(address, port) ?? false,
       connectTimeoutMs: config.upstream.connectTimeoutMs,
@@ -179,6 +187,7 @@ export class Gateway {
       maxSocketsPerHost: config.upstream.maxSocketsPerHost,
       idleTimeoutMs: config.upstream.idleTimeoutMs,
     });
+    const httpCache = new HttpCache({ ...config.cache, name: config.http.via });
     const forwarder = new HttpForwarder({
       egress,
       audit,
@@ -191,6 +200,7 @@ export class Gateway {
       redactQueryParams: config.audit.redactQueryParams,
       tunnelIdleTimeoutMs: config.limits.clientIdleTimeoutMs,
       h2Origins: new H2OriginPool({ egress, secureContext: originAgents.secureContext, idleTimeoutMs: config.upstream.idleTimeoutMs }),
+      cache: httpCache,
     });
     const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
       audit.write({
@@ -222,7 +232,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, users, authority, options.authenticator ?? users);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users, authority, options.authenticator ?? users);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);

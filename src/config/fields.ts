@@ -98,3 +98,17 @@ export const cidr = z.string().refine(
 );
 
 export const filePath = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' });
+
+const DNS_SERVER_HINT = 'expected a nameserver address such as 10.0.0.53, 10.0.0.53:5353 or [2001:db8::53]:53';
+
+/** A nameserver for the gateway's resolver: an address, optionally with a port (c-ares syntax). */
+export const dnsServer = z.string({ error: DNS_SERVER_HINT }).refine(
+  (text) => {
+    if (isIP(text) !== 0) return true;
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text.trim());
+    const host = match?.[1] ?? match?.[2];
+    const portNumber = Number(match?.[3]);
+    return match !== null && host !== undefined && isIP(host) !== 0 && portNumber >= 1 && portNumber <= 65535;
+  },
+  { error: (issue) => `"${String(issue.input)}": ${DNS_SERVER_HINT}` },
+);

@@ -35,6 +35,17 @@ describe('configuration', () => {
     expect(parseSize('12 parsecs')).toBeNull();
   });
 
+  test('cache and resolver keys: defaults and human units', () => {
+    const defaults = parseConfig('', '/x/t.yaml');
+    expect(defaults.cache).toEqual({ enabled: true, maxSizeBytes: 256 * 1024 * 1024, maxObjectBytes: 8 * 1024 * 1024 });
+    expect(defaults.upstream.dnsServers).toEqual([]);
+    const config = parseConfig('cache:\n  max_size: 1GiB\n  max_object_size: 32MiB\nupstream:\n  dns_servers: [10.0.0.53, "10.0.0.54:5353", "[2001:db8::53]:53"]\n  dns_negative_ttl: 2s\n', '/x/t.yaml');
+    expect(config.cache.maxSizeBytes).toBe(1024 ** 3);
+    expect(config.cache.maxObjectBytes).toBe(32 * 1024 ** 2);
+    expect(config.upstream.dnsServers).toEqual(['10.0.0.53', '10.0.0.54:5353', '[2001:db8::53]:53']);
+    expect(config.upstream.dnsNegativeTtlMs).toBe(2000);
+  });
+
   test('listeners: host:port, IPv6 in brackets, port 0, null', () => {
     const config = parseConfig('listen:\n  explicit: 127.0.0.1:0\n  socks: "[::1]:1080"\n  admin: null\n', '/x/t.yaml');
     expect(config.listen.explicit).toEqual({ host: '127.0.0.1', port: 0 });
@@ -58,6 +69,8 @@ describe('configuration', () => {
     ['upstream:\n  allow_addresses: [10.0.0.0/33]\n', /:2: upstream\.allow_addresses\[0\]: "10\.0\.0\.0\/33" is not an address or CIDR/],
     ['ca:\n  leaf_validity: 90d\n', /ca\.leaf_validity: must be at most 47d/],
     ['listen: [1, 2\n', /invalid YAML/],
+    ['cache:\n  max_size: 1MiB\n  max_object_size: 2MiB\n', /cache\.max_object_size: max_object_size must not exceed max_size/],
+    ['upstream:\n  dns_servers: [dns.example.com]\n', /:2: upstream\.dns_servers\[0\]: "dns\.example\.com": expected a nameserver address/],
     ['a: 1\na: 2\n', /invalid YAML/],
     ['listen:\n  proxy_protocol: [admin]\n', /listen\.proxy_protocol\[0\]: expected a list of: explicit, socks, transparent_tls, transparent_http/],
     ['pac:\n  direct: ["bad name!"]\n', /pac\.direct\[0\]: expected a name/],

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ACTIONS } from '../policy/types';
-import { cidr, duration, filePath, listenAddress, port, section, size } from './fields';
+import { cidr, dnsServer, duration, filePath, listenAddress, port, section, size } from './fields';
 
 /**
  * The schema of tollgate.yaml: the one source of the configuration's types, its validation and
@@ -105,6 +105,10 @@ export function configSchema(baseDir: string) {
     response_timeout: duration({ min: 100 }).default(60_000),
     idle_timeout: duration({ min: 100 }).default(300_000),
     max_sockets_per_host: z.number().int().min(1).default(256),
+    dns_servers: z.array(dnsServer).default([]),
+    dns_cache_size: z.number().int().min(1).max(10_000_000).default(10_000),
+    dns_negative_ttl: duration({ min: 0, max: 3_600_000, maxText: '1h' }).default(5_000),
+    dns_max_ttl: duration({ min: 1000 }).default(3_600_000),
   }).transform((v) => ({
     caFile: v.ca_file,
     hosts: v.hosts,
@@ -113,6 +117,10 @@ export function configSchema(baseDir: string) {
     responseTimeoutMs: v.response_timeout,
     idleTimeoutMs: v.idle_timeout,
     maxSocketsPerHost: v.max_sockets_per_host,
+    dnsServers: v.dns_servers,
+    dnsCacheSize: v.dns_cache_size,
+    dnsNegativeTtlMs: v.dns_negative_ttl,
+    dnsMaxTtlMs: v.dns_max_ttl,
   }));
 
   const http = section({
@@ -123,6 +131,14 @@ export function configSchema(baseDir: string) {
     x_forwarded_for: z.boolean().default(false),
     max_header_size: size({ min: 1024, max: 1024 * 1024 }).default(64 * 1024),
   }).transform((v) => ({ via: v.via, xForwardedFor: v.x_forwarded_for, maxHeaderBytes: v.max_header_size }));
+
+  const cache = section({
+    enabled: z.boolean().default(true),
+    max_size: size({ min: 0 }).default(256 * 1024 * 1024),
+    max_object_size: size({ min: 0 }).default(8 * 1024 * 1024),
+  })
+    .refine((v) => v.max_object_size <= v.max_size, { error: 'max_object_size must not exceed max_size', path: ['max_object_size'] })
+    .transform((v) => ({ enabled: v.enabled, maxSizeBytes: v.max_size, maxObjectBytes: v.max_object_size }));
 
   const limits = section({
     header_timeout: duration({ min: 100 }).default(30_000),
@@ -199,6 +215,7 @@ export function configSchema(baseDir: string) {
     allowed_ports: allowedPorts.prefault({}),
     upstream: upstream.prefault({}),
     http: http.prefault({}),
+    cache: cache.prefault({}),
     limits: limits.prefault({}),
     audit: audit.prefault({}),
     pinning: pinning.prefault({}),
@@ -215,6 +232,7 @@ export function configSchema(baseDir: string) {
     allowedPorts: { tunnel: v.allowed_ports.tunnel, http: v.allowed_ports.http },
     upstream: v.upstream,
     http: v.http,
+    cache: v.cache,
     limits: v.limits,
     audit: v.audit,
     pinning: v.pinning,

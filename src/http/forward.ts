@@ -1,20 +1,22 @@
-import http, { type IncomingMessage, ServerResponse } from 'node:http';
+import http, { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
 import { redactQuery, redactedHeaders } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { type Egress, guardedLookup } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
-import { publish } from '../observability/events';
 import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
 import type { Flow } from '../flow/flow';
 import type { Decision } from '../policy/types';
 import { type Target, targetText } from '../protocol/authority';
 import { hostAuthorityText, hostText } from '../protocol/host';
+import { publish } from '../observability/events';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
+import type { CacheExchange, HttpCache, StoredReply } from './cache/exchange';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
 import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
@@ -57,6 +59,8 @@ export interface ForwarderOptions {
   readonly tunnelIdleTimeoutMs: number;
   /** Multiplexed origin sessions for HTTP/2 clients of h2 origins; null = always HTTP/1.1. */
   readonly h2Origins: H2OriginPool | null;
+  /** The shared HTTP cache (cache/exchange.ts); null = no caching. */
+  readonly cache?: HttpCache | null;
 }
 
 function defaultPort(scheme: 'http' | 'https'): number {
@@ -107,16 +111,34 @@ export class HttpForwarder {
     if (insecure) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
     }
-    const headers = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
+    const goesH2 = ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins !== null;
+    const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+    // The cache lookup comes after the request rules above, so a request they deny is never
+    // answered from the cache. The cache serves HTTP/1.1 exchanges; WebSocket handshakes and
+    // HTTP/2-to-origin streams pass it by.
+    const h1 = req instanceof IncomingMessage && res instanceof ServerResponse && !ctx.upgrade && !goesH2 ? { req, res } : null;
+    const cache = h1 ? (this.options.cache?.open(ctx, h1.req) ?? null) : null;
+    tracker.cache = cache;
+    const fresh = cache?.hit() ?? null;
+    if (cache && fresh) {
+      // CACHE: a fresh stored response answers the request; the origin is not contacted.
+      req.resume();
+      res.on('close', () => tracker.finish());
+      sendStoredReply(ctx, this.options.via, cache, rules, fresh, res, tracker);
+      return;
+    }
+    const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
       host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
       httpVersion: req.httpVersion,
       via: this.options.via,
       forwardedFor: this.options.xForwardedFor ? ctx.flow.clientAddress : null,
     });
+    // CACHE: revalidating a stale entry sends its validators (If-None-Match/If-Modified-Since).
+    const headers = cache ? cache.upstreamRequestHeaders(forwarded) : forwarded;
     // Upgrade and Connection are hop-by-hop and were dropped above; a WebSocket handshake asks
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
-    if (ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins) {
+    if (goesH2 && this.options.h2Origins) {
       this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules);
       return;
     }
@@ -129,7 +151,6 @@ export class HttpForwarder {
       setHost: false,
       lookup: guardedLookup(this.options.egress, target.port) as unknown as https.RequestOptions['lookup'],
     };
-    const tracker = new RequestTracker(ctx, req, res, this.options, rules);
     // Set when the gateway itself stops the exchange (a rule or DLP): the upstream errors that
     // follow are consequences, not origin failures.
     let cut = false;
@@ -170,7 +191,15 @@ export class HttpForwarder {
       clearTimeout(responseTimer);
       if (scheme === 'https' && upRes.socket) tracker.originTls(upRes.socket as TLSSocket);
       if (cut) return upRes.destroy();
-      // HTTP rules, response phase: before the response is sent (or stored in a cache).
+      // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is
+      // served (through the response rules, like any stored reply).
+      const refreshed = cache?.revalidated(upRes) ?? null;
+      if (cache && refreshed) {
+        upRes.resume();
+        sendStoredReply(ctx, this.options.via, cache, rules, refreshed, res, tracker);
+        return;
+      }
+      // HTTP rules, response phase: before the response is sent or stored in the cache.
       const verdict = rules.response(upRes.statusCode ?? 502, upRes.rawHeaders);
       if (verdict.refusal) {
         cut = true;
@@ -182,8 +211,12 @@ export class HttpForwarder {
       }
       // Keep the origin's own Date rather than adding a second one.
       res.sendDate = false;
-      writeResponseHead(res, upRes.statusCode ?? 502, upRes.statusMessage, forwardResponseHeaders([...verdict.headers], upRes.httpVersion, this.options.via));
+      const responseHeaders = forwardResponseHeaders([...verdict.headers], upRes.httpVersion, this.options.via);
+      writeResponseHead(res, upRes.statusCode ?? 502, upRes.statusMessage, cache ? cache.responseHeaders(responseHeaders, upRes.statusCode ?? 502) : responseHeaders);
       tracker.responseHeaders(verdict.headers);
+      // CACHE: copy the origin's response into the store while streaming; it enters only when
+      // complete and fully delivered (a body cut by a rule destroys res, so nothing is stored).
+      if (h1) cache?.fill(upRes, h1.res);
       upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
       rules.responseBody(upRes, () => res.destroy()).pipe(res);
       upRes.on('error', () => res.destroy());
@@ -284,6 +317,30 @@ export class HttpForwarder {
 }
 
 /**
+ * Sends a response from the cache the way an origin's is sent: through the response rules
+ * (header edits, denials, body limits), with Via, Cache-Status and the audit tracker.
+ */
+function sendStoredReply(ctx: RequestContext, via: string, cache: CacheExchange, rules: Enforcement, reply: StoredReply, res: InboundResponse, tracker: RequestTracker): void {
+  const verdict = rules.response(reply.status, reply.rawHeaders);
+  if (verdict.refusal) {
+    writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+    return;
+  }
+  // Date and Age come from the stored response, brought up to date by the cache.
+  res.sendDate = false;
+  writeResponseHead(res, reply.status, reply.statusMessage, cache.responseHeaders(forwardResponseHeaders([...verdict.headers], reply.httpVersion, via), reply.status));
+  tracker.responseHeaders(verdict.headers);
+  const body = reply.body;
+  if (body === null) {
+    res.end();
+    return;
+  }
+  const source = Readable.from([body]);
+  source.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
+  rules.responseBody(source, () => res.destroy()).pipe(res);
+}
+
+/**
  * An upload stopped by an HTTP rule or DLP (the origin side is already cancelled): 403 when
  * the response has not started, else the client's connection (HTTP/2: stream) is reset.
  */
@@ -334,6 +391,7 @@ class RequestTracker {
   private statusOverride: number | null = null;
   private closeNote: string | null = null;
   private done = false;
+  cache: CacheExchange | null = null;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -381,7 +439,8 @@ class RequestTracker {
     const aborted = this.statusOverride === null && !res.writableFinished && this.error === null;
     const status = this.statusOverride ?? (res.headersSent ? res.statusCode : 0);
     const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
-    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache: null });
+    const cache = this.cache?.outcome ?? null;
+    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache });
     this.options.audit.write(buildRequestRecord(ctx, req, {
       status,
       bytesFromClient: this.up,
@@ -392,6 +451,7 @@ class RequestTracker {
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,
       redactQueryParams: this.options.redactQueryParams,
+      cache,
       rules: this.rules.audit(),
     }));
   }
@@ -407,6 +467,8 @@ export interface RequestOutcome {
   readonly upstreamTls: TlsSummary | null;
   readonly responseHeaders: readonly string[] | null;
   readonly redactQueryParams: readonly string[];
+  /** The cache outcome: hit, miss, revalidated, bypass; null when no cache took part. */
+  readonly cache?: string | null;
   /** HTTP rules and DLP outcome; absent = no rules applied. */
   readonly rules?: EnforcementAudit;
 }
@@ -438,7 +500,7 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     reason: decision.reason,
     policy_version: decision.policyVersion,
     error: outcome.error,
-    cache: null,
+    cache: outcome.cache ?? null,
     upstream_cert_sha256: outcome.upstreamCertSha256,
     client_tls: ctx.clientTls,
     upstream_tls: outcome.upstreamTls,
@@ -468,18 +530,18 @@ export function refuseRequest(
   // Drain whatever body the client sends so the connection can be reused for its next request.
   req.resume();
   writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);
-  audit.write(
-    buildRequestRecord(ctx, req, {
-      status: res.statusCode,
-      bytesFromClient: 0,
-      bytesToClient: 0,
-      durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-      error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
-      upstreamCertSha256: null,
-      upstreamTls: null,
-      responseHeaders: null,
-      redactQueryParams,
-      rules,
-    }),
-  );
+  const record = buildRequestRecord(ctx, req, {
+    status: res.statusCode,
+    bytesFromClient: 0,
+    bytesToClient: 0,
+    durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+    error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
+    upstreamCertSha256: null,
+    upstreamTls: null,
+    responseHeaders: null,
+    redactQueryParams,
+    rules,
+  });
+  audit.write(record);
+  publish('tollgate:request:completed', { scheme: ctx.scheme, status: record.status, durationMs: record.duration_ms, cache: null });
 }

@@ -18,6 +18,13 @@ function problems(files: PolicySourceFile[], extra: Partial<Parameters<typeof co
 }
 
 describe('policy loading', () => {
+  test('cache: false is kept on the rule; on a deny rule it is an error', () => {
+    const policy = compilePolicy([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    cache: false\n  - match: y.com\n    action: inspect\n')], options);
+    expect(policy.rules.map((r) => r.cache)).toEqual([false, true]);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: deny\n    cache: false\n')])).toMatch(/policies\/a\.yaml:\d+: rules\[0\]\.cache: cache only applies/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    cache: maybe\n')])).toMatch(/cache: expected true or false/);
+  });
+
   test('the same pattern in two files is an error naming both files', () => {
     const message = problems([file('a.yaml', 'rules:\n  - match: example.com\n    action: splice\n'), file('b.yaml', 'rules:\n  - match: [other.com, EXAMPLE.com.]\n    action: deny\n')]);
     expect(message).toMatch(/policies\/b\.yaml:2: match: pattern "example\.com" is also used by the rule at policies\/a\.yaml:2/);

@@ -29,6 +29,7 @@ const ruleSchema = section({
   groups: z.array(z.string().min(1)).min(1, { error: 'list at least one group, or leave groups out' }).optional(),
   required: z.boolean().optional(),
   http: z.array(z.unknown(), { error: 'expected a list of HTTP rules' }).optional(),
+  cache: z.boolean({ error: 'expected true or false' }).optional(),
   dlp: z.unknown().optional(),
 });
 
@@ -167,6 +168,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.http && raw.action !== 'inspect') {
     problems.push({ ...at('http'), message: 'HTTP rules need to see the requests: they belong on inspect rules (spliced TLS is never decrypted)' });
   }
+  if (raw.cache !== undefined && raw.action === 'deny') problems.push({ ...at('cache'), message: 'cache only applies to rules that let traffic through (inspect, or splice for plain HTTP)' });
   if (raw.dlp !== undefined && raw.action !== 'inspect') {
     problems.push({ ...at('dlp'), message: 'upload inspection needs to see the requests: dlp belongs on inspect rules (spliced TLS is never decrypted)' });
   }
@@ -187,6 +189,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     groups: raw.groups ? new Set(raw.groups) : null,
     required: raw.required ?? false,
     http: Object.freeze(http),
+    cache: raw.cache ?? true,
     dlp,
   });
 }

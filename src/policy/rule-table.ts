@@ -50,7 +50,7 @@ export function formatRuleTable(policy: CompiledPolicy): string {
   rows.sort(compareRows);
   const cells = [['PATTERN', 'ACTION', 'PORTS', 'RULE', 'REASON']];
   for (const row of rows) {
-    const flags = row.rule.upstreamInsecure ? ' (upstream_insecure!)' : '';
+    const flags = (row.rule.upstreamInsecure ? ' (upstream_insecure!)' : '') + (row.rule.cache ? '' : ' (no cache)');
     cells.push([
       row.pattern.text,
       row.rule.action + flags,

@@ -39,6 +39,8 @@ export interface PolicyRule {
   readonly required: boolean;
   /** HTTP rules for requests to these destinations, in order (http/rules/types.ts). */
   readonly http: readonly HttpRule[];
+  /** `cache: false` keeps the HTTP cache out of requests to these destinations. */
+  readonly cache: boolean;
   /** Upload inspection for requests to these destinations (http/dlp/types.ts); null = none. */
   readonly dlp: DlpPolicy | null;
 }

@@ -1,0 +1,357 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import CachePolicy from 'http-cache-semantics';
+import { targetText } from '../../protocol/authority';
+import type { RequestContext } from '../forward';
+import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
+import { hasUnsupportedPrecondition, isNotModified } from './conditional';
+import { ResponseStore, type StoredResponse, varyNames } from './store';
+
+/**
+ * The HTTP cache as seen by the one forwarding path (forward.ts). A shared cache per RFC 9111:
+ * every freshness, storability, Vary and revalidation judgement is http-cache-semantics' in
+ * shared mode; this file only decides which requests take part and moves bytes.
+ *
+ * Order in forward.ts: request rules -> `open()`/`hit()` (lookup) -> origin -> response rules
+ * -> `revalidated()`/`fill()` (store). A request the rules deny never reaches the cache; a
+ * response they deny is never handed to `fill()`, and one they rewrite in its body must call
+ * `abandon()` so it is not stored. Replies from the store are sent by forward.ts itself, so
+ * response rules can apply to them as well.
+ *
+ * Concurrent misses for one URL are NOT collapsed: each goes to the origin and the last complete
+ * fill wins. Collapsing would make every waiting client depend on the first one's origin
+ * connection, its speed and its abort, which is a poor trade for a gateway whose hot objects
+ * are filled once and then served many times.
+ */
+
+export interface HttpCacheOptions {
+  readonly enabled: boolean;
+  readonly maxSizeBytes: number;
+  readonly maxObjectBytes: number;
+  /** Cache name in Cache-Status and pseudonym in Via (`http.via`). */
+  readonly name: string;
+}
+
+/**
+ * A response answered from the store, for forward.ts to send like an origin's: the stored
+ * fields (Age and Date brought up to date, Content-Length of the stored body), and the body,
+ * or null when none is sent (HEAD, 304 to the client's own validator).
+ */
+export interface StoredReply {
+  readonly status: number;
+  readonly statusMessage: string;
+  readonly httpVersion: string;
+  readonly rawHeaders: string[];
+  readonly body: Buffer | null;
+}
+
+export class HttpCache {
+  readonly store: ResponseStore | null;
+
+  constructor(readonly options: HttpCacheOptions) {
+    this.store = options.enabled && options.maxSizeBytes > 0 ? new ResponseStore(options) : null;
+  }
+
+  /** The request's passage through the cache; null when caching is off (nothing to allocate). */
+  open(ctx: RequestContext, req: IncomingMessage): CacheExchange | null {
+    if (!this.store) return null;
+    try {
+      return new CacheExchange(this.store, this.options.name, ctx, req);
+    } catch (err) {
+      // The cache is an optimisation: a request it cannot judge is forwarded as if it were off.
+      ctx.flow.log.warn({ request: ctx.requestId, err: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
+      return null;
+    }
+  }
+}
+
+type Mode =
+  /** Not eligible (policy, Range, preconditions, body): forwarded, never stored. */
+  | 'bypass'
+  /** POST, PUT, DELETE...: forwarded; a success invalidates the stored URL. */
+  | 'unsafe'
+  /** Forwarded; the response may be stored. */
+  | 'forward'
+  /** A stale entry: forwarded with validators; a matching 304 refreshes and serves it. */
+  | 'revalidate'
+  /** Served from the store. */
+  | 'hit';
+
+const SAFE_CACHEABLE = new Set(['GET', 'HEAD']);
+const SAFE_OTHER = new Set(['OPTIONS', 'TRACE']);
+
+function hostForKey(ctx: RequestContext): string {
+  if (ctx.hostHeader !== null) return ctx.hostHeader.toLowerCase();
+  return targetText(ctx.target);
+}
+
+/** Cache key: scheme, the dialled host and port, the Host header, path and query. */
+export function cacheKey(ctx: RequestContext, path: string): string {
+  return `${ctx.scheme}://${targetText(ctx.target)}|${hostForKey(ctx)}${path}`;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+function responseDirectives(entry: StoredResponse): Readonly<Record<string, string | boolean>> {
+  return entry.policy.toObject().rescc as Record<string, string | boolean>;
+}
+
+/** RFC 9111 section 3.5: a shared cache serves a request carrying Authorization only from such responses. */
+function allowsAuthorized(entry: StoredResponse): boolean {
+  const cc = responseDirectives(entry);
+  return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
+}
+
+/** Request fields http-cache-semantics reads besides those a response's Vary names. */
+const POLICY_REQUEST_FIELDS = ['host', 'cache-control', 'pragma'];
+
+/**
+ * The request as it is kept with a stored response: only the fields the policy needs later, so
+ * a user's Cookie or Authorization is not held in memory for the lifetime of an entry. The
+ * policy only asks whether Authorization was present, unless the response varies on it.
+ */
+export function retainedRequest(request: CachePolicy.Request, vary: readonly string[]): CachePolicy.Request {
+  const headers: CachePolicy.Headers = {};
+  for (const name of [...POLICY_REQUEST_FIELDS, ...vary]) {
+    const value = request.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  if (request.headers.authorization !== undefined && headers.authorization === undefined) headers.authorization = 'present';
+  return { ...request, headers };
+}
+
+function toRawHeaders(headers: CachePolicy.Headers): string[] {
+  const raw: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
+    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
+    else raw.push(name, value);
+  }
+  return raw;
+}
+
+/** One request's passage through the cache, created by `HttpCache.open()` for each forwarded request. */
+export class CacheExchange {
+  private mode: Mode;
+  private fwd: ForwardReason | undefined;
+  private detail: string | undefined;
+  private readonly key: string;
+  private readonly isHead: boolean;
+  private readonly policyRequest: CachePolicy.Request;
+  private entry: StoredResponse | null = null;
+  private validators: CachePolicy.Headers | null = null;
+  private abandonFill: (() => void) | null = null;
+  private abandoned = false;
+  /** Cache-Status of a response served from the store; null = forwarded. */
+  private status: CacheStatusParams | null = null;
+  outcome: CacheOutcome;
+
+  constructor(
+    private readonly store: ResponseStore,
+    private readonly name: string,
+    private readonly ctx: RequestContext,
+    private readonly req: IncomingMessage,
+  ) {
+    const method = req.method ?? 'GET';
+    this.isHead = method === 'HEAD';
+    this.key = cacheKey(ctx, req.url ?? '/');
+    // HEAD is evaluated as GET: a stored GET response answers it (RFC 9110 9.3.2).
+    this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: { ...req.headers, host: hostForKey(ctx) } };
+    this.mode = this.classify(method);
+    this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
+  }
+
+  private classify(method: string): Mode {
+    const store = this.store;
+    if (this.ctx.decision.rule?.cache === false) return this.bypass('bypass', 'policy');
+    if (!SAFE_CACHEABLE.has(method)) {
+      if (SAFE_OTHER.has(method)) return this.bypass('method');
+      this.fwd = 'method';
+      return 'unsafe';
+    }
+    // Range is passed through: partial entries are never stored or served.
+    if (this.req.headers.range !== undefined) return this.bypass('bypass', 'range');
+    if (hasUnsupportedPrecondition(this.req.headers)) return this.bypass('bypass', 'precondition');
+    if (hasBody(this.req)) return this.bypass('bypass', 'request-body');
+    const found = store.lookup(this.key, this.req.headers);
+    if (found.kind !== 'found') {
+      this.fwd = found.kind;
+      return 'forward';
+    }
+    const entry = found.entry;
+    if (this.req.headers.authorization !== undefined && !allowsAuthorized(entry)) {
+      this.fwd = 'request';
+      this.detail = 'authorization';
+      return 'forward';
+    }
+    const evaluation = entry.policy.evaluateRequest(this.policyRequest);
+    if (!evaluation.revalidation) {
+      this.entry = entry;
+      return 'hit';
+    }
+    const noCache = /no-cache/i.test(String(this.req.headers['cache-control'] ?? '')) || /no-cache/i.test(String(this.req.headers.pragma ?? ''));
+    this.fwd = noCache ? 'request' : 'stale';
+    if (this.isHead) return 'forward';
+    this.entry = entry;
+    this.validators = evaluation.revalidation.headers;
+    return 'revalidate';
+  }
+
+  private bypass(fwd: ForwardReason, detail?: string): Mode {
+    this.fwd = fwd;
+    this.detail = detail;
+    return 'bypass';
+  }
+
+  /** CACHE (lookup): the stored response for a fresh hit, or null = go to the origin. */
+  hit(): StoredReply | null {
+    if (this.mode !== 'hit' || !this.entry) return null;
+    this.status = { hit: true, ttlSeconds: this.entry.policy.timeToLive() / 1000 };
+    return this.reply(this.entry);
+  }
+
+  /** CACHE (revalidation): the validators of the stored entry replace the client's own. */
+  upstreamRequestHeaders(raw: string[]): string[] {
+    if (this.mode !== 'revalidate' || !this.validators) return raw;
+    const out: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const lower = raw[i]!.toLowerCase();
+      if (lower !== 'if-none-match' && lower !== 'if-modified-since') out.push(raw[i]!, raw[i + 1]!);
+    }
+    for (const name of ['if-none-match', 'if-modified-since']) {
+      const value = this.validators[name];
+      if (typeof value === 'string') out.push(name, value);
+    }
+    return out;
+  }
+
+  /**
+   * CACHE (revalidation answer): a 304 that matches the stored entry refreshes it; the stored
+   * response is returned to be served instead. Null = send the origin's response.
+   */
+  revalidated(upRes: IncomingMessage): StoredReply | null {
+    if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304) return null;
+    const vary = varyNames([this.entry.policy.toObject().resh['vary'], upRes.headers.vary].filter((v) => v !== undefined).join(','));
+    const { policy, matches } = this.entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, vary), { status: 304, headers: upRes.headers as CachePolicy.Headers });
+    const clientConditional = this.req.headers['if-none-match'] !== undefined || this.req.headers['if-modified-since'] !== undefined;
+    // A 304 that does not select our entry (RFC 9111 4.3.4) may answer the client's own
+    // validator: pass it on. Without a client validator it can only be about ours, so the stored
+    // body is served, but the entry is not refreshed from it.
+    if (!matches && clientConditional) return null;
+    upRes.resume();
+    const served: StoredResponse = matches ? { ...this.entry, policy } : this.entry;
+    if (matches) {
+      // The 304's fields are merged into the entry: a Set-Cookie there is for this client only.
+      if (policy.storable() && upRes.headers['set-cookie'] === undefined) this.store.put(this.key, this.req.headers, served);
+      else this.store.invalidate(this.key);
+    }
+    this.outcome = 'revalidated';
+    this.status = { fwd: 'stale', fwdStatus: 304, ttlSeconds: served.policy.timeToLive() / 1000 };
+    return this.reply(served);
+  }
+
+  /** CACHE (status): adds our Cache-Status member to the headers of the response sent, stored or forwarded. */
+  responseHeaders(raw: string[], status: number): string[] {
+    return appendCacheStatus(raw, cacheStatusMember(this.name, this.status ?? { fwd: this.fwd ?? 'miss', fwdStatus: status, detail: this.detail }));
+  }
+
+  /**
+   * CACHE (store): tees a forwarded response into the store while it streams to the client. It
+   * enters the store only when the origin sent it completely, the client received it all, and it
+   * stayed within `max_object_size`; anything else (client abort, origin reset, too large,
+   * `abandon()`) leaves no entry. Call before piping `upRes` to `res`.
+   */
+  fill(upRes: IncomingMessage, res: ServerResponse): void {
+    const store = this.store;
+    const status = upRes.statusCode ?? 0;
+    if (this.mode === 'unsafe') {
+      // RFC 9111 section 4.4: a non-error response to an unsafe method invalidates the URL.
+      if (status >= 200 && status < 400) store.invalidate(this.key);
+      return;
+    }
+    if ((this.mode !== 'forward' && this.mode !== 'revalidate') || this.isHead) return;
+    let policy: CachePolicy;
+    try {
+      policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(upRes.headers.vary)), { status, headers: upRes.headers as CachePolicy.Headers }, { shared: true });
+    } catch (err) {
+      this.ctx.flow.log.warn({ request: this.ctx.requestId, err: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
+      return;
+    }
+    if (!this.isStorable(policy, upRes.headers, status)) {
+      // A new response replaced the one we held and may not be kept: the old one is outdated.
+      if (this.mode === 'revalidate') store.invalidate(this.key);
+      return;
+    }
+    const declared = upRes.headers['content-length'] === undefined ? null : Number(upRes.headers['content-length']);
+    const maxObject = store.options.maxObjectBytes;
+    if (declared !== null && (!Number.isSafeInteger(declared) || declared > maxObject)) return;
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let done = false;
+    const stop = (): void => {
+      if (done) return;
+      done = true;
+      store.releaseFill(bytes);
+      chunks.length = 0;
+    };
+    this.abandonFill = stop;
+    upRes.on('data', (chunk: Buffer) => {
+      if (done) return;
+      if (bytes + chunk.length > maxObject || !store.reserveFill(chunk.length)) {
+        stop();
+        return;
+      }
+      bytes += chunk.length;
+      chunks.push(chunk);
+    });
+    res.once('finish', () => {
+      if (done) return;
+      const complete = upRes.complete && (declared === null || declared === bytes) && !this.abandoned;
+      if (complete) {
+        // One exact-size copy: chunks are slices of larger socket buffers that must not be pinned.
+        const body = Buffer.allocUnsafeSlow(bytes);
+        let at = 0;
+        for (const chunk of chunks) at += chunk.copy(body, at);
+        store.put(this.key, this.req.headers, { policy, status, statusMessage: upRes.statusMessage ?? '', httpVersion: upRes.httpVersion, body });
+      }
+      stop();
+    });
+    res.once('close', stop);
+  }
+
+  /** Keeps the response of this exchange out of the store (response rules denied or rewrote it). */
+  abandon(): void {
+    this.abandoned = true;
+    this.abandonFill?.();
+  }
+
+  private isStorable(policy: CachePolicy, headers: IncomingHttpHeaders, status: number): boolean {
+    if (!policy.storable() || status === 206) return false;
+    // A shared cache must not hand one user's session cookie to the next (http-cache-semantics
+    // would store it and only refuse freshness; a 304 would then replay the cookie).
+    if (headers['set-cookie'] !== undefined) return false;
+    if (varyNames(headers.vary).includes('*')) return false;
+    // Keep immediately-stale responses only when they can be revalidated cheaply.
+    return policy.timeToLive() > 0 || headers.etag !== undefined || headers['last-modified'] !== undefined;
+  }
+
+  private reply(entry: StoredResponse): StoredReply {
+    const stored = entry.policy.responseHeaders();
+    const notModified = entry.status === 200 && isNotModified(this.req.headers, stored);
+    const status = notModified ? 304 : entry.status;
+    const rawHeaders = toRawHeaders(stored);
+    const withBody = !notModified && status !== 204 && status !== 304;
+    if (withBody) rawHeaders.push('content-length', String(entry.body.length));
+    return {
+      status,
+      statusMessage: notModified ? 'Not Modified' : entry.statusMessage,
+      httpVersion: entry.httpVersion,
+      rawHeaders,
+      body: withBody && !this.isHead ? entry.body : null,
+    };
+  }
+
+}
