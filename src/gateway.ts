@@ -8,8 +8,10 @@ import { AddressGuard } from './egress/address-guard';
 import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
+import { ConnectionLimiter, type OverloadReply, closeSilently } from './frontends/connection-limiter';
 import { createExplicitServer } from './frontends/explicit';
 import { UserStore } from './identity/user-store';
+import { writeRawHttpRefusal } from './errors/rejection';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
@@ -87,6 +89,8 @@ export class Gateway {
   private readonly sockets = new Set<Socket>();
   private stopping: Promise<void> | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** One count of open client connections shared by every listener except admin. */
+  readonly connections: ConnectionLimiter;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -104,7 +108,12 @@ export class Gateway {
      * Authenticator of every front-end that carries credentials (SOCKS5 too).
      */
     readonly users: UserStore | null,
-  ) {}
+  ) {
+    this.connections = new ConnectionLimiter(
+      { maxConnections: config.limits.maxConnections, maxConnectionsPerClient: config.limits.maxConnectionsPerClient },
+      logger,
+    );
+  }
 
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
@@ -178,6 +187,7 @@ export class Gateway {
       headerTimeoutMs: config.limits.headerTimeoutMs,
       idleTimeoutMs: config.limits.clientIdleTimeoutMs,
       maxHeaderBytes: config.http.maxHeaderBytes,
+      maxHeaders: config.http.maxHeaders,
       pinning,
       originAlpn: new OriginAlpnCache({
         egress,
@@ -277,6 +287,7 @@ export class Gateway {
         {
           maxHeaderBytes: this.config.http.maxHeaderBytes,
           headerTimeoutMs: this.config.limits.headerTimeoutMs,
+          maxHeaders: this.config.http.maxHeaders,
           clientIdleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
           auth: this.users ? { store: this.users, realm: this.config.auth.realm } : null,
         },
@@ -294,6 +305,9 @@ export class Gateway {
         reject(new GatewayError('TG_ERR_CONFIG', 'startup', `cannot listen on ${at.host}:${at.port} (listen.${name}): ${err.code ?? err.message}`, { cause: err }));
       };
       server.once('error', onError);
+      // Admission before anything else sees the socket; the admin listener stays reachable
+      // when the gateway is full, so operators can still look at it.
+      if (name !== 'admin') this.connections.guard(server, frontendOf(name), overloadReplyOf(name));
       server.on('connection', (socket: Socket) => {
         this.sockets.add(socket);
         socket.once('close', () => this.sockets.delete(socket));
@@ -352,6 +366,23 @@ export class Gateway {
     await this.audit.close();
     this.logger.info({ audit_records: this.audit.stats.written }, 'gateway stopped');
   }
+}
+
+/** The `frontend` label of a listener in logs and events. */
+function frontendOf(name: ListenerName): string {
+  return name === 'transparentTls' ? 'transparent-tls' : name === 'transparentHttp' ? 'transparent-http' : name;
+}
+
+/** Over a connection limit, HTTP front-ends answer 503; the others can only close. */
+function overloadReplyOf(name: ListenerName): OverloadReply {
+  if (name !== 'explicit' && name !== 'transparentHttp') return closeSilently;
+  return (socket, error) => {
+    // Read and drop what the client sends: closing with unread bytes would send a reset that
+    // can destroy the 503 before the client reads it.
+    socket.resume();
+    writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'gateway', { 'retry-after': '1' });
+    setTimeout(() => socket.destroy(), 2_000).unref();
+  };
 }
 
 function isLocalAddress(address: string): boolean {

@@ -15,7 +15,8 @@ import { type Target, targetText } from '../protocol/authority';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
-import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+import { noteLimitBreach } from '../observability/limit-breach';
+import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
 import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
@@ -94,6 +95,12 @@ export class HttpForwarder {
   }
 
   forward(ctx: RequestContext, req: InboundRequest, res: InboundResponse): void {
+    if (viaNamesUs(req.rawHeaders, this.options.via)) {
+      // The request already passed through a gateway with our pseudonym: a forwarding loop.
+      const error = new GatewayError('TG_ERR_LOOP', 'forward', `the request's Via header already names ${this.options.via}: a proxy loop`);
+      refuseRequest(ctx, req, res, { kind: 'error', error }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      return;
+    }
     const { target, scheme } = ctx;
     const origin = `${scheme}://${targetText(target)}`;
     // HTTP rules, request phase: before anything is sent upstream (or looked up in a cache).
@@ -144,7 +151,20 @@ export class HttpForwarder {
       upstream = http.request({ ...requestOptions, agent: this.plainAgent });
     }
 
+    const connectTimeoutMs = this.options.egress.connectTimeoutMs;
+    upstream.once('socket', (socket) => {
+      if (!socket.connecting) return;
+      // Pooled agents have no connect deadline of their own; the response timer is far longer.
+      const connectTimer = setTimeout(() => {
+        noteLimitBreach(ctx.flow.log, 'upstream.connect_timeout', ctx.flow.frontend, { origin, ms: connectTimeoutMs });
+        upstream.destroy(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'connect', `connecting to ${origin} timed out after ${connectTimeoutMs} ms`));
+      }, connectTimeoutMs);
+      socket.once('connect', () => clearTimeout(connectTimer));
+      socket.once('close', () => clearTimeout(connectTimer));
+    });
+
     const responseTimer = setTimeout(() => {
+      noteLimitBreach(ctx.flow.log, 'upstream.response_timeout', ctx.flow.frontend, { origin, ms: this.options.responseTimeoutMs });
       upstream.destroy(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`));
     }, this.options.responseTimeoutMs);
 

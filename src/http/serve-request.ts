@@ -107,8 +107,16 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
 }
 
 /** A request refused before a target could be established (400s). */
-export function refuseMalformed(services: PlainHttpServices, flow: Flow, req: IncomingMessage, res: ServerResponse, reason: string, target: Target | null): void {
-  const refusal: Refusal = { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) };
+export function refuseMalformed(
+  services: PlainHttpServices,
+  flow: Flow,
+  req: IncomingMessage,
+  res: ServerResponse,
+  reason: string,
+  target: Target | null,
+  error: GatewayError = new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason),
+): void {
+  const refusal: Refusal = { kind: 'error', error };
   // A malformed request leaves the connection in an unknown state: answer and close.
   refuseBeforeDecision(services, flow, req, res, refusal, target, true);
 }
