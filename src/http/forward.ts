@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
 import { redactQuery, redactedHeaders } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
-import { type Egress, guardedLookup } from '../egress/dial';
+import { type Egress, guardedLookup, refusalForLiteral } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
 import { publish } from '../observability/events';
 import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
@@ -99,6 +99,11 @@ export class HttpForwarder {
       // The request already passed through a gateway with our pseudonym: a forwarding loop.
       const error = new GatewayError('TG_ERR_LOOP', 'forward', `the request's Via header already names ${this.options.via}: a proxy loop`);
       refuseRequest(ctx, req, res, { kind: 'error', error }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      return;
+    }
+    const literalRefusal = refusalForLiteral(this.options.egress, ctx.target);
+    if (literalRefusal) {
+      refuseRequest(ctx, req, res, { kind: 'error', error: literalRefusal }, this.options.audit, this.options.redactQueryParams);
       return;
     }
     const { target, scheme } = ctx;
