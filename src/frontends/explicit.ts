@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import { Flow, peerAddress } from '../flow/flow';
-import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseBeforeDecision, refuseMalformed, servePlainRequest } from '../http/serve-request';
+import { type PlainHttpServices, checkHostAgreement, checkHttp1Version, checkRequestFraming, flowForConnection, refuseBeforeDecision, refuseMalformed, servePlainRequest } from '../http/serve-request';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
 import { tooManyHeaders } from '../http/headers';
@@ -87,7 +87,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       refuseMalformed(plain, flow, req, res, `invalid request target: ${parsed.reason}`, null);
       return;
     }
-    const problem = checkRequestFraming(req) ?? checkHostAgreement(req, parsed.target, 80);
+    const problem = checkHttp1Version(req) ?? checkRequestFraming(req) ?? checkHostAgreement(req, parsed.target, 80);
     if (problem) {
       refuseMalformed(plain, flow, req, res, problem, parsed.target);
       return;

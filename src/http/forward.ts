@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import http, { type IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -106,8 +107,6 @@ export class HttpForwarder {
       refuseRequest(ctx, req, res, { kind: 'error', error: literalRefusal }, this.options.audit, this.options.redactQueryParams);
       return;
     }
-    const { target, scheme } = ctx;
-    const origin = `${scheme}://${targetText(target)}`;
     // HTTP rules, request phase: before anything is sent upstream (or looked up in a cache).
     const rules = Enforcement.begin(ctx.decision.rule, req);
     const denial = rules.refusal;
@@ -115,6 +114,33 @@ export class HttpForwarder {
       refuseRequest(ctx, req, res, denial, this.options.audit, this.options.redactQueryParams, {}, rules.audit());
       return;
     }
+    if (!hasRequestBody(req)) {
+      this.send(ctx, req, res, rules, false);
+      return;
+    }
+    // The origin is not contacted until the body's first bytes have passed the parser: a
+    // message whose framing turns out to be invalid (a bad chunk size) is then refused with 400
+    // by the parser and never reaches the origin. A body that goes bad later can only reach
+    // the origin as a truncated message followed by a reset, never as a second request, since
+    // the gateway re-frames every body it forwards.
+    let sent = false;
+    awaitFirstBodyBytes(req, (ended) => {
+      sent = true;
+      this.send(ctx, req, res, rules, ended);
+    });
+    res.once('close', () => {
+      if (sent) return;
+      // The client went away (or its body failed to parse) before any body byte: nothing was
+      // sent upstream, but the request still gets its audit record.
+      const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+      tracker.fail(new GatewayError('TG_ERR_BAD_REQUEST', 'parse', 'the request body did not arrive or did not parse; nothing was forwarded'));
+      tracker.finish();
+    });
+  }
+
+  private send(ctx: RequestContext, req: InboundRequest, res: InboundResponse, rules: Enforcement, bodyEnded: boolean): void {
+    const { target, scheme } = ctx;
+    const origin = `${scheme}://${targetText(target)}`;
     const insecure = scheme === 'https' && ctx.decision.rule?.upstreamInsecure === true;
     if (insecure) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
@@ -129,7 +155,7 @@ export class HttpForwarder {
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
     if (ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins) {
-      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules);
+      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules, bodyEnded);
       return;
     }
     const requestOptions: https.RequestOptions = {
@@ -233,7 +259,8 @@ export class HttpForwarder {
       cutUpload(ctx, req, res, refusal, origin, tracker);
     };
     // A WebSocket handshake has no body; its frames are relayed, not inspected.
-    (ctx.upgrade ? req : rules.requestBody(req, onCut)).pipe(upstream);
+    // An empty body that already ended would never make pipe() end the upstream request.
+    (ctx.upgrade ? req : rules.requestBody(bodyEnded ? Readable.from([]) : req, onCut)).pipe(upstream);
     res.on('close', () => {
       if (upgraded) return;
       clearTimeout(responseTimer);
@@ -245,7 +272,7 @@ export class HttpForwarder {
   }
 
   /** HTTP/2 end to end: one stream on the origin's shared session per client stream. */
-  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool, rules: Enforcement): void {
+  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool, rules: Enforcement, bodyEnded: boolean): void {
     const tracker = new RequestTracker(ctx, req, res, this.options, rules);
     let cut = false;
     const session = pool.session(ctx.target, ctx.servername);
@@ -292,7 +319,7 @@ export class HttpForwarder {
     });
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
     rules
-      .requestBody(req, (refusal) => {
+      .requestBody(bodyEnded ? Readable.from([]) : req, (refusal) => {
         cut = true;
         clearTimeout(responseTimer);
         if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -345,6 +372,35 @@ function finishAfterUpload(req: InboundRequest, res: InboundResponse, tracker: R
   req.once('end', finish);
   req.once('close', finish);
   req.socket.once('close', finish);
+}
+
+function hasRequestBody(req: InboundRequest): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+/**
+ * Calls `ready` once the first body bytes were parsed (they are put back for the pipe) or the
+ * body ended; never when the client's message fails to parse first (the parser answered 400).
+ */
+function awaitFirstBodyBytes(req: InboundRequest, ready: (ended: boolean) => void): void {
+  const done = (): void => {
+    req.removeListener('data', onData);
+    req.removeListener('end', onEnd);
+  };
+  const onData = (chunk: Buffer): void => {
+    done();
+    req.pause();
+    req.unshift(chunk);
+    ready(false);
+  };
+  const onEnd = (): void => {
+    done();
+    ready(true);
+  };
+  req.on('data', onData);
+  req.once('end', onEnd);
 }
 
 /** Collects what the audit record of one request needs, and writes it once. */

@@ -60,6 +60,11 @@ export function checkRequestFraming(req: InboundRequest): string | null {
   return null;
 }
 
+/** Node's HTTP/1 parser accepts "HTTP/2.0" in a request line; only HTTP/1.x is spoken there. */
+export function checkHttp1Version(req: IncomingMessage): string | null {
+  return req.httpVersionMajor === 1 ? null : `HTTP/${req.httpVersion} is not supported in an HTTP/1 request line`;
+}
+
 /** Host header, when present, must name the same host and port as the request target. */
 export function checkHostAgreement(req: IncomingMessage, target: Target, defaultPort: number): string | null {
   const host = rawHeaderValue(req.rawHeaders, 'host');
