@@ -99,6 +99,11 @@ export class TlsInspector implements Inspector {
     this.server.keepAliveTimeout = 5_000;
     // See the explicit front-end: one more than the limit, so a request over it is refused.
     this.server.maxHeadersCount = options.maxHeaders + 1;
+    this.server.on('timeout', (socket: Socket) => {
+      const tunnel = this.tunnels.get(socket);
+      if (tunnel) noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { ms: options.idleTimeoutMs });
+      socket.destroy();
+    });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     // The same header budget as HTTP/1.1; Node's default of unlimited concurrent streams per
     // session would let one client open any number of origin requests at once.
