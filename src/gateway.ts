@@ -11,6 +11,7 @@ import { AddressGuard } from './egress/address-guard';
 import type { Egress } from './egress/dial';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
+import { ConnectionLimiter, type OverloadReply, closeSilently } from './frontends/connection-limiter';
 import { createExplicitServer } from './frontends/explicit';
 import { createSocksServer } from './frontends/socks';
 import { createTransparentHttpServer } from './frontends/transparent-http';
@@ -19,6 +20,7 @@ import type { Authenticator } from './identity/types';
 import { HttpCache } from './http/cache/exchange';
 import { UserStore } from './identity/user-store';
 import { requireProxyProtocol } from './frontends/proxy-protocol';
+import { writeRawHttpRefusal } from './errors/rejection';
 import { HttpForwarder } from './http/forward';
 import { H2OriginPool } from './http/h2-origin';
 import type { PlainHttpServices } from './http/serve-request';
@@ -116,6 +118,8 @@ export class Gateway {
   private metrics: GatewayMetrics | null = null;
   readonly startedAt = new Date();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** One count of open client connections shared by every listener except admin. */
+  readonly connections: ConnectionLimiter;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -137,7 +141,12 @@ export class Gateway {
     readonly authority: CertificateAuthority,
     /** What SOCKS5 verifies credentials with: `users`, unless the embedder passed its own. */
     private readonly authenticator: Authenticator | null,
-  ) {}
+  ) {
+    this.connections = new ConnectionLimiter(
+      { maxConnections: config.limits.maxConnections, maxConnectionsPerClient: config.limits.maxConnectionsPerClient },
+      logger,
+    );
+  }
 
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
@@ -223,6 +232,7 @@ export class Gateway {
       headerTimeoutMs: config.limits.headerTimeoutMs,
       idleTimeoutMs: config.limits.clientIdleTimeoutMs,
       maxHeaderBytes: config.http.maxHeaderBytes,
+      maxHeaders: config.http.maxHeaders,
       pinning,
       originAlpn: new OriginAlpnCache({
         egress,
@@ -318,6 +328,7 @@ export class Gateway {
         {
           maxHeaderBytes: this.config.http.maxHeaderBytes,
           headerTimeoutMs: this.config.limits.headerTimeoutMs,
+          maxHeaders: this.config.http.maxHeaders,
           clientIdleTimeoutMs: this.config.limits.clientIdleTimeoutMs,
           auth: this.users ? { store: this.users, realm: this.config.auth.realm } : null,
         },
@@ -407,6 +418,11 @@ export class Gateway {
         reject(new GatewayError('TG_ERR_CONFIG', 'startup', `cannot listen on ${at.host}:${at.port} (listen.${name}): ${err.code ?? err.message}`, { cause: err }));
       };
       server.once('error', onError);
+      // Admission before the front-end sees the socket; the admin listener stays reachable when
+      // the gateway is full, so operators can still look at it. Behind a load balancer the PROXY
+      // header is read first (it wraps the admission check), so per-client limits count the real
+      // client rather than the balancer.
+      if (name !== 'admin') this.connections.guard(server, frontendOf(name), overloadReplyOf(name));
       if (name !== 'admin' && this.config.listen.proxyProtocol.includes(name)) {
         requireProxyProtocol(server, { timeoutMs: this.config.limits.headerTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], logger: this.logger });
       }
@@ -479,6 +495,23 @@ export class Gateway {
     await this.audit.close();
     this.logger.info({ audit_records: this.audit.stats.written }, 'gateway stopped');
   }
+}
+
+/** The `frontend` label of a listener in logs and events. */
+function frontendOf(name: ListenerName): string {
+  return name === 'transparentTls' ? 'transparent-tls' : name === 'transparentHttp' ? 'transparent-http' : name;
+}
+
+/** Over a connection limit, HTTP front-ends answer 503; the others can only close. */
+function overloadReplyOf(name: ListenerName): OverloadReply {
+  if (name !== 'explicit' && name !== 'transparentHttp') return closeSilently;
+  return (socket, error) => {
+    // Read and drop what the client sends: closing with unread bytes would send a reset that
+    // can destroy the 503 before the client reads it.
+    socket.resume();
+    writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'gateway', { 'retry-after': '1' });
+    setTimeout(() => socket.destroy(), 2_000).unref();
+  };
 }
 
 function isLocalAddress(address: string): boolean {

@@ -152,6 +152,13 @@ function usage(topic: string): number {
   return 0;
 }
 
+// `tollgate check | head -1`: the reader went away, which is not an error of ours. Commands
+// that print stop quietly; the gateway itself logs through its own stream and keeps serving.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  if (process.argv[2] !== undefined && !process.argv[2].startsWith('-') && process.argv[2] !== 'run') process.exit(0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

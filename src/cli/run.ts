@@ -5,38 +5,63 @@ import { createLogger } from '../logging/logger';
 import { runPrimary, workerCount } from './workers';
 import { startBanner } from './start-banner';
 
-/** Runs the gateway until SIGTERM/SIGINT, then drains and exits 0. */
+/**
+ * Runs the gateway until SIGTERM/SIGINT, then drains and exits 0; SIGHUP reloads. The signal
+ * handlers are installed before the gateway starts: a SIGTERM that arrives while it is still
+ * starting (its listeners may already be bound and logged) must drain, not kill the process
+ * with the default action.
+ */
 export async function runGateway(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
   const logger = createLogger(config.log.level);
   const workers = workerCount(config.workers);
   if (workers > 1 && cluster.isPrimary) return runPrimary(config, workers, logger);
-  const gateway = await Gateway.start(config, { logger });
+  let gateway: Gateway | null = null;
+  let stopSignal: NodeJS.Signals | null = null;
+  let finish: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (finish = resolve));
+
+  const drain = (running: Gateway, signal: NodeJS.Signals): void => {
+    logger.info({ signal, grace_ms: config.limits.shutdownGraceMs }, 'stopping: draining in-flight work');
+    running.stop().then(
+      () => {
+        logger.flush();
+        // A worker's IPC channel to its primary keeps it alive; closing it lets it exit.
+        cluster.worker?.disconnect();
+        finish(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        logger.flush();
+        finish(1);
+      },
+    );
+  };
+  const onStop = (signal: NodeJS.Signals): void => {
+    if (stopSignal) return;
+    stopSignal = signal;
+    if (gateway) drain(gateway, signal);
+  };
+  const onReload = (): void => {
+    if (gateway) gateway.reload('SIGHUP');
+    else logger.warn('SIGHUP while starting: the configuration being started is already the newest');
+  };
+  // A worker is stopped by its primary (SIGTERM); a Ctrl-C reaches the whole process group.
+  const onInterrupt = cluster.isWorker ? (): void => undefined : onStop;
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGHUP', onReload);
+
+  try {
+    gateway = await Gateway.start(config, { logger });
+  } catch (err) {
+    process.removeListener('SIGTERM', onStop);
+    process.removeListener('SIGINT', onInterrupt);
+    process.removeListener('SIGHUP', onReload);
+    throw err;
+  }
   // With several workers, one banner is enough.
   if (cluster.isPrimary || cluster.worker?.id === 1) for (const line of startBanner(gateway)) logger.info(line);
-  return new Promise((resolve) => {
-    let signalled = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (signalled) return;
-      signalled = true;
-      logger.info({ signal }, 'stopping: draining in-flight work');
-      gateway.stop().then(
-        () => {
-          logger.flush();
-          // A worker's IPC channel to its primary keeps it alive; closing it lets it exit.
-          cluster.worker?.disconnect();
-          resolve(0);
-        },
-        (err: unknown) => {
-          logger.error({ err }, 'error while stopping');
-          logger.flush();
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    // A worker is stopped by its primary (SIGTERM); a Ctrl-C reaches the whole process group.
-    process.once('SIGINT', cluster.isWorker ? () => undefined : stop);
-    process.on('SIGHUP', () => gateway.reload('SIGHUP'));
-  });
+  if (stopSignal) drain(gateway, stopSignal);
+  return exited;
 }

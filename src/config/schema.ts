@@ -130,7 +130,8 @@ export function configSchema(baseDir: string) {
       .default('tollgate'),
     x_forwarded_for: z.boolean().default(false),
     max_header_size: size({ min: 1024, max: 1024 * 1024 }).default(64 * 1024),
-  }).transform((v) => ({ via: v.via, xForwardedFor: v.x_forwarded_for, maxHeaderBytes: v.max_header_size }));
+    max_headers: z.number().int().min(8).max(10_000).default(100),
+  }).transform((v) => ({ via: v.via, xForwardedFor: v.x_forwarded_for, maxHeaderBytes: v.max_header_size, maxHeaders: v.max_headers }));
 
   const cache = section({
     enabled: z.boolean().default(true),
@@ -147,7 +148,11 @@ export function configSchema(baseDir: string) {
     tls_handshake_timeout: duration({ min: 100 }).default(10_000),
     client_idle_timeout: duration({ min: 100 }).default(300_000),
     shutdown_grace: duration({ min: 0 }).default(10_000),
+    max_connections: z.number().int().min(1).default(10_000),
+    max_connections_per_client: z.number().int().min(1).default(256),
   }).transform((v) => ({
+    maxConnections: v.max_connections,
+    maxConnectionsPerClient: v.max_connections_per_client,
     headerTimeoutMs: v.header_timeout,
     peekTimeoutMs: v.peek_timeout,
     socksHandshakeTimeoutMs: v.socks_handshake_timeout,

@@ -82,7 +82,15 @@ export function parseYaml(file: string, text: string): YamlParseResult {
     }
     return offset === null ? null : lineCounter.linePos(offset).line;
   };
-  return { ok: true, source: { file, value: doc.toJS({ maxAliasCount: 100 }) as unknown, lineOf } };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // toJS throws (ReferenceError, not a parse error) for an alias whose anchor is missing
+    // ("*x") and for alias expansion past maxAliasCount (a "billion laughs" document).
+    return { ok: false, problems: [{ file, line: null, path: '', message: `invalid YAML: ${(err as Error).message}` }] };
+  }
+  return { ok: true, source: { file, value, lineOf } };
 }
 
 /** Turns schema issues into located problems. Unknown keys point at the key itself. */

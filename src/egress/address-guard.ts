@@ -4,6 +4,8 @@ export type GuardVerdict = { readonly allowed: true } | { readonly allowed: fals
 
 const ALLOWED: GuardVerdict = Object.freeze({ allowed: true });
 
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
+
 /** IPv6 ranges whose addresses embed an IPv4 address that is what really gets reached. */
 const EMBEDDING_RANGES = new Set(['ipv4Mapped', 'rfc6052', '6to4', 'teredo', 'rfc6145']);
 
@@ -29,10 +31,22 @@ export class AddressGuard {
     if (parsed.kind() === 'ipv4') return classifyIpv4(parsed as ipaddr.IPv4, address);
     const v6 = parsed as ipaddr.IPv6;
     const range = v6.range();
+    if (range === 'rfc6052' && !v6.match(NAT64_WELL_KNOWN)) {
+      // 64:ff9b:1::/48 (RFC 8215) is a network's own NAT64 prefix: what it reaches is local.
+      return { allowed: false, range: 'nat64LocalUse', reason: `${address} is in the local-use NAT64 prefix 64:ff9b:1::/48` };
+    }
     if (EMBEDDING_RANGES.has(range)) {
-      const embedded = embeddedIpv4(v6, range);
-      if (this.isListed(embedded)) return ALLOWED;
-      return classifyIpv4(embedded, address);
+      for (const embedded of embeddedIpv4(v6, range)) {
+        if (this.isListed(embedded)) continue;
+        const verdict = classifyIpv4(embedded, address);
+        if (!verdict.allowed) return verdict;
+      }
+      return ALLOWED;
+    }
+    if (range === 'unicast' && v6.parts[0] === 0) {
+      // ipaddr.js calls ::/8 outside its named ranges unicast; it is reserved (RFC 4291), and
+      // its IPv4-compatible form ::a.b.c.d is still routed to IPv4 by some tunnelling stacks.
+      return { allowed: false, range: 'reserved', reason: `${address} is in a reserved range (::/8, IPv4-compatible)` };
     }
     if (range === 'unicast') return ALLOWED;
     return { allowed: false, range, reason: `${address} is in a ${describe(range)} range` };
@@ -61,16 +75,20 @@ function classifyIpv4(address: ipaddr.IPv4, original: string): GuardVerdict {
   return { allowed: false, range, reason: `${shown} is in a ${describe(range)} range` };
 }
 
-/** RFC 6052 (NAT64) and 6to4 carry the IPv4 address in known bit positions; teredo inverts it. */
-function embeddedIpv4(address: ipaddr.IPv6, range: string): ipaddr.IPv4 {
+/**
+ * The IPv4 addresses an IPv6 address leads to. RFC 6052 (NAT64 /96), SIIT and mapped forms
+ * carry one in the last 32 bits, 6to4 in bits 16-47; Teredo (RFC 4380) carries its server in
+ * bits 32-63 and the client, inverted, in the last 32 — both are checked.
+ */
+function embeddedIpv4(address: ipaddr.IPv6, range: string): ipaddr.IPv4[] {
   const bytes = address.toByteArray();
   switch (range) {
     case '6to4':
-      return new ipaddr.IPv4(bytes.slice(2, 6));
+      return [new ipaddr.IPv4(bytes.slice(2, 6))];
     case 'teredo':
-      return new ipaddr.IPv4(bytes.slice(12, 16).map((b) => b ^ 0xff));
+      return [new ipaddr.IPv4(bytes.slice(4, 8)), new ipaddr.IPv4(bytes.slice(12, 16).map((b) => b ^ 0xff))];
     default:
-      return new ipaddr.IPv4(bytes.slice(12, 16));
+      return [new ipaddr.IPv4(bytes.slice(12, 16))];
   }
 }
 

@@ -19,19 +19,30 @@ export interface DialedSocket {
   readonly remote: ResolvedAddress;
 }
 
+/** Why one address may not be dialled on `port` (a loop, or the destination guard), or null. */
+export function refusalFor(egress: Egress, address: string, port: number): GatewayError | null {
+  if (egress.isOwnListener(address, port)) return new GatewayError('TG_ERR_LOOP', 'resolve', `${address}:${port} is one of this gateway's listeners`);
+  const verdict = egress.guard.check(address);
+  return verdict.allowed ? null : new GatewayError('TG_ERR_DESTINATION_FORBIDDEN', 'resolve', verdict.reason);
+}
+
+/**
+ * The check for a target written as an address. Node's net.connect never calls a `lookup`
+ * function for an IP literal, so paths that rely on guardedLookup must call this first.
+ */
+export function refusalForLiteral(egress: Egress, target: Target): GatewayError | null {
+  return target.host.kind === 'name' ? null : refusalFor(egress, target.host.address, target.port);
+}
+
 /** Resolves a target and keeps only the addresses the destination guard allows. */
 export async function resolveAllowed(egress: Egress, target: Target): Promise<readonly ResolvedAddress[]> {
   const addresses = await egress.resolver.resolve(target.host);
   const allowed: ResolvedAddress[] = [];
   let refusal: GatewayError | null = null;
   for (const candidate of addresses) {
-    if (egress.isOwnListener(candidate.address, target.port)) {
-      refusal = new GatewayError('TG_ERR_LOOP', 'resolve', `${candidate.address}:${target.port} is one of this gateway's listeners`);
-      continue;
-    }
-    const verdict = egress.guard.check(candidate.address);
-    if (verdict.allowed) allowed.push(candidate);
-    else refusal ??= new GatewayError('TG_ERR_DESTINATION_FORBIDDEN', 'resolve', verdict.reason);
+    const problem = refusalFor(egress, candidate.address, target.port);
+    if (problem === null) allowed.push(candidate);
+    else if (refusal === null || problem.code === 'TG_ERR_LOOP') refusal = problem;
   }
   if (allowed.length === 0) throw refusal ?? new GatewayError('TG_ERR_DNS', 'resolve', 'no addresses');
   return allowed;
@@ -97,6 +108,7 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
 /**
  * A `lookup` function for Node's http/https agents and `net.connect`, so pooled upstream
  * connections go through the same resolver, destination guard and loop check as tunnels.
+ * Node skips `lookup` for IP literals: callers check those with `refusalForLiteral`.
  * Refusals surface as the connection's error, carrying the GatewayError as its cause.
  */
 export function guardedLookup(egress: Egress, port: number) {

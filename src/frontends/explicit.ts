@@ -3,16 +3,19 @@ import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import { Flow, peerAddress } from '../flow/flow';
-import { type PlainHttpServices, checkHostAgreement, checkRequestFraming, flowForConnection, refuseBeforeDecision, refuseMalformed, servePlainRequest } from '../http/serve-request';
+import { type PlainHttpServices, checkHostAgreement, checkHttp1Version, checkRequestFraming, flowForConnection, refuseBeforeDecision, refuseMalformed, servePlainRequest } from '../http/serve-request';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
+import { tooManyHeaders } from '../http/headers';
 import { parseConnectAuthority, parseHostAndOptionalPort } from '../protocol/authority';
 import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
 import type { Logger } from '../logging/logger';
+import { noteLimitBreach } from '../observability/limit-breach';
 
 export interface ExplicitFrontendOptions {
   readonly maxHeaderBytes: number;
   readonly headerTimeoutMs: number;
+  readonly maxHeaders: number;
   readonly clientIdleTimeoutMs: number;
   /** When set, every request and CONNECT must carry valid `Proxy-Authorization: Basic`. */
   readonly auth: ProxyAuthSettings | null;
@@ -47,12 +50,29 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
     insecureHTTPParser: false,
     requireHostHeader: false,
     noDelay: true,
+    // Node checks headersTimeout only this often (30 s by default), which would let a slowloris
+    // client hold a socket far longer than limits.header_timeout says.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(options.headerTimeoutMs / 4))),
   });
   server.timeout = options.clientIdleTimeoutMs;
+  // Node keeps the first maxHeadersCount fields and silently drops the rest; one more than the
+  // limit lets a request over it be recognised and refused instead of forwarded truncated.
+  server.maxHeadersCount = options.maxHeaders + 1;
+  server.on('timeout', (socket: Socket) => {
+    const peer = peerAddress(socket);
+    noteLimitBreach(logger, 'limits.client_idle_timeout', 'explicit', { client: peer.address, client_port: peer.port, ms: options.clientIdleTimeoutMs });
+    socket.destroy();
+  });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void => {
     const flow = flowForConnection(req.socket, 'explicit-http', plain);
     flow.requests++;
+    if (tooManyHeaders(req, options.maxHeaders)) {
+      noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { client: flow.clientAddress, max: options.maxHeaders });
+      const error = new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${options.maxHeaders} header fields (http.max_headers)`);
+      refuseMalformed(plain, flow, req, res, error.message, null, error);
+      return;
+    }
     const absolute = splitAbsoluteForm(req.url ?? '');
     if (!absolute) {
       refuseMalformed(plain, flow, req, res, 'tollgate is a proxy: send absolute-form requests (http://host/path) or CONNECT', null);
@@ -67,7 +87,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       refuseMalformed(plain, flow, req, res, `invalid request target: ${parsed.reason}`, null);
       return;
     }
-    const problem = checkRequestFraming(req) ?? checkHostAgreement(req, parsed.target, 80);
+    const problem = checkHttp1Version(req) ?? checkRequestFraming(req) ?? checkHostAgreement(req, parsed.target, 80);
     if (problem) {
       refuseMalformed(plain, flow, req, res, problem, parsed.target);
       return;
@@ -102,6 +122,14 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
     // Attached at once so no socket error can go unhandled between stages.
     socket.on('error', (err: NodeJS.ErrnoException) => flow.log.debug({ code: err.code }, 'client socket error'));
     const authority = req.url ?? '';
+    if (tooManyHeaders(req, options.maxHeaders)) {
+      noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { client: flow.clientAddress, max: options.maxHeaders });
+      const error = new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${options.maxHeaders} header fields (http.max_headers)`);
+      flow.error = error;
+      writeRawHttpRefusal(socket, { kind: 'error', error }, flow.id, authority.slice(0, 300));
+      finishFlow(flow, 'refused', tunnels.audit);
+      return;
+    }
     const parsed = parseConnectAuthority(authority);
     if (!parsed.ok) {
       const error = new GatewayError('TG_ERR_BAD_TARGET', 'parse', parsed.reason);
@@ -149,6 +177,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
         ? 'the client did not send its request headers in time'
         : `malformed request: ${err.reason ?? err.message} (${code})`;
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : timeout ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
+    if (tooLarge || timeout) noteLimitBreach(logger, tooLarge ? 'http.max_header_size' : 'limits.header_timeout', 'explicit', { client: peer.address, client_port: peer.port });
     logger.info({ client: peer.address, client_port: peer.port, code: error.code, parser: code, reason }, 'request rejected by the HTTP parser');
     writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
     socket.destroySoon();

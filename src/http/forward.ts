@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
 import { redactQuery, redactedHeaders } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
-import { type Egress, guardedLookup } from '../egress/dial';
+import { type Egress, guardedLookup, refusalForLiteral } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
 import type { Flow } from '../flow/flow';
@@ -17,7 +17,8 @@ import { publish } from '../observability/events';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
 import type { CacheExchange, HttpCache, StoredReply } from './cache/exchange';
-import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+import { noteLimitBreach } from '../observability/limit-breach';
+import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
 import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
@@ -98,8 +99,17 @@ export class HttpForwarder {
   }
 
   forward(ctx: RequestContext, req: InboundRequest, res: InboundResponse): void {
-    const { target, scheme } = ctx;
-    const origin = `${scheme}://${targetText(target)}`;
+    if (viaNamesUs(req.rawHeaders, this.options.via)) {
+      // The request already passed through a gateway with our pseudonym: a forwarding loop.
+      const error = new GatewayError('TG_ERR_LOOP', 'forward', `the request's Via header already names ${this.options.via}: a proxy loop`);
+      refuseRequest(ctx, req, res, { kind: 'error', error }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      return;
+    }
+    const literalRefusal = refusalForLiteral(this.options.egress, ctx.target);
+    if (literalRefusal) {
+      refuseRequest(ctx, req, res, { kind: 'error', error: literalRefusal }, this.options.audit, this.options.redactQueryParams);
+      return;
+    }
     // HTTP rules, request phase: before anything is sent upstream (or looked up in a cache).
     const rules = Enforcement.begin(ctx.decision.rule, req);
     const denial = rules.refusal;
@@ -107,6 +117,33 @@ export class HttpForwarder {
       refuseRequest(ctx, req, res, denial, this.options.audit, this.options.redactQueryParams, {}, rules.audit());
       return;
     }
+    if (!hasRequestBody(req)) {
+      this.send(ctx, req, res, rules, false);
+      return;
+    }
+    // The origin is not contacted until the body's first bytes have passed the parser: a
+    // message whose framing turns out to be invalid (a bad chunk size) is then refused with 400
+    // by the parser and never reaches the origin. A body that goes bad later can only reach
+    // the origin as a truncated message followed by a reset, never as a second request, since
+    // the gateway re-frames every body it forwards.
+    let sent = false;
+    awaitFirstBodyBytes(req, (ended) => {
+      sent = true;
+      this.send(ctx, req, res, rules, ended);
+    });
+    res.once('close', () => {
+      if (sent) return;
+      // The client went away (or its body failed to parse) before any body byte: nothing was
+      // sent upstream, but the request still gets its audit record.
+      const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+      tracker.fail(new GatewayError('TG_ERR_BAD_REQUEST', 'parse', 'the request body did not arrive or did not parse; nothing was forwarded'));
+      tracker.finish();
+    });
+  }
+
+  private send(ctx: RequestContext, req: InboundRequest, res: InboundResponse, rules: Enforcement, bodyEnded: boolean): void {
+    const { target, scheme } = ctx;
+    const origin = `${scheme}://${targetText(target)}`;
     const insecure = scheme === 'https' && ctx.decision.rule?.upstreamInsecure === true;
     if (insecure) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
@@ -139,7 +176,7 @@ export class HttpForwarder {
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
     if (goesH2 && this.options.h2Origins) {
-      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules);
+      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules, bodyEnded);
       return;
     }
     const requestOptions: https.RequestOptions = {
@@ -165,7 +202,20 @@ export class HttpForwarder {
       upstream = http.request({ ...requestOptions, agent: this.plainAgent });
     }
 
+    const connectTimeoutMs = this.options.egress.connectTimeoutMs;
+    upstream.once('socket', (socket) => {
+      if (!socket.connecting) return;
+      // Pooled agents have no connect deadline of their own; the response timer is far longer.
+      const connectTimer = setTimeout(() => {
+        noteLimitBreach(ctx.flow.log, 'upstream.connect_timeout', ctx.flow.frontend, { origin, ms: connectTimeoutMs });
+        upstream.destroy(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'connect', `connecting to ${origin} timed out after ${connectTimeoutMs} ms`));
+      }, connectTimeoutMs);
+      socket.once('connect', () => clearTimeout(connectTimer));
+      socket.once('close', () => clearTimeout(connectTimer));
+    });
+
     const responseTimer = setTimeout(() => {
+      noteLimitBreach(ctx.flow.log, 'upstream.response_timeout', ctx.flow.frontend, { origin, ms: this.options.responseTimeoutMs });
       upstream.destroy(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`));
     }, this.options.responseTimeoutMs);
 
@@ -241,7 +291,8 @@ export class HttpForwarder {
       cutUpload(ctx, req, res, refusal, origin, tracker);
     };
     // A WebSocket handshake has no body; its frames are relayed, not inspected.
-    (ctx.upgrade ? req : rules.requestBody(req, onCut)).pipe(upstream);
+    // An empty body that already ended would never make pipe() end the upstream request.
+    (ctx.upgrade ? req : rules.requestBody(bodyEnded ? Readable.from([]) : req, onCut)).pipe(upstream);
     res.on('close', () => {
       if (upgraded) return;
       clearTimeout(responseTimer);
@@ -253,7 +304,7 @@ export class HttpForwarder {
   }
 
   /** HTTP/2 end to end: one stream on the origin's shared session per client stream. */
-  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool, rules: Enforcement): void {
+  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool, rules: Enforcement, bodyEnded: boolean): void {
     const tracker = new RequestTracker(ctx, req, res, this.options, rules);
     let cut = false;
     const session = pool.session(ctx.target, ctx.servername);
@@ -300,7 +351,7 @@ export class HttpForwarder {
     });
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
     rules
-      .requestBody(req, (refusal) => {
+      .requestBody(bodyEnded ? Readable.from([]) : req, (refusal) => {
         cut = true;
         clearTimeout(responseTimer);
         if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -377,6 +428,35 @@ function finishAfterUpload(req: InboundRequest, res: InboundResponse, tracker: R
   req.once('end', finish);
   req.once('close', finish);
   req.socket.once('close', finish);
+}
+
+function hasRequestBody(req: InboundRequest): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+/**
+ * Calls `ready` once the first body bytes were parsed (they are put back for the pipe) or the
+ * body ended; never when the client's message fails to parse first (the parser answered 400).
+ */
+function awaitFirstBodyBytes(req: InboundRequest, ready: (ended: boolean) => void): void {
+  const done = (): void => {
+    req.removeListener('data', onData);
+    req.removeListener('end', onEnd);
+  };
+  const onData = (chunk: Buffer): void => {
+    done();
+    req.pause();
+    req.unshift(chunk);
+    ready(false);
+  };
+  const onEnd = (): void => {
+    done();
+    ready(true);
+  };
+  req.on('data', onData);
+  req.once('end', onEnd);
 }
 
 /** Collects what the audit record of one request needs, and writes it once. */

@@ -101,3 +101,26 @@ export function countRawHeader(rawHeaders: readonly string[], lowerName: string)
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === lowerName) count++;
   return count;
 }
+
+/** True when a request carries more header fields than `http.max_headers` allows. */
+export function tooManyHeaders(req: { readonly rawHeaders: readonly string[] }, maxHeaders: number): boolean {
+  return req.rawHeaders.length / 2 > maxHeaders;
+}
+
+/**
+ * Whether a Via header already lists `pseudonym` as a received-by (RFC 9110 7.6.3): the
+ * request went through this gateway (or one sharing its name) before, so forwarding it again
+ * would loop.
+ */
+export function viaNamesUs(rawHeaders: readonly string[], pseudonym: string): boolean {
+  const own = pseudonym.toLowerCase();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() !== 'via') continue;
+    for (const entry of rawHeaders[i + 1]!.split(',')) {
+      // "1.1 tollgate (comment)": protocol, then received-by, then an optional comment.
+      const receivedBy = entry.trim().split(/\s+/)[1];
+      if (receivedBy !== undefined && receivedBy.toLowerCase() === own) return true;
+    }
+  }
+  return false;
+}

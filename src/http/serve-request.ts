@@ -61,6 +61,11 @@ export function checkRequestFraming(req: InboundRequest): string | null {
   return null;
 }
 
+/** Node's HTTP/1 parser accepts "HTTP/2.0" in a request line; only HTTP/1.x is spoken there. */
+export function checkHttp1Version(req: IncomingMessage): string | null {
+  return req.httpVersionMajor === 1 ? null : `HTTP/${req.httpVersion} is not supported in an HTTP/1 request line`;
+}
+
 /** Host header, when present, must name the same host and port as the request target. */
 export function checkHostAgreement(req: IncomingMessage, target: Target, defaultPort: number): string | null {
   const host = rawHeaderValue(req.rawHeaders, 'host');
@@ -111,8 +116,16 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
 }
 
 /** A request refused before a target could be established (400s). */
-export function refuseMalformed(services: PlainHttpServices, flow: Flow, req: IncomingMessage, res: ServerResponse, reason: string, target: Target | null): void {
-  const refusal: Refusal = { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) };
+export function refuseMalformed(
+  services: PlainHttpServices,
+  flow: Flow,
+  req: IncomingMessage,
+  res: ServerResponse,
+  reason: string,
+  target: Target | null,
+  error: GatewayError = new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason),
+): void {
+  const refusal: Refusal = { kind: 'error', error };
   // A malformed request leaves the connection in an unknown state: answer and close.
   refuseBeforeDecision(services, flow, req, res, refusal, target, true);
 }

@@ -1,5 +1,5 @@
 import tls from 'node:tls';
-import { type Egress, guardedLookup } from '../egress/dial';
+import { type Egress, guardedLookup, refusalForLiteral } from '../egress/dial';
 import type { Target } from '../protocol/authority';
 import { hostText } from '../protocol/host';
 
@@ -51,6 +51,8 @@ export class OriginAlpnCache {
   }
 
   private probe(target: Target, servername: string | null): Promise<boolean> {
+    // Node never calls `lookup` for an IP literal, so the destination guard is asked here.
+    if (refusalForLiteral(this.options.egress, target)) return Promise.resolve(false);
     return new Promise((resolve) => {
       const socket = tls.connect({
         host: hostText(target.host),

@@ -13,12 +13,14 @@ import type { InboundRequest, InboundResponse } from '../http/exchange';
 import { checkRequestFraming } from '../http/serve-request';
 import type { OriginAlpnCache } from '../tls/origin-alpn';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
+import { tooManyHeaders } from '../http/headers';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
 import { parseHostAndOptionalPort } from '../protocol/authority';
 import { type Host, hostText, isSameHost, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
+import { noteLimitBreach } from '../observability/limit-breach';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 import type { Inspector, TlsPeek } from './run-tunnel';
 
@@ -32,6 +34,7 @@ export interface InspectorOptions {
   readonly headerTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxHeaderBytes: number;
+  readonly maxHeaders: number;
   readonly pinning: PinningMonitor | null;
   /** Learns whether origins speak h2; null = never offer h2 to clients. */
   readonly originAlpn: OriginAlpnCache | null;
@@ -94,6 +97,13 @@ export class TlsInspector implements Inspector {
     // below is our own; keep-alive idle time is socket-level and does work.
     this.server.timeout = options.idleTimeoutMs;
     this.server.keepAliveTimeout = 5_000;
+    // See the explicit front-end: one more than the limit, so a request over it is refused.
+    this.server.maxHeadersCount = options.maxHeaders + 1;
+    this.server.on('timeout', (socket: Socket) => {
+      const tunnel = this.tunnels.get(socket);
+      if (tunnel) noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { ms: options.idleTimeoutMs });
+      socket.destroy();
+    });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     // The same header budget as HTTP/1.1; Node's default of unlimited concurrent streams per
     // session would let one client open any number of origin requests at once.
@@ -152,7 +162,7 @@ export class TlsInspector implements Inspector {
       let close: CloseKind = 'client-closed';
       const handshakeTimer = setTimeout(() => {
         close = 'timeout';
-        flow.log.info({ ms: this.options.handshakeTimeoutMs }, 'client TLS handshake timed out');
+        noteLimitBreach(flow.log, 'limits.tls_handshake_timeout', flow.frontend, { ms: this.options.handshakeTimeoutMs });
         tlsSocket.destroy();
       }, this.options.handshakeTimeoutMs);
       let handshakeAt = 0;
@@ -208,7 +218,7 @@ export class TlsInspector implements Inspector {
   private armHeaderTimer(socket: TLSSocket, tunnel: Tunnel): void {
     if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
     tunnel.headerTimer = setTimeout(() => {
-      tunnel.flow.log.info('client did not send request headers in time');
+      noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { ms: this.options.headerTimeoutMs });
       const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
       writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
       socket.destroySoon();
@@ -225,6 +235,7 @@ export class TlsInspector implements Inspector {
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
     const reason = tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`;
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
+    if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
     tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request rejected by the HTTP parser');
     writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
     socket.destroySoon();
@@ -288,6 +299,12 @@ export class TlsInspector implements Inspector {
     const malformed = (reason: string): void => {
       refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, isH2 ? {} : { connection: 'close' });
     };
+    if (tooManyHeaders(req, this.options.maxHeaders)) {
+      noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { max: this.options.maxHeaders });
+      const error = new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${this.options.maxHeaders} header fields (http.max_headers)`);
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      return;
+    }
     if (!(req.url ?? '').startsWith('/') && req.url !== '*') {
       malformed('requests inside a tunnel must use origin-form targets (/path)');
       return;

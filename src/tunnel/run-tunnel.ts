@@ -9,6 +9,7 @@ import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
 import { type Host, normaliseHost } from '../protocol/host';
 import { type Peek, peekClientBytes } from './peek';
+import { noteLimitBreach } from '../observability/limit-breach';
 import { Splice } from './splice';
 
 /** How a front-end answers in its own protocol. Called at most once each, before any relay. */
@@ -130,7 +131,9 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
         await resolveAllowed(services.egress, target);
       }
     } catch (err) {
-      refuse(flow, replies, { kind: 'error', error: asGatewayError(err, 'connect') }, services);
+      const error = asGatewayError(err, 'connect');
+      if (error.code === 'TG_ERR_UPSTREAM_TIMEOUT') noteLimitBreach(flow.log, 'upstream.connect_timeout', flow.frontend, { target: flow.target, ms: services.egress.connectTimeoutMs });
+      refuse(flow, replies, { kind: 'error', error }, services);
       return;
     }
     if (client.destroyed) {
@@ -164,6 +167,7 @@ async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice 
       return;
     case 'timeout':
       flow.firstBytes = 'none';
+      noteLimitBreach(flow.log, 'limits.peek_timeout', flow.frontend, { ms: services.peekTimeoutMs });
       splice?.detachUpstream();
       refuseOpenTunnel(flow, client, `no bytes from the client within ${services.peekTimeoutMs} ms`, false, services);
       return;
@@ -218,6 +222,7 @@ async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice 
   // A client that half-closed while we peeked gets its FIN passed on after the replay.
   splice.startUpstream(peek.bytes, peek.kind === 'closed');
   const result = await splice.result();
+  if (result.close === 'timeout') noteLimitBreach(flow.log, 'limits.client_idle_timeout', flow.frontend, { ms: services.idleTimeoutMs });
   flow.bytesFromClient = result.bytesUp;
   flow.bytesToClient = result.bytesDown;
   finishFlow(flow, result.close, services.audit);

@@ -74,7 +74,14 @@ function handle(name: string, seen: SeenRequest[], req: IncomingMessage, res: Se
     case '/reset': {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1_000_000 });
       res.write(Buffer.alloc(1000, 0x62));
-      setTimeout(() => req.socket.resetAndDestroy(), 50);
+      // resetAndDestroy needs a TCP handle; a TLS socket's is not one (https origins just close).
+      setTimeout(() => {
+        try {
+          req.socket.resetAndDestroy();
+        } catch {
+          req.socket.destroy();
+        }
+      }, 50);
       return;
     }
     case '/cookie': {
