@@ -213,7 +213,7 @@ class SocksHandshake {
       return false;
     }
     const { username, password } = read.value;
-    const principal = await this.options.authenticator!.verify(username, password, this.flow.clientAddress);
+    const principal = await this.options.authenticator!.verify(username, password, this.flow.clientAddress, 'socks');
     if (this.timedOut || this.socket.destroyed) return false;
     if (!principal) {
       writeSocks5AuthRefusal(this.socket, 'credentials');
