@@ -17,6 +17,7 @@ import { publish } from '../observability/events';
 import { classifyOriginError, type OriginAgents, originTlsFacts } from '../tls/origin';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
 import type { CacheExchange, HttpCache, StoredReply } from './cache/exchange';
+import { fromHttp1Response, fromHttp2Response } from './cache/origin-response';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
 import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
@@ -151,10 +152,10 @@ export class HttpForwarder {
     const goesH2 = ctx.originH2 && scheme === 'https' && !insecure && !ctx.upgrade && this.options.h2Origins !== null;
     const tracker = new RequestTracker(ctx, req, res, this.options, rules);
     // The cache lookup comes after the request rules above, so a request they deny is never
-    // answered from the cache. The cache serves HTTP/1.1 exchanges; WebSocket handshakes and
-    // HTTP/2-to-origin streams pass it by.
-    const h1 = req instanceof IncomingMessage && res instanceof ServerResponse && !ctx.upgrade && !goesH2 ? { req, res } : null;
-    const cache = h1 ? (this.options.cache?.open(ctx, h1.req) ?? null) : null;
+    // answered from the cache. One cache for HTTP/1.1 and HTTP/2 on either leg: entries hold
+    // end-to-end fields only, so one filled over either protocol serves both. WebSocket
+    // handshakes pass it by.
+    const cache = ctx.upgrade ? null : (this.options.cache?.open(ctx, req) ?? null);
     tracker.cache = cache;
     const fresh = cache?.hit() ?? null;
     if (cache && fresh) {
@@ -176,7 +177,7 @@ export class HttpForwarder {
     // the origin for the same upgrade on the gateway's own hop (RFC 9110 7.8).
     if (ctx.upgrade) headers.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
     if (goesH2 && this.options.h2Origins) {
-      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules, bodyEnded);
+      this.forwardH2(ctx, req, res, headers, origin, this.options.h2Origins, rules, bodyEnded, tracker, cache);
       return;
     }
     const requestOptions: https.RequestOptions = {
@@ -243,7 +244,8 @@ export class HttpForwarder {
       if (cut) return upRes.destroy();
       // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is
       // served (through the response rules, like any stored reply).
-      const refreshed = cache?.revalidated(upRes) ?? null;
+      const fromOrigin = cache ? fromHttp1Response(upRes) : null;
+      const refreshed = fromOrigin ? (cache?.revalidated(fromOrigin) ?? null) : null;
       if (cache && refreshed) {
         upRes.resume();
         sendStoredReply(ctx, this.options.via, cache, rules, refreshed, res, tracker);
@@ -266,7 +268,7 @@ export class HttpForwarder {
       tracker.responseHeaders(verdict.headers);
       // CACHE: copy the origin's response into the store while streaming; it enters only when
       // complete and fully delivered (a body cut by a rule destroys res, so nothing is stored).
-      if (h1) cache?.fill(upRes, h1.res);
+      if (cache && fromOrigin) cache.fill(fromOrigin, res);
       upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
       rules.responseBody(upRes, () => res.destroy()).pipe(res);
       upRes.on('error', () => res.destroy());
@@ -304,8 +306,18 @@ export class HttpForwarder {
   }
 
   /** HTTP/2 end to end: one stream on the origin's shared session per client stream. */
-  private forwardH2(ctx: RequestContext, req: InboundRequest, res: InboundResponse, headers: string[], origin: string, pool: H2OriginPool, rules: Enforcement, bodyEnded: boolean): void {
-    const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+  private forwardH2(
+    ctx: RequestContext,
+    req: InboundRequest,
+    res: InboundResponse,
+    headers: string[],
+    origin: string,
+    pool: H2OriginPool,
+    rules: Enforcement,
+    bodyEnded: boolean,
+    tracker: RequestTracker,
+    cache: CacheExchange | null,
+  ): void {
     let cut = false;
     const session = pool.session(ctx.target, ctx.servername);
     let stream: http2.ClientHttp2Stream;
@@ -336,7 +348,15 @@ export class HttpForwarder {
       if (session.socket) tracker.originTls(session.socket as TLSSocket);
       if (cut) return;
       const status = Number(upHeaders[':status'] ?? 502);
-      const verdict = rules.response(status, rawFromH2Headers(upHeaders));
+      const upRaw = rawFromH2Headers(upHeaders);
+      const fromOrigin = cache ? fromHttp2Response(stream, upRaw, status) : null;
+      // CACHE: as on the HTTP/1.1 leg, a 304 confirming the stale entry refreshes and serves it.
+      const refreshed = cache && fromOrigin ? cache.revalidated(fromOrigin) : null;
+      if (cache && refreshed) {
+        sendStoredReply(ctx, this.options.via, cache, rules, refreshed, res, tracker);
+        return;
+      }
+      const verdict = rules.response(status, upRaw);
       if (verdict.refusal) {
         cut = true;
         stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -344,8 +364,10 @@ export class HttpForwarder {
         return;
       }
       res.sendDate = false;
-      writeResponseHead(res, status, undefined, forwardResponseHeaders([...verdict.headers], '2.0', this.options.via));
+      const responseHeaders = forwardResponseHeaders([...verdict.headers], '2.0', this.options.via);
+      writeResponseHead(res, status, undefined, cache ? cache.responseHeaders(responseHeaders, status) : responseHeaders);
       tracker.responseHeaders(verdict.headers);
+      if (cache && fromOrigin) cache.fill(fromOrigin, res);
       stream.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
       rules.responseBody(stream, () => res.destroy()).pipe(res);
     });

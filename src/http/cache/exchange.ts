@@ -1,9 +1,11 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Http2ServerRequest } from 'node:http2';
 import CachePolicy from 'http-cache-semantics';
 import { targetText } from '../../protocol/authority';
+import type { InboundRequest, InboundResponse } from '../exchange';
 import type { RequestContext } from '../forward';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';
+import type { OriginResponse } from './origin-response';
 import { ResponseStore, type StoredResponse, varyNames } from './store';
 
 /**
@@ -52,7 +54,7 @@ export class HttpCache {
   }
 
   /** The request's passage through the cache; null when caching is off (nothing to allocate). */
-  open(ctx: RequestContext, req: IncomingMessage): CacheExchange | null {
+  open(ctx: RequestContext, req: InboundRequest): CacheExchange | null {
     if (!this.store) return null;
     try {
       return new CacheExchange(this.store, this.options.name, ctx, req);
@@ -89,10 +91,26 @@ export function cacheKey(ctx: RequestContext, path: string): string {
   return `${ctx.scheme}://${targetText(ctx.target)}|${hostForKey(ctx)}${path}`;
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const length = req.headers['content-length'];
-  return length !== undefined && length !== '0';
+type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+function hasBody(req: InboundRequest, headers: RequestHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  if (length !== undefined) return length !== '0';
+  // HTTP/2 frames bodies itself: a request without one ends its stream with the HEADERS frame.
+  return req instanceof Http2ServerRequest && !req.stream.endAfterHeaders;
+}
+
+/**
+ * The client's request fields as an HTTP/1.1 message carries them: HTTP/2 pseudo-headers
+ * (`:method`, `:path`, `:authority`, `:scheme`) are not fields, so they never take part in
+ * Vary matching, validators or what an entry retains.
+ */
+function requestFields(req: InboundRequest): RequestHeaders {
+  if (!(req instanceof Http2ServerRequest)) return req.headers;
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [name, value] of Object.entries(req.headers)) if (!name.startsWith(':')) out[name] = value;
+  return out;
 }
 
 function responseDirectives(entry: StoredResponse): Readonly<Record<string, string | boolean>> {
@@ -123,6 +141,10 @@ export function retainedRequest(request: CachePolicy.Request, vary: readonly str
   return { ...request, headers };
 }
 
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
 function toRawHeaders(headers: CachePolicy.Headers): string[] {
   const raw: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
@@ -141,6 +163,7 @@ export class CacheExchange {
   private readonly key: string;
   private readonly isHead: boolean;
   private readonly policyRequest: CachePolicy.Request;
+  private readonly headers: RequestHeaders;
   private entry: StoredResponse | null = null;
   private validators: CachePolicy.Headers | null = null;
   private abandonFill: (() => void) | null = null;
@@ -153,13 +176,14 @@ export class CacheExchange {
     private readonly store: ResponseStore,
     private readonly name: string,
     private readonly ctx: RequestContext,
-    private readonly req: IncomingMessage,
+    private readonly req: InboundRequest,
   ) {
     const method = req.method ?? 'GET';
     this.isHead = method === 'HEAD';
     this.key = cacheKey(ctx, req.url ?? '/');
+    this.headers = requestFields(req);
     // HEAD is evaluated as GET: a stored GET response answers it (RFC 9110 9.3.2).
-    this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: { ...req.headers, host: hostForKey(ctx) } };
+    this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: { ...this.headers, host: hostForKey(ctx) } };
     this.mode = this.classify(method);
     this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
   }
@@ -173,16 +197,16 @@ export class CacheExchange {
       return 'unsafe';
     }
     // Range is passed through: partial entries are never stored or served.
-    if (this.req.headers.range !== undefined) return this.bypass('bypass', 'range');
-    if (hasUnsupportedPrecondition(this.req.headers)) return this.bypass('bypass', 'precondition');
-    if (hasBody(this.req)) return this.bypass('bypass', 'request-body');
-    const found = store.lookup(this.key, this.req.headers);
+    if (this.headers.range !== undefined) return this.bypass('bypass', 'range');
+    if (hasUnsupportedPrecondition(this.headers)) return this.bypass('bypass', 'precondition');
+    if (hasBody(this.req, this.headers)) return this.bypass('bypass', 'request-body');
+    const found = store.lookup(this.key, this.headers);
     if (found.kind !== 'found') {
       this.fwd = found.kind;
       return 'forward';
     }
     const entry = found.entry;
-    if (this.req.headers.authorization !== undefined && !allowsAuthorized(entry)) {
+    if (this.headers.authorization !== undefined && !allowsAuthorized(entry)) {
       this.fwd = 'request';
       this.detail = 'authorization';
       return 'forward';
@@ -192,7 +216,7 @@ export class CacheExchange {
       this.entry = entry;
       return 'hit';
     }
-    const noCache = /no-cache/i.test(String(this.req.headers['cache-control'] ?? '')) || /no-cache/i.test(String(this.req.headers.pragma ?? ''));
+    const noCache = /no-cache/i.test(String(this.headers['cache-control'] ?? '')) || /no-cache/i.test(String(this.headers.pragma ?? ''));
     this.fwd = noCache ? 'request' : 'stale';
     if (this.isHead) return 'forward';
     this.entry = entry;
@@ -232,20 +256,20 @@ export class CacheExchange {
    * CACHE (revalidation answer): a 304 that matches the stored entry refreshes it; the stored
    * response is returned to be served instead. Null = send the origin's response.
    */
-  revalidated(upRes: IncomingMessage): StoredReply | null {
-    if (this.mode !== 'revalidate' || !this.entry || upRes.statusCode !== 304) return null;
-    const vary = varyNames([this.entry.policy.toObject().resh['vary'], upRes.headers.vary].filter((v) => v !== undefined).join(','));
-    const { policy, matches } = this.entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, vary), { status: 304, headers: upRes.headers as CachePolicy.Headers });
-    const clientConditional = this.req.headers['if-none-match'] !== undefined || this.req.headers['if-modified-since'] !== undefined;
+  revalidated(upRes: OriginResponse): StoredReply | null {
+    if (this.mode !== 'revalidate' || !this.entry || upRes.status !== 304) return null;
+    const vary = varyNames([this.entry.policy.toObject().resh['vary'], upRes.headers['vary']].filter((v) => v !== undefined).join(','));
+    const { policy, matches } = this.entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, vary), { status: 304, headers: upRes.headers });
+    const clientConditional = this.headers['if-none-match'] !== undefined || this.headers['if-modified-since'] !== undefined;
     // A 304 that does not select our entry (RFC 9111 4.3.4) may answer the client's own
     // validator: pass it on. Without a client validator it can only be about ours, so the stored
     // body is served, but the entry is not refreshed from it.
     if (!matches && clientConditional) return null;
-    upRes.resume();
+    upRes.body.resume();
     const served: StoredResponse = matches ? { ...this.entry, policy } : this.entry;
     if (matches) {
       // The 304's fields are merged into the entry: a Set-Cookie there is for this client only.
-      if (policy.storable() && upRes.headers['set-cookie'] === undefined) this.store.put(this.key, this.req.headers, served);
+      if (policy.storable() && upRes.headers['set-cookie'] === undefined) this.store.put(this.key, this.headers, served);
       else this.store.invalidate(this.key);
     }
     this.outcome = 'revalidated';
@@ -264,9 +288,9 @@ export class CacheExchange {
    * stayed within `max_object_size`; anything else (client abort, origin reset, too large,
    * `abandon()`) leaves no entry. Call before piping `upRes` to `res`.
    */
-  fill(upRes: IncomingMessage, res: ServerResponse): void {
+  fill(upRes: OriginResponse, res: InboundResponse): void {
     const store = this.store;
-    const status = upRes.statusCode ?? 0;
+    const status = upRes.status;
     if (this.mode === 'unsafe') {
       // RFC 9111 section 4.4: a non-error response to an unsafe method invalidates the URL.
       if (status >= 200 && status < 400) store.invalidate(this.key);
@@ -275,7 +299,7 @@ export class CacheExchange {
     if ((this.mode !== 'forward' && this.mode !== 'revalidate') || this.isHead) return;
     let policy: CachePolicy;
     try {
-      policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(upRes.headers.vary)), { status, headers: upRes.headers as CachePolicy.Headers }, { shared: true });
+      policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(single(upRes.headers['vary']))), { status, headers: upRes.headers }, { shared: true });
     } catch (err) {
       this.ctx.flow.log.warn({ request: this.ctx.requestId, err: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
       return;
@@ -285,7 +309,8 @@ export class CacheExchange {
       if (this.mode === 'revalidate') store.invalidate(this.key);
       return;
     }
-    const declared = upRes.headers['content-length'] === undefined ? null : Number(upRes.headers['content-length']);
+    const length = single(upRes.headers['content-length']);
+    const declared = length === undefined ? null : Number(length);
     const maxObject = store.options.maxObjectBytes;
     if (declared !== null && (!Number.isSafeInteger(declared) || declared > maxObject)) return;
     const chunks: Buffer[] = [];
@@ -298,7 +323,7 @@ export class CacheExchange {
       chunks.length = 0;
     };
     this.abandonFill = stop;
-    upRes.on('data', (chunk: Buffer) => {
+    upRes.body.on('data', (chunk: Buffer) => {
       if (done) return;
       if (bytes + chunk.length > maxObject || !store.reserveFill(chunk.length)) {
         stop();
@@ -309,13 +334,13 @@ export class CacheExchange {
     });
     res.once('finish', () => {
       if (done) return;
-      const complete = upRes.complete && (declared === null || declared === bytes) && !this.abandoned;
+      const complete = upRes.isComplete() && (declared === null || declared === bytes) && !this.abandoned;
       if (complete) {
         // One exact-size copy: chunks are slices of larger socket buffers that must not be pinned.
         const body = Buffer.allocUnsafeSlow(bytes);
         let at = 0;
         for (const chunk of chunks) at += chunk.copy(body, at);
-        store.put(this.key, this.req.headers, { policy, status, statusMessage: upRes.statusMessage ?? '', httpVersion: upRes.httpVersion, body });
+        store.put(this.key, this.headers, { policy, status, statusMessage: upRes.statusMessage, httpVersion: upRes.httpVersion, body });
       }
       stop();
     });
@@ -328,19 +353,19 @@ export class CacheExchange {
     this.abandonFill?.();
   }
 
-  private isStorable(policy: CachePolicy, headers: IncomingHttpHeaders, status: number): boolean {
+  private isStorable(policy: CachePolicy, headers: CachePolicy.Headers, status: number): boolean {
     if (!policy.storable() || status === 206) return false;
     // A shared cache must not hand one user's session cookie to the next (http-cache-semantics
     // would store it and only refuse freshness; a 304 would then replay the cookie).
     if (headers['set-cookie'] !== undefined) return false;
-    if (varyNames(headers.vary).includes('*')) return false;
+    if (varyNames(single(headers['vary'])).includes('*')) return false;
     // Keep immediately-stale responses only when they can be revalidated cheaply.
     return policy.timeToLive() > 0 || headers.etag !== undefined || headers['last-modified'] !== undefined;
   }
 
   private reply(entry: StoredResponse): StoredReply {
     const stored = entry.policy.responseHeaders();
-    const notModified = entry.status === 200 && isNotModified(this.req.headers, stored);
+    const notModified = entry.status === 200 && isNotModified(this.headers, stored);
     const status = notModified ? 304 : entry.status;
     const rawHeaders = toRawHeaders(stored);
     const withBody = !notModified && status !== 204 && status !== 304;

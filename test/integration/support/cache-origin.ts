@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /**
  * An origin for cache tests that counts every request per path (query included) and answers
@@ -18,6 +19,7 @@ import type { AddressInfo } from 'node:net';
  *   /big?n=N        max-age=60, N bytes
  *   /slow           max-age=60, answered after 800 ms
  *   /drip           max-age=60, 50000 bytes declared; sends 1000 and holds while `hold` is set
+ * With `h2`, the TLS origin speaks HTTP/2 (and HTTP/1.1 to clients that only offer that).
  */
 export interface CacheOrigin {
   readonly port: number;
@@ -25,6 +27,8 @@ export interface CacheOrigin {
   hits(path: string): number;
   /** Request headers of the last request for a path. */
   lastHeaders(path: string): http.IncomingHttpHeaders | undefined;
+  /** HTTP version of the last request for a path ('1.1' or '2.0'). */
+  lastVersion(path: string): string | undefined;
   hold: boolean;
   version: number;
   close(): Promise<void>;
@@ -32,15 +36,17 @@ export interface CacheOrigin {
 
 const LAST_MODIFIED = 'Wed, 01 Jan 2025 00:00:00 GMT';
 
-export async function startCacheOrigin(tls?: { cert: string; key: string }): Promise<CacheOrigin> {
+export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: boolean }): Promise<CacheOrigin> {
   const counts = new Map<string, number>();
   const headers = new Map<string, http.IncomingHttpHeaders>();
+  const versions = new Map<string, string>();
   const state = { hold: true, version: 1 };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
     const n = (counts.get(url) ?? 0) + 1;
     counts.set(url, n);
     headers.set(url, req.headers);
+    versions.set(url, req.httpVersion);
     const path = new URL(url, 'http://origin').pathname;
     const send = (status: number, extra: http.OutgoingHttpHeaders, body: string): void => {
       res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...extra });
@@ -106,13 +112,26 @@ export async function startCacheOrigin(tls?: { cert: string; key: string }): Pro
         return send(404, {}, 'not found\n');
     }
   };
-  const server = tls ? https.createServer({ ...tls, ALPNProtocols: ['http/1.1'] }, handler) : http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const sockets = new Set<Socket>();
+  let server: http.Server | https.Server | http2.Http2SecureServer;
+  if (tls?.h2) {
+    // The compatibility API takes the same handler (writeHead/write/end, url, headers).
+    server = http2.createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: true }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    server.on('secureConnection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+  } else {
+    server = tls ? https.createServer({ cert: tls.cert, key: tls.key, ALPNProtocols: ['http/1.1'] }, handler) : http.createServer(handler);
+  }
+  const listening = server;
+  await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
     hits: (path) => counts.get(path) ?? 0,
     lastHeaders: (path) => headers.get(path),
+    lastVersion: (path) => versions.get(path),
     get hold() {
       return state.hold;
     },
@@ -127,7 +146,8 @@ export async function startCacheOrigin(tls?: { cert: string; key: string }): Pro
     },
     close: () =>
       new Promise<void>((done) => {
-        server.closeAllConnections();
+        if ('closeAllConnections' in server) server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
         server.close(() => done());
       }),
   };
