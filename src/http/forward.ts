@@ -246,9 +246,11 @@ export class HttpForwarder {
       // served (through the response rules, like any stored reply).
       const fromOrigin = cache ? fromHttp1Response(upRes) : null;
       const refreshed = fromOrigin ? (cache?.revalidated(fromOrigin) ?? null) : null;
-      if (cache && refreshed) {
+      // CACHE: a server error while revalidating may be answered with the stale entry instead.
+      const stale = refreshed ?? (fromOrigin ? (cache?.staleIfError(fromOrigin.status) ?? null) : null);
+      if (cache && stale) {
         upRes.resume();
-        sendStoredReply(ctx, this.options.via, cache, rules, refreshed, res, tracker);
+        sendStoredReply(ctx, this.options.via, cache, rules, stale, res, tracker);
         return;
       }
       // HTTP rules, response phase: before the response is sent or stored in the cache.
@@ -279,6 +281,7 @@ export class HttpForwarder {
       clearTimeout(responseTimer);
       if (upgraded || cut) return;
       const error = err instanceof GatewayError ? err : classifyOriginError(err, origin);
+      if (!res.headersSent && serveStaleOnError(ctx, this.options.via, cache, rules, res, tracker, error)) return;
       tracker.fail(error);
       if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
       else res.destroy();
@@ -319,15 +322,23 @@ export class HttpForwarder {
     cache: CacheExchange | null,
   ): void {
     let cut = false;
+    let responded = false;
+    let failed = false;
     const session = pool.session(ctx.target, ctx.servername);
     let stream: http2.ClientHttp2Stream;
     const fail = (err: NodeJS.ErrnoException): void => {
       clearTimeout(responseTimer);
       if (cut) return;
+      failed = true;
       // Streams pending on a session that failed to connect are cancelled with its error as cause.
       const cause = (err as { cause?: unknown }).cause;
       const underlying = err.code === 'ERR_HTTP2_STREAM_CANCEL' && cause instanceof Error ? (cause as NodeJS.ErrnoException) : err;
       const error = underlying instanceof GatewayError ? underlying : classifyOriginError(underlying, origin);
+      if (!res.headersSent && serveStaleOnError(ctx, this.options.via, cache, rules, res, tracker, error)) {
+        // Answered: a late response or error from this stream is no longer the client's concern.
+        cut = true;
+        return;
+      }
       tracker.fail(error);
       if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
       else res.destroy();
@@ -343,7 +354,14 @@ export class HttpForwarder {
       return;
     }
     stream.on('error', fail);
+    // A stream can end without a response and without an error (its session went away under
+    // it, e.g. the origin closed the connection): the client must still get an answer.
+    stream.on('close', () => {
+      if (responded || failed || cut) return;
+      fail(new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${origin} closed the HTTP/2 stream before responding`) as GatewayError & NodeJS.ErrnoException);
+    });
     stream.on('response', (upHeaders) => {
+      responded = true;
       clearTimeout(responseTimer);
       if (session.socket) tracker.originTls(session.socket as TLSSocket);
       if (cut) return;
@@ -351,8 +369,9 @@ export class HttpForwarder {
       const upRaw = rawFromH2Headers(upHeaders);
       const fromOrigin = cache ? fromHttp2Response(stream, upRaw, status) : null;
       // CACHE: as on the HTTP/1.1 leg, a 304 confirming the stale entry refreshes and serves it.
-      const refreshed = cache && fromOrigin ? cache.revalidated(fromOrigin) : null;
+      const refreshed = cache && fromOrigin ? (cache.revalidated(fromOrigin) ?? cache.staleIfError(status)) : null;
       if (cache && refreshed) {
+        stream.resume();
         sendStoredReply(ctx, this.options.via, cache, rules, refreshed, res, tracker);
         return;
       }
@@ -411,6 +430,19 @@ function sendStoredReply(ctx: RequestContext, via: string, cache: CacheExchange,
   const source = Readable.from([body]);
   source.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
   rules.responseBody(source, () => res.destroy()).pipe(res);
+}
+
+/**
+ * CACHE (stale-if-error): the origin could not be reached or did not answer in time; a stale
+ * entry within its stale-if-error window answers instead. The origin's failure is logged, and
+ * the audit record shows `cache: stale` rather than an error. False = nothing to serve.
+ */
+function serveStaleOnError(ctx: RequestContext, via: string, cache: CacheExchange | null, rules: Enforcement, res: InboundResponse, tracker: RequestTracker, error: GatewayError): boolean {
+  const stale = cache?.staleIfError(null) ?? null;
+  if (!cache || !stale) return false;
+  ctx.flow.log.info({ request: ctx.requestId, code: error.code, reason: error.message }, 'origin failed; serving a stale cached response (stale-if-error)');
+  sendStoredReply(ctx, via, cache, rules, stale, res, tracker);
+  return true;
 }
 
 /**

@@ -4,7 +4,8 @@
  * own caches added. The cache is named by the gateway's `http.via` pseudonym.
  */
 
-export type CacheOutcome = 'hit' | 'miss' | 'revalidated' | 'bypass';
+/** `stale`: a stale entry served because the origin failed (stale-if-error, RFC 5861). */
+export type CacheOutcome = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass';
 
 /** RFC 9211 `fwd` values the gateway uses: why the request went to the origin. */
 export type ForwardReason = 'bypass' | 'method' | 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'partial';

@@ -277,6 +277,27 @@ export class CacheExchange {
     return this.reply(served);
   }
 
+  /**
+   * CACHE (stale-if-error, RFC 5861 section 4): while a stale entry was being revalidated the
+   * origin could not be reached or timed out (`status` null) or answered 500, 502, 503 or 504.
+   * Within the entry's `stale-if-error` window the stored response is served instead; the window
+   * arithmetic is http-cache-semantics' (an error answer to `revalidatedPolicy`). Never for
+   * `must-revalidate`/`proxy-revalidate` (RFC 9111 5.2.2.2, 5.2.2.8). Null = the error stands.
+   */
+  staleIfError(status: number | null): StoredReply | null {
+    if (this.mode !== 'revalidate' || !this.entry || (status !== null && status < 500)) return null;
+    const entry = this.entry;
+    const cc = responseDirectives(entry);
+    if (cc['must-revalidate'] !== undefined || cc['proxy-revalidate'] !== undefined) return null;
+    // An unreachable origin counts as 504, one of the error answers the library honours.
+    const { matches, modified } = entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, []), { status: status ?? 504, headers: {} });
+    if (!matches || modified) return null;
+    this.outcome = 'stale';
+    const ttlSeconds = entry.policy.maxAge() - entry.policy.age();
+    this.status = status === null ? { fwd: 'stale', ttlSeconds, detail: 'stale-if-error' } : { fwd: 'stale', fwdStatus: status, ttlSeconds, detail: 'stale-if-error' };
+    return this.reply(entry);
+  }
+
   /** CACHE (status): adds our Cache-Status member to the headers of the response sent, stored or forwarded. */
   responseHeaders(raw: string[], status: number): string[] {
     return appendCacheStatus(raw, cacheStatusMember(this.name, this.status ?? { fwd: this.fwd ?? 'miss', fwdStatus: status, detail: this.detail }));
@@ -306,7 +327,8 @@ export class CacheExchange {
     }
     if (!this.isStorable(policy, upRes.headers, status)) {
       // A new response replaced the one we held and may not be kept: the old one is outdated.
-      if (this.mode === 'revalidate') store.invalidate(this.key);
+      // A server error says nothing about the resource (RFC 9111 4.3.3): the entry stays.
+      if (this.mode === 'revalidate' && status < 500) store.invalidate(this.key);
       return;
     }
     const length = single(upRes.headers['content-length']);

@@ -19,6 +19,8 @@ import type { AddressInfo, Socket } from 'node:net';
  *   /big?n=N        max-age=60, N bytes
  *   /slow           max-age=60, answered after 800 ms
  *   /drip           max-age=60, 50000 bytes declared; sends 1000 and holds while `hold` is set
+ *   /stale-if-error?w=N  max-age=0, stale-if-error=N, ETag "s1"
+ * While `failWith` is set, every path answers with that status (a failing origin).
  * With `h2`, the TLS origin speaks HTTP/2 (and HTTP/1.1 to clients that only offer that).
  */
 export interface CacheOrigin {
@@ -31,6 +33,8 @@ export interface CacheOrigin {
   lastVersion(path: string): string | undefined;
   hold: boolean;
   version: number;
+  /** Status every request gets while set (a failing origin); null = normal. */
+  failWith: number | null;
   close(): Promise<void>;
 }
 
@@ -40,7 +44,7 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
   const counts = new Map<string, number>();
   const headers = new Map<string, http.IncomingHttpHeaders>();
   const versions = new Map<string, string>();
-  const state = { hold: true, version: 1 };
+  const state: { hold: boolean; version: number; failWith: number | null } = { hold: true, version: 1, failWith: null };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
     const n = (counts.get(url) ?? 0) + 1;
@@ -52,6 +56,7 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
       res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
+    if (state.failWith !== null) return send(state.failWith, {}, 'origin failing\n');
     switch (path) {
       case '/max-age':
         return send(200, { 'cache-control': 'max-age=60' }, `max-age #${n}\n`);
@@ -89,6 +94,10 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
           return;
         }
         return send(200, { 'cache-control': 'max-age=0', 'last-modified': LAST_MODIFIED }, `last-modified #${n}\n`);
+      case '/stale-if-error': {
+        const window = new URL(url, 'http://origin').searchParams.get('w') ?? '60';
+        return send(200, { 'cache-control': `max-age=0, stale-if-error=${window}`, etag: '"s1"' }, `stale-if-error #${n}\n`);
+      }
       case '/cookie':
         return send(200, { 'cache-control': 'max-age=60', 'set-cookie': 'session=SECRET; Path=/' }, `cookie #${n}\n`);
       case '/big': {
@@ -143,6 +152,12 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
     },
     set version(value: number) {
       state.version = value;
+    },
+    get failWith() {
+      return state.failWith;
+    },
+    set failWith(value: number | null) {
+      state.failWith = value;
     },
     close: () =>
       new Promise<void>((done) => {
