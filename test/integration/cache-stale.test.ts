@@ -103,6 +103,19 @@ describe('HTTP cache: stale-if-error', () => {
     }
   });
 
+  test('must-revalidate keeps a stale entry from standing in for an error', async () => {
+    const path = '/stale-if-error?w=60&mr=1';
+    await viaProxy(plain, path);
+    plain.failWith = 503;
+    try {
+      const res = await viaProxy(plain, path);
+      expect(res.status).toBe(503);
+      expect(res.body).toBe('origin failing\n');
+    } finally {
+      plain.failWith = null;
+    }
+  });
+
   test('an unreachable origin: the stale entry answers, the audit record shows cache stale', async () => {
     const path = '/stale-if-error?w=60&t=gone';
     expect((await viaProxy(plainGone, path)).body).toBe('stale-if-error #1\n');
@@ -158,6 +171,33 @@ describe('HTTP cache: stale-if-error', () => {
       expect((await h2Request(session, '/stale-if-error?w=60&t=h2never', {}, 5000)).status).toBe(502);
     } finally {
       session.close();
+    }
+  });
+});
+
+describe('HTTP cache: stale-if-error when the origin does not answer in time', () => {
+  test('a response timeout is answered with the stale entry', async () => {
+    const origin = await startCacheOrigin();
+    const gw = await startTestGateway({
+      allowedPorts: { tunnel: [443], http: [origin.port] },
+      upstreamSection: 'upstream:\n  hosts:\n    origin.test: 127.0.0.1\n  allow_addresses: [127.0.0.0/8]\n  response_timeout: 1s',
+      policies: { 'p.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n' },
+    });
+    try {
+      const url = `http://origin.test:${origin.port}/stale-if-error?w=60&t=timeout`;
+      expect((await curl(['-x', gw.proxy, url])).body).toBe('stale-if-error #1\n');
+      origin.stall = true;
+      const started = Date.now();
+      const stale = await curl(['-x', gw.proxy, url]);
+      expect(stale.status).toBe(200);
+      expect(stale.body).toBe('stale-if-error #1\n');
+      expect(stale.headers['cache-status']).toMatch(STALE);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(origin.hits('/stale-if-error?w=60&t=timeout')).toBe(2);
+    } finally {
+      origin.stall = false;
+      await gw.stop();
+      await origin.close();
     }
   });
 });

@@ -19,8 +19,9 @@ import type { AddressInfo, Socket } from 'node:net';
  *   /big?n=N        max-age=60, N bytes
  *   /slow           max-age=60, answered after 800 ms
  *   /drip           max-age=60, 50000 bytes declared; sends 1000 and holds while `hold` is set
- *   /stale-if-error?w=N  max-age=0, stale-if-error=N, ETag "s1"
- * While `failWith` is set, every path answers with that status (a failing origin).
+ *   /stale-if-error?w=N  max-age=0, stale-if-error=N, ETag "s1" (&mr=1 adds must-revalidate)
+ * While `failWith` is set, every path answers with that status (a failing origin); while
+ * `stall` is set, requests get no answer at all.
  * With `h2`, the TLS origin speaks HTTP/2 (and HTTP/1.1 to clients that only offer that).
  */
 export interface CacheOrigin {
@@ -35,6 +36,7 @@ export interface CacheOrigin {
   version: number;
   /** Status every request gets while set (a failing origin); null = normal. */
   failWith: number | null;
+  stall: boolean;
   close(): Promise<void>;
 }
 
@@ -44,7 +46,7 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
   const counts = new Map<string, number>();
   const headers = new Map<string, http.IncomingHttpHeaders>();
   const versions = new Map<string, string>();
-  const state: { hold: boolean; version: number; failWith: number | null } = { hold: true, version: 1, failWith: null };
+  const state: { hold: boolean; version: number; failWith: number | null; stall: boolean } = { hold: true, version: 1, failWith: null, stall: false };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
     const n = (counts.get(url) ?? 0) + 1;
@@ -56,6 +58,7 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
       res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
+    if (state.stall) return;
     if (state.failWith !== null) return send(state.failWith, {}, 'origin failing\n');
     switch (path) {
       case '/max-age':
@@ -95,8 +98,9 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
         }
         return send(200, { 'cache-control': 'max-age=0', 'last-modified': LAST_MODIFIED }, `last-modified #${n}\n`);
       case '/stale-if-error': {
-        const window = new URL(url, 'http://origin').searchParams.get('w') ?? '60';
-        return send(200, { 'cache-control': `max-age=0, stale-if-error=${window}`, etag: '"s1"' }, `stale-if-error #${n}\n`);
+        const params = new URL(url, 'http://origin').searchParams;
+        const mustRevalidate = params.get('mr') === '1' ? ', must-revalidate' : '';
+        return send(200, { 'cache-control': `max-age=0, stale-if-error=${params.get('w') ?? '60'}${mustRevalidate}`, etag: '"s1"' }, `stale-if-error #${n}\n`);
       }
       case '/cookie':
         return send(200, { 'cache-control': 'max-age=60', 'set-cookie': 'session=SECRET; Path=/' }, `cookie #${n}\n`);
@@ -152,6 +156,12 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
     },
     set version(value: number) {
       state.version = value;
+    },
+    get stall() {
+      return state.stall;
+    },
+    set stall(value: boolean) {
+      state.stall = value;
     },
     get failWith() {
       return state.failWith;
