@@ -74,7 +74,10 @@ async function startSquid(options: PeerOptions): Promise<Subject> {
     `tls_outgoing_options cafile=${originCa}`,
     `hosts_file ${path.join(dir, 'hosts')}`,
     'http_access allow all',
-    'cache deny all',
+    // A memory-only cache (no cache_dir), as tollgate's: hits in (f); /1k is no-store, so the
+    // other scenarios measure forwarding alike.
+    'cache_mem 64 MB',
+    'maximum_object_size_in_memory 1 MB',
     `access_log stdio:${path.join(dir, 'access.log')}`,
     `cache_log ${path.join(dir, 'cache.log')}`,
     `pid_filename ${path.join(dir, 'squid.pid')}`,
@@ -99,7 +102,7 @@ async function startSquid(options: PeerOptions): Promise<Subject> {
     proxy: { host: '127.0.0.1', port },
     pid: child.pid!,
     interceptCa: [readFileSync(ca.cert, 'utf8')],
-    can: { splice: true, inspect: true, plainHttp: true, manyNames: true },
+    can: { splice: true, inspect: true, plainHttp: true, manyNames: true, cache: true },
     stop: () => stopChild(child, 5000),
   };
 }
@@ -127,7 +130,7 @@ async function startMitmproxy(options: PeerOptions): Promise<Subject> {
     pid: child.pid!,
     interceptCa: [caPem],
     // It resolves names with the system resolver: the bench's *.bench.test names do not exist there.
-    can: { splice: true, inspect: true, plainHttp: true, manyNames: false },
+    can: { splice: true, inspect: true, plainHttp: true, manyNames: false, cache: false },
     stop: () => stopChild(child, 5000),
   };
 }
@@ -152,7 +155,7 @@ async function startHttpMitmProxy(options: PeerOptions): Promise<Subject> {
     proxy: { host: '127.0.0.1', port },
     pid: child.pid!,
     interceptCa: [caPem],
-    can: { splice: false, inspect: true, plainHttp: true, manyNames: false },
+    can: { splice: false, inspect: true, plainHttp: true, manyNames: false, cache: false },
     stop: () => stopChild(child),
   };
 }

@@ -10,6 +10,7 @@ import {
   type ScenarioResult,
   type Variant,
   bulkDownload,
+  cacheHits,
   idleTunnels,
   keepAliveRequests,
   newNames,
@@ -136,7 +137,8 @@ async function main(): Promise<void> {
     await run('c_new_tunnels', () => newTunnels(tunnelVariants, ctx));
     await run('d_new_names', () => newNames([{ label: 'direct', subject: direct, mode: 'none' }, ...subjects.filter((s) => s.can.inspect && s.can.manyNames).map(inspected)], ctx));
     await run('e_plain_http', () => plainHttp([...baselines, ...subjects.filter((s) => s.can.plainHttp).map((s) => ({ label: s.name, subject: s, mode: 'none' as const }))], ctx));
-    results.f_cache = skippedScenario('(f) cached hits vs misses', 'needs the HTTP cache (not in this build)');
+    // Only subjects with an HTTP cache: mitmproxy and http-mitm-proxy have none (their (f) would be (b)).
+    await run('f_cache', () => cacheHits([...baselines, ...subjects.filter((s) => s.can.inspect && s.can.cache).map(inspected)], ctx));
     await run('h_workers', async () => {
       const title = `(h) 1 KiB keep-alive requests through ${sizes.manyTunnels} inspected tunnels, 1 worker vs all cores`;
       const cores = os.availableParallelism();

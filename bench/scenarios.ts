@@ -98,9 +98,9 @@ function finish(title: string, headline: string | null, samples: Map<string, Rec
     ratios: {},
   }));
   if (headline) {
-    // Ratios within groups that share a suffix (" x32", " x1"): each compared with its own baselines.
+    // Ratios within groups that share a suffix (" x32", " x1", " x32 hit"): each compared with its own baselines.
     for (const row of rows) {
-      const suffix = / x\d+$/.exec(row.variant)?.[0] ?? '';
+      const suffix = / x\d+(?: hit| miss)?$/.exec(row.variant)?.[0] ?? '';
       for (const base of ['direct', 'relay']) {
         const baseline = rows.find((r) => r.variant === `${base}${suffix}`);
         const value = row.metrics[headline]?.median;
@@ -178,13 +178,19 @@ function latencyMetrics(latencies: readonly number[], count: number, seconds: nu
 }
 
 /** (b) 1 KiB requests over keep-alive through inspected tunnels (1 and many in parallel). */
-export async function keepAliveRequests(variants: readonly Variant[], ctx: BenchContext, tunnelCounts: readonly number[], title = '(b) 1 KiB keep-alive requests through inspected tunnels'): Promise<ScenarioResult> {
+export async function keepAliveRequests(
+  variants: readonly Variant[],
+  ctx: BenchContext,
+  tunnelCounts: readonly number[],
+  title = '(b) 1 KiB keep-alive requests through inspected tunnels',
+  paths: readonly { readonly path: string; readonly suffix: string }[] = [{ path: '/1k', suffix: '' }],
+): Promise<ScenarioResult> {
   const samples = new Map<string, Record<string, number[]>>();
   const skipped: ScenarioResult['skipped'] = [];
-  const request = getRequest('/1k', `${ORIGIN_NAME}:${ctx.ports.inspectTls}`);
   for (const tunnels of tunnelCounts) {
-    const labelled = variants.map((v) => ({ ...v, label: `${v.label} x${tunnels}` }));
+    const labelled = paths.flatMap(({ path, suffix }) => variants.map((v) => ({ ...v, label: `${v.label} x${tunnels}${suffix}`, path })));
     await repeat(labelled, ctx, skipped, async (variant) => {
+      const request = getRequest((variant as (typeof labelled)[number]).path, `${ORIGIN_NAME}:${ctx.ports.inspectTls}`);
       const sockets = await Promise.all(Array.from({ length: tunnels }, () => openHttps(variant, ctx)));
       const connections = sockets.map((s) => new HttpConnection(s));
       try {
@@ -200,6 +206,28 @@ export async function keepAliveRequests(variants: readonly Variant[], ctx: Bench
     });
   }
   return finish(title, 'req_s', samples, skipped);
+}
+
+/**
+ * (f) Cached hits vs misses: 1 KiB over keep-alive through inspected tunnels, once for a response
+ * with `max-age` (every request after the warm-up is a hit) and once for a `no-store` one (every
+ * request a miss: the lookup, then forwarding). Only subjects with a cache are worth running;
+ * the others would repeat (b).
+ */
+export async function cacheHits(variants: readonly Variant[], ctx: BenchContext): Promise<ScenarioResult> {
+  const tunnels = ctx.sizes.manyTunnels;
+  const result = await keepAliveRequests(variants, ctx, [tunnels], `(f) cached hits vs misses, 1 KiB keep-alive requests through ${tunnels} inspected tunnels`, [
+    { path: '/1k-cached', suffix: ' hit' },
+    { path: '/1k', suffix: ' miss' },
+  ]);
+  for (const variant of variants) {
+    if (variant.subject.pid === null || variant.mode === 'none') continue;
+    const median = (suffix: string): number | undefined => result.rows.find((r) => r.variant === `${variant.label} x${tunnels} ${suffix}`)?.metrics.req_s?.median;
+    const hit = median('hit');
+    const miss = median('miss');
+    if (hit && miss) result.notes.push(`${variant.label}: hits / misses = ${(hit / miss).toFixed(2)} (req/s medians)`);
+  }
+  return result;
 }
 
 /** (c) A new tunnel and TLS handshake for every request. */

@@ -17,7 +17,7 @@ export interface Subject {
   /** Trust anchors a client needs for tunnels this subject intercepts. */
   readonly interceptCa: readonly string[];
   /** What the subject can do; a scenario skips a subject without the capability it needs. */
-  readonly can: { readonly splice: boolean; readonly inspect: boolean; readonly plainHttp: boolean; readonly manyNames: boolean };
+  readonly can: { readonly splice: boolean; readonly inspect: boolean; readonly plainHttp: boolean; readonly manyNames: boolean; readonly cache: boolean };
   stop(): Promise<void>;
 }
 
@@ -100,7 +100,7 @@ export const direct: Subject = {
   proxy: null,
   pid: null,
   interceptCa: [],
-  can: { splice: true, inspect: false, plainHttp: true, manyNames: true },
+  can: { splice: true, inspect: false, plainHttp: true, manyNames: true, cache: false },
   stop: () => Promise.resolve(),
 };
 
@@ -111,7 +111,7 @@ export async function startRelay(distDir: string): Promise<Subject> {
     proxy: { host: '127.0.0.1', port: info.port },
     pid: child.pid!,
     interceptCa: [],
-    can: { splice: true, inspect: false, plainHttp: true, manyNames: false },
+    can: { splice: true, inspect: false, plainHttp: true, manyNames: false, cache: false },
     stop: () => stopChild(child),
   };
 }
@@ -186,7 +186,7 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
     proxy: { host: '127.0.0.1', port },
     pid: child.pid!,
     interceptCa: [caPem],
-    can: { splice: true, inspect: true, plainHttp: true, manyNames: true },
+    can: { splice: true, inspect: true, plainHttp: true, manyNames: true, cache: true },
     stop: () => stopChild(child, 12_000),
   };
 }

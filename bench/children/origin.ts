@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net';
  * The bench origin, run as its own process so it has its own core time: HTTP and two HTTPS
  * listeners (one per tunnel mode, so peers that choose splice or bump by port can be compared
  * with tollgate choosing by name), keep-alive, and two endpoints:
- *   /1k          1 KiB body with Content-Length
+ *   /1k          1 KiB body with Content-Length, `no-store`: never served from a cache, so
+ *                (b), (e) and the misses of (f) measure forwarding
+ *   /1k-cached   the same body with `max-age=600`: after the first request, a cache hit (f)
  *   /bytes?n=N   N bytes streamed in 256 KiB writes with backpressure
  * Prints one JSON line with the bound ports, then serves until killed. Reads its certificate
  * and key from the environment (BENCH_ORIGIN_CERT, BENCH_ORIGIN_KEY: PEM text).
@@ -19,8 +21,9 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   // Proxies forward absolute-form or origin-form; only the path matters here.
   const pathStart = url.startsWith('/') ? 0 : url.indexOf('/', url.indexOf('//') + 2);
   const path = pathStart < 0 ? '/' : url.slice(pathStart);
-  if (path === '/1k') {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': ONE_KIB.length, 'cache-control': 'max-age=600' });
+  if (path === '/1k' || path === '/1k-cached') {
+    const cacheControl = path === '/1k' ? 'no-store' : 'max-age=600';
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': ONE_KIB.length, 'cache-control': cacheControl });
     res.end(ONE_KIB);
     return;
   }
