@@ -73,6 +73,14 @@ interface Tunnel {
 const CLIENT_ALPN_H1 = ['http/1.1'];
 const CLIENT_ALPN_H2 = ['h2', 'http/1.1'];
 
+/**
+ * Write buffering on decrypted client sockets before a piped body pauses its source. Node's
+ * 16 KiB default equals one TLS record, so a download paused and resumed the origin socket for
+ * nearly every record (bench (a): see bench/README.md). A threshold, not an allocation: idle
+ * tunnels cost nothing more.
+ */
+export const CLIENT_TLS_HIGH_WATER_MARK = 256 * 1024;
+
 /** Streams one HTTP/2 client may have open at once (what browsers and common servers use). */
 const H2_MAX_CONCURRENT_STREAMS = 100;
 
@@ -146,7 +154,9 @@ export class TlsInspector implements Inspector {
     // The HTTP server's noDelay applies only to sockets it accepts itself, not to this one: without
     // it, small responses wait for the client's delayed ACK (Nagle).
     client.setNoDelay(true);
-    const tlsSocket = new tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1 });
+    // highWaterMark is honoured by TLSSocket (passed on to its net.Socket) but missing from @types/node.
+    const socketOptions: tls.TLSSocketOptions & { highWaterMark: number } = { isServer: true, secureContext, ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1, highWaterMark: CLIENT_TLS_HIGH_WATER_MARK };
+    const tlsSocket = new tls.TLSSocket(client, socketOptions);
     const tunnel: Tunnel = {
       flow,
       name,
