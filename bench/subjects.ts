@@ -166,6 +166,9 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
     ...[ORIGIN_NAME, ...options.names].map((name) => `    ${name}: 127.0.0.1`),
     'audit:\n  file: audit.ndjson',
     'pinning:\n  state_file: null',
+    // Every bench connection comes from 127.0.0.1: the shipped per-client cap (256) would refuse
+    // (g)'s idle tunnels with 503. Raised for the bench only, like the peers' own limits.
+    'limits:\n  max_connections: 20000\n  max_connections_per_client: 20000',
     ...(options.workers !== undefined && options.workers !== null ? [`workers: ${options.workers}`] : []),
     '',
   ].join('\n');
