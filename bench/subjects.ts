@@ -126,6 +126,8 @@ export interface TollgateOptions {
   /** `workers:` when the build supports it; null leaves it out. */
   readonly workers?: number | 'auto' | null;
   readonly label?: string;
+  /** Name in the tables (default: the label, else "tollgate"). */
+  readonly name?: string;
 }
 
 /**
@@ -185,7 +187,7 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
   // The CA exists once the listener is up (it is loaded or created before listening).
   const caPem = readFileSync(path.join(dir, 'ca', 'ca.pem'), 'utf8');
   return {
-    name: options.label ?? 'tollgate',
+    name: options.name ?? options.label ?? 'tollgate',
     proxy: { host: '127.0.0.1', port },
     pid: child.pid!,
     interceptCa: [caPem],
