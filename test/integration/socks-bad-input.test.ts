@@ -254,6 +254,7 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
     expect(result.elapsedMs).toBeGreaterThanOrEqual(500);
     expect(result.elapsedMs).toBeLessThan(3000);
     expect(logged(/SOCKS handshake timed out/)).toBe(true);
+    expect(logged(/limit reached: limits.socks_handshake_timeout/)).toBe(true);
   });
 
   test('a client that sends nothing is closed at socks_handshake_timeout', async () => {
