@@ -3,22 +3,8 @@ import { curl, run } from './support/run';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { fingerprint256, issue, tempDir, writePem } from './support/pki';
+import { rawExchange } from './support/raw-tcp';
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
-
-/** Sends raw bytes to the proxy and collects the reply until close or timeout. */
-function rawExchange(port: number, payload: string | Buffer, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
-    let data = '';
-    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-  });
-}
 
 describe('explicit proxy: plain HTTP and CONNECT splice', () => {
   let plain: Origin;
