@@ -105,8 +105,10 @@ class SocksHandshake {
         this.socket,
         initial,
         {
-          // BND.ADDR/BND.PORT: CONNECT clients ignore them, and the origin-side address of a
-          // splice is the gateway's business, so the reply reports 0.0.0.0:0.
+          // BND.ADDR/BND.PORT (RFC 1928 section 6) report 0.0.0.0:0: CONNECT clients ignore
+          // them, an inspected flow has no origin socket yet when the reply is due (it connects
+          // after the client's ClientHello), and the gateway's own egress address is not
+          // something to tell clients.
           accept: () => this.socket.write(version === 5 ? encodeSocks5Reply(SOCKS5_REPLY.succeeded) : encodeSocks4Reply(SOCKS4_REPLY.granted)),
           refuse: (refusal) => writeSocksRefusal(this.socket, version, refusal),
         },
