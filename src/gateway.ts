@@ -103,6 +103,27 @@ function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): st
 }
 
 /**
+ * Loads the configured CA, generating it on first start (and saying where to find it for
+ * clients). Shared by a gateway and by the primary of several workers, which creates the CA
+ * before they start so they do not race to generate their own.
+ */
+export async function loadGatewayAuthority(config: GatewayConfig, logger: Logger): Promise<CertificateAuthority> {
+  const { authority, created } = await withProgress(
+    logger,
+    'loading the gateway CA (generating it on first start)',
+    loadOrCreateAuthority({
+      certPath: config.ca.cert,
+      keyPath: config.ca.key,
+      chainPath: config.ca.chain,
+      keyType: config.ca.keyType,
+      logger,
+    }),
+  );
+  if (created) logger.info({ cert: config.ca.cert }, 'install this CA certificate on clients (tollgate ca export)');
+  return authority;
+}
+
+/**
  * The composition root: builds the shared services once (policy, resolver, destination guard,
  * origin connection pools, audit sink), wires the front-ends to them, and owns the lifecycle.
  * Nothing else lives here.
@@ -163,18 +184,7 @@ export class Gateway {
       if (restart.length > 0) logger.warn({ sections: restart }, 'configuration changes in these sections take effect after a restart');
       return compilePolicyFor(next, authConfigured);
     }, logger);
-    const { authority, created } = await withProgress(
-      logger,
-      'loading the gateway CA (generating it on first start)',
-      loadOrCreateAuthority({
-        certPath: config.ca.cert,
-        keyPath: config.ca.key,
-        chainPath: config.ca.chain,
-        keyType: config.ca.keyType,
-        logger,
-      }),
-    );
-    if (created) logger.info({ cert: config.ca.cert }, 'install this CA certificate on clients (tollgate ca export)');
+    const authority = await loadGatewayAuthority(config, logger);
     const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
     const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));

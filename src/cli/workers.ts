@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { GatewayConfig } from '../config/schema';
 import type { Logger } from '../logging/logger';
-import { loadOrCreateAuthority } from '../tls/authority';
+import { loadGatewayAuthority } from '../gateway';
 
 /** `workers: auto` is one process per core; a number is taken as given. */
 export function workerCount(setting: GatewayConfig['workers']): number {
@@ -19,20 +19,56 @@ const MIN_UPTIME_MS = 5_000;
  * hands connections round-robin). Each worker keeps its own leaf-key pool and certificate cache:
  * a mint costs about a millisecond, less than asking another process for a certificate would,
  * and every worker's leaves chain to the one CA, so clients see consistent certificates. The
- * audit file is opened O_APPEND by every worker and written one whole batch of lines per
- * write(2), so lines never interleave. Signals are passed on: SIGTERM/SIGINT drain every
- * worker, SIGHUP reloads every worker.
+ * audit file is opened O_APPEND by every worker and each record is one synchronous write(2) of
+ * one whole line, so lines from different workers never interleave. Signals are passed on:
+ * SIGTERM/SIGINT drain every worker, SIGHUP reloads every worker. The handlers are installed
+ * before the CA is created: a SIGTERM during start-up (generating a CA takes a while) must
+ * stop the primary cleanly, not kill it with the default action.
  */
 export async function runPrimary(config: GatewayConfig, count: number, logger: Logger): Promise<number> {
-  const { created } = await loadOrCreateAuthority({
-    certPath: config.ca.cert,
-    keyPath: config.ca.key,
-    chainPath: config.ca.chain,
-    keyType: config.ca.keyType,
-    logger,
-  });
-  if (created) logger.info({ cert: config.ca.cert }, 'install this CA certificate on clients (tollgate ca export)');
   let stopping = false;
+  let finish: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (finish = resolve));
+  const workers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: draining every worker');
+    const alive = workers();
+    if (alive.length === 0) {
+      logger.flush();
+      finish(0);
+      return;
+    }
+    let left = alive.length;
+    for (const worker of alive) {
+      worker.once('exit', () => {
+        if (--left === 0) {
+          logger.flush();
+          finish(0);
+        }
+      });
+      worker.process.kill('SIGTERM');
+    }
+  };
+  const reload = (): void => {
+    for (const worker of workers()) worker.process.kill('SIGHUP');
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  process.on('SIGHUP', reload);
+
+  try {
+    await loadGatewayAuthority(config, logger);
+  } catch (err) {
+    process.removeListener('SIGTERM', stop);
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGHUP', reload);
+    throw err;
+  }
+  // Stopped while the CA was being created: there is nothing to drain.
+  if (stopping) return exited;
+
   const startedAt = new Map<Worker, number>();
   const fork = (): void => {
     const worker = cluster.fork();
@@ -51,29 +87,5 @@ export async function runPrimary(config: GatewayConfig, count: number, logger: L
   });
   for (let i = 0; i < count; i++) fork();
   logger.info({ workers: count }, 'gateway workers started');
-  const workers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-  return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'stopping: draining every worker');
-      const alive = workers();
-      if (alive.length === 0) resolve(0);
-      let left = alive.length;
-      for (const worker of alive) {
-        worker.once('exit', () => {
-          if (--left === 0) {
-            logger.flush();
-            resolve(0);
-          }
-        });
-        worker.process.kill('SIGTERM');
-      }
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    process.on('SIGHUP', () => {
-      for (const worker of workers()) worker.process.kill('SIGHUP');
-    });
-  });
+  return exited;
 }

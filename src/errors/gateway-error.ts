@@ -1,3 +1,5 @@
+import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks';
+
 /**
  * Every failure the gateway reports carries a stable code from this catalogue and the phase of
  * the flow in which it happened. A *deny* is not an error: it is a policy decision (see
@@ -30,148 +32,137 @@ export interface ErrorSpec {
   readonly summary: string;
 }
 
-// SOCKS5 reply codes, RFC 1928 section 6.
-const S5_GENERAL = 0x01;
-const S5_NOT_ALLOWED = 0x02;
-const S5_HOST_UNREACHABLE = 0x04;
-const S5_REFUSED = 0x05;
-const S5_TTL_EXPIRED = 0x06;
-const S5_COMMAND = 0x07;
-const S5_ADDRESS_TYPE = 0x08;
-const S4_REJECTED = 0x5b;
-const S4_IDENT_FAILED = 0x5d;
-
 export const ERROR_CATALOGUE = {
   TG_ERR_BAD_REQUEST: {
     httpStatus: 400,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The request is malformed or ambiguous and was not forwarded.',
   },
   TG_ERR_BAD_TARGET: {
     httpStatus: 400,
-    socks5Reply: S5_ADDRESS_TYPE,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.addressTypeNotSupported,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The destination is not a valid host name, address or port.',
   },
   TG_ERR_HEADERS_TOO_LARGE: {
     httpStatus: 431,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The request line or headers exceed the configured limit.',
   },
   TG_ERR_CLIENT_TIMEOUT: {
     httpStatus: 408,
-    socks5Reply: S5_TTL_EXPIRED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.ttlExpired,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The client did not send its request in time.',
   },
   TG_ERR_AUTH_REQUIRED: {
     httpStatus: 407,
-    socks5Reply: S5_NOT_ALLOWED,
-    socks4Reply: S4_IDENT_FAILED,
+    socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
+    socks4Reply: SOCKS4_REPLY.identdMismatch,
     summary: 'Proxy authentication is required or the credentials were wrong.',
   },
   TG_ERR_AUTH_THROTTLED: {
     httpStatus: 429,
-    socks5Reply: S5_NOT_ALLOWED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'Too many failed authentications from this client address; credentials are not checked until the window ends.',
   },
   TG_ERR_UNSUPPORTED: {
     httpStatus: 501,
-    socks5Reply: S5_COMMAND,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.commandNotSupported,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The gateway does not support this protocol feature.',
   },
   TG_ERR_LOOP: {
     httpStatus: 403,
-    socks5Reply: S5_NOT_ALLOWED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The destination is one of the gateway\'s own listeners (proxy loop).',
   },
   TG_ERR_DESTINATION_FORBIDDEN: {
     httpStatus: 403,
-    socks5Reply: S5_NOT_ALLOWED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The destination address is internal (loopback, private, link-local or reserved).',
   },
   TG_ERR_DLP_BLOCKED: {
     httpStatus: 403,
-    socks5Reply: S5_NOT_ALLOWED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'An upload matched a data loss prevention detector and was stopped.',
   },
   TG_ERR_DNS: {
     httpStatus: 502,
-    socks5Reply: S5_HOST_UNREACHABLE,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.hostUnreachable,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The destination name could not be resolved.',
   },
   TG_ERR_UPSTREAM_REFUSED: {
     httpStatus: 502,
-    socks5Reply: S5_REFUSED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.connectionRefused,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The origin refused the connection.',
   },
   TG_ERR_UPSTREAM_UNREACHABLE: {
     httpStatus: 502,
-    socks5Reply: S5_HOST_UNREACHABLE,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.hostUnreachable,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The origin could not be reached.',
   },
   TG_ERR_UPSTREAM_TIMEOUT: {
     httpStatus: 504,
-    socks5Reply: S5_TTL_EXPIRED,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.ttlExpired,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The origin did not answer in time.',
   },
   TG_ERR_UPSTREAM_CERT: {
     httpStatus: 502,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The origin presented a certificate that failed verification.',
   },
   TG_ERR_UPSTREAM_TLS: {
     httpStatus: 502,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The TLS handshake with the origin failed.',
   },
   TG_ERR_UPSTREAM_PROTOCOL: {
     httpStatus: 502,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The origin closed the connection or sent an invalid response.',
   },
   TG_ERR_OVERLOADED: {
     httpStatus: 503,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The gateway is at its connection limit; try again shortly.',
   },
   TG_ERR_SHUTTING_DOWN: {
     httpStatus: 503,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The gateway is shutting down.',
   },
   TG_ERR_INTERNAL: {
     httpStatus: 500,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'An unexpected error occurred inside the gateway.',
   },
   TG_ERR_CONFIG: {
     httpStatus: 500,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The configuration or a policy file is invalid.',
   },
   TG_ERR_CA: {
     httpStatus: 500,
-    socks5Reply: S5_GENERAL,
-    socks4Reply: S4_REJECTED,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The gateway CA could not be loaded, generated or used.',
   },
 } as const satisfies Record<string, ErrorSpec>;

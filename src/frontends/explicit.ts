@@ -1,8 +1,8 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
-import { Flow, peerAddress } from '../flow/flow';
+import { Flow } from '../flow/flow';
 import { type PlainHttpServices, checkHostAgreement, checkHttp1Version, checkRequestFraming, flowForConnection, refuseBeforeDecision, refuseMalformed, servePlainRequest } from '../http/serve-request';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
@@ -11,6 +11,7 @@ import { parseConnectAuthority, parseHostAndOptionalPort } from '../protocol/aut
 import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
 import type { Logger } from '../logging/logger';
 import { noteLimitBreach } from '../observability/limit-breach';
+import { createHttpListener } from './http-listener';
 
 export interface ExplicitFrontendOptions {
   readonly maxHeaderBytes: number;
@@ -40,29 +41,11 @@ export function splitAbsoluteForm(url: string): { scheme: string; authority: str
  * The explicit proxy front-end: absolute-form HTTP requests and CONNECT tunnels. It learns the
  * target, then hands requests to the plain-HTTP path and tunnels to the tunnel pipeline.
  */
-export function createExplicitServer(options: ExplicitFrontendOptions, plain: PlainHttpServices, tunnels: TunnelServices, logger: Logger): http.Server {
-  const server = http.createServer({
-    maxHeaderSize: options.maxHeaderBytes,
-    headersTimeout: options.headerTimeoutMs,
-    // Whole-request deadlines would cut long uploads; idle time is bounded by `timeout` below.
-    requestTimeout: 0,
-    keepAliveTimeout: 5_000,
-    insecureHTTPParser: false,
-    requireHostHeader: false,
-    noDelay: true,
-    // Node checks headersTimeout only this often (30 s by default), which would let a slowloris
-    // client hold a socket far longer than limits.header_timeout says.
-    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(options.headerTimeoutMs / 4))),
-  });
-  server.timeout = options.clientIdleTimeoutMs;
+export function createExplicitServer(options: ExplicitFrontendOptions, plain: PlainHttpServices, tunnels: TunnelServices, logger: Logger): Server {
+  const server = createHttpListener(options, 'explicit', logger);
   // Node keeps the first maxHeadersCount fields and silently drops the rest; one more than the
   // limit lets a request over it be recognised and refused instead of forwarded truncated.
   server.maxHeadersCount = options.maxHeaders + 1;
-  server.on('timeout', (socket: Socket) => {
-    const peer = peerAddress(socket);
-    noteLimitBreach(logger, 'limits.client_idle_timeout', 'explicit', { client: peer.address, client_port: peer.port, ms: options.clientIdleTimeoutMs });
-    socket.destroy();
-  });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void => {
     const flow = flowForConnection(req.socket, 'explicit-http', plain);
@@ -160,27 +143,6 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       return;
     }
     openTunnel(flow, socket, head, authority, tunnels);
-  });
-
-  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
-    const peer = peerAddress(socket);
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const code = err.code ?? '';
-    const tooLarge = code === 'HPE_HEADER_OVERFLOW';
-    const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT';
-    const reason = tooLarge
-      ? `request line and headers exceed ${options.maxHeaderBytes} bytes`
-      : timeout
-        ? 'the client did not send its request headers in time'
-        : `malformed request: ${err.reason ?? err.message} (${code})`;
-    const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : timeout ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
-    if (tooLarge || timeout) noteLimitBreach(logger, tooLarge ? 'http.max_header_size' : 'limits.header_timeout', 'explicit', { client: peer.address, client_port: peer.port });
-    logger.info({ client: peer.address, client_port: peer.port, code: error.code, parser: code, reason }, 'request rejected by the HTTP parser');
-    writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
-    socket.destroySoon();
   });
 
   return server;

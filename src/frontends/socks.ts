@@ -5,6 +5,7 @@ import { Flow } from '../flow/flow';
 import type { Authenticator } from '../identity/types';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
+import { noteLimitBreach } from '../observability/limit-breach';
 import type { Target } from '../protocol/authority';
 import { normaliseHost } from '../protocol/host';
 import {
@@ -104,8 +105,10 @@ class SocksHandshake {
         this.socket,
         initial,
         {
-          // BND.ADDR/BND.PORT: CONNECT clients ignore them, and the origin-side address of a
-          // splice is the gateway's business, so the reply reports 0.0.0.0:0.
+          // BND.ADDR/BND.PORT (RFC 1928 section 6) report 0.0.0.0:0: CONNECT clients ignore
+          // them, an inspected flow has no origin socket yet when the reply is due (it connects
+          // after the client's ClientHello), and the gateway's own egress address is not
+          // something to tell clients.
           accept: () => this.socket.write(version === 5 ? encodeSocks5Reply(SOCKS5_REPLY.succeeded) : encodeSocks4Reply(SOCKS4_REPLY.granted)),
           refuse: (refusal) => writeSocksRefusal(this.socket, version, refusal),
         },
@@ -262,9 +265,9 @@ class SocksHandshake {
   private onTimeout(): void {
     if (this.phase === 'done') return;
     this.timedOut = true;
-    publish('tollgate:limit:breached', { limit: 'socks_handshake_timeout', frontend: 'socks' });
     const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `the SOCKS handshake did not complete within ${this.options.handshakeTimeoutMs} ms (phase: ${this.phase})`);
     this.flow.error = error;
+    noteLimitBreach(this.flow.log, 'limits.socks_handshake_timeout', 'socks', { socks_version: this.version, phase: this.phase, ms: this.options.handshakeTimeoutMs });
     this.flow.log.info({ socks_version: this.version, phase: this.phase, reason: error.message }, 'SOCKS handshake timed out');
     // Only a request has a reply code to say "timed out" (0x06); earlier phases just close.
     if (this.phase === 'request' && this.version !== null) writeSocksRefusal(this.socket, this.version, { kind: 'error', error });

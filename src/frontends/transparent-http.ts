@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
@@ -9,6 +9,7 @@ import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import type { Logger } from '../logging/logger';
 import { parseHostAndOptionalPort } from '../protocol/authority';
 import { splitAbsoluteForm } from './explicit';
+import { createHttpListener } from './http-listener';
 
 export interface TransparentHttpOptions {
   /** `transparent.http_origin_port`: the port dialled when `Host` names none. */
@@ -26,17 +27,8 @@ export interface TransparentHttpOptions {
  * take the same forwarding path as the explicit proxy's plain HTTP, with the client's own
  * `Host` sent on unchanged.
  */
-export function createTransparentHttpServer(options: TransparentHttpOptions, plain: PlainHttpServices, logger: Logger): http.Server {
-  const server = http.createServer({
-    maxHeaderSize: options.maxHeaderBytes,
-    headersTimeout: options.headerTimeoutMs,
-    requestTimeout: 0,
-    keepAliveTimeout: 5_000,
-    insecureHTTPParser: false,
-    requireHostHeader: false,
-    noDelay: true,
-  });
-  server.timeout = options.clientIdleTimeoutMs;
+export function createTransparentHttpServer(options: TransparentHttpOptions, plain: PlainHttpServices, logger: Logger): Server {
+  const server = createHttpListener(options, 'transparent-http', logger);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void => {
     const flow = flowForConnection(req.socket, 'transparent-http', plain);
@@ -89,26 +81,6 @@ export function createTransparentHttpServer(options: TransparentHttpOptions, pla
     const error = new GatewayError('TG_ERR_BAD_REQUEST', 'parse', 'CONNECT is not served by the transparent HTTP listener; use the explicit proxy');
     logger.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request rejected');
     writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', (req.url ?? '').slice(0, 300));
-  });
-
-  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const peer = peerAddress(socket);
-    const code = err.code ?? '';
-    const tooLarge = code === 'HPE_HEADER_OVERFLOW';
-    const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT';
-    const reason = tooLarge
-      ? `request line and headers exceed ${options.maxHeaderBytes} bytes`
-      : timeout
-        ? 'the client did not send its request headers in time'
-        : `malformed request: ${err.reason ?? err.message} (${code})`;
-    const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : timeout ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
-    logger.info({ frontend: 'transparent-http', client: peer.address, client_port: peer.port, code: error.code, parser: code, reason }, 'request rejected by the HTTP parser');
-    writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
-    socket.destroySoon();
   });
 
   return server;

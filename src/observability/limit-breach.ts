@@ -7,6 +7,7 @@ export type LimitKey =
   | 'limits.max_connections_per_client'
   | 'limits.header_timeout'
   | 'limits.peek_timeout'
+  | 'limits.socks_handshake_timeout'
   | 'limits.tls_handshake_timeout'
   | 'limits.client_idle_timeout'
   | 'http.max_header_size'

@@ -4,26 +4,11 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { type ClientHello, classifyFirstBytes, MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello';
 import type { ParseResult } from './parse-result';
+import { handshake, record, u16, u8, vec16, vec8 } from './testdata/tls-encoding';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks: TLS vectors, synthetic hellos and record framing.
 // ---------------------------------------------------------------------------------------------
-
-function u8(value: number): Buffer {
-  return Buffer.from([value & 0xff]);
-}
-
-function u16(value: number): Buffer {
-  return Buffer.from([(value >> 8) & 0xff, value & 0xff]);
-}
-
-function vec8(body: Buffer): Buffer {
-  return Buffer.concat([u8(body.length), body]);
-}
-
-function vec16(body: Buffer): Buffer {
-  return Buffer.concat([u16(body.length), body]);
-}
 
 type Extension = readonly [type: number, data: Buffer];
 
@@ -67,15 +52,6 @@ function helloBody(spec: HelloSpec): Buffer {
     parts.push(vec16(Buffer.concat(extensions.map(([type, data]) => Buffer.concat([u16(type), vec16(data)])))));
   }
   return Buffer.concat(parts);
-}
-
-/** A handshake message (RFC 8446 section 4) around a body. */
-function handshake(body: Buffer, type = 1): Buffer {
-  return Buffer.concat([Buffer.from([type, (body.length >> 16) & 0xff, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
-}
-
-function record(payload: Buffer, contentType = 22, version = 0x0301): Buffer {
-  return Buffer.concat([u8(contentType), u16(version), u16(payload.length), payload]);
 }
 
 /** Frames a handshake message into records of the given fragment sizes (last one takes the rest). */

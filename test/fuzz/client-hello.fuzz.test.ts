@@ -1,37 +1,14 @@
 import fc from 'fast-check';
 import { type ClientHello, MAX_CLIENT_HELLO_BYTES, parseClientHello } from '../../src/protocol/client-hello';
 import type { ParseResult } from '../../src/protocol/parse-result';
+import { handshake, record, u16, u8, vec16, vec8 } from '../../src/protocol/testdata/tls-encoding';
 
 // ---------------------------------------------------------------------------------------------
 // A generator of valid ClientHellos (RFC 8446 section 4.1.2) with known SNI / ALPN / versions.
 // ---------------------------------------------------------------------------------------------
 
-function u8(value: number): Buffer {
-  return Buffer.from([value & 0xff]);
-}
-
-function u16(value: number): Buffer {
-  return Buffer.from([(value >> 8) & 0xff, value & 0xff]);
-}
-
-function vec8(body: Buffer): Buffer {
-  return Buffer.concat([u8(body.length), body]);
-}
-
-function vec16(body: Buffer): Buffer {
-  return Buffer.concat([u16(body.length), body]);
-}
-
 function extension(type: number, data: Buffer): Buffer {
   return Buffer.concat([u16(type), vec16(data)]);
-}
-
-function handshake(body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([1, (body.length >> 16) & 0xff, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
-}
-
-function record(payload: Buffer, version = 0x0301): Buffer {
-  return Buffer.concat([u8(22), u16(version), u16(payload.length), payload]);
 }
 
 /** Frames `message` into records whose fragment sizes cycle through `sizes`. */
@@ -39,7 +16,7 @@ function frame(message: Buffer, sizes: readonly number[] = [2 ** 14], versions: 
   const records: Buffer[] = [];
   for (let offset = 0, i = 0; offset < message.length; i++) {
     const size = Math.min(sizes[i % sizes.length] ?? 2 ** 14, 2 ** 14);
-    records.push(record(message.subarray(offset, offset + size), versions[i % versions.length]));
+    records.push(record(message.subarray(offset, offset + size), 22, versions[i % versions.length]));
     offset += size;
   }
   return Buffer.concat(records);

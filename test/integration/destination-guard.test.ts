@@ -1,57 +1,20 @@
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { curl } from './support/run';
 import { startHttpOrigin, type Origin } from './support/origins';
 import { startTestGateway, type TestGateway } from './support/gateway';
-
-/** A TCP listener that only counts the connections it accepts. */
-async function countingListener(host: string): Promise<{ port: number; accepted: () => number; close: () => Promise<void> }> {
-  let accepted = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    socket.end('HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nreached!\n');
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-function rawExchange(port: number, payload: string, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
-    let data = '';
-    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-  });
-}
+import { type RecordingOrigin, rawExchange, startRecordingOrigin } from './support/raw-tcp';
 
 describe('destination guard and loops', () => {
-  let internal: Awaited<ReturnType<typeof countingListener>>;
+  let internal: RecordingOrigin;
   let origin: Origin;
   let gw: TestGateway;
   let policyFile = '';
 
   beforeAll(async () => {
     // 127.0.0.2 stands in for an internal service: only 127.0.0.1/32 is allowed below.
-    internal = await countingListener('127.0.0.2');
+    internal = await startRecordingOrigin({ host: '127.0.0.2', replyAt: 'accept' });
     origin = await startHttpOrigin('public');
     gw = await startTestGateway({
       allowedPorts: { tunnel: [internal.port, origin.port], http: [internal.port, origin.port] },
@@ -90,7 +53,7 @@ describe('destination guard and loops', () => {
       const reply = await rawExchange(gw.explicitPort, `CONNECT ${host}:${internal.port} HTTP/1.1\r\nHost: x\r\n\r\n`);
       expect(reply).toMatch(/^HTTP\/1\.1 403 /);
       expect(reply).toMatch(/x-tollgate-reason: TG_ERR_DESTINATION_FORBIDDEN/);
-      expect(internal.accepted()).toBe(0);
+      expect(internal.connections()).toBe(0);
     },
   );
 
@@ -98,7 +61,7 @@ describe('destination guard and loops', () => {
     const res = await curl(['-x', gw.proxy, `http://${host}:${internal.port}/`]);
     expect(res.status).toBe(403);
     expect(res.headers['x-tollgate-reason']).toBe('TG_ERR_DESTINATION_FORBIDDEN');
-    expect(internal.accepted()).toBe(0);
+    expect(internal.connections()).toBe(0);
   });
 
   test('a flow to one of the gateway\'s own listeners is refused (proxy loop), by address or by name', async () => {

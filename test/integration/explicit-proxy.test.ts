@@ -3,22 +3,8 @@ import { curl, run } from './support/run';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { fingerprint256, issue, tempDir, writePem } from './support/pki';
+import { rawExchange } from './support/raw-tcp';
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
-
-/** Sends raw bytes to the proxy and collects the reply until close or timeout. */
-function rawExchange(port: number, payload: string | Buffer, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
-    let data = '';
-    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-  });
-}
 
 describe('explicit proxy: plain HTTP and CONNECT splice', () => {
   let plain: Origin;
@@ -174,7 +160,9 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
     expect(rec).toMatchObject({ frontend: 'explicit-connect', action: 'splice', sni: 'other.test', first_bytes: 'tls', client: '127.0.0.1' });
     expect(rec.bytes_from_client).toBeGreaterThan(200);
     expect(rec.bytes_to_client).toBeGreaterThan(500);
-    expect(['client-closed', 'upstream-closed']).toContain(rec.close);
+    // curl exits as soon as it has the body; bytes still unread then (the origin's TLS close_notify
+    // or session tickets, when the machine is busy) make its kernel send a reset instead of a FIN.
+    expect(['client-closed', 'upstream-closed', 'client-reset']).toContain(rec.close);
     expect(rec.flow_id).toMatch(/^[A-Za-z0-9_-]{12}$/);
     const logged = gw.logs().find((l) => l.msg === 'flow closed' && (l.record as ConnectionRecord | undefined)?.flow_id === rec.flow_id);
     expect(logged?.flow).toBe(rec.flow_id);

@@ -3,60 +3,12 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { issue, tempDir, writePem } from './support/pki';
+import { type RecordingOrigin, rawExchange, startRecordingOrigin } from './support/raw-tcp';
 
 /**
  * Request smuggling and parser strictness: each ambiguous or malformed message is refused with
- * 400 and nothing reaches the origin. The origin here is a raw TCP listener that counts
- * connections, so even a request line forwarded without a body would be seen.
+ * 400 and nothing reaches the origin (a raw TCP listener that records every connection and byte).
  */
-
-interface RecordingOrigin {
-  readonly port: number;
-  readonly connections: () => number;
-  readonly received: () => string;
-  close(): Promise<void>;
-}
-
-async function recordingOrigin(): Promise<RecordingOrigin> {
-  let connections = 0;
-  let received = '';
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('data', (chunk) => {
-      received += chunk.toString('latin1');
-      if (received.includes('\r\n\r\n')) socket.end('HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections: () => connections,
-    received: () => received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-function rawExchange(port: number, payload: string | Buffer, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
-    let data = '';
-    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-  });
-}
 
 describe('request smuggling and parser strictness', () => {
   let origin: RecordingOrigin;
@@ -65,7 +17,7 @@ describe('request smuggling and parser strictness', () => {
   let url = '';
 
   beforeAll(async () => {
-    origin = await recordingOrigin();
+    origin = await startRecordingOrigin({ replyAt: 'afterHeaders' });
     gw = await startTestGateway({
       allowedPorts: { tunnel: [443], http: [origin.port] },
       policies: { 'a.yaml': 'rules:\n  - match: [origin.test, other.test]\n    action: splice\n' },

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { ConnectionRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
 import { captureClientHello } from './support/client-hello';
-import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import { eventually, type SocksTestGateway, startSocksTestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
 import { staticAuthenticator } from './support/users';
@@ -68,15 +68,14 @@ function s5Connect(name: string, port: number, command = 0x01): Buffer {
 
 describe('SOCKS bad input: exact replies, a log line, and the process stays up', () => {
   let origins: TestOrigins;
-  let gw: TestGateway;
+  let gw: SocksTestGateway;
   let port: number;
   let tlsPort: number;
 
   beforeAll(async () => {
     origins = await startTestOrigins();
     tlsPort = origins.tls.port;
-    gw = await startTestGateway({
-      listenSection: 'listen:\n  socks: 127.0.0.1:0',
+    gw = await startSocksTestGateway({
       allowedPorts: { tunnel: [tlsPort], http: [80] },
       policies: {
         'p.yaml': 'rules:\n  - match: [origin.test, refused.test, nowhere.test, 10.0.0.0/8]\n    action: splice\n  - match: denied.test\n    action: deny\n',
@@ -95,7 +94,7 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
       dnsServers: ['127.0.0.1:9'],
       extraConfig: 'limits:\n  socks_handshake_timeout: 600ms',
     });
-    port = gw.gateway.address('socks')!.port;
+    port = gw.socksPort;
   });
 
   afterAll(async () => {
@@ -254,6 +253,7 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
     expect(result.elapsedMs).toBeGreaterThanOrEqual(500);
     expect(result.elapsedMs).toBeLessThan(3000);
     expect(logged(/SOCKS handshake timed out/)).toBe(true);
+    expect(logged(/limit reached: limits.socks_handshake_timeout/)).toBe(true);
   });
 
   test('a client that sends nothing is closed at socks_handshake_timeout', async () => {
@@ -298,16 +298,15 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
 });
 
 describe('SOCKS5 authentication bad input', () => {
-  let gw: TestGateway;
+  let gw: SocksTestGateway;
   let port: number;
 
   beforeAll(async () => {
-    gw = await startTestGateway({
-      listenSection: 'listen:\n  socks: 127.0.0.1:0',
+    gw = await startSocksTestGateway({
       policies: { 'p.yaml': 'rules:\n  - match: origin.test\n    action: splice\n' },
       authenticator: staticAuthenticator({ alice: { password: 'right' } }),
     });
-    port = gw.gateway.address('socks')!.port;
+    port = gw.socksPort;
   });
 
   afterAll(() => gw.stop());

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ConnectionRecord } from '../../src/audit/fields';
 import { hashPassword } from '../../src/identity/password-hash';
-import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import { eventually, type SocksTestGateway, startSocksTestGateway } from './support/gateway';
 import { startHttpOrigin, type Origin } from './support/origins';
 import { tempDir } from './support/pki';
 import { curl } from './support/run';
@@ -11,7 +11,7 @@ import { curl } from './support/run';
 describe('SOCKS5 username/password against the users file', () => {
   const ALICE = 'alice-Socks-pass';
   const BOB = 'bob-Socks-pass';
-  let gw: TestGateway;
+  let gw: SocksTestGateway;
   let origin: Origin;
   let socks: string;
 
@@ -20,13 +20,12 @@ describe('SOCKS5 username/password against the users file', () => {
     const usersFile = path.join(tempDir('socks-users'), 'users.yaml');
     const hash = (p: string): Promise<string> => hashPassword(p, { ln: 12, r: 8, p: 1 });
     writeFileSync(usersFile, `users:\n  alice:\n    password: "${await hash(ALICE)}"\n    groups: [eng]\n  bob:\n    password: "${await hash(BOB)}"\n    groups: [sales]\n`, { mode: 0o600 });
-    gw = await startTestGateway({
-      listenSection: 'listen:\n  socks: 127.0.0.1:0',
+    gw = await startSocksTestGateway({
       allowedPorts: { tunnel: [origin.port], http: [80] },
       policies: { 'site.yaml': 'rules:\n  - match: origin.test\n    action: splice\n    groups: [eng]\n  - match: origin.test\n    action: deny\n    reason: engineering only\n' },
       extraConfig: `auth:\n  users_file: ${usersFile}\n`,
     });
-    socks = `127.0.0.1:${gw.gateway.address('socks')!.port}`;
+    socks = gw.socks;
   });
 
   afterAll(async () => {

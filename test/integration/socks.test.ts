@@ -1,6 +1,7 @@
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
-import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import type { Authenticator } from '../../src/identity/types';
+import { eventually, type SocksTestGateway, startSocksTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
 import { staticAuthenticator } from './support/users';
@@ -10,6 +11,17 @@ const POLICIES = {
   'inspect.yaml': 'rules:\n  - match: inspect.test\n    action: inspect\n',
   'deny.yaml': 'rules:\n  - name: no-denied\n    match: denied.test\n    action: deny\n    reason: denied for the test\n',
 };
+
+/** The gateway both suites test: splice, inspect and deny by name, optionally with users. */
+function startSocksGateway(origins: TestOrigins, authenticator?: Authenticator): Promise<SocksTestGateway> {
+  return startSocksTestGateway({
+    allowedPorts: { tunnel: [origins.tls.port], http: [80] },
+    policies: POLICIES,
+    hostNames: ['inspect.test'],
+    upstreamCaFile: origins.originCaFile,
+    ...(authenticator ? { authenticator } : {}),
+  });
+}
 
 function connections(records: readonly { type: string }[]): ConnectionRecord[] {
   return records.filter((r): r is ConnectionRecord => r.type === 'connection');
@@ -25,7 +37,7 @@ async function lastSocksRecord(gw: TestGateway, count: number): Promise<Connecti
 
 describe('SOCKS front-end with real curl', () => {
   let origins: TestOrigins;
-  let gw: TestGateway;
+  let gw: SocksTestGateway;
   let socks: string;
   let tlsPort: number;
   let socksRecords = 0;
@@ -33,14 +45,8 @@ describe('SOCKS front-end with real curl', () => {
   beforeAll(async () => {
     origins = await startTestOrigins();
     tlsPort = origins.tls.port;
-    gw = await startTestGateway({
-      listenSection: 'listen:\n  socks: 127.0.0.1:0',
-      allowedPorts: { tunnel: [tlsPort], http: [80] },
-      policies: POLICIES,
-      hostNames: ['inspect.test'],
-      upstreamCaFile: origins.originCaFile,
-    });
-    socks = `127.0.0.1:${gw.gateway.address('socks')!.port}`;
+    gw = await startSocksGateway(origins);
+    socks = gw.socks;
   });
 
   afterAll(async () => {
@@ -147,7 +153,7 @@ describe('SOCKS front-end with real curl', () => {
 
 describe('SOCKS5 username/password (RFC 1929)', () => {
   let origins: TestOrigins;
-  let gw: TestGateway;
+  let gw: SocksTestGateway;
   let socks: string;
   let tlsPort: number;
   const users = staticAuthenticator({ alice: { password: 'correct horse' } });
@@ -155,15 +161,8 @@ describe('SOCKS5 username/password (RFC 1929)', () => {
   beforeAll(async () => {
     origins = await startTestOrigins();
     tlsPort = origins.tls.port;
-    gw = await startTestGateway({
-      listenSection: 'listen:\n  socks: 127.0.0.1:0',
-      allowedPorts: { tunnel: [tlsPort], http: [80] },
-      policies: POLICIES,
-      hostNames: ['inspect.test'],
-      upstreamCaFile: origins.originCaFile,
-      authenticator: users,
-    });
-    socks = `127.0.0.1:${gw.gateway.address('socks')!.port}`;
+    gw = await startSocksGateway(origins, users);
+    socks = gw.socks;
   });
 
   afterAll(async () => {

@@ -3,22 +3,9 @@ import WebSocket from 'ws';
 import type { RequestRecord } from '../../src/audit/fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
+import { rawExchange } from './support/raw-tcp';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
 import { startWsOrigin, type WsOrigin } from './support/ws-origins';
-
-function rawExchange(port: number, payload: string, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
-    let data = '';
-    socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-  });
-}
 
 describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT rule)', () => {
   let origins: TestOrigins;

@@ -87,6 +87,19 @@ function responseMatches(c: ResponseConditions, facts: ResponseFacts): boolean {
   return true;
 }
 
+/**
+ * A size condition (`body_larger_than`, `larger_than`): decided now from Content-Length, or,
+ * without one, deferred to the streaming count (the rule is then pending, not applied now).
+ */
+function sizeConditionHolds(rule: HttpRule, limit: number | null, contentLength: number | null, pending: PendingLimit[]): boolean {
+  if (limit === null) return true;
+  if (contentLength === null) {
+    pending.push({ rule, limit });
+    return false;
+  }
+  return contentLength > limit;
+}
+
 /** Applies a matched rule's action to the running evaluation; true when evaluation ends. */
 function apply(rule: HttpRule, state: { verdict: Verdict; logged: string[]; requestEdits: HeaderEdits[]; responseEdits: HeaderEdits[] }): boolean {
   switch (rule.action) {
@@ -117,14 +130,7 @@ export function evaluateRequest(rules: readonly HttpRule[], facts: RequestFacts)
       responseRules.push(rule);
       continue;
     }
-    const limit = rule.request?.bodyLargerThan ?? null;
-    if (limit !== null) {
-      if (facts.contentLength === null) {
-        pendingBody.push({ rule, limit });
-        continue;
-      }
-      if (facts.contentLength <= limit) continue;
-    }
+    if (!sizeConditionHolds(rule, rule.request?.bodyLargerThan ?? null, facts.contentLength, pendingBody)) continue;
     if (apply(rule, state)) break;
   }
   return { ...state, pendingBody, responseRules };
@@ -136,14 +142,7 @@ export function evaluateResponse(rules: readonly HttpRule[], facts: ResponseFact
   const pendingBody: PendingLimit[] = [];
   for (const rule of rules) {
     if (!responseMatches(rule.response!, facts)) continue;
-    const limit = rule.response!.largerThan;
-    if (limit !== null) {
-      if (facts.contentLength === null) {
-        pendingBody.push({ rule, limit });
-        continue;
-      }
-      if (facts.contentLength <= limit) continue;
-    }
+    if (!sizeConditionHolds(rule, rule.response!.largerThan, facts.contentLength, pendingBody)) continue;
     if (apply(rule, state)) break;
   }
   return { verdict: state.verdict, logged: state.logged, responseEdits: state.responseEdits, pendingBody };

@@ -110,6 +110,19 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   };
 }
 
+export interface SocksTestGateway extends TestGateway {
+  readonly socksPort: number;
+  /** 127.0.0.1:PORT, as curl's --socks5-hostname takes it. */
+  readonly socks: string;
+}
+
+/** A test gateway whose only listener is SOCKS (SOCKS4, 4a and 5 on one port). */
+export async function startSocksTestGateway(options: Omit<TestGatewayOptions, 'listenSection'>): Promise<SocksTestGateway> {
+  const gw = await startTestGateway({ ...options, listenSection: 'listen:\n  socks: 127.0.0.1:0' });
+  const socksPort = gw.gateway.address('socks')!.port;
+  return { ...gw, socksPort, socks: `127.0.0.1:${socksPort}` };
+}
+
 /** Polls until `predicate` holds, bounded by time. */
 export async function eventually<T>(probe: () => Promise<T> | T, predicate: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,64 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { GatewayError } from '../errors/gateway-error';
+import { writeRawHttpRefusal } from '../errors/rejection';
+import { peerAddress } from '../flow/flow';
+import type { Logger } from '../logging/logger';
+import { noteLimitBreach } from '../observability/limit-breach';
+
+/** The limits every HTTP/1.1 listener (explicit proxy, transparent HTTP) enforces the same way. */
+export interface HttpListenerLimits {
+  readonly maxHeaderBytes: number;
+  readonly headerTimeoutMs: number;
+  readonly clientIdleTimeoutMs: number;
+}
+
+/**
+ * An `http.Server` with the gateway's parser limits, idle timeout and parser-error replies;
+ * `frontend` names the listener in limit-breach events and log lines.
+ */
+export function createHttpListener(limits: HttpListenerLimits, frontend: string, logger: Logger): http.Server {
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headerTimeoutMs,
+    // Whole-request deadlines would cut long uploads; idle time is bounded by `timeout` below.
+    requestTimeout: 0,
+    keepAliveTimeout: 5_000,
+    insecureHTTPParser: false,
+    requireHostHeader: false,
+    noDelay: true,
+    // Node checks headersTimeout only this often (30 s by default), which would let a slowloris
+    // client hold a socket far longer than limits.header_timeout says.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeoutMs / 4))),
+  });
+  server.timeout = limits.clientIdleTimeoutMs;
+  server.on('timeout', (socket: Socket) => {
+    const peer = peerAddress(socket);
+    noteLimitBreach(logger, 'limits.client_idle_timeout', frontend, { client: peer.address, client_port: peer.port, ms: limits.clientIdleTimeoutMs });
+    socket.destroy();
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerParserError(err, socket, limits, frontend, logger));
+  return server;
+}
+
+/** A request Node's parser refused (too large, too slow, malformed): a 431/408/400 in HTTP, then close. */
+function answerParserError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket, limits: HttpListenerLimits, frontend: string, logger: Logger): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const peer = peerAddress(socket);
+  const code = err.code ?? '';
+  const tooLarge = code === 'HPE_HEADER_OVERFLOW';
+  const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT';
+  const reason = tooLarge
+    ? `request line and headers exceed ${limits.maxHeaderBytes} bytes`
+    : timeout
+      ? 'the client did not send its request headers in time'
+      : `malformed request: ${err.reason ?? err.message} (${code})`;
+  const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : timeout ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
+  if (tooLarge || timeout) noteLimitBreach(logger, tooLarge ? 'http.max_header_size' : 'limits.header_timeout', frontend, { client: peer.address, client_port: peer.port });
+  logger.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser: code, reason }, 'request rejected by the HTTP parser');
+  writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
+  socket.destroySoon();
+}
