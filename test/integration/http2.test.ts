@@ -1,6 +1,5 @@
-import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { RequestRecord } from '../../src/audit/fields';
@@ -8,43 +7,7 @@ import { eventually, startTestGateway, type TestGateway } from './support/gatewa
 import { startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
 import { run } from './support/run';
-
-/** Opens a CONNECT tunnel through the explicit proxy and returns the raw socket. */
-function connectTunnel(proxyPort: number, authority: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: proxyPort, method: 'CONNECT', path: authority });
-    req.once('connect', (res, socket) => (res.statusCode === 200 ? resolve(socket) : reject(new Error(`CONNECT ${res.statusCode}`))));
-    req.once('error', reject);
-    req.end();
-  });
-}
-
-/** Node's own HTTP/2 client over a TLS session inside a CONNECT tunnel. */
-async function h2Session(gw: TestGateway, name: string, port: number, ca: string): Promise<{ session: http2.ClientHttp2Session; alpn: string | false | null }> {
-  const tunnel = await connectTunnel(gw.explicitPort, `${name}:${port}`);
-  const secure = tls.connect({ socket: tunnel, servername: name, ALPNProtocols: ['h2'], ca });
-  await new Promise<void>((resolve, reject) => {
-    secure.once('secureConnect', () => resolve());
-    secure.once('error', reject);
-  });
-  const session = http2.connect(`https://${name}:${port}`, { createConnection: () => secure });
-  session.on('error', () => undefined);
-  return { session, alpn: secure.alpnProtocol };
-}
-
-function h2Get(session: http2.ClientHttp2Session, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string; headers: http2.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': path, ...headers });
-    let body = '';
-    let head: http2.IncomingHttpHeaders = {};
-    stream.setEncoding('utf8');
-    stream.on('response', (h) => (head = h));
-    stream.on('data', (chunk: string) => (body += chunk));
-    stream.on('end', () => resolve({ status: Number(head[':status']), body, headers: head }));
-    stream.on('error', reject);
-    stream.end();
-  });
-}
+import { connectTunnel, h2Request, h2Session } from './support/h2-client';
 
 describe('HTTP/2 through interception', () => {
   let gw: TestGateway;
@@ -130,7 +93,7 @@ describe('HTTP/2 through interception', () => {
   });
 
   test('a POST body streams over HTTP/2 on both sides', async () => {
-    const { session } = await h2Session(gw, 'h2.test', h2Port, ca);
+    const { session } = await h2Session(gw.explicitPort, 'h2.test', h2Port, ca);
     try {
       const reply = await new Promise<{ status: number }>((resolve, reject) => {
         const stream = session.request({ ':path': '/upload', ':method': 'POST', 'content-type': 'application/octet-stream' });
@@ -157,11 +120,11 @@ describe('HTTP/2 through interception', () => {
   });
 
   test('Node http2 client: concurrent streams on one session, one audit record per stream', async () => {
-    const { session, alpn } = await h2Session(gw, 'h2.test', h2Port, ca);
+    const { session, alpn } = await h2Session(gw.explicitPort, 'h2.test', h2Port, ca);
     expect(alpn).toBe('h2');
     try {
       const paths = ['/a', '/b', '/c', '/missing'];
-      const results = await Promise.all(paths.map((p) => h2Get(session, p)));
+      const results = await Promise.all(paths.map((p) => h2Request(session, p)));
       expect(results.map((r) => r.status)).toEqual([200, 200, 200, 404]);
       expect(results[1]!.body).toBe('hello from h2 origin /b over 2.0\n');
       expect(String(results[0]!.headers.via)).toMatch(/tollgate/);
@@ -176,12 +139,12 @@ describe('HTTP/2 through interception', () => {
   });
 
   test('an :authority naming a denied destination inside the tunnel gets 403 on that stream only', async () => {
-    const { session } = await h2Session(gw, 'h2.test', h2Port, ca);
+    const { session } = await h2Session(gw.explicitPort, 'h2.test', h2Port, ca);
     try {
-      const denied = await h2Get(session, '/x', { ':authority': 'denied.test' });
+      const denied = await h2Request(session, '/x', { ':authority': 'denied.test' });
       expect(denied.status).toBe(403);
       expect(denied.body).toContain('domain fronting');
-      const ok = await h2Get(session, '/after');
+      const ok = await h2Request(session, '/after');
       expect(ok.status).toBe(200);
     } finally {
       session.close();
