@@ -1,6 +1,5 @@
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
-import type { RequestRecord } from '../../src/audit/fields';
 import { subscribe } from '../../src/observability/events';
 import { startCacheOrigin, type CacheOrigin } from './support/cache-origin';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
@@ -41,11 +40,6 @@ describe('HTTP cache over HTTP/2', () => {
   const curlH2 = (path: string, args: string[] = []) => curl(['--http2', '-x', gw.proxy, '--cacert', gw.caFile, ...args, url(path)]);
   const curlH1 = (path: string, args: string[] = []) => curl(['--http1.1', '-x', gw.proxy, '--cacert', gw.caFile, ...args, url(path)]);
 
-  async function requestRecords(path: string): Promise<RequestRecord[]> {
-    const records = await gw.audit();
-    return records.filter((r): r is RequestRecord => r.type === 'request' && r.path === path);
-  }
-
   test('curl --http2: a max-age response fetched twice reaches the h2 origin once', async () => {
     const first = await curlH2('/max-age?c=1');
     const second = await curlH2('/max-age?c=1');
@@ -57,7 +51,7 @@ describe('HTTP cache over HTTP/2', () => {
     expect(second.headers['age']).toMatch(/^\d+$/);
     expect(origin.hits('/max-age?c=1')).toBe(1);
     expect(origin.lastVersion('/max-age?c=1')).toBe('2.0');
-    const records = await eventually(() => requestRecords('/max-age?c=1'), (r) => r.length === 2);
+    const records = await eventually(() => gw.requestRecords('/max-age?c=1'), (r) => r.length === 2);
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
     expect(records.map((r) => r.http_version)).toEqual(['2.0', '2.0']);
   });
@@ -93,7 +87,7 @@ describe('HTTP cache over HTTP/2', () => {
     expect(hit.body).toBe('max-age #1\n');
     expect(hit.headers['cache-status']).toMatch(/^tollgate; hit/);
     expect(origin.hits('/max-age?x=h1')).toBe(1);
-    const records = await eventually(() => requestRecords('/max-age?x=h1'), (r) => r.length === 2);
+    const records = await eventually(() => gw.requestRecords('/max-age?x=h1'), (r) => r.length === 2);
     expect(records.map((r) => [r.http_version, r.cache])).toEqual([
       ['1.1', 'miss'],
       ['2.0', 'hit'],
@@ -124,7 +118,7 @@ describe('HTTP cache over HTTP/2', () => {
     expect(origin.hits('/etag?r=1')).toBe(2);
     expect(origin.lastHeaders('/etag?r=1')?.['if-none-match']).toBe('"v1"');
     expect(origin.lastVersion('/etag?r=1')).toBe('2.0');
-    const records = await eventually(() => requestRecords('/etag?r=1'), (r) => r.length === 2);
+    const records = await eventually(() => gw.requestRecords('/etag?r=1'), (r) => r.length === 2);
     expect(records.map((r) => r.cache)).toEqual(['miss', 'revalidated']);
     // An HTTP/1.1 client revalidates the entry the HTTP/2 one filled.
     const h1 = await curlH1('/etag?r=1');
@@ -171,7 +165,7 @@ describe('HTTP cache over HTTP/2', () => {
         });
         stream.end();
       });
-      await eventually(() => requestRecords('/drip?h2=1'), (r) => r.length === 1);
+      await eventually(() => gw.requestRecords('/drip?h2=1'), (r) => r.length === 1);
       expect(store.stats.entries).toBe(before);
       expect(store.stats.fillingBytes).toBe(0);
       origin.hold = false;

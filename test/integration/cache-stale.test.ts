@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { RequestRecord } from '../../src/audit/fields';
 import { startCacheOrigin, type CacheOrigin } from './support/cache-origin';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { h2Request, h2Session } from './support/h2-client';
@@ -45,11 +44,6 @@ describe('HTTP cache: stale-if-error', () => {
 
   const viaProxy = (origin: CacheOrigin, path: string) => curl(['-x', gw.proxy, `http://origin.test:${origin.port}${path}`]);
 
-  async function requestRecords(path: string): Promise<RequestRecord[]> {
-    const records = await gw.audit();
-    return records.filter((r): r is RequestRecord => r.type === 'request' && r.path === path);
-  }
-
   test('a 503 from the origin is answered with the stale entry within the window', async () => {
     const path = '/stale-if-error?w=60&t=503';
     expect((await viaProxy(plain, path)).body).toBe('stale-if-error #1\n');
@@ -64,7 +58,7 @@ describe('HTTP cache: stale-if-error', () => {
       plain.failWith = null;
     }
     expect(plain.hits(path)).toBe(2);
-    const records = await eventually(() => requestRecords(path), (r) => r.length === 2);
+    const records = await eventually(() => gw.requestRecords(path), (r) => r.length === 2);
     expect(records.map((r) => [r.cache, r.status, r.error])).toEqual([
       ['miss', 200, null],
       ['stale', 200, null],
@@ -125,7 +119,7 @@ describe('HTTP cache: stale-if-error', () => {
     expect(stale.body).toBe('stale-if-error #1\n');
     expect(stale.headers['cache-status']).toMatch(STALE);
     expect(stale.headers['cache-status']).not.toMatch(/fwd-status/);
-    const records = await eventually(() => requestRecords(path), (r) => r.length === 2);
+    const records = await eventually(() => gw.requestRecords(path), (r) => r.length === 2);
     expect(records.map((r) => [r.cache, r.status, r.error])).toEqual([
       ['miss', 200, null],
       ['stale', 200, null],
@@ -162,7 +156,7 @@ describe('HTTP cache: stale-if-error', () => {
       expect(stale.status).toBe(200);
       expect(stale.body).toBe('stale-if-error #1\n');
       expect(String(stale.headers['cache-status'])).toMatch(STALE);
-      const records = await eventually(() => requestRecords(path), (r) => r.length === 2);
+      const records = await eventually(() => gw.requestRecords(path), (r) => r.length === 2);
       expect(records.map((r) => [r.cache, r.http_version])).toEqual([
         ['miss', '2.0'],
         ['stale', '2.0'],

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { parseConfig } from '../../../src/config/load';
 import { Gateway } from '../../../src/gateway';
-import type { AuditRecord } from '../../../src/audit/fields';
+import type { AuditRecord, RequestRecord } from '../../../src/audit/fields';
 import type { Authenticator } from '../../../src/identity/types';
 import { tempDir } from './pki';
 
@@ -21,6 +21,8 @@ export interface TestGateway {
   logs(): Record<string, unknown>[];
   /** Audit records so far (after flushing the sink). */
   audit(): Promise<AuditRecord[]>;
+  /** The request records so far whose path (with query) is `path`. */
+  requestRecords(path: string): Promise<RequestRecord[]>;
   stop(): Promise<void>;
 }
 
@@ -90,6 +92,14 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
   const explicit = gateway.address('explicit');
   const explicitPort = explicit?.port ?? 0;
   const auditFile = config.audit.file;
+  const audit = async (): Promise<AuditRecord[]> => {
+    await gateway.flushAudit();
+    if (!existsSync(auditFile)) return [];
+    return readFileSync(auditFile, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as AuditRecord);
+  };
   return {
     gateway,
     dir,
@@ -98,14 +108,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     auditFile,
     caFile: config.ca.cert,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
-    audit: async () => {
-      await gateway.flushAudit();
-      if (!existsSync(auditFile)) return [];
-      return readFileSync(auditFile, 'utf8')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as AuditRecord);
-    },
+    audit,
+    requestRecords: async (path) => (await audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path === path),
     stop: () => gateway.stop(1000),
   };
 }
