@@ -168,6 +168,24 @@ async function requestLoop(connections: readonly HttpConnection[], request: stri
   return { latencies, count: latencies.length, seconds: (performance.now() - start) / 1000 };
 }
 
+/**
+ * Keep-alive requests on already-open connections for the configured duration: one warm-up
+ * request per connection first (it also opens the proxy's upstream connections), then the
+ * timed loop, with the subject's CPU measured over the loop only.
+ */
+async function measureKeepAlive(sockets: readonly Socket[], request: string, pid: number | null, ctx: BenchContext, record: (metrics: Record<string, number>) => void): Promise<void> {
+  const connections = sockets.map((s) => new HttpConnection(s));
+  try {
+    await Promise.all(connections.map((c) => c.request(request)));
+    const meter = new Meter(pid);
+    const run = await requestLoop(connections, request, ctx.sizes.durationMs);
+    const used = meter.stop();
+    record(latencyMetrics(run.latencies, run.count, run.seconds, pid === null ? null : used.cpuSeconds));
+  } finally {
+    for (const c of connections) c.close();
+  }
+}
+
 function latencyMetrics(latencies: readonly number[], count: number, seconds: number, cpuSeconds: number | null): Record<string, number> {
   return {
     req_s: count / seconds,
@@ -192,17 +210,7 @@ export async function keepAliveRequests(
     await repeat(labelled, ctx, skipped, async (variant) => {
       const request = getRequest((variant as (typeof labelled)[number]).path, `${ORIGIN_NAME}:${ctx.ports.inspectTls}`);
       const sockets = await Promise.all(Array.from({ length: tunnels }, () => openHttps(variant, ctx)));
-      const connections = sockets.map((s) => new HttpConnection(s));
-      try {
-        // Warm-up: every tunnel's first request (and the proxy's upstream connections).
-        await Promise.all(connections.map((c) => c.request(request)));
-        const meter = new Meter(variant.subject.pid);
-        const run = await requestLoop(connections, request, ctx.sizes.durationMs);
-        const used = meter.stop();
-        collect(samples, variant.label, latencyMetrics(run.latencies, run.count, run.seconds, variant.subject.pid === null ? null : used.cpuSeconds));
-      } finally {
-        for (const c of connections) c.close();
-      }
+      await measureKeepAlive(sockets, request, variant.subject.pid, ctx, (m) => collect(samples, variant.label, m));
     });
   }
   return finish(title, 'req_s', samples, skipped);
@@ -316,16 +324,7 @@ export async function plainHttp(variants: readonly Variant[], ctx: BenchContext)
     const to = proxy ?? { host: '127.0.0.1', port: ctx.ports.http };
     const request = proxy ? getRequest(`http://${ORIGIN_NAME}:${ctx.ports.http}/1k`, `${ORIGIN_NAME}:${ctx.ports.http}`) : getRequest('/1k', `${ORIGIN_NAME}:${ctx.ports.http}`);
     const sockets: Socket[] = await Promise.all(Array.from({ length: connectionsWanted }, () => tcpConnect(to)));
-    const connections = sockets.map((s) => new HttpConnection(s));
-    try {
-      await Promise.all(connections.map((c) => c.request(request)));
-      const meter = new Meter(variant.subject.pid);
-      const run = await requestLoop(connections, request, ctx.sizes.durationMs);
-      const used = meter.stop();
-      collect(samples, variant.label, latencyMetrics(run.latencies, run.count, run.seconds, variant.subject.pid === null ? null : used.cpuSeconds));
-    } finally {
-      for (const c of connections) c.close();
-    }
+    await measureKeepAlive(sockets, request, variant.subject.pid, ctx, (m) => collect(samples, variant.label, m));
   });
   return finish(`(e) plain HTTP 1 KiB through the explicit proxy, ${connectionsWanted} keep-alive connections`, 'req_s', samples, skipped);
 }
