@@ -223,6 +223,8 @@ async function captureNodeHello(options: { servername: string; ALPNProtocols: st
       });
       server.listen(0, '127.0.0.1', () => {
         const { port } = server?.address() as AddressInfo;
+        // Only the ClientHello this client sends is recorded; the capture server never completes a
+        // handshake, so there is no certificate to verify.
         const client = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
         client.on('error', () => undefined);
       });
