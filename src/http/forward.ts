@@ -19,6 +19,7 @@ import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeR
 import type { CacheExchange, HttpCache, StoredReply } from './cache/exchange';
 import { fromHttp1Response, fromHttp2Response } from './cache/origin-response';
 import { noteLimitBreach } from '../observability/limit-breach';
+import { type BodyFraming, requestBodyFraming, withHttp1Framing } from './framing';
 import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
 import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
@@ -118,8 +119,9 @@ export class HttpForwarder {
       refuseRequest(ctx, req, res, denial, this.options.audit, this.options.redactQueryParams, {}, rules.audit());
       return;
     }
-    if (!hasRequestBody(req)) {
-      this.send(ctx, req, res, rules, false);
+    const framing = requestBodyFraming(req);
+    if (framing.kind === 'none') {
+      this.send(ctx, req, res, rules, framing, true);
       return;
     }
     // The origin is not contacted until the body's first bytes have passed the parser: a
@@ -130,7 +132,7 @@ export class HttpForwarder {
     let sent = false;
     awaitFirstBodyBytes(req, (ended) => {
       sent = true;
-      this.send(ctx, req, res, rules, ended);
+      this.send(ctx, req, res, rules, framing, ended);
     });
     res.once('close', () => {
       if (sent) return;
@@ -142,7 +144,7 @@ export class HttpForwarder {
     });
   }
 
-  private send(ctx: RequestContext, req: InboundRequest, res: InboundResponse, rules: Enforcement, bodyEnded: boolean): void {
+  private send(ctx: RequestContext, req: InboundRequest, res: InboundResponse, rules: Enforcement, framing: BodyFraming, bodyEnded: boolean): void {
     const { target, scheme } = ctx;
     const origin = `${scheme}://${targetText(target)}`;
     const insecure = scheme === 'https' && ctx.decision.rule?.upstreamInsecure === true;
@@ -185,7 +187,8 @@ export class HttpForwarder {
       port: target.port,
       method: req.method,
       path: req.url,
-      headers,
+      // Stated explicitly, whatever the method: see framing.ts.
+      headers: withHttp1Framing(headers, framing),
       setHost: false,
       lookup: guardedLookup(this.options.egress, target.port) as unknown as https.RequestOptions['lookup'],
     };
@@ -295,9 +298,14 @@ export class HttpForwarder {
       upstream.destroy();
       cutUpload(ctx, req, res, refusal, origin, tracker);
     };
-    // A WebSocket handshake has no body; its frames are relayed, not inspected.
-    // An empty body that already ended would never make pipe() end the upstream request.
-    (ctx.upgrade ? req : rules.requestBody(bodyEnded ? Readable.from([]) : req, onCut)).pipe(upstream);
+    if (framing.kind === 'none' || ctx.upgrade) {
+      // No body (a WebSocket handshake has none either: its frames are relayed after the 101).
+      req.resume();
+      upstream.end();
+    } else {
+      // An empty body that already ended would never make pipe() end the upstream request.
+      rules.requestBody(bodyEnded ? Readable.from([]) : req, onCut).pipe(upstream);
+    }
     res.on('close', () => {
       if (upgraded) return;
       clearTimeout(responseTimer);
@@ -482,12 +490,6 @@ function finishAfterUpload(req: InboundRequest, res: InboundResponse, tracker: R
   req.once('end', finish);
   req.once('close', finish);
   req.socket.once('close', finish);
-}
-
-function hasRequestBody(req: InboundRequest): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const length = req.headers['content-length'];
-  return length !== undefined && length !== '0';
 }
 
 /**

@@ -1,9 +1,18 @@
 import net from 'node:net';
 
-/** Sends raw bytes to a listener and collects the reply until close or timeout. */
-export function rawExchange(port: number, payload: string | Buffer, timeoutMs = 3000): Promise<string> {
+/**
+ * Sends raw bytes to a listener and collects the reply until close or timeout. A list of
+ * payloads is sent as separate writes `gapMs` apart (a message arriving in pieces).
+ */
+export function rawExchange(port: number, payload: string | Buffer | readonly (string | Buffer)[], timeoutMs = 3000, gapMs = 0): Promise<string> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(payload));
+    const parts = Array.isArray(payload) ? payload : [payload];
+    const socket = net.connect(port, '127.0.0.1', () => {
+      parts.forEach((part, i) => {
+        if (i === 0) socket.write(part);
+        else setTimeout(() => socket.writable && socket.write(part), i * gapMs);
+      });
+    });
     let data = '';
     socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
     socket.on('error', () => undefined);
