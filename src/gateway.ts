@@ -235,7 +235,6 @@ export class Gateway {
     const inspector = new TlsInspector({
       leaves,
       forwarder,
-      policy: () => gateway!.policy,
       audit,
       redactQueryParams: config.audit.redactQueryParams,
       handshakeTimeoutMs: config.limits.tlsHandshakeTimeoutMs,

@@ -48,6 +48,8 @@ export interface RequestRecord extends CommonFields {
   readonly host: string;
   readonly port: number;
   readonly sni: string | null;
+  /** The authority the client wrote (HTTP/2 :authority, else Host), as sent; null when absent. */
+  readonly authority: string | null;
   readonly method: string;
   /** Path and query, with configured query parameters redacted. */
   readonly path: string;

@@ -609,6 +609,12 @@ export interface RequestOutcome {
   readonly rules?: EnforcementAudit;
 }
 
+/** HTTP/2's :authority, else Host; bounded, since it is written into every record. */
+function presentedAuthority(req: InboundRequest): string | null {
+  const value = req.headers[':authority'] ?? req.headers.host;
+  return typeof value === 'string' ? value.slice(0, 300) : null;
+}
+
 export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
   const decision = ctx.decision;
   return {
@@ -624,6 +630,7 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     host: hostText(ctx.target.host),
     port: ctx.target.port,
     sni: ctx.clientSni,
+    authority: presentedAuthority(req),
     method: req.method ?? '',
     path: redactQuery(req.url ?? '', outcome.redactQueryParams),
     status: outcome.status,

@@ -1,5 +1,6 @@
 import { normaliseHost, type Host } from '../protocol/host';
-import { decide } from './decide';
+import { parseHostAndOptionalPort } from '../protocol/authority';
+import { checkRequestAuthority, decide } from './decide';
 import { compilePolicy } from './load';
 import type { Action, DecisionCode, FrontendKind } from './types';
 
@@ -22,6 +23,9 @@ rules:
   - match: api.saas.example
     action: splice
     reason: API clients pin certificates
+  - name: inspect-net
+    match: 192.0.2.0/24
+    action: inspect
 `,
     },
     {
@@ -95,8 +99,17 @@ const cases: Case[] = [
   { name: 'plain HTTP on 443 is not in the http list', target: 'open.example', port: 443, frontend: 'explicit-http', action: 'deny', code: 'port', rule: 'policies/exceptions.yaml:25' },
   { name: 'SNI equal to target changes nothing', target: 'open.example', sni: 'open.example', action: 'splice', code: 'rule', rule: 'policies/exceptions.yaml:25' },
   { name: 'SNI naming a denied host denies', target: 'open.example', sni: 'elsewhere.example', action: 'deny', code: 'sni', rule: null },
-  { name: 'SNI naming an inspected host inspects', target: 'open.example', sni: 'www.saas.example', action: 'inspect', code: 'sni', rule: 'corp-inspect' },
-  { name: 'SNI naming a spliced host keeps the stricter target decision', target: 'www.saas.example', sni: 'open.example', action: 'inspect', code: 'rule', rule: 'corp-inspect' },
+  // An inspected flow's origin is verified for the SNI: a different target name would let that
+  // name pick the rules while the SNI picks the origin.
+  { name: 'SNI naming an inspected host under a spliced target: one name per inspected flow', target: 'open.example', sni: 'www.saas.example', action: 'deny', code: 'fronting', rule: 'corp-inspect' },
+  { name: 'SNI naming a spliced host under an inspected target: one name per inspected flow', target: 'www.saas.example', sni: 'open.example', action: 'deny', code: 'fronting', rule: 'corp-inspect' },
+  { name: 'SNI naming another inspected host: one name per inspected flow', target: 'www.saas.example', sni: 'a.corp.example', action: 'deny', code: 'fronting', rule: 'corp-inspect' },
+  { name: 'an SNI naming a spliced host under a spliced target keeps the target decision', target: 'open.example', sni: 'login.bank.example', action: 'splice', code: 'rule', rule: 'policies/exceptions.yaml:25' },
+  { name: 'an address target with a spliced SNI keeps the address decision', target: '203.0.113.8', sni: 'login.bank.example', action: 'splice', code: 'rule', rule: 'policies/exceptions.yaml:14' },
+  { name: 'an address target and an inspected SNI: the name governs the inspected flow', target: '203.0.113.8', sni: 'www.saas.example', action: 'inspect', code: 'sni', rule: 'corp-inspect' },
+  { name: 'an inspected address without SNI: the address rule', target: '192.0.2.5', action: 'inspect', code: 'rule', rule: 'inspect-net' },
+  { name: 'an inspected address with an inspected SNI: the name\'s rule governs', target: '192.0.2.5', sni: 'www.saas.example', action: 'inspect', code: 'sni', rule: 'corp-inspect' },
+  { name: 'a denied address stays denied whatever the SNI', target: '203.0.113.7', sni: 'www.saas.example', action: 'deny', code: 'rule', rule: 'policies/exceptions.yaml:16' },
   { name: 'a denied target stays denied whatever the SNI', target: 'elsewhere.example', sni: 'open.example', action: 'deny', code: 'default', rule: null },
 ];
 
@@ -121,5 +134,36 @@ describe('decide', () => {
     const open = compilePolicy([], { defaultAction: 'splice', allowedPorts: { tunnel: [443], http: [80] } });
     expect(decide({ target: host('x.example'), port: 443, sni: null, frontend: 'explicit-connect', principal: null }, open).action).toBe('splice');
     expect(decide({ target: host('x.example'), port: 25, sni: null, frontend: 'explicit-connect', principal: null }, open).code).toBe('port');
+  });
+
+  describe('requests inside an inspected connection name its origin (checkRequestAuthority)', () => {
+    const inspected = decide({ target: host('www.saas.example'), port: 443, sni: host('www.saas.example'), frontend: 'explicit-connect', principal: null }, policy);
+    const origin = { host: host('www.saas.example'), port: 443 };
+    const check = (...written: string[]) =>
+      checkRequestAuthority(
+        inspected,
+        origin,
+        written.map((w) => {
+          const parsed = parseHostAndOptionalPort(w, 443);
+          if (!parsed.ok) throw new Error(parsed.reason);
+          return parsed.target;
+        }),
+        written,
+      );
+
+    test.each(['www.saas.example', 'WWW.saas.example.', 'www.saas.example:443'])('%s agrees', (authority) => {
+      expect(check(authority)).toBe(inspected);
+    });
+
+    test.each(['api.saas.example', 'www.saas.example:8443', '203.0.113.8'])('%s is refused as fronting', (authority) => {
+      const decision = check(authority);
+      expect(decision).toMatchObject({ action: 'deny', code: 'fronting', rule: inspected.rule });
+      expect(decision.reason).toContain(authority);
+    });
+
+    test('every authority must agree (Host and :authority)', () => {
+      expect(check('www.saas.example', 'api.saas.example').code).toBe('fronting');
+      expect(check()).toBe(inspected);
+    });
   });
 });

@@ -1,3 +1,4 @@
+import type { Target } from '../protocol/authority';
 import { hostText, isSameHost, type Host } from '../protocol/host';
 import { findRule } from './match';
 import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind } from './types';
@@ -59,7 +60,13 @@ function isPortAllowed(decision: Decision, input: DecisionInput, policy: Compile
  *
  * A ClientHello naming a different host than the target is decided for that name too, and the
  * stricter of the two decisions wins, so a client cannot reach a denied name by tunnelling to
- * an allowed one.
+ * an allowed one. When both are inspected and the target is an address, the server name's
+ * decision stands: the origin connection is verified for that name, so its rules govern.
+ *
+ * An inspected flow has one name: its origin connection is verified for the server name (else
+ * the target), and every request inside it is governed by that name's rule. A name target and
+ * a server name that differ would let one name choose the rule while the other chooses the
+ * origin, so such a flow is refused (`fronting`); see also `checkRequestAuthority`.
  */
 export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
   const byTarget = decideHost(input.target, input, policy);
@@ -74,10 +81,32 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
   if (byTarget.action === 'deny' || input.sni === null || isSameHost(input.sni, input.target)) return byTarget;
 
   const bySni = decideHost(input.sni, input, policy);
-  if (STRICTNESS[bySni.action] <= STRICTNESS[byTarget.action]) return byTarget;
-  return {
-    ...bySni,
-    code: 'sni',
-    reason: `the TLS server name ${hostText(input.sni)} differs from the target ${hostText(input.target)} and is decided ${bySni.action}: ${bySni.reason}`,
-  };
+  const sniGoverns = STRICTNESS[bySni.action] > STRICTNESS[byTarget.action] || (bySni.action === 'inspect' && byTarget.action === 'inspect' && input.target.kind !== 'name' && input.sni.kind === 'name');
+  const decision: Decision = sniGoverns
+    ? { ...bySni, code: 'sni', reason: `the TLS server name ${hostText(input.sni)} differs from the target ${hostText(input.target)} and is decided ${bySni.action}: ${bySni.reason}` }
+    : byTarget;
+  if (decision.action === 'inspect' && input.target.kind === 'name') {
+    return fronting(decision, `the TLS server name ${hostText(input.sni)} differs from the tunnel's target ${hostText(input.target)}; an inspected connection must name one destination (domain fronting)`);
+  }
+  return decision;
+}
+
+/** A refusal of an inspected flow or request that named more than one destination. */
+function fronting(decision: Decision, reason: string): Decision {
+  return { ...decision, action: 'deny', code: 'fronting', reason };
+}
+
+/**
+ * A request inside an inspected connection: every authority it presents (Host, HTTP/2
+ * :authority) must name the connection's origin, the name its TLS was verified for, so that the
+ * rules chosen for that name are the rules that apply to what reaches that origin. A port, when
+ * given, must be the connection's. Pure; returns `decision` itself when they agree.
+ */
+export function checkRequestAuthority(decision: Decision, origin: Target, authorities: readonly Target[], written: readonly string[]): Decision {
+  for (let i = 0; i < authorities.length; i++) {
+    const authority = authorities[i]!;
+    if (isSameHost(authority.host, origin.host) && authority.port === origin.port) continue;
+    return fronting(decision, `the request names ${written[i] ?? hostText(authority.host)}, but its connection is for ${hostText(origin.host)}:${origin.port} (domain fronting)`);
+  }
+  return decision;
 }

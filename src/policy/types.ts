@@ -92,9 +92,11 @@ export interface DecisionInput {
  * Why a decision came out the way it did, as a stable code for logs, metrics and audit:
  * `rule` a rule matched; `default` no rule matched; `port` the port is not allowed;
  * `sni` the ClientHello named a host that the policy treats more strictly than the target;
- * `pinning` an inspect decision turned into splice because clients pin that name's certificate.
+ * `pinning` an inspect decision turned into splice because clients pin that name's certificate;
+ * `fronting` an inspected flow or request named two different destinations (CONNECT target, SNI,
+ * Host or :authority): the one verified with the origin must be the only one.
  */
-export type DecisionCode = 'rule' | 'default' | 'port' | 'sni' | 'pinning';
+export type DecisionCode = 'rule' | 'default' | 'port' | 'sni' | 'pinning' | 'fronting';
 
 export interface Decision {
   readonly action: Action;

@@ -14,10 +14,10 @@ import { checkRequestFraming } from '../http/serve-request';
 import type { OriginAlpnCache } from '../tls/origin-alpn';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { tooManyHeaders } from '../http/headers';
-import { decide } from '../policy/decide';
-import type { CompiledPolicy, Decision } from '../policy/types';
-import { parseHostAndOptionalPort } from '../protocol/authority';
-import { type Host, hostText, isSameHost, normaliseHost } from '../protocol/host';
+import { checkRequestAuthority } from '../policy/decide';
+import type { Decision } from '../policy/types';
+import { parseHostAndOptionalPort, type Target } from '../protocol/authority';
+import { type Host, hostText, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
@@ -27,7 +27,6 @@ import type { Inspector, TlsPeek } from './run-tunnel';
 export interface InspectorOptions {
   readonly leaves: LeafCache;
   readonly forwarder: HttpForwarder;
-  readonly policy: () => CompiledPolicy;
   readonly audit: AuditSink;
   readonly redactQueryParams: readonly string[];
   readonly handshakeTimeoutMs: number;
@@ -53,6 +52,16 @@ const REJECTION_ALERTS: Readonly<Record<string, PinningSignal>> = {
  * preconnections also close without requests, but only after idling for many seconds.
  */
 const QUICK_CLOSE_MS = 2_000;
+
+/** Host, and for HTTP/2 :authority, as the client wrote them; :authority first. */
+function presentedAuthorities(req: InboundRequest): string[] {
+  const out: string[] = [];
+  const authority = req.headers[':authority'];
+  if (typeof authority === 'string') out.push(authority);
+  const host = req.headers.host;
+  if (typeof host === 'string') out.push(host);
+  return out;
+}
 
 /** What the HTTP server needs to know about the tunnel a decrypted request came through. */
 interface Tunnel {
@@ -324,32 +333,24 @@ export class TlsInspector implements Inspector {
       malformed(framing);
       return;
     }
-    // HTTP/2 carries the authority in :authority; a Host field, if also sent, must agree with it.
-    const hostHeader = isH2 ? (req.headers.host ?? req.authority) : req.headers.host;
-    let decision = tunnelDecision;
-    if (hostHeader !== undefined) {
-      const host = parseHostAndOptionalPort(hostHeader, 443);
-      if (!host.ok) {
-        malformed(`invalid Host header: ${host.reason}`);
+    // Every authority the request presents (Host; HTTP/2's :authority, and a Host field if also
+    // sent) must name the connection's origin: see checkRequestAuthority.
+    const written = presentedAuthorities(req);
+    const authorities: Target[] = [];
+    for (const value of written) {
+      const parsed = parseHostAndOptionalPort(value, target.port);
+      if (!parsed.ok) {
+        malformed(`invalid ${isH2 ? 'authority' : 'Host header'}: ${parsed.reason}`);
         return;
       }
-      // Domain fronting: the Host of every request must be the tunnel's name, or a name the
-      // policy also allows for inspection; otherwise a tunnel opened for an allowed name could
-      // carry requests for a denied one.
-      if (!isSameHost(host.target.host, tunnel.name)) {
-        const forHost = decide({ target: host.target.host, port: target.port, sni: null, frontend: flow.frontend, principal: flow.principal }, this.options.policy());
-        if (forHost.action !== 'inspect') {
-          const denial: Decision = {
-            ...forHost,
-            action: 'deny',
-            reason: `Host ${hostText(host.target.host)} differs from the tunnel's name ${hostText(tunnel.name)} and is not allowed for inspection (domain fronting)`,
-          };
-          refuseRequest(ctx(denial), req, res, { kind: 'deny', decision: denial }, this.options.audit, this.options.redactQueryParams);
-          return;
-        }
-        decision = forHost;
-      }
+      authorities.push(parsed.target);
     }
+    const decision = checkRequestAuthority(tunnelDecision, { host: tunnel.name, port: target.port }, authorities, written);
+    if (decision.action === 'deny') {
+      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options.audit, this.options.redactQueryParams);
+      return;
+    }
+    const hostHeader = written[0];
     this.options.forwarder.forward({ ...ctx(decision), hostHeader: hostHeader ?? null }, req, res);
   }
 }
