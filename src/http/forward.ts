@@ -157,7 +157,13 @@ export class HttpForwarder {
     // answered from the cache. One cache for HTTP/1.1 and HTTP/2 on either leg: entries hold
     // end-to-end fields only, so one filled over either protocol serves both. WebSocket
     // handshakes pass it by.
-    const cache = ctx.upgrade ? null : (this.options.cache?.open(ctx, req) ?? null);
+    const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
+      host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
+      httpVersion: req.httpVersion,
+      via: this.options.via,
+      forwardedFor: this.options.xForwardedFor ? ctx.flow.clientAddress : null,
+    });
+    const cache = ctx.upgrade ? null : (this.options.cache?.open(ctx, req, forwarded) ?? null);
     tracker.cache = cache;
     const fresh = cache?.hit() ?? null;
     if (cache && fresh) {
@@ -167,12 +173,6 @@ export class HttpForwarder {
       sendStoredReply(ctx, this.options.via, cache, rules, fresh, res, tracker);
       return;
     }
-    const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
-      host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
-      httpVersion: req.httpVersion,
-      via: this.options.via,
-      forwardedFor: this.options.xForwardedFor ? ctx.flow.clientAddress : null,
-    });
     // CACHE: revalidating a stale entry sends its validators (If-None-Match/If-Modified-Since).
     const headers = cache ? cache.upstreamRequestHeaders(forwarded) : forwarded;
     // Upgrade and Connection are hop-by-hop and were dropped above; a WebSocket handshake asks

@@ -3,26 +3,16 @@ import path from 'node:path';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import WebSocket from 'ws';
 import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
-import { hashPassword } from '../../src/identity/password-hash';
 import { subscribe } from '../../src/observability/events';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
 import { curl } from './support/run';
+import { usersYaml } from './support/users';
 import { startWsOrigin, type WsOrigin } from './support/ws-origins';
 
-/** Lighter than the shipped cost so the suite stays quick on shared CPUs; same format and code. */
-const TEST_SCRYPT = { ln: 12, r: 8, p: 1 };
 const ALICE_PASSWORD = 'alice-S3cret-pass';
 const BOB_PASSWORD = 'bob-0ther-pass';
-
-async function usersYaml(users: Record<string, { password: string; groups: string[] }>): Promise<string> {
-  const lines = ['# test users', 'users:'];
-  for (const [name, user] of Object.entries(users)) {
-    lines.push(`  ${name}:`, `    password: "${await hashPassword(user.password, TEST_SCRYPT)}"`, `    groups: [${user.groups.join(', ')}]`);
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 describe('proxy authentication (explicit proxy)', () => {
   let gw: TestGateway;

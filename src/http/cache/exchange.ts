@@ -1,8 +1,8 @@
-import { Http2ServerRequest } from 'node:http2';
 import CachePolicy from 'http-cache-semantics';
-import { targetText } from '../../protocol/authority';
+import { hostAuthorityText } from '../../protocol/host';
 import type { InboundRequest, InboundResponse } from '../exchange';
 import type { RequestContext } from '../forward';
+import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';
 import type { OriginResponse } from './origin-response';
@@ -53,11 +53,15 @@ export class HttpCache {
     this.store = options.enabled && options.maxSizeBytes > 0 ? new ResponseStore(options) : null;
   }
 
-  /** The request's passage through the cache; null when caching is off (nothing to allocate). */
-  open(ctx: RequestContext, req: InboundRequest): CacheExchange | null {
+  /**
+   * The request's passage through the cache; null when caching is off (nothing to allocate).
+   * `sentHeaders` are the fields the origin will receive (after the rules' edits): a stored
+   * response's Vary is matched against what was sent to obtain it, not what the client wrote.
+   */
+  open(ctx: RequestContext, req: InboundRequest, sentHeaders: readonly string[]): CacheExchange | null {
     if (!this.store) return null;
     try {
-      return new CacheExchange(this.store, this.options.name, ctx, req);
+      return new CacheExchange(this.store, this.options.name, ctx, req, sentHeaders);
     } catch (err) {
       // The cache is an optimisation: a request it cannot judge is forwarded as if it were off.
       ctx.flow.log.warn({ request: ctx.requestId, err: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
@@ -81,35 +85,32 @@ type Mode =
 const SAFE_CACHEABLE = new Set(['GET', 'HEAD']);
 const SAFE_OTHER = new Set(['OPTIONS', 'TRACE']);
 
-function hostForKey(ctx: RequestContext): string {
-  if (ctx.hostHeader !== null) return ctx.hostHeader.toLowerCase();
-  return targetText(ctx.target);
-}
-
-/** Cache key: scheme, the dialled host and port, the Host header, path and query. */
+/**
+ * Cache key: scheme, the origin's name as its connection is verified for (the SNI sent to it;
+ * the target when there is none) and port, the policy rule that governed the request, then the
+ * path and query. The name is the one every authority in the request was checked against
+ * (checkRequestAuthority), so no Host can file a response under another name; the rule keeps
+ * apart responses fetched under different rules (different groups, different header edits).
+ */
 export function cacheKey(ctx: RequestContext, path: string): string {
-  return `${ctx.scheme}://${targetText(ctx.target)}|${hostForKey(ctx)}${path}`;
+  const name = ctx.servername ?? hostAuthorityText(ctx.target.host);
+  return `${ctx.scheme}://${name}:${ctx.target.port}|${ctx.decision.rule?.id ?? '(default)'}|${path}`;
 }
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
-function hasBody(req: InboundRequest, headers: RequestHeaders): boolean {
-  if (headers['transfer-encoding'] !== undefined) return true;
-  const length = headers['content-length'];
-  if (length !== undefined) return length !== '0';
-  // HTTP/2 frames bodies itself: a request without one ends its stream with the HEADERS frame.
-  return req instanceof Http2ServerRequest && !req.stream.endAfterHeaders;
-}
-
 /**
- * The client's request fields as an HTTP/1.1 message carries them: HTTP/2 pseudo-headers
- * (`:method`, `:path`, `:authority`, `:scheme`) are not fields, so they never take part in
- * Vary matching, validators or what an entry retains.
+ * A raw field list as the lower-case header object http-cache-semantics reads, repeated fields
+ * joined as RFC 9110 5.3 allows. HTTP/2 pseudo-header fields never get here: the list is the
+ * HTTP/1.1 form the origin is sent.
  */
-function requestFields(req: InboundRequest): RequestHeaders {
-  if (!(req instanceof Http2ServerRequest)) return req.headers;
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const [name, value] of Object.entries(req.headers)) if (!name.startsWith(':')) out[name] = value;
+function headerObject(raw: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const existing = out[name];
+    out[name] = existing === undefined ? raw[i + 1]! : `${existing}${name === 'cookie' ? '; ' : ', '}${raw[i + 1]!}`;
+  }
   return out;
 }
 
@@ -177,13 +178,14 @@ export class CacheExchange {
     private readonly name: string,
     private readonly ctx: RequestContext,
     private readonly req: InboundRequest,
+    sentHeaders: readonly string[],
   ) {
     const method = req.method ?? 'GET';
     this.isHead = method === 'HEAD';
     this.key = cacheKey(ctx, req.url ?? '/');
-    this.headers = requestFields(req);
+    this.headers = headerObject(sentHeaders);
     // HEAD is evaluated as GET: a stored GET response answers it (RFC 9110 9.3.2).
-    this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: { ...this.headers, host: hostForKey(ctx) } };
+    this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: this.headers };
     this.mode = this.classify(method);
     this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
   }
@@ -199,7 +201,7 @@ export class CacheExchange {
     // Range is passed through: partial entries are never stored or served.
     if (this.headers.range !== undefined) return this.bypass('bypass', 'range');
     if (hasUnsupportedPrecondition(this.headers)) return this.bypass('bypass', 'precondition');
-    if (hasBody(this.req, this.headers)) return this.bypass('bypass', 'request-body');
+    if (requestBodyFraming(this.req).kind !== 'none') return this.bypass('bypass', 'request-body');
     const found = store.lookup(this.key, this.headers);
     if (found.kind !== 'found') {
       this.fwd = found.kind;

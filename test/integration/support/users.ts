@@ -1,3 +1,4 @@
+import { hashPassword } from '../../../src/identity/password-hash';
 import type { Authenticator, Principal } from '../../../src/identity/types';
 
 /**
@@ -16,4 +17,16 @@ export function staticAuthenticator(users: Readonly<Record<string, { password: s
       return Promise.resolve({ user: username, groups: user.groups ?? [] });
     },
   };
+}
+
+/** Lighter than the shipped cost so suites stay quick on shared CPUs; same format and code. */
+export const TEST_SCRYPT = { ln: 12, r: 8, p: 1 };
+
+/** A users file (the gateway's own format and hashing) for the given users. */
+export async function usersYaml(users: Readonly<Record<string, { password: string; groups: readonly string[] }>>): Promise<string> {
+  const lines = ['# test users', 'users:'];
+  for (const [name, user] of Object.entries(users)) {
+    lines.push(`  ${name}:`, `    password: "${await hashPassword(user.password, TEST_SCRYPT)}"`, `    groups: [${user.groups.join(', ')}]`);
+  }
+  return `${lines.join('\n')}\n`;
 }
