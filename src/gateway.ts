@@ -1,5 +1,4 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { NdjsonAuditSink } from './audit/sink';
 import type { GatewayConfig } from './config/schema';
@@ -9,6 +8,7 @@ import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { AddressGuard } from './egress/address-guard';
 import type { Egress } from './egress/dial';
+import { reachesListener } from './egress/loop-check';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { ConnectionLimiter, type OverloadReply, closeSilently } from './frontends/connection-limiter';
@@ -453,16 +453,12 @@ export class Gateway {
     });
   }
 
-  /** Whether address:port reaches one of our own listeners (refused: a proxy loop). */
+  /**
+   * Whether address:port reaches one of our own listeners (refused: a proxy loop), compared as
+   * addresses: every outbound path asks this through egress/dial.ts with the address it dials.
+   */
   isOwnListener(address: string, port: number): boolean {
-    for (const bound of this.bound.values()) {
-      if (bound.port !== port) continue;
-      if (bound.address === address) return true;
-      if (bound.address === '0.0.0.0' || bound.address === '::') {
-        if (isLocalAddress(address)) return true;
-      }
-    }
-    return false;
+    return reachesListener(address, port, this.bound.values());
   }
 
   /**
@@ -522,12 +518,4 @@ function overloadReplyOf(name: ListenerName): OverloadReply {
     writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'gateway', { 'retry-after': '1' });
     setTimeout(() => socket.destroy(), 2_000).unref();
   };
-}
-
-function isLocalAddress(address: string): boolean {
-  if (address.startsWith('127.') || address === '::1') return true;
-  for (const list of Object.values(networkInterfaces())) {
-    for (const info of list ?? []) if (info.address === address) return true;
-  }
-  return false;
 }
