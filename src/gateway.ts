@@ -429,12 +429,20 @@ export class Gateway {
       };
       server.once('error', onError);
       // Admission before the front-end sees the socket; the admin listener stays reachable when
-      // the gateway is full, so operators can still look at it. Behind a load balancer the PROXY
-      // header is read first (it wraps the admission check), so per-client limits count the real
-      // client rather than the balancer.
-      if (name !== 'admin') this.connections.guard(server, frontendOf(name), overloadReplyOf(name));
-      if (name !== 'admin' && this.config.listen.proxyProtocol.includes(name)) {
-        requireProxyProtocol(server, { timeoutMs: this.config.limits.headerTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], logger: this.logger });
+      // the gateway is full, so operators can still look at it. Each call wraps the handlers
+      // registered before it, so the last one runs first. Behind a load balancer: the global
+      // limit at accept (a connection waiting for its PROXY header holds a descriptor like any
+      // other), then the header, then the per-client limit with the client the header names.
+      if (name !== 'admin') {
+        const frontend = frontendOf(name);
+        const reply = overloadReplyOf(name);
+        if (this.config.listen.proxyProtocol.includes(name)) {
+          this.connections.guard(server, frontend, reply, 'per-client');
+          requireProxyProtocol(server, { timeoutMs: this.config.limits.proxyHeaderTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], frontend, logger: this.logger });
+          this.connections.guard(server, frontend, reply, 'total');
+        } else {
+          this.connections.guard(server, frontend, reply);
+        }
       }
       const tracked = name === 'admin' ? this.adminSockets : this.sockets;
       server.on('connection', (socket: Socket) => {
