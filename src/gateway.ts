@@ -1,5 +1,4 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { NdjsonAuditSink } from './audit/sink';
 import type { GatewayConfig } from './config/schema';
@@ -9,6 +8,7 @@ import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { AddressGuard } from './egress/address-guard';
 import type { Egress } from './egress/dial';
+import { reachesListener } from './egress/loop-check';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
 import { ConnectionLimiter, type OverloadReply, closeSilently } from './frontends/connection-limiter';
@@ -428,12 +428,20 @@ export class Gateway {
       };
       server.once('error', onError);
       // Admission before the front-end sees the socket; the admin listener stays reachable when
-      // the gateway is full, so operators can still look at it. Behind a load balancer the PROXY
-      // header is read first (it wraps the admission check), so per-client limits count the real
-      // client rather than the balancer.
-      if (name !== 'admin') this.connections.guard(server, frontendOf(name), overloadReplyOf(name));
-      if (name !== 'admin' && this.config.listen.proxyProtocol.includes(name)) {
-        requireProxyProtocol(server, { timeoutMs: this.config.limits.headerTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], logger: this.logger });
+      // the gateway is full, so operators can still look at it. Each call wraps the handlers
+      // registered before it, so the last one runs first. Behind a load balancer: the global
+      // limit at accept (a connection waiting for its PROXY header holds a descriptor like any
+      // other), then the header, then the per-client limit with the client the header names.
+      if (name !== 'admin') {
+        const frontend = frontendOf(name);
+        const reply = overloadReplyOf(name);
+        if (this.config.listen.proxyProtocol.includes(name)) {
+          this.connections.guard(server, frontend, reply, 'per-client');
+          requireProxyProtocol(server, { timeoutMs: this.config.limits.proxyHeaderTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], frontend, logger: this.logger });
+          this.connections.guard(server, frontend, reply, 'total');
+        } else {
+          this.connections.guard(server, frontend, reply);
+        }
       }
       const tracked = name === 'admin' ? this.adminSockets : this.sockets;
       server.on('connection', (socket: Socket) => {
@@ -452,16 +460,12 @@ export class Gateway {
     });
   }
 
-  /** Whether address:port reaches one of our own listeners (refused: a proxy loop). */
+  /**
+   * Whether address:port reaches one of our own listeners (refused: a proxy loop), compared as
+   * addresses: every outbound path asks this through egress/dial.ts with the address it dials.
+   */
   isOwnListener(address: string, port: number): boolean {
-    for (const bound of this.bound.values()) {
-      if (bound.port !== port) continue;
-      if (bound.address === address) return true;
-      if (bound.address === '0.0.0.0' || bound.address === '::') {
-        if (isLocalAddress(address)) return true;
-      }
-    }
-    return false;
+    return reachesListener(address, port, this.bound.values());
   }
 
   /**
@@ -521,12 +525,4 @@ function overloadReplyOf(name: ListenerName): OverloadReply {
     writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'gateway', { 'retry-after': '1' });
     setTimeout(() => socket.destroy(), 2_000).unref();
   };
-}
-
-function isLocalAddress(address: string): boolean {
-  if (address.startsWith('127.') || address === '::1') return true;
-  for (const list of Object.values(networkInterfaces())) {
-    for (const info of list ?? []) if (info.address === address) return true;
-  }
-  return false;
 }

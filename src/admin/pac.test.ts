@@ -28,6 +28,26 @@ describe('proxy.pac', () => {
     expect(find(url, host)).toBe(expected);
   });
 
+  // Loopback goes DIRECT as an address only: a name that merely starts with "127." is anyone's
+  // DNS name and must go through the gateway.
+  test.each([
+    ['http://127.1.2.3/', '127.1.2.3', 'DIRECT'],
+    ['http://127.255.255.255/', '127.255.255.255', 'DIRECT'],
+    ['http://[::1]:8080/', '::1', 'DIRECT'],
+    ['http://[::1]:8080/', '[::1]', 'DIRECT'],
+    ['http://LOCALHOST./', 'LOCALHOST.', 'DIRECT'],
+    ['https://127.evil.example/', '127.evil.example', PROXY],
+    ['https://127.0.0.1.evil.example/', '127.0.0.1.evil.example', PROXY],
+    ['https://127.0.0.evil/', '127.0.0.evil', PROXY],
+    ['https://127.example/', '127.example', PROXY],
+    ['https://127.0.0.1evil.example/', '127.0.0.1evil.example', PROXY],
+    ['https://127.0.0.256/', '127.0.0.256', PROXY],
+    ['https://localhost.evil.example/', 'localhost.evil.example', PROXY],
+    ['https://127/', '127', PROXY],
+  ])('loopback as an address: %s (%s) -> %s', (url, host, expected) => {
+    expect(find(url, host)).toBe(expected);
+  });
+
   test('no DIRECT fallback after the proxy: a down gateway must not mean uncontrolled egress', () => {
     expect(find('https://example.com/', 'example.com')).not.toContain('DIRECT');
   });

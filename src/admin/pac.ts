@@ -35,7 +35,11 @@ function FindProxyForURL(url, host) {
   var proxy = ${JSON.stringify(`PROXY ${options.proxyAddress}`)};
   var h = host.toLowerCase();
   if (h.charAt(h.length - 1) === ".") h = h.substring(0, h.length - 1);
-  if (h === "localhost" || shExpMatch(h, "127.*") || h === "::1" || h === "[::1]") return "DIRECT";
+  // Loopback as an address only: "127.evil.example" is a name anyone can register and point
+  // anywhere, so a text prefix would send it around the gateway.
+  var loop = /^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(h);
+  if (loop && +loop[1] < 256 && +loop[2] < 256 && +loop[3] < 256) return "DIRECT";
+  if (h === "localhost" || h === "::1" || h === "[::1]") return "DIRECT";
   var exact = ${list(exact)};
   for (var i = 0; i < exact.length; i++) if (h === exact[i]) return "DIRECT";
   var domains = ${list(domains)};

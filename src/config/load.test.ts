@@ -58,6 +58,9 @@ describe('configuration', () => {
     expect(config.listen.proxyProtocol).toEqual(['explicit', 'transparentTls']);
     expect(config.pac).toEqual({ direct: ['intranet.example', '.corp.example', '*.lab.example', '10.0.0.0/8'], proxyAddress: 'gw.corp.example:3128' });
     expect(parseConfig('', '/x/t.yaml').listen.proxyProtocol).toEqual([]);
+    // The PROXY header has its own deadline, short by default, apart from the request headers'.
+    expect(parseConfig('', '/x/t.yaml').limits).toMatchObject({ headerTimeoutMs: 30_000, proxyHeaderTimeoutMs: 5_000 });
+    expect(parseConfig('limits:\n  proxy_header_timeout: 750ms\n', '/x/t.yaml').limits.proxyHeaderTimeoutMs).toBe(750);
   });
 
   test.each([
@@ -75,6 +78,8 @@ describe('configuration', () => {
     ['listen:\n  proxy_protocol: [admin]\n', /listen\.proxy_protocol\[0\]: expected a list of: explicit, socks, transparent_tls, transparent_http/],
     ['pac:\n  direct: ["bad name!"]\n', /pac\.direct\[0\]: expected a name/],
     ['pac:\n  proxy_address: "proxy.example"\n', /pac\.proxy_address: expected host:port/],
+    ['limits:\n  proxy_header_timeout: 50ms\n', /:2: limits\.proxy_header_timeout: must be at least 100 ms/],
+    ['limits:\n  proxy_header_timeout: 5m\n', /:2: limits\.proxy_header_timeout: must be at most 1m/],
   ])('%j is refused with file, line, key and the fix', (text, message) => {
     const problems = problemsOf(text);
     expect(problems.some((p) => message.test(p))).toBe(true);

@@ -143,6 +143,9 @@ export function configSchema(baseDir: string) {
 
   const limits = section({
     header_timeout: duration({ min: 100 }).default(30_000),
+    // A balancer sends its PROXY header in its first packet; a long wait only serves someone
+    // holding connections open around it.
+    proxy_header_timeout: duration({ min: 100, max: 60_000, maxText: '1m' }).default(5_000),
     peek_timeout: duration({ min: 100 }).default(10_000),
     socks_handshake_timeout: duration({ min: 100 }).default(10_000),
     tls_handshake_timeout: duration({ min: 100 }).default(10_000),
@@ -154,6 +157,7 @@ export function configSchema(baseDir: string) {
     maxConnections: v.max_connections,
     maxConnectionsPerClient: v.max_connections_per_client,
     headerTimeoutMs: v.header_timeout,
+    proxyHeaderTimeoutMs: v.proxy_header_timeout,
     peekTimeoutMs: v.peek_timeout,
     socksHandshakeTimeoutMs: v.socks_handshake_timeout,
     tlsHandshakeTimeoutMs: v.tls_handshake_timeout,

@@ -9,7 +9,10 @@ import type { ResolvedAddress, Resolver } from './resolve';
 export interface Egress {
   readonly resolver: Resolver;
   readonly guard: AddressGuard;
-  /** True when address:port is one of the gateway's own listeners (a proxy loop). */
+  /**
+   * True when address:port is one of the gateway's own listeners (a proxy loop). Takes the
+   * address exactly as it will be dialled and compares it as an address (loop-check.ts).
+   */
   readonly isOwnListener: (address: string, port: number) => boolean;
   readonly connectTimeoutMs: number;
 }
@@ -19,7 +22,12 @@ export interface DialedSocket {
   readonly remote: ResolvedAddress;
 }
 
-/** Why one address may not be dialled on `port` (a loop, or the destination guard), or null. */
+/**
+ * Why one address may not be dialled on `port` (a loop, or the destination guard), or null.
+ * Every outbound path ends here with the address it dials: tunnels through dialTarget or
+ * resolveAllowed, pooled HTTP/1, HTTP/2 and the ALPN probe through guardedLookup for names and
+ * refusalForLiteral for literals.
+ */
 export function refusalFor(egress: Egress, address: string, port: number): GatewayError | null {
   if (egress.isOwnListener(address, port)) return new GatewayError('TG_ERR_LOOP', 'resolve', `${address}:${port} is one of this gateway's listeners`);
   const verdict = egress.guard.check(address);

@@ -1,5 +1,6 @@
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import { GatewayError } from '../errors/gateway-error';
 import type { Host } from '../protocol/host';
@@ -21,6 +22,18 @@ export interface ResolverOptions {
   readonly timeoutMs?: number;
   /** Nameservers to query instead of the system's (tests, split-horizon deployments). */
   readonly servers?: readonly string[];
+}
+
+/**
+ * One spelling per address, the one the kernel dials: IPv4-mapped IPv6 becomes the IPv4 address
+ * it carries, IPv6 is written per RFC 5952. Literals in requests are normalised the same way
+ * (protocol/host.ts), so the static map and DNS answers reach policy, the destination guard,
+ * the loop check and the audit records in the form a literal would.
+ */
+function canonicalAddress(text: string): ResolvedAddress {
+  const address = ipaddr.process(text);
+  if (address.kind() === 'ipv4') return { address: address.toString(), family: 4 };
+  return { address: (address as ipaddr.IPv6).toRFC5952String(), family: 6 };
 }
 
 type CacheEntry = { readonly addresses: readonly ResolvedAddress[] } | { readonly error: GatewayError };
@@ -47,9 +60,8 @@ export class Resolver {
   constructor(options: ResolverOptions = {}) {
     const hosts = new Map<string, ResolvedAddress>();
     for (const [name, address] of Object.entries(options.hosts ?? {})) {
-      const family = isIP(address);
-      if (family === 0) throw new Error(`upstream.hosts: "${address}" for ${name} is not an IP address`);
-      hosts.set(name.toLowerCase().replace(/\.$/, ''), { address, family: family as 4 | 6 });
+      if (isIP(address) === 0 || address.includes('%')) throw new Error(`upstream.hosts: "${address}" for ${name} is not an IP address`);
+      hosts.set(name.toLowerCase().replace(/\.$/, ''), canonicalAddress(address));
     }
     this.hosts = hosts;
     this.minTtlMs = options.minTtlMs ?? 1_000;
@@ -95,7 +107,7 @@ export class Resolver {
     }
     if (v6.status === 'fulfilled') {
       for (const record of v6.value) {
-        addresses.push({ address: record.address, family: 6 });
+        addresses.push(canonicalAddress(record.address));
         ttlSeconds = Math.min(ttlSeconds, record.ttl);
       }
     }

@@ -1,12 +1,16 @@
 import type { Server, Socket } from 'node:net';
 import { peerAddress, setProxiedPeer } from '../flow/flow';
 import type { Logger } from '../logging/logger';
+import { noteLimitBreach } from '../observability/limit-breach';
 import { parseProxyV2 } from '../protocol/proxy-v2';
 
 export interface ProxyProtocolOptions {
-  /** How long a connection has to deliver its complete header. */
+  /** `limits.proxy_header_timeout`: from accept to a complete header. */
   readonly timeoutMs: number;
+  /** The listener's configuration key (log lines). */
   readonly listener: string;
+  /** The listener's front-end label (limit-breach events). */
+  readonly frontend: string;
   readonly logger: Logger;
 }
 
@@ -17,6 +21,11 @@ export interface ProxyProtocolOptions {
  * was read and removed, with the client address from the header recorded for that socket.
  * A connection without a valid header is closed and logged: behind a balancer that sends the
  * header, its absence means someone reached the listener around the balancer.
+ *
+ * The header has its own deadline, `limits.proxy_header_timeout`, separate from the client's
+ * request header deadline: a balancer sends the header at once, so a connection still without
+ * one is not a slow client but someone holding a descriptor. Admission to the global connection
+ * limit happens before this (see Gateway.bind), so such connections count from accept.
  *
  * The server keeps its own listen(), so an http.Server's header and request timeouts still run.
  */
@@ -31,7 +40,10 @@ export function requireProxyProtocol(server: Server, options: ProxyProtocolOptio
       options.logger.warn({ listener: options.listener, client: peer.address, client_port: peer.port, reason }, 'connection refused: no valid PROXY protocol v2 header');
       socket.destroy();
     };
-    const timer = setTimeout(() => refuse(`no complete header within ${options.timeoutMs} ms`), options.timeoutMs);
+    const timer = setTimeout(() => {
+      noteLimitBreach(options.logger, 'limits.proxy_header_timeout', options.frontend, { client: peer.address, client_port: peer.port, ms: options.timeoutMs, received: buffered.length });
+      refuse(`no complete header within ${options.timeoutMs} ms (limits.proxy_header_timeout)`);
+    }, options.timeoutMs);
     const onError = (): void => cleanup();
     const onData = (chunk: Buffer): void => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);

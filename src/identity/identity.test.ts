@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -138,6 +139,26 @@ describe('failure throttle', () => {
   });
 });
 
+describe('failure slots (reserved before a check runs)', () => {
+  test('no more slots than max failures at once; a success gives its slot back; the lock is reported once', () => {
+    const throttle = new FailureThrottle(3, 10_000, () => 1_000);
+    const slots = [throttle.reserve('10.0.0.1'), throttle.reserve('10.0.0.1'), throttle.reserve('10.0.0.1')];
+    expect(slots.every((slot) => slot !== null)).toBe(true);
+    expect(throttle.reserve('10.0.0.1')).toBeNull();
+    // While every slot is held, the address is refused like a locked one.
+    expect(throttle.retryAfterMs('10.0.0.1')).toBe(10_000);
+    expect(throttle.reserve('10.0.0.2')).not.toBeNull();
+    slots[0]!.release();
+    expect(throttle.retryAfterMs('10.0.0.1')).toBe(0);
+    expect(slots[1]!.confirm()).toEqual({ failures: 1, locked: false });
+    expect(slots[2]!.confirm()).toEqual({ failures: 2, locked: false });
+    expect(() => slots[2]!.release()).toThrow();
+    expect(throttle.recordFailure('10.0.0.1')).toEqual({ failures: 3, locked: true });
+    expect(throttle.recordFailure('10.0.0.1')).toEqual({ failures: 4, locked: false });
+    expect(throttle.reserve('10.0.0.1')).toBeNull();
+  });
+});
+
 describe('concurrency limit for password checks', () => {
   test('runs at most max at once, queues a bounded number, refuses the rest at once', async () => {
     const limit = new ConcurrencyLimit(2, 2);
@@ -196,6 +217,65 @@ describe('UserStore', () => {
     expect(log).not.toMatch(/alice-password|bad-guess|whatever-pass|mallory/);
     expect(log).toMatch(/too many failed authentications/);
     expect(log).toMatch(/readable by group or others; chmod 600/);
+  });
+
+  describe('concurrent attempts from one address', () => {
+    /** Counts the scrypt runs (password checks) made while `run` is in progress. */
+    async function countingChecks<T>(run: () => Promise<T>): Promise<{ result: T; checks: number }> {
+      const spy = jest.spyOn(crypto, 'scrypt');
+      try {
+        const result = await run();
+        return { result, checks: spy.mock.calls.length };
+      } finally {
+        spy.mockRestore();
+      }
+    }
+
+    test('wrong passwords sent all at once get no more than max_failures checks; the rest are throttled unchecked', async () => {
+      const { store, lines } = await storeWith({ alice: { password: 'alice-password' } }, 3);
+      const { result, checks } = await countingChecks(() =>
+        Promise.all(Array.from({ length: 60 }, (_, i) => store.authenticate(i % 2 === 0 ? 'alice' : `nobody-${i}`, `guess-${i}`, '10.0.1.1', 'test'))),
+      );
+      expect(checks).toBe(3);
+      const reasons = result.map((o) => (o.ok ? 'ok' : o.reason));
+      expect(reasons.filter((r) => r === 'wrong-password' || r === 'unknown-user')).toHaveLength(3);
+      expect(reasons.filter((r) => r === 'throttled')).toHaveLength(57);
+      expect(lines.filter((l) => l.includes('"msg":"proxy authentication failed"'))).toHaveLength(3);
+      expect(lines.filter((l) => l.includes('too many failed authentications'))).toHaveLength(1);
+      // Locked: the right password is not checked either, and another address is unaffected.
+      expect((await countingChecks(() => store.authenticate('alice', 'alice-password', '10.0.1.1', 'test'))).checks).toBe(0);
+      expect(await store.verify('alice', 'alice-password', '10.0.1.2')).not.toBeNull();
+    });
+
+    test('a success gives its reserved slot back', async () => {
+      const { store } = await storeWith({ alice: { password: 'alice-password' } }, 3);
+      const first = await Promise.all([
+        store.authenticate('alice', 'guess-1', '10.0.2.1', 'test'),
+        store.authenticate('alice', 'alice-password', '10.0.2.1', 'test'),
+        store.authenticate('alice', 'guess-2', '10.0.2.1', 'test'),
+      ]);
+      expect(first.map((o) => (o.ok ? 'ok' : o.reason))).toEqual(['wrong-password', 'ok', 'wrong-password']);
+      expect(store.throttledFor('10.0.2.1')).toBe(0);
+      // Two failures so far: one more wrong password is still checked, then the address is locked.
+      expect((await store.authenticate('alice', 'guess-3', '10.0.2.1', 'test')).ok).toBe(false);
+      expect(store.throttledFor('10.0.2.1')).toBeGreaterThan(0);
+    });
+
+    test('one burst of the right credentials (a browser opening many connections) shares one check and is never throttled', async () => {
+      const { store } = await storeWith({ alice: { password: 'alice-password' } }, 3);
+      const { result, checks } = await countingChecks(() => Promise.all(Array.from({ length: 20 }, () => store.authenticate('alice', 'alice-password', '10.0.3.1', 'test'))));
+      expect(result.every((o) => o.ok)).toBe(true);
+      expect(checks).toBe(1);
+      expect(store.throttledFor('10.0.3.1')).toBe(0);
+    });
+
+    test('one burst of the same wrong credentials runs one check', async () => {
+      const { store } = await storeWith({ alice: { password: 'alice-password' } }, 3);
+      const { result, checks } = await countingChecks(() => Promise.all(Array.from({ length: 20 }, () => store.authenticate('alice', 'same-guess', '10.0.4.1', 'test'))));
+      expect(checks).toBe(1);
+      expect(result.every((o) => !o.ok)).toBe(true);
+      expect(store.throttledFor('10.0.4.1')).toBeGreaterThan(0);
+    });
   });
 
   test('a reload with an invalid file keeps the users in force; a valid one replaces them', async () => {

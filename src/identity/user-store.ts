@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../config/config-error';
 import type { Logger } from '../logging/logger';
 import { ConcurrencyLimit } from './concurrency-limit';
-import { FailureThrottle } from './failure-throttle';
+import { type FailureSlot, FailureThrottle } from './failure-throttle';
 import { DEFAULT_SCRYPT, type ParsedHash, verifyPassword } from './password-hash';
 import type { Authenticator, Principal } from './types';
 import { type UsersTable, loadUsersFile } from './users-file';
@@ -142,18 +142,31 @@ export class UserStore implements Authenticator {
     const cached = this.cache.get(key);
     if (entry && cached && cached.encoded === entry.encoded) return { ok: true, principal: cached.principal };
 
-    const matches = await this.check(key, password, entry?.hash ?? this.decoy);
+    // Joining a check already running for the same credentials costs nothing (a browser sends
+    // one burst of identical credentials). A new check takes its failure slot before scrypt
+    // starts: counted only afterwards, every guess of a concurrent burst would be checked
+    // before the first failure was.
+    let running = this.inFlight.get(key);
+    let slot: FailureSlot | null = null;
+    if (!running) {
+      slot = this.throttle.reserve(clientAddress);
+      if (!slot) return { ok: false, reason: 'throttled', retryAfterMs: this.throttledFor(clientAddress) };
+      running = this.check(key, password, entry?.hash ?? this.decoy);
+    }
+    const matches = await running;
     if (matches === null) {
+      slot?.release();
       this.logger.warn({ client: clientAddress, frontend }, 'too many password checks waiting; authentication refused without checking');
       return { ok: false, reason: 'busy', retryAfterMs: 1000 };
     }
     // The table may have been reloaded while scrypt ran; decide against the entry we checked.
     if (entry && matches) {
+      slot?.release();
       const principal: Principal = Object.freeze({ user: entry.name, groups: entry.groups });
       if (this.cacheTtlMs > 0) this.cache.set(key, { encoded: entry.encoded, principal });
       return { ok: true, principal };
     }
-    return this.fail(clientAddress, frontend, entry ? 'wrong-password' : 'unknown-user', entry ? username : null);
+    return this.recordFailed(clientAddress, frontend, entry ? 'wrong-password' : 'unknown-user', entry ? username : null, slot);
   }
 
   /**
@@ -162,10 +175,15 @@ export class UserStore implements Authenticator {
    * passwords into the name field.
    */
   fail(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy'>, knownUser: string | null = null): AuthOutcome {
-    const failures = this.throttle.recordFailure(clientAddress);
+    return this.recordFailed(clientAddress, frontend, reason, knownUser, null);
+  }
+
+  /** `slot`: the one this attempt's own check held, which now becomes its failure. */
+  private recordFailed(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy'>, knownUser: string | null, slot: FailureSlot | null): AuthOutcome {
+    const { failures, locked } = slot ? slot.confirm() : this.throttle.recordFailure(clientAddress);
     this.logger.info({ client: clientAddress, frontend, user: knownUser, reason, failures }, 'proxy authentication failed');
     const retryAfterMs = this.throttle.retryAfterMs(clientAddress);
-    if (failures === this.options.maxFailures) {
+    if (locked) {
       this.logger.warn({ client: clientAddress, frontend, failures, retry_after_ms: retryAfterMs }, 'too many failed authentications: this client address is refused until the window ends');
     }
     return { ok: false, reason, retryAfterMs };

@@ -6,6 +6,7 @@ export type LimitKey =
   | 'limits.max_connections'
   | 'limits.max_connections_per_client'
   | 'limits.header_timeout'
+  | 'limits.proxy_header_timeout'
   | 'limits.peek_timeout'
   | 'limits.socks_handshake_timeout'
   | 'limits.tls_handshake_timeout'

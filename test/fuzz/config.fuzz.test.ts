@@ -32,7 +32,7 @@ const KEYS = {
   listen: ['explicit', 'socks', 'transparent_tls', 'transparent_http', 'admin'],
   upstream: ['ca_file', 'hosts', 'allow_addresses', 'connect_timeout', 'response_timeout', 'idle_timeout', 'max_sockets_per_host'],
   http: ['via', 'x_forwarded_for', 'max_header_size', 'max_headers'],
-  limits: ['header_timeout', 'peek_timeout', 'tls_handshake_timeout', 'client_idle_timeout', 'shutdown_grace', 'max_connections', 'max_connections_per_client'],
+  limits: ['header_timeout', 'proxy_header_timeout', 'peek_timeout', 'tls_handshake_timeout', 'client_idle_timeout', 'shutdown_grace', 'max_connections', 'max_connections_per_client'],
   audit: ['file', 'redact_query_params'],
   ca: ['cert', 'key', 'chain', 'key_type', 'leaf_key_type', 'leaf_validity', 'leaf_cache_size'],
 } as const;

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import WebSocket from 'ws';
@@ -154,6 +155,37 @@ describe('proxy authentication (explicit proxy)', () => {
     expect(gw.logs().some((l) => l.msg === 'too many failed authentications: this client address is refused until the window ends' && l.client === '127.0.0.2')).toBe(true);
     // 127.0.0.1 is unaffected.
     expect((await curl(['-x', gw.proxy, ...alice, url()])).status).toBe(200);
+  });
+
+  test('100 concurrent CONNECTs with wrong passwords from one address: max_failures checks (407), the rest 429 unchecked', async () => {
+    const from = '127.0.0.4';
+    /** The status code of the reply to one CONNECT sent from `from`; 0 if none came within the bound. */
+    const statusOf = (password: string): Promise<number> =>
+      new Promise((resolve) => {
+        const credentials = Buffer.from(`alice:${password}`).toString('base64');
+        const authority = `origin.test:${origin.port}`;
+        const socket = net.connect({ port: gw.explicitPort, host: '127.0.0.1', localAddress: from }, () =>
+          socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: Basic ${credentials}\r\n\r\n`),
+        );
+        let reply = '';
+        const done = (): void => {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1] ?? 0));
+        };
+        const timer = setTimeout(done, 15_000);
+        socket.on('data', (chunk: Buffer) => {
+          reply += chunk.toString('latin1');
+          if (reply.includes('\r\n\r\n')) done();
+        });
+        socket.on('error', done);
+        socket.on('close', done);
+      });
+    const statuses = await Promise.all(Array.from({ length: 100 }, (_, i) => statusOf(`burst-${i}-wrong`)));
+    const count = (status: number): number => statuses.filter((s) => s === status).length;
+    expect({ 407: count(407), 429: count(429), other: statuses.length - count(407) - count(429) }).toEqual({ 407: 8, 429: 92, other: 0 });
+    // One "failed" line per password check: no more checks ran than max_failures.
+    expect(gw.logs().filter((l) => l.msg === 'proxy authentication failed' && l.client === from)).toHaveLength(8);
   });
 
   test('the users file reloads on change; an invalid file keeps the users in force', async () => {

@@ -47,7 +47,7 @@ describe('PROXY protocol v2 on the explicit listener', () => {
       policies: POLICY,
       allowedPorts: ports,
       listenSection: 'listen:\n  explicit: 127.0.0.1:0\n  proxy_protocol: [explicit]',
-      extraConfig: 'limits:\n  header_timeout: 1s',
+      extraConfig: 'limits:\n  header_timeout: 1s\n  proxy_header_timeout: 1s',
     });
     direct = await startTestGateway({ policies: POLICY, allowedPorts: ports });
   });
@@ -148,7 +148,7 @@ describe('PROXY protocol v2 on the SOCKS and transparent TLS listeners', () => {
       allowedPorts: { tunnel: [origins.tls.port, origins.plain.port], http: [80] },
       policies: POLICY,
       upstreamCaFile: origins.originCaFile,
-      extraConfig: `transparent:\n  tls_origin_port: ${origins.tls.port}\nlimits:\n  header_timeout: 1s`,
+      extraConfig: `transparent:\n  tls_origin_port: ${origins.tls.port}\nlimits:\n  header_timeout: 1s\n  proxy_header_timeout: 1s`,
     });
     socksPort = gw.gateway.address('socks')!.port;
     tlsPort = gw.gateway.address('transparentTls')!.port;
