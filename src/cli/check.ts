@@ -1,6 +1,7 @@
 import { loadConfig } from '../config/load';
 import { loadUsersFile } from '../identity/users-file';
 import { loadPolicy } from '../policy/load';
+import type { CompiledPolicy, PolicyRule } from '../policy/types';
 import { formatHttpRules, formatRuleTable } from '../policy/rule-table';
 import { SUPPORTED_ACTIONS } from '../gateway';
 
@@ -23,6 +24,7 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
   out(`policies ${config.policiesDir}: ${policy.rules.length} rules, version ${policy.version}`);
   out(`default_action: ${policy.defaultAction}`);
   out(`allowed_ports: tunnel ${config.allowedPorts.tunnel.join(',') || '(none)'}; http ${config.allowedPorts.http.join(',') || '(none)'}`);
+  for (const line of describePinning(policy, config.pinning.mode, config.pinning.minClients)) out(line);
   out('');
   out('Rules, most specific first (the first row that matches a destination decides):');
   out(formatRuleTable(policy));
@@ -32,4 +34,30 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
     out('HTTP rules and upload inspection, tried in this order for each request (allow and deny end the evaluation):');
     out(http);
   }
+}
+
+/** Why pinning detection may never splice an inspect rule's names, or null when it may. */
+function neverAutoSpliced(rule: PolicyRule): string | null {
+  if (rule.autoSpliceAllowed) return null;
+  if (rule.required) return 'required: true';
+  if (rule.http.length > 0 || rule.dlp) return 'HTTP rules or DLP; opt in with pinning.auto_splice_allowed: true';
+  return 'pinning.auto_splice_allowed: false';
+}
+
+/**
+ * What certificate-pinning detection may do to inspect rules: a reviewer should see which
+ * destinations could stop being inspected on clients' say-so, in report mode too (switching to
+ * auto_splice is one line of configuration).
+ */
+function describePinning(policy: CompiledPolicy, mode: string, minClients: number): string[] {
+  const inspected = policy.rules.filter((r) => r.action === 'inspect');
+  const lines = [`pinning.mode: ${mode} (a name counts as pinned when ${minClients} client addresses reject its minted certificate)`];
+  const never = inspected.flatMap((r) => {
+    const why = neverAutoSpliced(r);
+    return why === null ? [] : [`${r.id} (${why})`];
+  });
+  const optedIn = inspected.filter((r) => r.autoSpliceAllowed && (r.http.length > 0 || r.dlp)).map((r) => r.id);
+  if (never.length > 0) lines.push(`  never auto-spliced: ${never.join(', ')}`);
+  if (optedIn.length > 0) lines.push(`  may be auto-spliced although they have HTTP rules or DLP (opted in): ${optedIn.join(', ')}`);
+  return lines;
 }

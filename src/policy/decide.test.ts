@@ -130,6 +130,45 @@ describe('decide', () => {
     expect(decision.pattern).toBe('.bank.example');
   });
 
+  test('pinning auto-splice turns inspect into splice only where the rule allows it', () => {
+    const pinned = compilePolicy(
+      [
+        {
+          name: 'p.yaml',
+          displayPath: 'policies/p.yaml',
+          text: [
+            'rules:',
+            '  - { name: plain, match: plain.example, action: inspect }',
+            '  - { name: required, match: required.example, action: inspect, required: true }',
+            '  - { name: http, match: http.example, action: inspect, http: [{ request: { method: [DELETE] }, action: deny }] }',
+            '  - { name: dlp, match: dlp.example, action: inspect, dlp: { detectors: [github_token], action: deny } }',
+            '  - { name: opted-in, match: opted-in.example, action: inspect, pinning: { auto_splice_allowed: true }, dlp: { detectors: [github_token], action: deny } }',
+            '  - { name: spliced, match: spliced.example, action: splice }',
+            '',
+          ].join('\n'),
+        },
+      ],
+      { defaultAction: 'inspect', allowedPorts: { tunnel: [443], http: [80] } },
+    );
+    const names = ['plain.example', 'required.example', 'http.example', 'dlp.example', 'opted-in.example', 'spliced.example', 'unlisted.example'];
+    const autoSpliced = new Set(names);
+    const outcome = (name: string, sni: string | null = null) => {
+      const d = decide({ target: host(name), port: 443, sni: sni === null ? null : host(sni), frontend: 'explicit-connect', principal: null, autoSpliced }, pinned);
+      return `${d.action}/${d.code}`;
+    };
+    expect(Object.fromEntries(names.map((n) => [n, outcome(n)]))).toEqual({
+      'plain.example': 'splice/pinning',
+      'required.example': 'inspect/rule',
+      'http.example': 'inspect/rule',
+      'dlp.example': 'inspect/rule',
+      'opted-in.example': 'splice/pinning',
+      'spliced.example': 'splice/rule',
+      'unlisted.example': 'splice/pinning',
+    });
+    // An SNI naming a protected name inside a tunnel to an auto-spliced one is decided by its own rule.
+    expect(outcome('plain.example', 'dlp.example')).toBe('inspect/sni');
+  });
+
   test('a default allow still applies the port list', () => {
     const open = compilePolicy([], { defaultAction: 'splice', allowedPorts: { tunnel: [443], http: [80] } });
     expect(decide({ target: host('x.example'), port: 443, sni: null, frontend: 'explicit-connect', principal: null }, open).action).toBe('splice');

@@ -1,7 +1,7 @@
 import type { Target } from '../protocol/authority';
 import { hostText, isSameHost, type Host } from '../protocol/host';
 import { findRule } from './match';
-import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind } from './types';
+import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind, PolicyRule } from './types';
 
 /** deny > inspect > splice: when two names are in play, the stricter treatment wins. */
 const STRICTNESS: Readonly<Record<Action, number>> = { splice: 0, inspect: 1, deny: 2 };
@@ -10,9 +10,22 @@ function isTunnel(frontend: FrontendKind): boolean {
   return frontend !== 'explicit-http' && frontend !== 'transparent-http';
 }
 
-/** An inspect decision for a name clients are seen to pin becomes splice, unless required. */
+/**
+ * Whether pinning detection may splice a name inspected under `rule` (null: default_action).
+ * Asked again on every decision, not only when the name was switched: a policy reload that adds
+ * HTTP rules or DLP, or marks the rule required, takes effect at once.
+ */
+export function mayAutoSplice(rule: PolicyRule | null): boolean {
+  return rule === null || rule.autoSpliceAllowed;
+}
+
+/**
+ * An inspect decision for a name clients are seen to pin becomes splice, where its rule allows
+ * that. The signals can be produced by any few clients on purpose, so a rule whose HTTP rules
+ * or DLP splicing would switch off must opt in (see PolicyRule.autoSpliceAllowed).
+ */
 function withPinning(decision: Decision, host: Host, input: DecisionInput): Decision {
-  if (decision.action !== 'inspect' || decision.rule?.required || host.kind !== 'name' || !input.autoSpliced?.has(host.name)) return decision;
+  if (decision.action !== 'inspect' || !mayAutoSplice(decision.rule) || host.kind !== 'name' || !input.autoSpliced?.has(host.name)) return decision;
   return {
     ...decision,
     action: 'splice',

@@ -25,6 +25,22 @@ describe('policy loading', () => {
     expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    cache: maybe\n')])).toMatch(/cache: expected true or false/);
   });
 
+  test('pinning auto-splice: allowed by default, never for required rules, for HTTP rules or DLP only when opted in', () => {
+    const rules = [
+      '  - name: plain\n    match: plain.com\n    action: inspect',
+      '  - name: required\n    match: required.com\n    action: inspect\n    required: true',
+      '  - name: http\n    match: http.com\n    action: inspect\n    http:\n      - request: { path: "/admin/**" }\n        action: deny',
+      '  - name: dlp\n    match: dlp.com\n    action: inspect\n    dlp: { detectors: [payment_card], action: log }',
+      '  - name: opted-in\n    match: opted-in.com\n    action: inspect\n    pinning: { auto_splice_allowed: true }\n    dlp: { detectors: [payment_card], action: deny }',
+      '  - name: opted-out\n    match: opted-out.com\n    action: inspect\n    pinning:\n      auto_splice_allowed: false',
+    ];
+    const policy = compilePolicy([file('a.yaml', `rules:\n${rules.join('\n')}\n`)], options);
+    expect(Object.fromEntries(policy.rules.map((r) => [r.id, r.autoSpliceAllowed]))).toEqual({ plain: true, required: false, http: false, dlp: false, 'opted-in': true, 'opted-out': false });
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    required: true\n    pinning: { auto_splice_allowed: true }\n')])).toMatch(/:5: rules\[0\]\.pinning\.auto_splice_allowed: a rule cannot be both required/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: splice\n    pinning: { auto_splice_allowed: true }\n')])).toMatch(/auto_splice_allowed only applies to inspect rules/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    pinning: { auto_splice: true }\n')])).toMatch(/rules\[0\]\.pinning\.auto_splice: unknown key; known keys here: auto_splice_allowed/);
+  });
+
   test('the same pattern in two files is an error naming both files', () => {
     const message = problems([file('a.yaml', 'rules:\n  - match: example.com\n    action: splice\n'), file('b.yaml', 'rules:\n  - match: [other.com, EXAMPLE.com.]\n    action: deny\n')]);
     expect(message).toMatch(/policies\/b\.yaml:2: match: pattern "example\.com" is also used by the rule at policies\/a\.yaml:2/);

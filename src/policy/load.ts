@@ -31,6 +31,9 @@ const ruleSchema = section({
   http: z.array(z.unknown(), { error: 'expected a list of HTTP rules' }).optional(),
   cache: z.boolean({ error: 'expected true or false' }).optional(),
   dlp: z.unknown().optional(),
+  // A mapping, like the configuration's own `pinning:` section, so per-rule pinning options
+  // read the same in both places.
+  pinning: section({ auto_splice_allowed: z.boolean({ error: 'expected true or false' }).optional() }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -162,6 +165,13 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   }
   if (raw.upstream_insecure && raw.action !== 'inspect') problems.push({ ...at('upstream_insecure'), message: 'upstream_insecure only applies to inspect rules' });
   if (raw.required !== undefined && raw.action !== 'inspect') problems.push({ ...at('required'), message: 'required only applies to inspect rules (it keeps pinning detection from splicing them)' });
+  const autoSpliceAllowed = raw.pinning?.auto_splice_allowed;
+  if (autoSpliceAllowed !== undefined && raw.action !== 'inspect') {
+    problems.push({ ...at('pinning', 'auto_splice_allowed'), message: 'auto_splice_allowed only applies to inspect rules (pinning detection only ever splices inspected names)' });
+  }
+  if (autoSpliceAllowed === true && raw.required === true) {
+    problems.push({ ...at('pinning', 'auto_splice_allowed'), message: 'a rule cannot be both required (never auto-spliced) and auto_splice_allowed; keep one' });
+  }
   if ((raw.users || raw.groups) && !options.authConfigured) {
     problems.push({ ...at(raw.users ? 'users' : 'groups'), message: 'this rule is limited to users or groups, but no users are configured (set auth.users_file)' });
   }
@@ -188,6 +198,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     users: raw.users ? new Set(raw.users) : null,
     groups: raw.groups ? new Set(raw.groups) : null,
     required: raw.required ?? false,
+    autoSpliceAllowed: raw.required === true ? false : (autoSpliceAllowed ?? (http.length === 0 && dlp === null)),
     http: Object.freeze(http),
     cache: raw.cache ?? true,
     dlp,

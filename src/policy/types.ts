@@ -37,6 +37,13 @@ export interface PolicyRule {
   readonly groups: ReadonlySet<string> | null;
   /** An inspect rule marked required is never switched to splice by pinning detection. */
   readonly required: boolean;
+  /**
+   * Whether pinning detection (`pinning.mode: auto_splice`) may splice names of this rule.
+   * Resolved at load: never when `required`; for a rule with HTTP rules or DLP only when it
+   * says `pinning: { auto_splice_allowed: true }` (splicing switches those controls off);
+   * otherwise true unless the rule says `auto_splice_allowed: false`.
+   */
+  readonly autoSpliceAllowed: boolean;
   /** HTTP rules for requests to these destinations, in order (http/rules/types.ts). */
   readonly http: readonly HttpRule[];
   /** `cache: false` keeps the HTTP cache out of requests to these destinations. */
@@ -84,7 +91,7 @@ export interface DecisionInput {
   readonly frontend: FrontendKind;
   /** The authenticated user, when there is one; rules limited to users or groups need it. */
   readonly principal: Principal | null;
-  /** Names that pinning detection currently splices instead of inspecting (unless required). */
+  /** Names that pinning detection currently splices instead of inspecting (where their rule allows it). */
   readonly autoSpliced?: ReadonlySet<string>;
 }
 

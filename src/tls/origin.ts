@@ -47,10 +47,21 @@ export interface OriginAgentOptions {
   readonly idleTimeoutMs: number;
 }
 
+/**
+ * Node's cipher list at OpenSSL security level 2. Node 20 leaves OpenSSL at its default level 1,
+ * which accepts RSA-1024 certificates that curl, Python, Squid and mitmproxy refuse; Node 20 has
+ * no `securityLevel` option, so the level rides on the cipher string (`@SECLEVEL`, which sets
+ * it for the whole context: certificate keys and signatures during verification, and the
+ * server's ephemeral keys). Node's own list is kept rather than OpenSSL's `DEFAULT`, which
+ * would re-admit ciphers Node leaves out. Every origin connection uses this one context: the
+ * HTTPS pools, the HTTP/2 sessions and the ALPN probe.
+ */
+export const ORIGIN_CIPHERS = `${tls.DEFAULT_CIPHERS}:@SECLEVEL=2`;
+
 export function createOriginAgents(options: OriginAgentOptions): OriginAgents {
   // One secure context for every origin connection: parsing the trust store once, not per
   // connection, and Node's agent does not key its pool on `secureContext` (it would on `ca`).
-  const secureContext = tls.createSecureContext({ ca: loadTrustAnchors(options.caFile), minVersion: 'TLSv1.2' });
+  const secureContext = tls.createSecureContext({ ca: loadTrustAnchors(options.caFile), minVersion: 'TLSv1.2', ciphers: ORIGIN_CIPHERS });
   const common = {
     keepAlive: true,
     maxSockets: options.maxSocketsPerHost,
@@ -88,6 +99,24 @@ const CERT_FAILURES: Readonly<Record<string, string>> = {
   CERT_REJECTED: 'rejected',
   INVALID_PURPOSE: 'not valid for TLS servers',
   PATH_LENGTH_EXCEEDED: 'path length exceeded',
+  // Below security level 2 (see ORIGIN_CIPHERS). Node 20 has no names for these and reports
+  // them as UNSPECIFIED (see UNNAMED_CERT_FAILURES); the names are OpenSSL's, in case it does.
+  EE_KEY_TOO_SMALL: "weak key (the origin's certificate key is shorter than 2048-bit RSA)",
+  CA_KEY_TOO_SMALL: 'weak key (an issuing CA certificate has a key shorter than 2048-bit RSA)',
+  CA_MD_TOO_WEAK: 'weak signature (a certificate in the chain is signed with SHA-1 or MD5)',
+};
+
+/**
+ * Node names only some of OpenSSL's verification errors; the others, including the security-
+ * level checks, arrive with code UNSPECIFIED and OpenSSL's X509_verify_cert_error_string()
+ * text, which is the same in OpenSSL 1.1 and 3.x. Measured on Node 20 / OpenSSL 3.0: an
+ * RSA-1024 leaf, an RSA-1024 CA and a SHA-1-signed leaf all reported this way (the SHA-1 leaf
+ * even at level 1, where it used to surface as "cannot reach ...: UNSPECIFIED").
+ */
+const UNNAMED_CERT_FAILURES: Readonly<Record<string, string>> = {
+  'EE certificate key too weak': 'EE_KEY_TOO_SMALL',
+  'CA certificate key too weak': 'CA_KEY_TOO_SMALL',
+  'CA signature digest algorithm too weak': 'CA_MD_TOO_WEAK',
 };
 
 /** Maps an error from an origin connection to the gateway's catalogue. */
@@ -95,10 +124,14 @@ export function classifyOriginError(err: NodeJS.ErrnoException, origin: string):
   const cause = (err as { cause?: unknown }).cause;
   if (err.code === 'TG_GUARD' && cause instanceof GatewayError) return cause;
   if (cause instanceof GatewayError) return cause;
-  const code = err.code ?? '';
+  const code = err.code === 'UNSPECIFIED' ? (UNNAMED_CERT_FAILURES[err.message] ?? 'UNSPECIFIED') : (err.code ?? '');
   const certFailure = CERT_FAILURES[code];
   if (certFailure) {
     return new GatewayError('TG_ERR_UPSTREAM_CERT', 'tls-origin', `the certificate of ${origin} failed verification: ${certFailure} (${code})`, { cause: err });
+  }
+  // Any other unnamed verification failure is still a certificate failure, never "unreachable".
+  if (code === 'UNSPECIFIED') {
+    return new GatewayError('TG_ERR_UPSTREAM_CERT', 'tls-origin', `the certificate of ${origin} failed verification: ${err.message}`, { cause: err });
   }
   if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || code === 'EPROTO') {
     return new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-origin', `TLS with ${origin} failed: ${err.message}`, { cause: err });

@@ -1,7 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/fields';
 import type { AuditSink } from '../audit/sink';
@@ -14,7 +13,7 @@ import { checkRequestFraming } from '../http/serve-request';
 import type { OriginAlpnCache } from '../tls/origin-alpn';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { tooManyHeaders } from '../http/headers';
-import { checkRequestAuthority } from '../policy/decide';
+import { checkRequestAuthority, mayAutoSplice } from '../policy/decide';
 import type { Decision } from '../policy/types';
 import { parseHostAndOptionalPort, type Target } from '../protocol/authority';
 import { type Host, hostText, normaliseHost } from '../protocol/host';
@@ -44,14 +43,24 @@ const REJECTION_ALERTS: Readonly<Record<string, PinningSignal>> = {
   ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'alert-unknown-ca',
   ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'alert-bad-certificate',
   ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'alert-certificate-unknown',
+  ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: 'alert-unsupported-certificate',
 };
 
 /**
- * A client that completes the handshake and hangs up this soon without a request is treated as
- * rejecting the certificate after the fact (pinning checked above TLS). Browsers' unused
- * preconnections also close without requests, but only after idling for many seconds.
+ * A handshake that ends before Finished without an alert (in Node: 'close', or an ECONNRESET
+ * error, before 'secure', after the gateway sent its certificate flight) is reported as
+ * `handshake-aborted` but never counted as a rejection. Some pinned apps end this way (Node's
+ * own TLS client verifies after the handshake and resets the connection under TLS 1.3), but so
+ * do port scanners, cancelled preconnections, the losing connection of a happy-eyeballs race,
+ * crashes and network drops, and it costs nothing: a ClientHello and a close. Counting it would
+ * let any three addresses switch inspection off by connecting and hanging up. A rejection alert
+ * is no harder to send on purpose, but benign clients send one only when they do reject the
+ * certificate (RFC 8446 6.2); deliberate alerts are left to min_clients and to the rule's opt-in
+ * (policy/decide.ts mayAutoSplice). A completed handshake never counts: the client accepted the
+ * certificate; apps that check pins after the handshake (OkHttp, Node under TLS 1.2) are not
+ * told apart from an unused connection and need a splice rule.
  */
-const QUICK_CLOSE_MS = 2_000;
+const ABORT_WITHOUT_ALERT = new Set(['ECONNRESET']);
 
 /** Host, and for HTTP/2 :authority, as the client wrote them; :authority first. */
 function presentedAuthorities(req: InboundRequest): string[] {
@@ -184,10 +193,8 @@ export class TlsInspector implements Inspector {
         noteLimitBreach(flow.log, 'limits.tls_handshake_timeout', flow.frontend, { ms: this.options.handshakeTimeoutMs });
         tlsSocket.destroy();
       }, this.options.handshakeTimeoutMs);
-      let handshakeAt = 0;
       tlsSocket.once('secure', () => {
         handshakeDone = true;
-        handshakeAt = performance.now();
         clearTimeout(handshakeTimer);
         tunnel.clientTls = { version: tlsSocket.getProtocol() ?? null, cipher: tlsSocket.getCipher()?.name ?? null };
         if (tlsSocket.alpnProtocol === 'h2') {
@@ -206,8 +213,15 @@ export class TlsInspector implements Inspector {
         this.armHeaderTimer(tlsSocket, tunnel);
         this.server.emit('connection', tlsSocket);
       });
+      let handshakeErrorCode: string | null = null;
+      // Client sockets are half-open (for splicing), so an EOF does not end them; but a client
+      // that has closed its side before Finished can never finish the handshake.
+      tlsSocket.once('end', () => {
+        if (!handshakeDone) tlsSocket.destroy();
+      });
       tlsSocket.on('error', (err: NodeJS.ErrnoException) => {
         if (!handshakeDone) {
+          handshakeErrorCode = err.code ?? '';
           // A client rejecting the minted certificate (alert unknown_ca/bad_certificate) ends
           // here: worth a line, it is how certificate pinning shows up.
           flow.error = new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-client', `client TLS handshake failed: ${err.message}`);
@@ -219,7 +233,8 @@ export class TlsInspector implements Inspector {
       });
       tlsSocket.once('close', () => {
         clearTimeout(handshakeTimer);
-        if (handshakeDone && flow.requests === 0 && performance.now() - handshakeAt < QUICK_CLOSE_MS) this.notePinning(tunnel, 'closed-before-request');
+        const aborted = !handshakeDone && close !== 'timeout' && (handshakeErrorCode === null || ABORT_WITHOUT_ALERT.has(handshakeErrorCode));
+        if (aborted && client.bytesWritten > 0) this.notePinning(tunnel, 'handshake-aborted');
         if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
         flow.bytesFromClient = client.bytesRead;
         flow.bytesToClient = client.bytesWritten;
@@ -230,7 +245,11 @@ export class TlsInspector implements Inspector {
 
   private notePinning(tunnel: Tunnel, signal: PinningSignal): void {
     if (!this.options.pinning || tunnel.name.kind !== 'name') return;
-    this.options.pinning.record(tunnel.name.name, tunnel.flow.clientAddress, signal, tunnel.flow.decision?.rule?.required ?? false);
+    const { flow } = tunnel;
+    // The name recorded is the one the flow was inspected as, and decide() made its rule the
+    // flow's rule (a different target name is refused as fronting): that rule says whether
+    // the name may be auto-spliced.
+    this.options.pinning.record(tunnel.name.name, flow.clientAddress, signal, mayAutoSplice(flow.decision?.rule ?? null));
   }
 
   /** Slow-header defence for the decrypted side (see the constructor). */

@@ -17,12 +17,23 @@ export interface PinningOptions {
   readonly clock?: () => number;
 }
 
-/** Why a client's handshake is taken as a rejection of the minted certificate. */
-export type PinningSignal = 'alert-unknown-ca' | 'alert-bad-certificate' | 'alert-certificate-unknown' | 'closed-before-request';
+/**
+ * What a client did with the minted certificate. The `alert-*` signals are rejections: the
+ * client said so in a TLS alert, and only they count towards `minClients`. `handshake-aborted`
+ * (the client closed or reset before the handshake finished, without an alert) is only
+ * observed and reported; see the inspector for why it cannot switch a name.
+ */
+export type PinningSignal = 'alert-unknown-ca' | 'alert-bad-certificate' | 'alert-certificate-unknown' | 'alert-unsupported-certificate' | 'handshake-aborted';
+
+function isRejection(signal: PinningSignal): boolean {
+  return signal !== 'handshake-aborted';
+}
 
 export interface PinnedName {
   readonly name: string;
+  /** Distinct client addresses that rejected the certificate with an alert, within the window. */
   readonly clients: number;
+  /** Every signal seen, aborted handshakes included. */
   readonly failures: number;
   readonly lastSignal: PinningSignal;
   readonly firstSeen: string;
@@ -45,12 +56,14 @@ const MAX_NAMES = 10_000;
 const MAX_CLIENTS_PER_NAME = 64;
 
 /**
- * Certificate-pinning detection. Apps that pin their server certificates reject a minted one,
- * typically with an `unknown_ca`/`bad_certificate`/`certificate_unknown` alert, or by closing
- * right after the handshake without sending a request. Failures are counted per name and per
- * distinct client address; only when several clients (not one user retrying) fail does a name
- * count as pinned, so one user cannot switch off inspection of a name for everyone. With
- * `auto_splice`, such a name is spliced for a while — never one whose rule says `required`.
+ * Certificate-pinning detection. Apps that pin their server certificates reject a minted one
+ * during the handshake with an `unknown_ca`, `bad_certificate`, `certificate_unknown` or
+ * `unsupported_certificate` alert.
+ * Rejections are counted per name and per distinct client address; only when several clients
+ * (not one user retrying) reject does a name count as pinned, so one user cannot switch off
+ * inspection of a name for everyone. With `auto_splice`, such a name is spliced for a while,
+ * only where its rule allows it (never `required`; HTTP rules or DLP only when opted in).
+ * A completed handshake is never a signal: the client accepted the certificate.
  */
 export class PinningMonitor {
   private readonly names = new Map<string, NameState>();
@@ -69,8 +82,11 @@ export class PinningMonitor {
     this.clock = options.clock ?? Date.now;
   }
 
-  /** Records one failed interception of `name` by `client`; `required` rules are never switched. */
-  record(name: string, client: string, signal: PinningSignal, required: boolean): void {
+  /**
+   * Records one failed interception of `name` by `client`. `autoSpliceAllowed` is what the
+   * name's rule says (policy/decide.ts mayAutoSplice); decide() checks it again on every flow.
+   */
+  record(name: string, client: string, signal: PinningSignal, autoSpliceAllowed: boolean): void {
     const now = this.clock();
     let state = this.names.get(name);
     if (!state) {
@@ -81,6 +97,12 @@ export class PinningMonitor {
     state.failures++;
     state.lastSignal = signal;
     state.lastSeen = now;
+    if (!isRejection(signal)) {
+      // Debug, not info: scanners and cancelled connections produce these all day.
+      this.logger.debug({ name, client, signal }, 'client aborted the TLS handshake without an alert (reported, not counted as a rejection)');
+      this.schedulePersist();
+      return;
+    }
     if (state.clients.size < MAX_CLIENTS_PER_NAME || state.clients.has(client)) state.clients.set(client, now);
     this.forgetOld(state, now);
     const clients = state.clients.size;
@@ -88,8 +110,8 @@ export class PinningMonitor {
     if (clients >= this.options.minClients && !this.isSpliced(name)) {
       if (this.options.mode !== 'auto_splice') {
         this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected (pinning.mode is report: still inspected)');
-      } else if (required) {
-        this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected, but the rule is required: still inspected');
+      } else if (!autoSpliceAllowed) {
+        this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected, but its rule does not allow auto-splice (required, or HTTP rules or DLP without pinning.auto_splice_allowed): still inspected');
       } else {
         state.splicedUntil = now + this.options.spliceForMs;
         const until = new Date(state.splicedUntil);
