@@ -165,8 +165,9 @@ describe('decide', () => {
       'spliced.example': 'splice/rule',
       'unlisted.example': 'splice/pinning',
     });
-    // An SNI naming a protected name inside a tunnel to an auto-spliced one is decided by its own rule.
-    expect(outcome('plain.example', 'dlp.example')).toBe('inspect/sni');
+    // An SNI naming a protected name inside a tunnel to an auto-spliced one is decided by its own
+    // rule (inspect, the stricter), and then refused: an inspected flow names one destination.
+    expect(outcome('plain.example', 'dlp.example')).toBe('deny/fronting');
   });
 
   test('a default allow still applies the port list', () => {
