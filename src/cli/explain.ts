@@ -3,7 +3,7 @@ import { loadConfig } from '../config/load';
 import { SUPPORTED_ACTIONS } from '../gateway';
 import { describeDlp } from '../http/dlp/compile';
 import { describeHttpRule } from '../http/rules/compile';
-import { evaluateRequest, requestFacts } from '../http/rules/evaluate';
+import { evaluateRequest, requestFacts, ruleTarget } from '../http/rules/evaluate';
 import type { Principal } from '../identity/types';
 import { loadUsersFile } from '../identity/users-file';
 import { decide } from '../policy/decide';
@@ -69,9 +69,15 @@ export function runExplain(configPath: string, destination: string, user: string
   out('HTTP rules for this destination, in the order they are tried:');
   rule.http.forEach((http, i) => out(`  ${i + 1}. ${describeHttpRule(http)}`));
   if (path !== null && decision.action !== 'deny') {
-    const result = evaluateRequest(rule.http, requestFacts('GET', path, [], 0));
-    const verdict = result.verdict ? `${result.verdict.action === 'deny' ? 'denied' : 'allowed'} by ${result.verdict.rule.id}` : 'allowed (no allow/deny rule matches)';
+    const target = ruleTarget(path, { allowEncodedSlashes: rule.allowEncodedSlashes });
     out('');
+    if (!target.ok) {
+      out(`A GET of ${path}: refused (400): ${target.reason}`);
+      return;
+    }
+    const result = evaluateRequest(rule.http, requestFacts('GET', target.path, target.query, [], 0));
+    const verdict = result.verdict ? `${result.verdict.action === 'deny' ? 'denied' : 'allowed'} by ${result.verdict.rule.id}` : 'allowed (no allow/deny rule matches)';
+    if (target.path !== path.split('?')[0]) out(`The rules see the path as ${target.path}.`);
     out(`A GET of ${path}: ${verdict}${result.logged.length > 0 ? `; flagged by ${result.logged.join(', ')}` : ''}${result.responseRules.length > 0 ? `; response rules still apply: ${result.responseRules.map((r) => r.id).join(', ')}` : ''}`);
   }
 }

@@ -25,6 +25,13 @@ describe('policy loading', () => {
     expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    cache: maybe\n')])).toMatch(/cache: expected true or false/);
   });
 
+  test('allow_encoded_slashes is kept on rules with HTTP rules; elsewhere it is an error', () => {
+    const http = '    http:\n      - request: { path: "/admin/**" }\n        action: deny\n';
+    const policy = compilePolicy([file('a.yaml', `rules:\n  - match: x.com\n    action: inspect\n    allow_encoded_slashes: true\n${http}  - match: y.com\n    action: inspect\n${http}`)], options);
+    expect(policy.rules.map((r) => r.allowEncodedSlashes)).toEqual([true, false]);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    allow_encoded_slashes: true\n')])).toMatch(/policies\/a\.yaml:\d+: rules\[0\]\.allow_encoded_slashes: allow_encoded_slashes only matters for rules with http rules/);
+  });
+
   test('pinning auto-splice: allowed by default, never for required rules, for HTTP rules or DLP only when opted in', () => {
     const rules = [
       '  - name: plain\n    match: plain.com\n    action: inspect',

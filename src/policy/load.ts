@@ -29,6 +29,7 @@ const ruleSchema = section({
   groups: z.array(z.string().min(1)).min(1, { error: 'list at least one group, or leave groups out' }).optional(),
   required: z.boolean().optional(),
   http: z.array(z.unknown(), { error: 'expected a list of HTTP rules' }).optional(),
+  allow_encoded_slashes: z.boolean({ error: 'expected true or false' }).optional(),
   cache: z.boolean({ error: 'expected true or false' }).optional(),
   dlp: z.unknown().optional(),
   // A mapping, like the configuration's own `pinning:` section, so per-rule pinning options
@@ -178,6 +179,9 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.http && raw.action !== 'inspect') {
     problems.push({ ...at('http'), message: 'HTTP rules need to see the requests: they belong on inspect rules (spliced TLS is never decrypted)' });
   }
+  if (raw.allow_encoded_slashes !== undefined && !raw.http) {
+    problems.push({ ...at('allow_encoded_slashes'), message: 'allow_encoded_slashes only matters for rules with http rules (it is how their paths are matched)' });
+  }
   if (raw.cache !== undefined && raw.action === 'deny') problems.push({ ...at('cache'), message: 'cache only applies to rules that let traffic through (inspect, or splice for plain HTTP)' });
   if (raw.dlp !== undefined && raw.action !== 'inspect') {
     problems.push({ ...at('dlp'), message: 'upload inspection needs to see the requests: dlp belongs on inspect rules (spliced TLS is never decrypted)' });
@@ -199,6 +203,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     groups: raw.groups ? new Set(raw.groups) : null,
     required: raw.required ?? false,
     autoSpliceAllowed: raw.required === true ? false : (autoSpliceAllowed ?? (http.length === 0 && dlp === null)),
+    allowEncodedSlashes: raw.allow_encoded_slashes ?? false,
     http: Object.freeze(http),
     cache: raw.cache ?? true,
     dlp,

@@ -44,6 +44,11 @@ export interface PolicyRule {
    * otherwise true unless the rule says `auto_splice_allowed: false`.
    */
   readonly autoSpliceAllowed: boolean;
+  /**
+   * Keep `%2F`, `%5C` and a raw backslash in request paths instead of refusing them (http/rules/path.ts);
+   * only matters with HTTP rules.
+   */
+  readonly allowEncodedSlashes: boolean;
   /** HTTP rules for requests to these destinations, in order (http/rules/types.ts). */
   readonly http: readonly HttpRule[];
   /** `cache: false` keeps the HTTP cache out of requests to these destinations. */

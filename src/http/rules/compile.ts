@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { section, size } from '../../config/fields';
-import { compileGlob } from './glob';
+import { compileGlob, type GlobMatcher } from './glob';
 import type { HeaderEdits, HttpRule, HttpRuleAction, RequestConditions, ResponseConditions, ValueCondition } from './types';
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -46,6 +46,7 @@ export const httpRuleSchema = section({
   request: section({
     method: z.array(z.string().regex(TOKEN, { error: 'expected an HTTP method such as POST' })).min(1).optional(),
     path: z.string().startsWith('/', { error: 'a path glob starts with "/", e.g. "/api/**"' }).optional(),
+    path_ignore_case: z.boolean({ error: 'expected true or false' }).optional(),
     query: z.record(z.string(), valueCondition).optional(),
     headers: z.record(HEADER_NAME, valueCondition).optional(),
     body_larger_than: size().optional(),
@@ -75,10 +76,21 @@ function valueOf(raw: boolean | string, caseInsensitive: boolean): ValueConditio
   return typeof raw === 'boolean' ? { kind: 'present', present: raw } : { kind: 'glob', text: raw, match: compileGlob(raw, { caseInsensitive }) };
 }
 
+/**
+ * A path glob; one ending in `/**` also matches the directory itself (`/admin/**` covers
+ * `/admin`), which is what people mean by it and what the origin serves at that path.
+ */
+function compilePathGlob(glob: string, caseInsensitive: boolean): GlobMatcher {
+  const below = compileGlob(glob, { caseInsensitive });
+  if (!glob.endsWith('/**') || glob.length <= 3) return below;
+  const itself = compileGlob(glob.slice(0, -3), { caseInsensitive });
+  return (path) => below(path) || itself(path);
+}
+
 function compileRequest(raw: NonNullable<RawHttpRule['request']>): RequestConditions {
   return {
     methods: raw.method ? new Set(raw.method.map((m) => m.toUpperCase())) : null,
-    path: raw.path ? { text: raw.path, match: compileGlob(raw.path) } : null,
+    path: raw.path ? { text: raw.path, ignoreCase: raw.path_ignore_case === true, match: compilePathGlob(raw.path, raw.path_ignore_case === true) } : null,
     query: Object.entries(raw.query ?? {}).map(([name, v]) => [name, valueOf(v, false)] as const),
     headers: Object.entries(raw.headers ?? {}).map(([name, v]) => [name.toLowerCase(), valueOf(v, false)] as const),
     bodyLargerThan: raw.body_larger_than ?? null,
@@ -165,7 +177,7 @@ export function describeHttpRule(rule: HttpRule): string {
   const parts: string[] = [];
   const r = rule.request;
   if (r?.methods) parts.push(`method ${[...r.methods].join('|')}`);
-  if (r?.path) parts.push(`path ${r.path.text}`);
+  if (r?.path) parts.push(`path ${r.path.text}${r.path.ignoreCase ? ' (any case)' : ''}`);
   for (const [name, c] of r?.query ?? []) parts.push(c.kind === 'present' ? `query ${name} ${c.present ? 'present' : 'absent'}` : `query ${name}=${c.text}`);
   for (const [name, c] of r?.headers ?? []) parts.push(c.kind === 'present' ? `header ${name} ${c.present ? 'present' : 'absent'}` : `header ${name}: ${c.text}`);
   if (r?.bodyLargerThan != null) parts.push(`request body > ${r.bodyLargerThan} B`);

@@ -6,7 +6,7 @@ import { publish } from '../../observability/events';
 import type { PolicyRule } from '../../policy/types';
 import { createDlpScanner, DlpMatch } from '../dlp/scanner';
 import { type InboundRequest, withoutPseudoHeaders } from '../exchange';
-import { applyHeaderEdits, contentLengthOf, evaluateRequest, evaluateResponse, mediaTypeOf, requestFacts, type PendingLimit, type RequestEvaluation, type RequestFacts } from './evaluate';
+import { applyHeaderEdits, contentLengthOf, evaluateRequest, evaluateResponse, mediaTypeOf, requestFacts, ruleTarget, type PendingLimit, type RequestEvaluation, type RequestFacts } from './evaluate';
 import type { HeaderEdits, HttpRule } from './types';
 
 /**
@@ -30,11 +30,12 @@ export class RuleOutcome {
     if (evaluation.verdict) this.decidedBy = evaluation.verdict.rule;
   }
 
-  static forRequest(rules: readonly HttpRule[], req: InboundRequest): RuleOutcome {
+  /** `path` is the canonical path and `query` the raw query (evaluate.ts ruleTarget). */
+  static forRequest(rules: readonly HttpRule[], req: InboundRequest, path: string, query: string): RuleOutcome {
     // No Content-Length: unknown (HTTP/2 bodies need none), so size limits count the body as
     // it streams; a request without a body never crosses them.
     const length = req.headers['transfer-encoding'] ? null : contentLengthOf(req.headers['content-length'] as string | undefined);
-    const facts = requestFacts(req.method ?? 'GET', req.url ?? '/', withoutPseudoHeaders(req.rawHeaders), length);
+    const facts = requestFacts(req.method ?? 'GET', path, query, withoutPseudoHeaders(req.rawHeaders), length);
     return new RuleOutcome(evaluateRequest(rules, facts), facts);
   }
 
@@ -142,7 +143,9 @@ function ruleRefusal(rule: HttpRule, fallback: string): Refusal {
  * A destination without HTTP rules or DLP costs one object and no stream stages.
  */
 export class Enforcement {
-  private readonly outcome: RuleOutcome | null;
+  private readonly outcome: RuleOutcome | null = null;
+  /** Why the path could not be matched safely (rules/path.ts); the request is refused. */
+  private readonly ambiguousPath: string | null = null;
   private readonly findings: DlpAuditEntry[] = [];
   private readonly dlpFlag: string[] = [];
 
@@ -150,15 +153,22 @@ export class Enforcement {
     private readonly rule: PolicyRule | null,
     req: InboundRequest,
   ) {
-    this.outcome = rule && rule.http.length > 0 ? RuleOutcome.forRequest(rule.http, req) : null;
+    if (!rule || rule.http.length === 0) return;
+    const target = ruleTarget(req.url ?? '/', { allowEncodedSlashes: rule.allowEncodedSlashes });
+    if (target.ok) this.outcome = RuleOutcome.forRequest(rule.http, req, target.path, target.query);
+    else this.ambiguousPath = target.reason;
   }
 
   static begin(rule: PolicyRule | null, req: InboundRequest): Enforcement {
     return new Enforcement(rule, req);
   }
 
-  /** The request-phase deny: answer 403 and send nothing upstream. */
+  /** The request-phase deny (403), or a path the rules cannot judge (400): nothing is sent upstream. */
   get refusal(): Refusal | null {
+    if (this.ambiguousPath !== null) {
+      const message = `${this.ambiguousPath}; refused because HTTP rules of ${this.rule?.id ?? '?'} match paths${this.ambiguousPath.includes('slash') ? ' (allow_encoded_slashes on the rule keeps them)' : ''}`;
+      return { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', message) };
+    }
     const rule = this.outcome?.denial;
     return rule ? ruleRefusal(rule, `HTTP rule ${rule.id} denies this request`) : null;
   }

@@ -1,3 +1,4 @@
+import { type CanonicalPathOptions, canonicalPath } from './path';
 import type { HeaderEdits, HttpRule, RequestConditions, ResponseConditions, ValueCondition } from './types';
 
 /** What a request looks like to the rules; built once per request. */
@@ -166,10 +167,20 @@ export function applyHeaderEdits(rawHeaders: readonly string[], edits: readonly 
   return out;
 }
 
-/** Splits a request target into path and query. */
-export function requestFacts(method: string, url: string, rawHeaders: readonly string[], contentLength: number | null): RequestFacts {
+/** The request's facts for the rules; `path` is the canonical path (rules/path.ts), without the query. */
+export function requestFacts(method: string, path: string, query: string, rawHeaders: readonly string[], contentLength: number | null): RequestFacts {
+  return { method, path, query, rawHeaders, contentLength };
+}
+
+/**
+ * Splits an origin-form request target into the canonical path the rules match and the raw
+ * query; a reason instead when the path's spelling is ambiguous (see rules/path.ts).
+ */
+export function ruleTarget(url: string, options: CanonicalPathOptions): { readonly ok: true; readonly path: string; readonly query: string } | { readonly ok: false; readonly reason: string } {
   const q = url.indexOf('?');
-  return { method, path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), rawHeaders, contentLength };
+  const canonical = canonicalPath(q < 0 ? url : url.slice(0, q), options);
+  if (!canonical.ok) return canonical;
+  return { ok: true, path: canonical.path, query: q < 0 ? '' : url.slice(q + 1) };
 }
 
 /** Content-Length as a number, or null when absent or not a single valid value. */

@@ -1,8 +1,15 @@
 import { compilePolicy } from '../../policy/load';
 import { ConfigError } from '../../config/config-error';
 import { compileGlob } from './glob';
-import { applyHeaderEdits, evaluateRequest, evaluateResponse, requestFacts } from './evaluate';
+import { applyHeaderEdits, evaluateRequest, evaluateResponse, requestFacts, ruleTarget, type RequestFacts } from './evaluate';
 import type { HttpRule } from './types';
+
+/** The facts the forwarding path builds: the path canonical, the query raw. */
+function factsOf(method: string, url: string, rawHeaders: readonly string[], contentLength: number | null): RequestFacts {
+  const target = ruleTarget(url, { allowEncodedSlashes: false });
+  if (!target.ok) throw new Error(target.reason);
+  return requestFacts(method, target.path, target.query, rawHeaders, contentLength);
+}
 
 function rulesOf(http: string): readonly HttpRule[] {
   const policy = compilePolicy(
@@ -68,31 +75,31 @@ describe('HTTP rule evaluation', () => {
 `);
 
   test('allow ends evaluation', () => {
-    const result = evaluateRequest(rules, requestFacts('GET', '/health?debug=1', [], null));
+    const result = evaluateRequest(rules, factsOf('GET', '/health?debug=1', [], null));
     expect(result.verdict).toMatchObject({ action: 'allow', rule: { id: 'allow-health' } });
     expect(result.logged).toEqual([]);
   });
 
   test('deny by method and path glob, with the reason', () => {
-    const result = evaluateRequest(rules, requestFacts('put', '/upload/a/b', [], 10));
+    const result = evaluateRequest(rules, factsOf('put', '/upload/a/b', [], 10));
     expect(result.verdict?.action).toBe('deny');
     expect(result.verdict?.rule.reason).toBe('uploads are blocked');
   });
 
   test('log, strip and set accumulate; body size is decided from Content-Length or deferred', () => {
-    const facts = requestFacts('POST', '/form?debug', ['User-Agent', 'curl/8.0', 'X-Client-Data', 'x'], null);
+    const facts = factsOf('POST', '/form?debug', ['User-Agent', 'curl/8.0', 'X-Client-Data', 'x'], null);
     const result = evaluateRequest(rules, facts);
     expect(result.verdict).toBeNull();
     expect(result.logged).toEqual(['watch-debug']);
     expect(result.pendingBody.map((p) => [p.rule.id, p.limit])).toEqual([['big-bodies', 1024]]);
     expect(applyHeaderEdits(facts.rawHeaders, result.requestEdits)).toEqual(['User-Agent', 'curl/8.0', 'X-Corp', 'acme']);
     expect(result.responseRules.map((r) => r.id)).toEqual(['no-zip', 'errors', 'huge']);
-    expect(evaluateRequest(rules, requestFacts('POST', '/form', [], 2048)).verdict?.rule.id).toBe('big-bodies');
-    expect(evaluateRequest(rules, requestFacts('POST', '/form', [], 512)).verdict).toBeNull();
+    expect(evaluateRequest(rules, factsOf('POST', '/form', [], 2048)).verdict?.rule.id).toBe('big-bodies');
+    expect(evaluateRequest(rules, factsOf('POST', '/form', [], 512)).verdict).toBeNull();
   });
 
   test('response conditions: content type, status, size', () => {
-    const deferred = evaluateRequest(rules, requestFacts('GET', '/x', [], null)).responseRules;
+    const deferred = evaluateRequest(rules, factsOf('GET', '/x', [], null)).responseRules;
     expect(evaluateResponse(deferred, { status: 200, contentType: 'application/zip', contentLength: 5 }).verdict?.rule.id).toBe('no-zip');
     const errors = evaluateResponse(deferred, { status: 503, contentType: 'text/html', contentLength: 5 });
     expect(errors.verdict).toBeNull();
@@ -118,3 +125,26 @@ describe('HTTP rule evaluation', () => {
     expect(attempt('      - response: { status: ["5xx"] }\n        action: deny\n')).toMatch(/expected a status code/);
   });
 });
+
+describe('path conditions', () => {
+  const rules = rulesOf(`      - name: any-case-admin
+        request: { path: "/Admin/**", path_ignore_case: true }
+        action: deny
+      - name: exact-case-private
+        request: { path: "/private/**" }
+        action: deny
+`);
+
+  test.each([
+    ['/admin', 'any-case-admin'],
+    ['/ADMIN/x', 'any-case-admin'],
+    ['/Admin/x/y', 'any-case-admin'],
+    ['/private', 'exact-case-private'],
+    ['/private/a', 'exact-case-private'],
+    ['/Private/a', null],
+    ['/administrator', null],
+  ])('%s is decided by %s', (path, id) => {
+    expect(evaluateRequest(rules, factsOf('GET', path, [], null)).verdict?.rule.id ?? null).toBe(id);
+  });
+});
+

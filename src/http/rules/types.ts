@@ -17,7 +17,8 @@ export type ValueCondition = { readonly kind: 'present'; readonly present: boole
 
 export interface RequestConditions {
   readonly methods: ReadonlySet<string> | null;
-  readonly path: { readonly text: string; readonly match: GlobMatcher } | null;
+  /** Matched against the canonical path (rules/path.ts), never the path as written. */
+  readonly path: { readonly text: string; readonly ignoreCase: boolean; readonly match: GlobMatcher } | null;
   readonly query: readonly (readonly [string, ValueCondition])[];
   /** Lower-case header names. */
   readonly headers: readonly (readonly [string, ValueCondition])[];
