@@ -76,19 +76,19 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       return;
     }
     flow.target = parsed.target;
-    const request = { flow, target: parsed.target, path: absolute.path, ...(upgrade ? { upgrade } : {}) };
+    const request = { flow, principal: null, target: parsed.target, path: absolute.path, ...(upgrade ? { upgrade } : {}) };
     if (!options.auth) {
       servePlainRequest(plain, request, req, res);
       return;
     }
     void authenticateProxyRequest(options.auth, req.rawHeaders, flow.clientAddress, flow.frontend).then((result) => {
       if (result.ok) {
+        // Each request on a connection authenticates on its own and is decided and recorded as
+        // that principal; the connection record names the last one that succeeded.
         flow.principal = result.principal;
-        servePlainRequest(plain, request, req, res);
+        servePlainRequest(plain, { ...request, principal: result.principal }, req, res);
         return;
       }
-      // Each request on a connection authenticates on its own; a failed one is anonymous.
-      flow.principal = null;
       // A request without credentials is how every browser starts; only failures are news.
       flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message }, 'proxy authentication refused');
       refuseBeforeDecision(plain, flow, req, res, { kind: 'error', error: result.error }, parsed.target, hasBody(req));

@@ -65,7 +65,7 @@ export function createTransparentHttpServer(options: TransparentHttpOptions, pla
       return;
     }
     flow.target = parsed.target;
-    servePlainRequest(plain, { flow, target: parsed.target, path, hostHeader: rawHeaderValue(req.rawHeaders, 'host') ?? null, ...(upgrade ? { upgrade } : {}) }, req, res);
+    servePlainRequest(plain, { flow, principal: null, target: parsed.target, path, hostHeader: rawHeaderValue(req.rawHeaders, 'host') ?? null, ...(upgrade ? { upgrade } : {}) }, req, res);
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res));
   // WebSocket handshakes take the same path as on the explicit proxy (http/upgrade.ts).

@@ -10,6 +10,7 @@ import { type Egress, guardedLookup, refusalForLiteral } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
 import type { Flow } from '../flow/flow';
+import type { Principal } from '../identity/types';
 import type { Decision } from '../policy/types';
 import { type Target, targetText } from '../protocol/authority';
 import { hostAuthorityText, hostText } from '../protocol/host';
@@ -30,6 +31,11 @@ import { relayUpgraded } from './websocket-relay';
 export interface RequestContext {
   readonly flow: Flow;
   readonly requestId: string;
+  /**
+   * Who this request authenticated as: its own, since requests on one connection may carry
+   * different credentials (or none) while an earlier one is still in flight.
+   */
+  readonly principal: Principal | null;
   readonly scheme: 'http' | 'https';
   /** Where the request goes: the absolute-form authority, the Host header, or the tunnel. */
   readonly target: Target;
@@ -625,7 +631,7 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     frontend: ctx.flow.frontend,
     client: ctx.flow.clientAddress,
     client_port: ctx.flow.clientPort,
-    user: ctx.flow.principal?.user ?? null,
+    user: ctx.principal?.user ?? null,
     scheme: ctx.scheme,
     host: hostText(ctx.target.host),
     port: ctx.target.port,

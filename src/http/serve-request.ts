@@ -4,6 +4,7 @@ import type { AuditSink } from '../audit/sink';
 import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalReason } from '../errors/rejection';
 import { Flow } from '../flow/flow';
+import type { Principal } from '../identity/types';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
 import { decide } from '../policy/decide';
@@ -79,6 +80,8 @@ export function checkHostAgreement(req: IncomingMessage, target: Target, default
 
 export interface PlainRequest {
   readonly flow: Flow;
+  /** Who this request authenticated as (proxy authentication), or null. */
+  readonly principal: Principal | null;
   readonly target: Target;
   /** Origin-form request target to send upstream. */
   readonly path: string;
@@ -92,10 +95,11 @@ export interface PlainRequest {
 export function servePlainRequest(services: PlainHttpServices, request: PlainRequest, req: IncomingMessage, res: ServerResponse): void {
   const { flow, target } = request;
   const policy = services.policy();
-  const decision: Decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend, principal: flow.principal }, policy);
+  const decision: Decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend, principal: request.principal }, policy);
   const ctx: RequestContext = {
     flow,
     requestId: `${flow.id}-${flow.requests}`,
+    principal: request.principal,
     scheme: 'http',
     target,
     servername: null,
@@ -141,6 +145,8 @@ export function refuseBeforeDecision(services: PlainHttpServices, flow: Flow, re
   const ctx: RequestContext = {
     flow,
     requestId: `${flow.id}-${flow.requests}`,
+    // Refused before authentication succeeded (or without it): nobody.
+    principal: null,
     scheme: 'http',
     target: placeholder,
     servername: null,

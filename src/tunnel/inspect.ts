@@ -289,6 +289,8 @@ export class TlsInspector implements Inspector {
     const ctx: RequestContext = {
       flow: tunnel.flow,
       requestId: `${tunnel.flow.id}-${tunnel.flow.requests}`,
+      // A tunnel authenticates once, when it is opened.
+      principal: tunnel.flow.principal,
       scheme: 'https',
       target: tunnel.flow.target!,
       servername: tunnel.servername,
@@ -322,6 +324,7 @@ export class TlsInspector implements Inspector {
     const ctx = (decision: Decision): RequestContext => ({
       flow,
       requestId: `${flow.id}-${flow.requests}`,
+      principal: flow.principal,
       scheme: 'https',
       target,
       servername: tunnel.servername,
