@@ -1,6 +1,7 @@
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
@@ -25,6 +26,7 @@ import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './hea
 import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
+import { abortResponse } from './abort-response';
 import { relayUpgraded } from './websocket-relay';
 
 /** One HTTP request on its way through the gateway, plain or decrypted. */
@@ -281,9 +283,9 @@ export class HttpForwarder {
       // complete and fully delivered (a body cut by a rule destroys res, so nothing is stored).
       if (cache && fromOrigin) cache.fill(fromOrigin, res);
       upRes.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
-      rules.responseBody(upRes, () => res.destroy()).pipe(res);
-      upRes.on('error', () => res.destroy());
-      upRes.on('aborted', () => res.destroy());
+      rules.responseBody(upRes, () => cutResponse(ctx, res, tracker, rules)).pipe(res);
+      upRes.on('error', () => abortResponse(res));
+      upRes.on('aborted', () => abortResponse(res));
     });
 
     upstream.on('error', (err: NodeJS.ErrnoException) => {
@@ -293,7 +295,7 @@ export class HttpForwarder {
       if (!res.headersSent && serveStaleOnError(ctx, this.options.via, cache, rules, res, tracker, error)) return;
       tracker.fail(error);
       if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
-      else res.destroy();
+      else abortResponse(res);
     });
 
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
@@ -355,7 +357,7 @@ export class HttpForwarder {
       }
       tracker.fail(error);
       if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
-      else res.destroy();
+      else abortResponse(res);
     };
     const responseTimer = setTimeout(() => {
       fail(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`) as GatewayError & NodeJS.ErrnoException);
@@ -402,7 +404,7 @@ export class HttpForwarder {
       tracker.responseHeaders(verdict.headers);
       if (cache && fromOrigin) cache.fill(fromOrigin, res);
       stream.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
-      rules.responseBody(stream, () => res.destroy()).pipe(res);
+      rules.responseBody(stream, () => cutResponse(ctx, res, tracker, rules)).pipe(res);
     });
     req.on('data', (chunk: Buffer) => tracker.countUp(chunk.length));
     rules
@@ -443,7 +445,7 @@ function sendStoredReply(ctx: RequestContext, via: string, cache: CacheExchange,
   }
   const source = Readable.from([body]);
   source.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
-  rules.responseBody(source, () => res.destroy()).pipe(res);
+  rules.responseBody(source, () => cutResponse(ctx, res, tracker, rules)).pipe(res);
 }
 
 /**
@@ -460,6 +462,17 @@ function serveStaleOnError(ctx: RequestContext, via: string, cache: CacheExchang
 }
 
 /**
+ * A response body stopped by a size rule while it streamed: its head is already sent, so the
+ * client's connection (HTTP/2: stream) is reset and the record says which rule cut it.
+ */
+function cutResponse(ctx: RequestContext, res: InboundResponse, tracker: RequestTracker, rules: Enforcement): void {
+  const rule = rules.audit().httpRule ?? '?';
+  tracker.note(`response cut after ${tracker.bytesDown} bytes: larger than HTTP rule ${rule} allows`);
+  ctx.flow.log.info({ request: ctx.requestId, http_rule: rule }, 'response stopped by policy');
+  abortResponse(res);
+}
+
+/**
  * An upload stopped by an HTTP rule or DLP (the origin side is already cancelled): 403 when
  * the response has not started, else the client's connection (HTTP/2: stream) is reset.
  */
@@ -468,9 +481,8 @@ function cutUpload(ctx: RequestContext, req: InboundRequest, res: InboundRespons
   ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal), reason: refusalReason(refusal) }, 'upload stopped by policy');
   if (res.headersSent) {
     const finished = res.writableFinished;
-    res.destroy();
     // A finished HTTP/1.1 response no longer holds the socket: reset the connection itself.
-    if (res instanceof ServerResponse) req.socket.destroy();
+    abortResponse(res, res instanceof ServerResponse ? (req.socket as Socket) : null);
     // A finished response already ran its close handler, which left the record to us.
     if (finished) tracker.finish();
     return;
@@ -551,6 +563,15 @@ class RequestTracker {
     this.down += bytes;
   }
 
+  get bytesDown(): number {
+    return this.down;
+  }
+
+  /** What the record's `error` says when nothing failed but the exchange did not complete. */
+  note(text: string): void {
+    this.closeNote ??= text;
+  }
+
   fail(error: GatewayError): void {
     this.error ??= error;
   }
@@ -588,7 +609,7 @@ class RequestTracker {
       bytesFromClient: this.up,
       bytesToClient: this.down,
       durationMs,
-      error: this.error ? `${this.error.code}: ${this.error.message}` : aborted ? 'client closed before the response completed' : this.closeNote,
+      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
       upstreamCertSha256: this.originCert,
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,

@@ -86,10 +86,11 @@ interface Tunnel {
 /**
  * ALPN offered to clients: h2 only when the client offered it and the origin speaks it too
  * (see OriginAlpnCache), so a client never gets a protocol the origin would not have given it;
- * http/1.1 alone makes h2 clients fall back cleanly.
+ * http/1.1 alone makes h2 clients fall back cleanly. http/1.0 is there for clients that offer
+ * only it (curl -0): Node ends a handshake with no common protocol with a fatal alert.
  */
-const CLIENT_ALPN_H1 = ['http/1.1'];
-const CLIENT_ALPN_H2 = ['h2', 'http/1.1'];
+const CLIENT_ALPN_H1 = ['http/1.1', 'http/1.0'];
+const CLIENT_ALPN_H2 = ['h2', 'http/1.1', 'http/1.0'];
 
 /**
  * Write buffering on decrypted client sockets before a piped body pauses its source. Node's

@@ -64,10 +64,30 @@ export interface LabOrigin {
 
 /**
  * Answers every request with JSON naming what it saw. Query parameters shape the answer:
- * `cc` a Cache-Control value, `vary` a Vary value, `status` the status.
+ * `cc` a Cache-Control value, `vary` a Vary value, `status` the status; `stream=N` instead
+ * streams N bytes without a Content-Length (chunked on HTTP/1.1, close-delimited on 1.0).
  */
 function answer(seen: SeenByLab, req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://lab');
+  const stream = url.searchParams.get('stream');
+  if (stream !== null) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const out = res as NodeJS.WritableStream;
+    let left = Number(stream);
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, 4096);
+        left -= n;
+        if (!out.write(Buffer.alloc(n, 0x61))) {
+          out.once('drain', pump);
+          return;
+        }
+      }
+      out.end();
+    };
+    pump();
+    return;
+  }
   const body = JSON.stringify({ sni: seen.sni, host: seen.host, authority: seen.authority, path: seen.path, method: seen.method, tenant: req.headers['x-tenant'] ?? null, length: seen.body.length });
   const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   const cc = url.searchParams.get('cc');
