@@ -1,5 +1,6 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
 import path from 'node:path';
+import { Redactor } from './audit/redact';
 import { NdjsonAuditSink } from './audit/sink';
 import type { GatewayConfig } from './config/schema';
 import type { ListenAddress } from './config/fields';
@@ -162,6 +163,7 @@ export class Gateway {
     readonly authority: CertificateAuthority,
     /** What SOCKS5 verifies credentials with: `users`, unless the embedder passed its own. */
     private readonly authenticator: Authenticator | null,
+    private readonly redactor: Redactor,
   ) {
     this.connections = new ConnectionLimiter(
       { maxConnections: config.limits.maxConnections, maxConnectionsPerClient: config.limits.maxConnectionsPerClient },
@@ -188,6 +190,7 @@ export class Gateway {
     const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
     const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
+    const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
     let gateway: Gateway | null = null;
     const egress: Egress = {
       resolver: new Resolver({
@@ -216,7 +219,7 @@ export class Gateway {
       responseTimeoutMs: config.upstream.responseTimeoutMs,
       idleTimeoutMs: config.upstream.idleTimeoutMs,
       maxSocketsPerHost: config.upstream.maxSocketsPerHost,
-      redactQueryParams: config.audit.redactQueryParams,
+      redactor,
       tunnelIdleTimeoutMs: config.limits.clientIdleTimeoutMs,
       h2Origins: new H2OriginPool({ egress, secureContext: originAgents.secureContext, idleTimeoutMs: config.upstream.idleTimeoutMs }),
       cache: httpCache,
@@ -236,7 +239,7 @@ export class Gateway {
       leaves,
       forwarder,
       audit,
-      redactQueryParams: config.audit.redactQueryParams,
+      redactor,
       handshakeTimeoutMs: config.limits.tlsHandshakeTimeoutMs,
       headerTimeoutMs: config.limits.headerTimeoutMs,
       idleTimeoutMs: config.limits.clientIdleTimeoutMs,
@@ -251,7 +254,7 @@ export class Gateway {
         maxEntries: config.ca.leafCacheSize,
       }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users, authority, options.authenticator ?? users);
+    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users, authority, options.authenticator ?? users, redactor);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -325,7 +328,7 @@ export class Gateway {
       forwarder: this.forwarder,
       audit: this.audit,
       logger: this.logger,
-      redactQueryParams: this.config.audit.redactQueryParams,
+      redactor: this.redactor,
       finishConnection: (flow) => finishFlow(flow, 'client-closed', this.audit),
     };
   }

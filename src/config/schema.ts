@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_REDACTED_HEADERS } from '../audit/redact';
 import { ACTIONS } from '../policy/types';
 import { cidr, dnsServer, duration, filePath, listenAddress, port, section, size } from './fields';
 
@@ -168,10 +169,14 @@ export function configSchema(baseDir: string) {
   const audit = section({
     file: z.string().min(1).default('logs/audit.ndjson'),
     redact_query_params: z.array(z.string().min(1)).default([]),
+    redact_headers: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: 'expected a header name such as X-Api-Key' })).default([...DEFAULT_REDACTED_HEADERS]),
   }).transform((v) => ({
     /** An absolute path, or 'stdout'. */
     file: v.file === 'stdout' ? 'stdout' : path.resolve(baseDir, v.file),
+    /** Also applied to `;`-parameters and to URL-valued headers (Referer, Location). */
     redactQueryParams: v.redact_query_params.map((p) => p.toLowerCase()),
+    /** Besides Authorization, Proxy-Authorization, Cookie and Set-Cookie, which always are. */
+    redactHeaders: v.redact_headers.map((h) => h.toLowerCase()),
   }));
 
   const pinning = section({

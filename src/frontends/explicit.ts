@@ -117,7 +117,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
     if (!parsed.ok) {
       const error = new GatewayError('TG_ERR_BAD_TARGET', 'parse', parsed.reason);
       flow.error = error;
-      flow.log.info({ authority: authority.slice(0, 300), reason: parsed.reason }, 'CONNECT refused: bad target');
+      flow.log.info({ authority: plain.redactor.authority(authority.slice(0, 300)), reason: parsed.reason }, 'CONNECT refused: bad target');
       writeRawHttpRefusal(socket, { kind: 'error', error }, flow.id, authority.slice(0, 300));
       finishFlow(flow, 'refused', tunnels.audit);
       return;
@@ -129,7 +129,7 @@ export function createExplicitServer(options: ExplicitFrontendOptions, plain: Pl
       void authenticateProxyRequest(options.auth, req.rawHeaders, flow.clientAddress, flow.frontend).then((result) => {
         if (!result.ok) {
           flow.error = result.error;
-          flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message, target: authority.slice(0, 300) }, 'CONNECT refused: proxy authentication');
+          flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message, target: plain.redactor.authority(authority.slice(0, 300)) }, 'CONNECT refused: proxy authentication');
           // Reading again (and discarding) lets the client's FIN close the socket after the reply.
           socket.resume();
           writeRawHttpRefusal(socket, { kind: 'error', error: result.error }, flow.id, authority);

@@ -221,8 +221,10 @@ class SocksHandshake {
     if (!principal) {
       writeSocks5AuthRefusal(this.socket, 'credentials');
       this.publishAuthFailure('bad-credentials');
-      // The user name helps whoever reads the log; the password never appears anywhere.
-      this.flow.log.info({ user: username.slice(0, 128) }, 'SOCKS5 authentication failed');
+      // A real user's name helps whoever reads the log; anything else may be a password typed
+      // into the name field, and the password itself never appears anywhere.
+      const known = this.options.authenticator?.isKnownUser?.(username) === true;
+      this.flow.log.info({ user: known ? username.slice(0, 128) : '[unknown]' }, 'SOCKS5 authentication failed');
       this.refuseSilently(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', 'wrong user name or password'), false);
       return false;
     }

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { RequestRecord, TlsSummary } from '../audit/fields';
-import { redactQuery, redactedHeaders } from '../audit/redact';
+import type { Redactor } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { type Egress, guardedLookup, refusalForLiteral } from '../egress/dial';
 import { GatewayError } from '../errors/gateway-error';
@@ -65,7 +65,8 @@ export interface ForwarderOptions {
   readonly responseTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxSocketsPerHost: number;
-  readonly redactQueryParams: readonly string[];
+  /** What records and logs redact (audit.redact_headers, audit.redact_query_params). */
+  readonly redactor: Redactor;
   /** Idle limit of an upgraded (WebSocket) connection, both directions together. */
   readonly tunnelIdleTimeoutMs: number;
   /** Multiplexed origin sessions for HTTP/2 clients of h2 origins; null = always HTTP/1.1. */
@@ -112,19 +113,19 @@ export class HttpForwarder {
     if (viaNamesUs(req.rawHeaders, this.options.via)) {
       // The request already passed through a gateway with our pseudonym: a forwarding loop.
       const error = new GatewayError('TG_ERR_LOOP', 'forward', `the request's Via header already names ${this.options.via}: a proxy loop`);
-      refuseRequest(ctx, req, res, { kind: 'error', error }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      refuseRequest(ctx, req, res, { kind: 'error', error }, this.options.audit, this.options.redactor, { connection: 'close' });
       return;
     }
     const literalRefusal = refusalForLiteral(this.options.egress, ctx.target);
     if (literalRefusal) {
-      refuseRequest(ctx, req, res, { kind: 'error', error: literalRefusal }, this.options.audit, this.options.redactQueryParams);
+      refuseRequest(ctx, req, res, { kind: 'error', error: literalRefusal }, this.options.audit, this.options.redactor);
       return;
     }
     // HTTP rules, request phase: before anything is sent upstream (or looked up in a cache).
     const rules = Enforcement.begin(ctx.decision.rule, req);
     const denial = rules.refusal;
     if (denial) {
-      refuseRequest(ctx, req, res, denial, this.options.audit, this.options.redactQueryParams, {}, rules.audit());
+      refuseRequest(ctx, req, res, denial, this.options.audit, this.options.redactor, {}, rules.audit());
       return;
     }
     const framing = requestBodyFraming(req);
@@ -613,7 +614,7 @@ class RequestTracker {
       upstreamCertSha256: this.originCert,
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,
-      redactQueryParams: this.options.redactQueryParams,
+      redactor: this.options.redactor,
       cache,
       rules: this.rules.audit(),
     }));
@@ -629,7 +630,7 @@ export interface RequestOutcome {
   readonly upstreamCertSha256: string | null;
   readonly upstreamTls: TlsSummary | null;
   readonly responseHeaders: readonly string[] | null;
-  readonly redactQueryParams: readonly string[];
+  readonly redactor: Redactor;
   /** The cache outcome: hit, miss, revalidated, bypass; null when no cache took part. */
   readonly cache?: string | null;
   /** HTTP rules and DLP outcome; absent = no rules applied. */
@@ -659,7 +660,7 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     sni: ctx.clientSni,
     authority: presentedAuthority(req),
     method: req.method ?? '',
-    path: redactQuery(req.url ?? '', outcome.redactQueryParams),
+    path: outcome.redactor.target(req.url ?? ''),
     status: outcome.status,
     bytes_from_client: outcome.bytesFromClient,
     bytes_to_client: outcome.bytesToClient,
@@ -674,8 +675,8 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     upstream_cert_sha256: outcome.upstreamCertSha256,
     client_tls: ctx.clientTls,
     upstream_tls: outcome.upstreamTls,
-    request_headers: redactedHeaders(withoutPseudoHeaders(req.rawHeaders)),
-    response_headers: outcome.responseHeaders ? redactedHeaders(outcome.responseHeaders) : null,
+    request_headers: outcome.redactor.headerObject(withoutPseudoHeaders(req.rawHeaders)),
+    response_headers: outcome.responseHeaders ? outcome.redactor.headerObject(outcome.responseHeaders) : null,
     http_version: req.httpVersion,
     http_rule: outcome.rules?.httpRule ?? null,
     flagged_by: outcome.rules?.flaggedBy ?? [],
@@ -690,7 +691,7 @@ export function refuseRequest(
   res: InboundResponse,
   refusal: Refusal,
   audit: AuditSink,
-  redactQueryParams: readonly string[],
+  redactor: Redactor,
   extraHeaders: Record<string, string> = {},
   rules: EnforcementAudit = NO_ENFORCEMENT_AUDIT,
 ): void {
@@ -709,7 +710,7 @@ export function refuseRequest(
     upstreamCertSha256: null,
     upstreamTls: null,
     responseHeaders: null,
-    redactQueryParams,
+    redactor,
     rules,
   });
   audit.write(record);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Redactor } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalReason } from '../errors/rejection';
@@ -21,7 +22,7 @@ export interface PlainHttpServices {
   readonly forwarder: HttpForwarder;
   readonly audit: AuditSink;
   readonly logger: Logger;
-  readonly redactQueryParams: readonly string[];
+  readonly redactor: Redactor;
   /** Writes the connection record of a plain-HTTP client connection when it closes. */
   readonly finishConnection: (flow: Flow) => void;
 }
@@ -112,7 +113,7 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
   flow.decision = decision;
   publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
   if (decision.action === 'deny') {
-    refuseRequest(ctx, req, res, { kind: 'deny', decision }, services.audit, services.redactQueryParams);
+    refuseRequest(ctx, req, res, { kind: 'deny', decision }, services.audit, services.redactor);
     return;
   }
   req.url = request.path;
@@ -156,9 +157,9 @@ export function refuseBeforeDecision(services: PlainHttpServices, flow: Flow, re
     hostHeader: null,
   };
   if (!close) {
-    refuseRequest(ctx, req, res, refusal, services.audit, services.redactQueryParams);
+    refuseRequest(ctx, req, res, refusal, services.audit, services.redactor);
     return;
   }
-  refuseRequest(ctx, req, res, refusal, services.audit, services.redactQueryParams, { connection: 'close' });
+  refuseRequest(ctx, req, res, refusal, services.audit, services.redactor, { connection: 'close' });
   res.once('finish', () => req.socket.destroySoon?.());
 }

@@ -17,4 +17,9 @@ export interface Authenticator {
    * log line of a failure (e.g. `socks`); callers publish `tollgate:auth:failed` themselves.
    */
   verify(username: string, password: string, clientAddress: string, frontend?: string): Promise<Principal | null>;
+  /**
+   * Whether a name is a configured user, so a failure may name it in the log. People type
+   * passwords into the name field: a name that is not a user is logged as `[unknown]`.
+   */
+  isKnownUser?(name: string): boolean;
 }

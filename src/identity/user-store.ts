@@ -89,6 +89,10 @@ export class UserStore implements Authenticator {
     return this.table.users.size;
   }
 
+  isKnownUser(name: string): boolean {
+    return this.table.users.has(name);
+  }
+
   /** The principal a user name stands for (no password check): for `tollgate explain`. */
   principalOf(name: string): Principal | null {
     const entry = this.table.users.get(name);

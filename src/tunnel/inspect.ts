@@ -3,6 +3,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/fields';
+import type { Redactor } from '../audit/redact';
 import type { AuditSink } from '../audit/sink';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
@@ -27,7 +28,7 @@ export interface InspectorOptions {
   readonly leaves: LeafCache;
   readonly forwarder: HttpForwarder;
   readonly audit: AuditSink;
-  readonly redactQueryParams: readonly string[];
+  readonly redactor: Redactor;
   readonly handshakeTimeoutMs: number;
   readonly headerTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -300,7 +301,7 @@ export class TlsInspector implements Inspector {
       clientSni: tunnel.clientSni,
       hostHeader: null,
     };
-    refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+    refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactor, { connection: 'close' });
   }
 
   private tunnelOf(req: InboundRequest): Tunnel | undefined {
@@ -339,12 +340,12 @@ export class TlsInspector implements Inspector {
     });
     const tunnelDecision = flow.decision!;
     const malformed = (reason: string): void => {
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactQueryParams, isH2 ? {} : { connection: 'close' });
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactor, isH2 ? {} : { connection: 'close' });
     };
     if (tooManyHeaders(req, this.options.maxHeaders)) {
       noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { max: this.options.maxHeaders });
       const error = new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${this.options.maxHeaders} header fields (http.max_headers)`);
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options.audit, this.options.redactQueryParams, { connection: 'close' });
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options.audit, this.options.redactor, { connection: 'close' });
       return;
     }
     if (!(req.url ?? '').startsWith('/') && req.url !== '*') {
@@ -370,7 +371,7 @@ export class TlsInspector implements Inspector {
     }
     const decision = checkRequestAuthority(tunnelDecision, { host: tunnel.name, port: target.port }, authorities, written);
     if (decision.action === 'deny') {
-      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options.audit, this.options.redactQueryParams);
+      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options.audit, this.options.redactor);
       return;
     }
     const hostHeader = written[0];

@@ -1,3 +1,4 @@
+import type { RequestRecord } from '../../src/audit/fields';
 import { startLabOrigin, type LabOrigin } from './support/bypass-lab';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
@@ -65,7 +66,7 @@ describe('bypass: a response cut by a size rule never looks complete', () => {
   });
 
   test('the records say which rule cut the response', async () => {
-    const records = (await gw.audit()).filter((r) => r.type === 'request' && r.path.startsWith('/download/') && !r.path.includes('/f?'));
+    const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path.startsWith('/download/') && !r.path.includes('/f?'));
     expect(records).toHaveLength(5);
     for (const r of records) {
       expect(r).toMatchObject({ status: 200, http_rule: 'small-downloads' });
