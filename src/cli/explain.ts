@@ -1,9 +1,9 @@
 import { UsageError } from './args';
 import { loadConfig } from '../config/load';
 import { SUPPORTED_ACTIONS } from '../gateway';
-import { describeDlp } from '../http/dlp/compile';
-import { describeHttpRule } from '../http/rules/compile';
-import { evaluateRequest, requestFacts, ruleTarget } from '../http/rules/evaluate';
+import { describeDlp } from '../policy/dlp/compile';
+import { describeHttpRule } from '../policy/rules/compile';
+import { evaluateRequest, requestFacts, ruleTarget } from '../policy/rules/evaluate';
 import type { Principal } from '../identity/types';
 import { loadUsersFile } from '../identity/users-file';
 import { decide } from '../policy/decide';

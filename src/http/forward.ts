@@ -23,7 +23,7 @@ import { fromHttp1Response, fromHttp2Response } from './cache/origin-response';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { type BodyFraming, requestBodyFraming, withHttp1Framing } from './framing';
 import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
-import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './rules/enforce';
+import { Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './enforcement';
 import { type H2OriginPool, h2RequestHeaders, rawFromH2Headers } from './h2-origin';
 import type { UpgradeSocket } from './upgrade';
 import { abortResponse } from './abort-response';

@@ -1,5 +1,5 @@
-import { describeDlp } from '../http/dlp/compile';
-import { describeHttpRule } from '../http/rules/compile';
+import { describeDlp } from './dlp/compile';
+import { describeHttpRule } from './rules/compile';
 import type { CompiledPolicy, Pattern, PolicyRule } from './types';
 
 interface Row {

@@ -1,5 +1,5 @@
-import type { DlpPolicy } from '../http/dlp/types';
-import type { HttpRule } from '../http/rules/types';
+import type { DlpPolicy } from './dlp/types';
+import type { HttpRule } from './rules/types';
 import type { Principal } from '../identity/types';
 import type { Host } from '../protocol/host';
 
@@ -45,15 +45,15 @@ export interface PolicyRule {
    */
   readonly autoSpliceAllowed: boolean;
   /**
-   * Keep `%2F`, `%5C` and a raw backslash in request paths instead of refusing them (http/rules/path.ts);
+   * Keep `%2F`, `%5C` and a raw backslash in request paths instead of refusing them (policy/rules/path.ts);
    * only matters with HTTP rules.
    */
   readonly allowEncodedSlashes: boolean;
-  /** HTTP rules for requests to these destinations, in order (http/rules/types.ts). */
+  /** HTTP rules for requests to these destinations, in order (policy/rules/types.ts). */
   readonly http: readonly HttpRule[];
   /** `cache: false` keeps the HTTP cache out of requests to these destinations. */
   readonly cache: boolean;
-  /** Upload inspection for requests to these destinations (http/dlp/types.ts); null = none. */
+  /** Upload inspection for requests to these destinations (policy/dlp/types.ts); null = none. */
   readonly dlp: DlpPolicy | null;
 }
 

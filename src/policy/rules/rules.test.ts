@@ -1,4 +1,4 @@
-import { compilePolicy } from '../../policy/load';
+import { compilePolicy } from '../load';
 import { ConfigError } from '../../config/config-error';
 import { compileGlob } from './glob';
 import { applyHeaderEdits, evaluateRequest, evaluateResponse, requestFacts, ruleTarget, type RequestFacts } from './evaluate';
