@@ -8,7 +8,10 @@ import { createAdminServer } from './admin/admin-server';
 import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { AddressGuard } from './egress/address-guard';
-import type { Egress } from './egress/dial';
+import { Egress } from './egress/egress';
+import { H1Pools } from './egress/h1-pools';
+import { H2Sessions } from './egress/h2-sessions';
+import { createOriginContext } from './egress/origin-tls';
 import { reachesListener } from './egress/loop-check';
 import { Resolver } from './egress/resolve';
 import { GatewayError } from './errors/gateway-error';
@@ -23,7 +26,8 @@ import { UserStore } from './identity/user-store';
 import { requireProxyProtocol } from './frontends/proxy-protocol';
 import { writeRawHttpRefusal } from './errors/rejection';
 import { HttpForwarder } from './http/forward';
-import { H2OriginPool } from './http/h2-origin';
+import { Http1OriginLeg } from './http/origin-h1';
+import { Http2OriginLeg } from './http/origin-h2';
 import type { PlainHttpServices } from './http/serve-request';
 import type { Logger } from './logging/logger';
 import { ConfigError } from './config/config-error';
@@ -37,8 +41,7 @@ import { PinningMonitor } from './tunnel/pinning-monitor';
 import { type CertificateAuthority, loadOrCreateAuthority } from './tls/authority';
 import { LeafKeyPool } from './tls/key-pool';
 import { LeafCache } from './tls/leaf-cache';
-import { createOriginAgents, type OriginAgents } from './tls/origin';
-import { OriginAlpnCache } from './tls/origin-alpn';
+import { OriginAlpnCache } from './egress/alpn-probe';
 import { TlsInspector } from './tunnel/inspect';
 import { finishFlow, type Inspector, type TunnelServices } from './tunnel/run-tunnel';
 
@@ -148,7 +151,8 @@ export class Gateway {
     private readonly logger: Logger,
     private readonly audit: NdjsonAuditSink,
     private readonly forwarder: HttpForwarder,
-    private readonly originAgents: OriginAgents,
+    /** The origin connection pools (HTTP/1 agents, HTTP/2 sessions), closed on stop. */
+    private readonly originPools: { destroy(): void },
     readonly egress: Egress,
     private readonly inspector: Inspector | null,
     readonly leaves: LeafCache,
@@ -192,7 +196,7 @@ export class Gateway {
     const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
     const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
     let gateway: Gateway | null = null;
-    const egress: Egress = {
+    const egress = new Egress({
       resolver: new Resolver({
         hosts: config.upstream.hosts,
         servers: options.dnsServers ?? config.upstream.dnsServers,
@@ -203,25 +207,21 @@ export class Gateway {
       guard: new AddressGuard(config.upstream.allowAddresses),
       isOwnListener: (address, port) => gateway?.isOwnListener(address, port) ?? false,
       connectTimeoutMs: config.upstream.connectTimeoutMs,
-    };
-    const originAgents = createOriginAgents({
-      caFile: config.upstream.caFile,
-      maxSocketsPerHost: config.upstream.maxSocketsPerHost,
-      idleTimeoutMs: config.upstream.idleTimeoutMs,
+      originContext: createOriginContext(config.upstream.caFile),
     });
+    const h1Pools = new H1Pools(egress, { maxSocketsPerHost: config.upstream.maxSocketsPerHost, idleTimeoutMs: config.upstream.idleTimeoutMs });
+    const h2Sessions = new H2Sessions(egress, { idleTimeoutMs: config.upstream.idleTimeoutMs });
+    const originPools = { destroy: () => (h1Pools.destroy(), h2Sessions.destroy()) };
     const httpCache = new HttpCache({ ...config.cache, name: config.http.via });
     const forwarder = new HttpForwarder({
-      egress,
       audit,
-      originAgents,
+      redactor,
       via: config.http.via,
       xForwardedFor: config.http.xForwardedFor,
       responseTimeoutMs: config.upstream.responseTimeoutMs,
-      idleTimeoutMs: config.upstream.idleTimeoutMs,
-      maxSocketsPerHost: config.upstream.maxSocketsPerHost,
-      redactor,
+      originIdleTimeoutMs: config.upstream.idleTimeoutMs,
       tunnelIdleTimeoutMs: config.limits.clientIdleTimeoutMs,
-      h2Origins: new H2OriginPool({ egress, secureContext: originAgents.secureContext, idleTimeoutMs: config.upstream.idleTimeoutMs }),
+      legs: { http1: new Http1OriginLeg(h1Pools), http2: new Http2OriginLeg(h2Sessions) },
       cache: httpCache,
     });
     const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
@@ -246,15 +246,9 @@ export class Gateway {
       maxHeaderBytes: config.http.maxHeaderBytes,
       maxHeaders: config.http.maxHeaders,
       pinning,
-      originAlpn: new OriginAlpnCache({
-        egress,
-        secureContext: originAgents.secureContext,
-        connectTimeoutMs: config.upstream.connectTimeoutMs,
-        ttlMs: ORIGIN_ALPN_TTL_MS,
-        maxEntries: config.ca.leafCacheSize,
-      }),
+      originAlpn: new OriginAlpnCache(egress, { ttlMs: ORIGIN_ALPN_TTL_MS, maxEntries: config.ca.leafCacheSize }),
     });
-    gateway = new Gateway(config, logger, audit, forwarder, originAgents, egress, inspector, leaves, policies, pinning, httpCache, users, authority, options.authenticator ?? users, redactor);
+    gateway = new Gateway(config, logger, audit, forwarder, originPools, egress, inspector, leaves, policies, pinning, httpCache, users, authority, options.authenticator ?? users, redactor);
     const rotation = setInterval(() => void keys.rotate(), KEY_ROTATION_MS);
     rotation.unref();
     gateway.timers.push(rotation);
@@ -465,7 +459,7 @@ export class Gateway {
 
   /**
    * Whether address:port reaches one of our own listeners (refused: a proxy loop), compared as
-   * addresses: every outbound path asks this through egress/dial.ts with the address it dials.
+   * addresses: every outbound path asks this through the egress door (egress/egress.ts) with the address it dials.
    */
   isOwnListener(address: string, port: number): boolean {
     return reachesListener(address, port, this.bound.values());
@@ -503,9 +497,7 @@ export class Gateway {
       await adminClosed;
     }
     this.metrics?.close();
-    this.forwarder.destroy();
-    this.originAgents.verified.destroy();
-    this.originAgents.insecure.destroy();
+    this.originPools.destroy();
     // Connection records are written on socket close; give those callbacks a turn.
     await new Promise((resolve) => setImmediate(resolve));
     await this.audit.close();

@@ -12,7 +12,9 @@ import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
 import { type Target, parseHostAndOptionalPort } from '../protocol/authority';
 import { isSameHost } from '../protocol/host';
-import { type HttpForwarder, type RequestContext, refuseRequest } from './forward';
+import type { HttpForwarder } from './forward';
+import type { RequestContext } from './request-context';
+import { refuseRequest } from './request-record';
 import { countRawHeader, rawHeaderValue } from './headers';
 import type { UpgradeSocket } from './upgrade';
 import type { InboundRequest } from './exchange';
@@ -113,7 +115,7 @@ export function servePlainRequest(services: PlainHttpServices, request: PlainReq
   flow.decision = decision;
   publish('tollgate:flow:decided', { frontend: flow.frontend, action: decision.action, code: decision.code });
   if (decision.action === 'deny') {
-    refuseRequest(ctx, req, res, { kind: 'deny', decision }, services.audit, services.redactor);
+    refuseRequest(ctx, req, res, { kind: 'deny', decision }, services);
     return;
   }
   req.url = request.path;
@@ -157,9 +159,9 @@ export function refuseBeforeDecision(services: PlainHttpServices, flow: Flow, re
     hostHeader: null,
   };
   if (!close) {
-    refuseRequest(ctx, req, res, refusal, services.audit, services.redactor);
+    refuseRequest(ctx, req, res, refusal, services);
     return;
   }
-  refuseRequest(ctx, req, res, refusal, services.audit, services.redactor, { connection: 'close' });
+  refuseRequest(ctx, req, res, refusal, services, { connection: 'close' });
   res.once('finish', () => req.socket.destroySoon?.());
 }

@@ -14,7 +14,8 @@ export type LimitKey =
   | 'http.max_header_size'
   | 'http.max_headers'
   | 'upstream.connect_timeout'
-  | 'upstream.response_timeout';
+  | 'upstream.response_timeout'
+  | 'upstream.idle_timeout';
 
 /**
  * Every limit breach leaves one log line naming the configuration key to raise, and one

@@ -8,10 +8,12 @@ import type { AuditSink } from '../audit/sink';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
-import { type HttpForwarder, type RequestContext, refuseRequest } from '../http/forward';
+import type { HttpForwarder } from '../http/forward';
+import type { RequestContext } from '../http/request-context';
+import { refuseRequest } from '../http/request-record';
 import type { InboundRequest, InboundResponse } from '../http/exchange';
 import { checkRequestFraming } from '../http/serve-request';
-import type { OriginAlpnCache } from '../tls/origin-alpn';
+import type { OriginAlpnCache } from '../egress/alpn-probe';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { tooManyHeaders } from '../http/headers';
 import { checkRequestAuthority, mayAutoSplice } from '../policy/decide';
@@ -301,7 +303,7 @@ export class TlsInspector implements Inspector {
       clientSni: tunnel.clientSni,
       hostHeader: null,
     };
-    refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactor, { connection: 'close' });
+    refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options, { connection: 'close' });
   }
 
   private tunnelOf(req: InboundRequest): Tunnel | undefined {
@@ -340,12 +342,12 @@ export class TlsInspector implements Inspector {
     });
     const tunnelDecision = flow.decision!;
     const malformed = (reason: string): void => {
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options.audit, this.options.redactor, isH2 ? {} : { connection: 'close' });
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options, isH2 ? {} : { connection: 'close' });
     };
     if (tooManyHeaders(req, this.options.maxHeaders)) {
       noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { max: this.options.maxHeaders });
       const error = new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${this.options.maxHeaders} header fields (http.max_headers)`);
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options.audit, this.options.redactor, { connection: 'close' });
+      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options, { connection: 'close' });
       return;
     }
     if (!(req.url ?? '').startsWith('/') && req.url !== '*') {
@@ -371,7 +373,7 @@ export class TlsInspector implements Inspector {
     }
     const decision = checkRequestAuthority(tunnelDecision, { host: tunnel.name, port: target.port }, authorities, written);
     if (decision.action === 'deny') {
-      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options.audit, this.options.redactor);
+      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options);
       return;
     }
     const hostHeader = written[0];

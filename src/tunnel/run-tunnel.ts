@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { AuditSink } from '../audit/sink';
-import { type Egress, dialTarget, resolveAllowed } from '../egress/dial';
+import type { Egress } from '../egress/egress';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalReason, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
@@ -124,11 +124,11 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
     let splice: Splice | null = null;
     try {
       if (decision.action === 'splice') {
-        const dialed = await dialTarget(services.egress, target);
+        const dialed = await services.egress.connect(target, { halfOpen: true });
         flow.upstreamAddress = dialed.remote.address;
         splice = new Splice(client, dialed.socket, services.idleTimeoutMs);
       } else {
-        await resolveAllowed(services.egress, target);
+        await services.egress.resolveAllowed(target);
       }
     } catch (err) {
       const error = asGatewayError(err, 'connect');

@@ -1,13 +1,14 @@
-import https from 'node:https';
 import type { RequestRecord } from '../../src/audit/fields';
 import { AddressGuard } from '../../src/egress/address-guard';
-import type { Egress } from '../../src/egress/dial';
+import { OriginAlpnCache } from '../../src/egress/alpn-probe';
+import { Egress } from '../../src/egress/egress';
+import { classifyOriginError } from '../../src/egress/errors';
+import { H1Pools } from '../../src/egress/h1-pools';
+import { H2Sessions } from '../../src/egress/h2-sessions';
+import { createOriginContext } from '../../src/egress/origin-tls';
 import { Resolver } from '../../src/egress/resolve';
 import { GatewayError } from '../../src/errors/gateway-error';
-import { H2OriginPool } from '../../src/http/h2-origin';
 import { normaliseHost } from '../../src/protocol/host';
-import { classifyOriginError, createOriginAgents, type OriginAgents } from '../../src/tls/origin';
-import { OriginAlpnCache } from '../../src/tls/origin-alpn';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { tempDir, writePem } from './support/pki';
 import { run, curl } from './support/run';
@@ -97,18 +98,26 @@ describe('origin key strength (OpenSSL security level 2)', () => {
     expect(gw.logs().some((l) => l.level === 40 && String(l.msg).includes('NOT verified') && l.rule === 'lab-device')).toBe(true);
   });
 
-  describe('every origin TLS path built on the verifying context', () => {
-    let agents: OriginAgents;
+  describe('every origin TLS path goes through the one verifying door', () => {
     let egress: Egress;
+    let pools: H1Pools;
+    let sessions: H2Sessions;
 
     beforeAll(() => {
-      agents = createOriginAgents({ caFile, maxSocketsPerHost: 4, idleTimeoutMs: 5_000 });
-      egress = { resolver: new Resolver({ hosts: { 'weakkey.test': '127.0.0.1', 'sha1.test': '127.0.0.1', 'good.test': '127.0.0.1' } }), guard: new AddressGuard(['127.0.0.0/8']), isOwnListener: () => false, connectTimeoutMs: 5_000 };
+      egress = new Egress({
+        resolver: new Resolver({ hosts: { 'weakkey.test': '127.0.0.1', 'sha1.test': '127.0.0.1', 'good.test': '127.0.0.1' } }),
+        guard: new AddressGuard(['127.0.0.0/8']),
+        isOwnListener: () => false,
+        connectTimeoutMs: 5_000,
+        originContext: createOriginContext(caFile),
+      });
+      pools = new H1Pools(egress, { maxSocketsPerHost: 4, idleTimeoutMs: 5_000 });
+      sessions = new H2Sessions(egress, { idleTimeoutMs: 5_000 });
     });
 
     afterAll(() => {
-      agents.verified.destroy();
-      agents.insecure.destroy();
+      pools.destroy();
+      sessions.destroy();
     });
 
     const target = (name: string) => {
@@ -117,35 +126,33 @@ describe('origin key strength (OpenSSL security level 2)', () => {
       return { host: host.host, port: origin.port };
     };
 
-    test('the HTTPS agent', async () => {
+    test('the door itself: a TLS connection to a weak origin is refused as a certificate failure', async () => {
+      await expect(egress.connect(target('weakkey.test'), { tls: { servername: 'weakkey.test', verifyCertificate: true } })).rejects.toMatchObject({ code: 'TG_ERR_UPSTREAM_CERT', message: expect.stringMatching(/weak key/) });
+      const good = await egress.connect(target('good.test'), { tls: { servername: 'good.test', verifyCertificate: true } });
+      good.socket.destroy();
+    });
+
+    test('the HTTP/1 pools', async () => {
       const err = await new Promise<NodeJS.ErrnoException>((resolve, reject) => {
-        const req = https.get({ host: '127.0.0.1', port: origin.port, servername: 'weakkey.test', path: '/agent', agent: agents.verified }, () => reject(new Error('weak origin accepted')));
+        const req = pools.request({ target: target('weakkey.test'), tls: { servername: 'weakkey.test', verifyCertificate: true }, method: 'GET', path: '/agent', headers: ['Host', 'weakkey.test'] });
+        req.on('response', () => reject(new Error('weak origin accepted')));
         req.on('error', resolve);
+        req.end();
       });
       expect(classifyOriginError(err, 'weakkey.test')).toMatchObject({ code: 'TG_ERR_UPSTREAM_CERT', message: expect.stringMatching(/weak key/) });
     });
 
     test('HTTP/2 origin sessions', async () => {
-      const pool = new H2OriginPool({ egress, secureContext: agents.secureContext, idleTimeoutMs: 5_000 });
-      try {
-        const err = await new Promise<NodeJS.ErrnoException>((resolve, reject) => {
-          const session = pool.session(target('sha1.test'), 'sha1.test');
-          session.once('error', resolve);
-          const stream = session.request({ ':path': '/h2-session' });
-          stream.on('error', () => undefined);
-          stream.once('response', () => reject(new Error('weak origin accepted')));
-          setTimeout(() => reject(new Error('no error within 10 s')), 10_000).unref();
-        });
-        const error = classifyOriginError(err, 'sha1.test');
-        expect(error).toBeInstanceOf(GatewayError);
-        expect(error).toMatchObject({ code: 'TG_ERR_UPSTREAM_CERT', message: expect.stringMatching(/weak signature/) });
-      } finally {
-        pool.destroy();
-      }
+      const error = await sessions.session(target('sha1.test'), 'sha1.test').then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(GatewayError);
+      expect(error).toMatchObject({ code: 'TG_ERR_UPSTREAM_CERT', message: expect.stringMatching(/weak signature/) });
     });
 
     test('the ALPN probe: h2 is never learned from a weak origin', async () => {
-      const probe = new OriginAlpnCache({ egress, secureContext: agents.secureContext, connectTimeoutMs: 5_000, ttlMs: 60_000, maxEntries: 10 });
+      const probe = new OriginAlpnCache(egress, { ttlMs: 60_000, maxEntries: 10 });
       expect(await probe.speaksH2(target('good.test'), 'good.test')).toBe(true);
       expect(await probe.speaksH2(target('weakkey.test'), 'weakkey.test')).toBe(false);
       expect(origin.requests.get('weakkey.test') ?? 0).toBe(0);

@@ -1,7 +1,7 @@
 import CachePolicy from 'http-cache-semantics';
 import { hostAuthorityText } from '../../protocol/host';
 import type { InboundRequest, InboundResponse } from '../exchange';
-import type { RequestContext } from '../forward';
+import type { RequestContext } from '../request-context';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';

@@ -1,13 +1,9 @@
-import tls from 'node:tls';
-import { type Egress, guardedLookup, refusalForLiteral } from '../egress/dial';
+import type { TLSSocket } from 'node:tls';
 import type { Target } from '../protocol/authority';
 import { hostText } from '../protocol/host';
+import type { Egress } from './egress';
 
-export interface OriginAlpnOptions {
-  readonly egress: Egress;
-  /** The verifying context of the origin pools: the probe trusts exactly what requests will. */
-  readonly secureContext: tls.SecureContext;
-  readonly connectTimeoutMs: number;
+export interface AlpnProbeOptions {
   /** How long an answer is reused; origins rarely change protocols. */
   readonly ttlMs: number;
   readonly maxEntries: number;
@@ -31,7 +27,10 @@ export class OriginAlpnCache {
   private readonly entries = new Map<string, Entry>();
   private readonly inFlight = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly options: OriginAlpnOptions) {}
+  constructor(
+    private readonly egress: Egress,
+    private readonly options: AlpnProbeOptions,
+  ) {}
 
   speaksH2(target: Target, servername: string | null): Promise<boolean> {
     const key = `${hostText(target.host)}:${target.port}:${servername ?? ''}`;
@@ -50,28 +49,15 @@ export class OriginAlpnCache {
     return pending;
   }
 
-  private probe(target: Target, servername: string | null): Promise<boolean> {
-    // Node never calls `lookup` for an IP literal, so the destination guard is asked here.
-    if (refusalForLiteral(this.options.egress, target)) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const socket = tls.connect({
-        host: hostText(target.host),
-        port: target.port,
-        ...(servername ? { servername } : {}),
-        ALPNProtocols: ['h2', 'http/1.1'],
-        secureContext: this.options.secureContext,
-        minVersion: 'TLSv1.2',
-        rejectUnauthorized: true,
-        lookup: guardedLookup(this.options.egress, target.port) as unknown as tls.ConnectionOptions['lookup'],
-      });
-      const done = (h2: boolean): void => {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(h2);
-      };
-      const timer = setTimeout(() => done(false), this.options.connectTimeoutMs);
-      socket.once('secureConnect', () => done(socket.alpnProtocol === 'h2'));
-      socket.once('error', () => done(false));
-    });
+  /** The probe trusts exactly what requests will: it dials through the same door and context. */
+  private async probe(target: Target, servername: string | null): Promise<boolean> {
+    try {
+      const { socket } = await this.egress.connect(target, { tls: { servername, verifyCertificate: true, alpn: ['h2', 'http/1.1'] } });
+      const h2 = (socket as TLSSocket).alpnProtocol === 'h2';
+      socket.destroy();
+      return h2;
+    } catch {
+      return false;
+    }
   }
 }

@@ -1,0 +1,179 @@
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { GatewayError } from '../errors/gateway-error';
+import type { Target } from '../protocol/authority';
+import { hostAuthorityText, hostText } from '../protocol/host';
+import type { AddressGuard } from './address-guard';
+import { classifyOriginError, connectTimeout } from './errors';
+import { TlsSessionCache } from './origin-tls';
+import type { ResolvedAddress, Resolver } from './resolve';
+
+export interface EgressOptions {
+  readonly resolver: Resolver;
+  readonly guard: AddressGuard;
+  /**
+   * True when address:port is one of the gateway's own listeners (a proxy loop). Takes the
+   * address exactly as it will be dialled and compares it as an address (loop-check.ts).
+   */
+  readonly isOwnListener: (address: string, port: number) => boolean;
+  /** One deadline for resolving, connecting and the TLS handshake together. */
+  readonly connectTimeoutMs: number;
+  /** The verifying TLS context of origin connections (origin-tls.ts). */
+  readonly originContext: tls.SecureContext;
+  readonly tlsSessionCacheSize?: number;
+}
+
+/** TLS to the origin on top of the TCP connection. */
+export interface OriginTlsOptions {
+  /** SNI, and the name the certificate is verified for; null for an address target. */
+  readonly servername: string | null;
+  /** False only for a rule with `upstream_insecure`: the certificate is then NOT verified. */
+  readonly verifyCertificate: boolean;
+  readonly alpn?: readonly string[];
+}
+
+export interface ConnectOptions {
+  readonly tls?: OriginTlsOptions;
+  /**
+   * Keep the socket open for writing after the origin's FIN (a spliced tunnel passes each side's
+   * half-close on). Pooled HTTP connections must not: a pooled socket the origin closed has to
+   * leave the pool, not be reused for the next request.
+   */
+  readonly halfOpen?: boolean;
+}
+
+/** One connect() in progress: what its deadline must tear down. */
+interface Attempt {
+  expired: boolean;
+  socket: net.Socket | null;
+}
+
+export interface OriginConnection {
+  /** A TLSSocket when `tls` was asked for, after a completed (and verified) handshake. */
+  readonly socket: net.Socket;
+  /** The address dialled: checked by the destination guard and the loop check first. */
+  readonly remote: ResolvedAddress;
+}
+
+/**
+ * The only door out. Every outbound connection — a spliced tunnel, the HTTP/1 pools, HTTP/2
+ * sessions, the ALPN probe — is opened by `connect()`: it resolves (or takes the literal),
+ * refuses addresses the destination guard forbids and the gateway's own listeners (a loop),
+ * dials the allowed addresses in order, and does the TLS handshake with the origin's
+ * verification, all within one connect deadline. No caller can reach an origin without
+ * passing the guard, because no other module opens connections (a test in npm test checks).
+ */
+export class Egress {
+  readonly connectTimeoutMs: number;
+  private readonly sessions: TlsSessionCache;
+
+  constructor(private readonly options: EgressOptions) {
+    this.connectTimeoutMs = options.connectTimeoutMs;
+    this.sessions = new TlsSessionCache(options.tlsSessionCacheSize ?? 1000);
+  }
+
+  /** Why one address may not be dialled on `port` (a loop, or the destination guard), or null. */
+  refusalFor(address: string, port: number): GatewayError | null {
+    if (this.options.isOwnListener(address, port)) return new GatewayError('TG_ERR_LOOP', 'resolve', `${address}:${port} is one of this gateway's listeners`);
+    const verdict = this.options.guard.check(address);
+    return verdict.allowed ? null : new GatewayError('TG_ERR_DESTINATION_FORBIDDEN', 'resolve', verdict.reason);
+  }
+
+  /** Resolves a target and keeps only the addresses that may be dialled; throws when none. */
+  async resolveAllowed(target: Target): Promise<readonly ResolvedAddress[]> {
+    const addresses = await this.options.resolver.resolve(target.host);
+    const allowed: ResolvedAddress[] = [];
+    let refusal: GatewayError | null = null;
+    for (const candidate of addresses) {
+      const problem = this.refusalFor(candidate.address, target.port);
+      if (problem === null) allowed.push(candidate);
+      else if (refusal === null || problem.code === 'TG_ERR_LOOP') refusal = problem;
+    }
+    if (allowed.length === 0) throw refusal ?? new GatewayError('TG_ERR_DNS', 'resolve', 'no addresses');
+    return allowed;
+  }
+
+  /**
+   * Opens a connection to `target`: TCP to the first allowed address that answers, then TLS when
+   * asked. Rejects with a GatewayError from the catalogue (refusal, DNS, refused, unreachable,
+   * certificate, TLS, or the connect deadline).
+   */
+  connect(target: Target, options: ConnectOptions = {}): Promise<OriginConnection> {
+    const ms = this.connectTimeoutMs;
+    const attempt: Attempt = { expired: false, socket: null };
+    let timer: NodeJS.Timeout | null = null;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        attempt.expired = true;
+        attempt.socket?.destroy();
+        reject(connectTimeout(`${hostAuthorityText(target.host)}:${target.port}`, ms));
+      }, ms);
+    });
+    const opened = this.open(target, options, attempt);
+    // A connection that completes after the deadline has no one waiting for it.
+    opened.then((connection) => attempt.expired && connection.socket.destroy(), () => undefined);
+    return Promise.race([opened, deadline]).finally(() => {
+      if (timer) clearTimeout(timer);
+    });
+  }
+
+  private async open(target: Target, options: ConnectOptions, attempt: Attempt): Promise<OriginConnection> {
+    const tlsOptions = options.tls ?? null;
+    const addresses = await this.resolveAllowed(target);
+    let lastError: GatewayError | null = null;
+    for (const remote of addresses) {
+      if (attempt.expired) break;
+      try {
+        const socket = await this.tcp(remote, target.port, options.halfOpen === true, attempt);
+        if (!tlsOptions) return { socket, remote };
+        return { socket: await this.handshake(socket, target, remote, tlsOptions, attempt), remote };
+      } catch (err) {
+        lastError = err as GatewayError;
+        // A certificate or TLS failure is the origin's answer, not an unreachable address.
+        if (lastError.phase === 'tls-origin') throw lastError;
+      }
+    }
+    throw lastError ?? connectTimeout(hostText(target.host), this.connectTimeoutMs);
+  }
+
+  private tcp(remote: ResolvedAddress, port: number, allowHalfOpen: boolean, attempt: Attempt): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: remote.address, port, family: remote.family, noDelay: true, allowHalfOpen });
+      attempt.socket = socket;
+      const where = `${remote.family === 6 ? `[${remote.address}]` : remote.address}:${port}`;
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => reject(classifyOriginError(err, where)));
+    });
+  }
+
+  private handshake(socket: net.Socket, target: Target, remote: ResolvedAddress, options: OriginTlsOptions, attempt: Attempt): Promise<TLSSocket> {
+    const key = TlsSessionCache.key(remote.address, target.port, options.servername, options.verifyCertificate);
+    return new Promise((resolve, reject) => {
+      const secure = tls.connect({
+        socket,
+        // The name the certificate must carry: the server name, else the address itself.
+        host: options.servername ?? hostText(target.host),
+        ...(options.servername ? { servername: options.servername } : {}),
+        secureContext: this.options.originContext,
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: options.verifyCertificate,
+        ...(options.alpn ? { ALPNProtocols: [...options.alpn] } : {}),
+        session: this.sessions.get(key),
+      });
+      attempt.socket = secure;
+      this.sessions.remember(key, secure);
+      const where = `https://${hostAuthorityText(target.host)}:${target.port}`;
+      secure.once('secureConnect', () => {
+        secure.removeAllListeners('error');
+        resolve(secure);
+      });
+      secure.once('error', (err: NodeJS.ErrnoException) => {
+        socket.destroy();
+        reject(classifyOriginError(err, where));
+      });
+    });
+  }
+}

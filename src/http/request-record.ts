@@ -1,0 +1,201 @@
+import type { RequestRecord, TlsSummary } from '../audit/fields';
+import type { Redactor } from '../audit/redact';
+import type { AuditSink } from '../audit/sink';
+import type { OriginTlsFacts } from '../egress/origin-tls';
+import type { GatewayError } from '../errors/gateway-error';
+import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
+import { publish } from '../observability/events';
+import { targetText } from '../protocol/authority';
+import { hostText } from '../protocol/host';
+import type { CacheExchange } from './cache/exchange';
+import { type Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './enforcement';
+import { type InboundRequest, type InboundResponse, withoutPseudoHeaders } from './exchange';
+import type { RequestContext } from './request-context';
+
+/** Where request records go, and what they redact. */
+export interface RecordOptions {
+  readonly audit: AuditSink;
+  readonly redactor: Redactor;
+}
+
+/** Collects what the audit record of one request needs, and writes it once. */
+export class RequestTracker {
+  private readonly start = performance.now();
+  private up = 0;
+  private down = 0;
+  private error: GatewayError | null = null;
+  private originCert: string | null = null;
+  private upstreamTls: TlsSummary | null = null;
+  private respHeaders: readonly string[] | null = null;
+  private statusOverride: number | null = null;
+  private closeNote: string | null = null;
+  private done = false;
+  cache: CacheExchange | null = null;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly req: InboundRequest,
+    private readonly res: InboundResponse,
+    private readonly options: RecordOptions,
+    private readonly rules: Enforcement,
+  ) {}
+
+  countUp(bytes: number): void {
+    this.up += bytes;
+  }
+
+  countDown(bytes: number): void {
+    this.down += bytes;
+  }
+
+  get bytesDown(): number {
+    return this.down;
+  }
+
+  /** What the record's `error` says when nothing failed but the exchange did not complete. */
+  note(text: string): void {
+    this.closeNote ??= text;
+  }
+
+  fail(error: GatewayError): void {
+    this.error ??= error;
+  }
+
+  originTls(facts: OriginTlsFacts | null): void {
+    if (!facts) return;
+    this.originCert = facts.certSha256;
+    this.upstreamTls = facts.tls;
+  }
+
+  responseHeaders(raw: readonly string[]): void {
+    this.respHeaders = raw;
+  }
+
+  /** An upgraded exchange ended: one record for the whole WebSocket, with the bytes relayed. */
+  finishUpgraded(status: number, bytesUp: number, bytesDown: number, close: string): void {
+    this.statusOverride = status;
+    this.up += bytesUp;
+    this.down += bytesDown;
+    if (close === 'error' || close === 'timeout') this.closeNote = `upgraded connection ended: ${close}`;
+    this.finish();
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const { ctx, req, res } = this;
+    const aborted = this.statusOverride === null && !res.writableFinished && this.error === null;
+    const status = this.statusOverride ?? (res.headersSent ? res.statusCode : 0);
+    const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
+    const cache = this.cache?.outcome ?? null;
+    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache });
+    this.options.audit.write(buildRequestRecord(ctx, req, {
+      status,
+      bytesFromClient: this.up,
+      bytesToClient: this.down,
+      durationMs,
+      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
+      upstreamCertSha256: this.originCert,
+      upstreamTls: this.upstreamTls,
+      responseHeaders: this.respHeaders,
+      redactor: this.options.redactor,
+      cache,
+      rules: this.rules.audit(),
+    }));
+  }
+}
+
+export interface RequestOutcome {
+  readonly status: number;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+  readonly durationMs: number;
+  readonly error: string | null;
+  readonly upstreamCertSha256: string | null;
+  readonly upstreamTls: TlsSummary | null;
+  readonly responseHeaders: readonly string[] | null;
+  readonly redactor: Redactor;
+  /** The cache outcome: hit, miss, revalidated, bypass; null when no cache took part. */
+  readonly cache?: string | null;
+  /** HTTP rules and DLP outcome; absent = no rules applied. */
+  readonly rules?: EnforcementAudit;
+}
+
+/** HTTP/2's :authority, else Host; bounded, since it is written into every record. */
+function presentedAuthority(req: InboundRequest): string | null {
+  const value = req.headers[':authority'] ?? req.headers.host;
+  return typeof value === 'string' ? value.slice(0, 300) : null;
+}
+
+export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
+  const decision = ctx.decision;
+  return {
+    type: 'request',
+    time: new Date().toISOString(),
+    request_id: ctx.requestId,
+    flow_id: ctx.flow.id,
+    frontend: ctx.flow.frontend,
+    client: ctx.flow.clientAddress,
+    client_port: ctx.flow.clientPort,
+    user: ctx.principal?.user ?? null,
+    scheme: ctx.scheme,
+    host: hostText(ctx.target.host),
+    port: ctx.target.port,
+    sni: ctx.clientSni,
+    authority: presentedAuthority(req),
+    method: req.method ?? '',
+    path: outcome.redactor.target(req.url ?? ''),
+    status: outcome.status,
+    bytes_from_client: outcome.bytesFromClient,
+    bytes_to_client: outcome.bytesToClient,
+    duration_ms: outcome.durationMs,
+    action: decision.action,
+    rule: decision.rule?.id ?? null,
+    decision_code: decision.code,
+    reason: decision.reason,
+    policy_version: decision.policyVersion,
+    error: outcome.error,
+    cache: outcome.cache ?? null,
+    upstream_cert_sha256: outcome.upstreamCertSha256,
+    client_tls: ctx.clientTls,
+    upstream_tls: outcome.upstreamTls,
+    request_headers: outcome.redactor.headerObject(withoutPseudoHeaders(req.rawHeaders)),
+    response_headers: outcome.responseHeaders ? outcome.redactor.headerObject(outcome.responseHeaders) : null,
+    http_version: req.httpVersion,
+    http_rule: outcome.rules?.httpRule ?? null,
+    flagged_by: outcome.rules?.flaggedBy ?? [],
+    dlp: outcome.rules?.dlp ?? null,
+  };
+}
+
+/** Answers a request the gateway refuses itself (policy, malformed) and audits it. */
+export function refuseRequest(
+  ctx: RequestContext,
+  req: InboundRequest,
+  res: InboundResponse,
+  refusal: Refusal,
+  records: RecordOptions,
+  extraHeaders: Record<string, string> = {},
+  rules: EnforcementAudit = NO_ENFORCEMENT_AUDIT,
+): void {
+  const start = performance.now();
+  const origin = `${ctx.scheme}://${targetText(ctx.target)}`;
+  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
+  // Drain whatever body the client sends so the connection can be reused for its next request.
+  req.resume();
+  writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);
+  const record = buildRequestRecord(ctx, req, {
+    status: res.statusCode,
+    bytesFromClient: 0,
+    bytesToClient: 0,
+    durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+    error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
+    upstreamCertSha256: null,
+    upstreamTls: null,
+    responseHeaders: null,
+    redactor: records.redactor,
+    rules,
+  });
+  records.audit.write(record);
+  publish('tollgate:request:completed', { scheme: ctx.scheme, status: record.status, durationMs: record.duration_ms, cache: null });
+}

@@ -1,0 +1,60 @@
+import { Readable } from 'node:stream';
+import type { GatewayError } from '../errors/gateway-error';
+import { writeHttpRefusal } from '../errors/rejection';
+import { targetText } from '../protocol/authority';
+import { abortResponse } from './abort-response';
+import type { CacheExchange, StoredReply } from './cache/exchange';
+import type { Enforcement } from './enforcement';
+import { type InboundResponse, writeResponseHead } from './exchange';
+import { forwardResponseHeaders } from './headers';
+import type { RequestContext } from './request-context';
+import type { RequestTracker } from './request-record';
+
+/**
+ * Sends a response from the cache the way an origin's is sent: through the response rules
+ * (header edits, denials, body limits), with Via, Cache-Status and the audit tracker.
+ */
+export function sendStoredReply(ctx: RequestContext, via: string, cache: CacheExchange, rules: Enforcement, reply: StoredReply, res: InboundResponse, tracker: RequestTracker): void {
+  const verdict = rules.response(reply.status, reply.rawHeaders);
+  if (verdict.refusal) {
+    writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+    return;
+  }
+  // Date and Age come from the stored response, brought up to date by the cache.
+  res.sendDate = false;
+  writeResponseHead(res, reply.status, reply.statusMessage, cache.responseHeaders(forwardResponseHeaders([...verdict.headers], reply.httpVersion, via), reply.status));
+  tracker.responseHeaders(verdict.headers);
+  const body = reply.body;
+  if (body === null) {
+    res.end();
+    return;
+  }
+  const source = Readable.from([body]);
+  source.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
+  rules.responseBody(source, () => cutResponse(ctx, res, tracker, rules)).pipe(res);
+}
+
+/**
+ * CACHE (stale-if-error): the origin could not be reached or did not answer in time; a stale
+ * entry within its stale-if-error window answers instead. The origin's failure is logged, and
+ * the audit record shows `cache: stale` rather than an error. False = nothing to serve.
+ */
+export function serveStaleOnError(ctx: RequestContext, via: string, cache: CacheExchange | null, rules: Enforcement, res: InboundResponse, tracker: RequestTracker, error: GatewayError): boolean {
+  const stale = cache?.staleIfError(null) ?? null;
+  if (!cache || !stale) return false;
+  ctx.flow.log.info({ request: ctx.requestId, code: error.code, reason: error.message }, 'origin failed; serving a stale cached response (stale-if-error)');
+  sendStoredReply(ctx, via, cache, rules, stale, res, tracker);
+  return true;
+}
+
+
+/**
+ * A response body stopped by a size rule while it streamed: its head is already sent, so the
+ * client's connection (HTTP/2: stream) is reset and the record says which rule cut it.
+ */
+export function cutResponse(ctx: RequestContext, res: InboundResponse, tracker: RequestTracker, rules: Enforcement): void {
+  const rule = rules.audit().httpRule ?? '?';
+  tracker.note(`response cut after ${tracker.bytesDown} bytes: larger than HTTP rule ${rule} allows`);
+  ctx.flow.log.info({ request: ctx.requestId, http_rule: rule }, 'response stopped by policy');
+  abortResponse(res);
+}
