@@ -1,5 +1,6 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
 import path from 'node:path';
+import { pinningRecord } from './audit/records';
 import { Redactor } from './audit/redact';
 import { NdjsonAuditSink } from './audit/sink';
 import type { GatewayConfig } from './config/schema';
@@ -224,17 +225,7 @@ export class Gateway {
       legs: { http1: new Http1OriginLeg(h1Pools), http2: new Http2OriginLeg(h2Sessions) },
       cache: httpCache,
     });
-    const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => {
-      audit.write({
-        type: 'pinning',
-        time: new Date().toISOString(),
-        name,
-        action: 'auto-splice',
-        distinct_clients: clients,
-        until: until.toISOString(),
-        reason: `${clients} distinct clients rejected the minted certificate for ${name}`,
-      });
-    });
+    const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => audit.write(pinningRecord(name, clients, until)));
     const inspector = new TlsInspector({
       leaves,
       forwarder,

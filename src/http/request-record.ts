@@ -1,5 +1,6 @@
 import type { RequestRecord, TlsSummary } from '../audit/fields';
 import type { Redactor } from '../audit/redact';
+import { requestRecord } from '../audit/records';
 import type { AuditSink } from '../audit/sink';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
@@ -128,15 +129,13 @@ function presentedAuthority(req: InboundRequest): string | null {
 }
 
 export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
-  const decision = ctx.decision;
-  return {
-    type: 'request',
-    time: new Date().toISOString(),
-    request_id: ctx.requestId,
-    flow_id: ctx.flow.id,
-    frontend: ctx.flow.frontend,
-    client: ctx.flow.clientAddress,
-    client_port: ctx.flow.clientPort,
+  const { flow } = ctx;
+  return requestRecord({
+    requestId: ctx.requestId,
+    flowId: flow.id,
+    frontend: flow.frontend,
+    clientAddress: flow.clientAddress,
+    clientPort: flow.clientPort,
     user: ctx.principal?.user ?? null,
     scheme: ctx.scheme,
     host: hostText(ctx.target.host),
@@ -145,27 +144,23 @@ export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, out
     authority: presentedAuthority(req),
     method: req.method ?? '',
     path: outcome.redactor.target(req.url ?? ''),
+    httpVersion: req.httpVersion,
+    decision: ctx.decision,
     status: outcome.status,
-    bytes_from_client: outcome.bytesFromClient,
-    bytes_to_client: outcome.bytesToClient,
-    duration_ms: outcome.durationMs,
-    action: decision.action,
-    rule: decision.rule?.id ?? null,
-    decision_code: decision.code,
-    reason: decision.reason,
-    policy_version: decision.policyVersion,
+    bytesFromClient: outcome.bytesFromClient,
+    bytesToClient: outcome.bytesToClient,
+    durationMs: outcome.durationMs,
     error: outcome.error,
     cache: outcome.cache ?? null,
-    upstream_cert_sha256: outcome.upstreamCertSha256,
-    client_tls: ctx.clientTls,
-    upstream_tls: outcome.upstreamTls,
-    request_headers: outcome.redactor.headerObject(withoutPseudoHeaders(req.rawHeaders)),
-    response_headers: outcome.responseHeaders ? outcome.redactor.headerObject(outcome.responseHeaders) : null,
-    http_version: req.httpVersion,
-    http_rule: outcome.rules?.httpRule ?? null,
-    flagged_by: outcome.rules?.flaggedBy ?? [],
+    upstreamCertSha256: outcome.upstreamCertSha256,
+    clientTls: ctx.clientTls,
+    upstreamTls: outcome.upstreamTls,
+    requestHeaders: outcome.redactor.headerObject(withoutPseudoHeaders(req.rawHeaders)),
+    responseHeaders: outcome.responseHeaders ? outcome.redactor.headerObject(outcome.responseHeaders) : null,
+    httpRule: outcome.rules?.httpRule ?? null,
+    flaggedBy: outcome.rules?.flaggedBy ?? [],
     dlp: outcome.rules?.dlp ?? null,
-  };
+  });
 }
 
 /** Answers a request the gateway refuses itself (policy, malformed) and audits it. */

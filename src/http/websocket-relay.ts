@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { CloseKind } from '../flow/flow';
 import type { Logger } from '../logging/logger';
-import { Splice } from '../tunnel/splice';
+import { Relay } from '../relay/relay';
 import { forwardResponseHeaders, rawHeaderValue } from './headers';
 import type { UpgradeSocket } from './upgrade';
 
@@ -49,7 +49,7 @@ export async function relayUpgraded(exchange: UpgradedExchange): Promise<Upgrade
   const upReadAtStart = upSocket.bytesRead - upHead.length;
   clientSocket.write(switchingHead(upRes, exchange.via));
   if (upHead.length > 0) clientSocket.write(upHead);
-  const splice = new Splice(clientSocket, upSocket, exchange.idleTimeoutMs);
+  const splice = new Relay(clientSocket, upSocket, exchange.idleTimeoutMs);
   splice.startUpstream(client.head);
   const result = await splice.result();
   exchange.log.debug({ close: result.close }, 'websocket relay ended');

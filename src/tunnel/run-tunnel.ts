@@ -10,7 +10,7 @@ import type { CompiledPolicy, Decision } from '../policy/types';
 import { type Host, normaliseHost } from '../protocol/host';
 import { type Peek, peekClientBytes } from './peek';
 import { noteLimitBreach } from '../observability/limit-breach';
-import { Splice } from './splice';
+import { Relay } from '../relay/relay';
 
 /** How a front-end answers in its own protocol. Called at most once each, before any relay. */
 export interface TunnelReplies {
@@ -121,12 +121,12 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
       throw new GatewayError('TG_ERR_INTERNAL', 'decide', 'inspect decided but interception is not configured');
     }
 
-    let splice: Splice | null = null;
+    let splice: Relay | null = null;
     try {
       if (decision.action === 'splice') {
         const dialed = await services.egress.connect(target, { halfOpen: true });
         flow.upstreamAddress = dialed.remote.address;
-        splice = new Splice(client, dialed.socket, services.idleTimeoutMs);
+        splice = new Relay(client, dialed.socket, services.idleTimeoutMs);
       } else {
         await services.egress.resolveAllowed(target);
       }
@@ -156,7 +156,7 @@ export async function runTunnel(flow: Flow, client: Socket, initial: Buffer, rep
   }
 }
 
-async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Splice | null, policy: CompiledPolicy, services: TunnelServices): Promise<void> {
+async function terminate(flow: Flow, client: Socket, peek: Peek, splice: Relay | null, policy: CompiledPolicy, services: TunnelServices): Promise<void> {
   if (peek.kind !== 'tls') publishDecided(flow, flow.decision!);
   switch (peek.kind) {
     case 'closed':

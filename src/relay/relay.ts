@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { CloseKind } from '../flow/flow';
 
-export interface SpliceResult {
+export interface RelayResult {
   readonly close: CloseKind;
   /** Bytes the origin received (including replayed peeked bytes) and sent. */
   readonly bytesUp: number;
@@ -34,13 +34,13 @@ function resetOrDestroy(socket: Socket): void {
  * first bytes are classified (server-speaks-first protocols); `startUpstream` then replays
  * the peeked bytes and joins the client → origin direction.
  */
-export class Splice {
+export class Relay {
   private firstEnd: 'client' | 'upstream' | null = null;
   private closeKind: CloseKind | null = null;
   private closedCount = 0;
   private downstreamStarted = false;
-  private readonly done: Promise<SpliceResult>;
-  private resolveDone!: (result: SpliceResult) => void;
+  private readonly done: Promise<RelayResult>;
+  private resolveDone!: (result: RelayResult) => void;
 
   constructor(
     private readonly client: Socket,
@@ -103,7 +103,7 @@ export class Splice {
     return this.upstream.bytesRead > 0;
   }
 
-  result(): Promise<SpliceResult> {
+  result(): Promise<RelayResult> {
     return this.done;
   }
 
