@@ -5,7 +5,7 @@ import { runPinningReport } from './cli/pinning-report';
 import { type ParsedArgs, UsageError, parseArgs, stringFlag } from './cli/args';
 import { runGateway } from './cli/run';
 import { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } from './cli/user';
-import { ConfigError } from './config/config-error';
+import { ConfigError } from './sources/config-error';
 import { isGatewayError } from './errors/gateway-error';
 
 const DEFAULT_CONFIG = 'tollgate.yaml';

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { ConfigError } from './config-error';
+import { ConfigError } from '../sources/config-error';
 import { parseConfig } from './load';
-import { parseDuration, parseSize } from './units';
+import { parseDuration, parseSize } from '../sources/units';
 
 function problemsOf(text: string): string[] {
   try {

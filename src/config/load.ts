@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from './config-error';
+import { ConfigError } from '../sources/config-error';
 import { type GatewayConfig, configSchema } from './schema';
-import { parseYaml, problemsFromIssues } from './yaml-source';
+import { parseYaml, problemsFromIssues } from '../sources/yaml-source';
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {

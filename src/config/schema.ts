@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_REDACTED_HEADERS } from '../audit/redact';
 import { ACTIONS } from '../policy/types';
-import { cidr, dnsServer, duration, filePath, listenAddress, port, section, size } from './fields';
+import { cidr, dnsServer, duration, filePath, listenAddress, port, section, size } from '../sources/fields';
 
 /**
  * The schema of tollgate.yaml: the one source of the configuration's types, its validation and

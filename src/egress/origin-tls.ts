@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import tls, { type TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import type { TlsSummary } from '../audit/fields';
-import { ConfigError } from '../config/config-error';
+import { ConfigError } from '../sources/config-error';
 
 /**
  * The origin side of interception: TLS with full verification against the system's roots plus

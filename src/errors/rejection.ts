@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
-import type { Decision } from '../policy/types';
 import { ProxyAuthError } from './auth-error';
 import { SOCKS5_METHOD, type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks';
 import { type GatewayError } from './gateway-error';
@@ -11,9 +10,15 @@ import { type GatewayError } from './gateway-error';
  * protocol: an HTTP status and block page, a SOCKS reply code, or a TLS alert.
  */
 
+/** What a refusal page says of a policy decision (policy's Decision has these fields). */
+export interface DenyDecision {
+  readonly reason: string;
+  readonly rule: { readonly id: string } | null;
+}
+
 /** `http-deny`: an HTTP rule (inside an allowed destination) denied this one request. */
 export type Refusal =
-  | { readonly kind: 'deny'; readonly decision: Decision }
+  | { readonly kind: 'deny'; readonly decision: DenyDecision }
   | { readonly kind: 'http-deny'; readonly ruleId: string; readonly reason: string }
   | { readonly kind: 'error'; readonly error: GatewayError };
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord } from '../audit/fields';
+import type { RelayEnd } from '../relay/relay';
 import type { GatewayError } from '../errors/gateway-error';
 import type { Principal } from '../identity/types';
 import type { Logger } from '../logging/logger';
@@ -9,7 +10,7 @@ import type { Decision, FrontendKind } from '../policy/types';
 import { targetText, type Target } from '../protocol/authority';
 
 /** How a flow ended; see ConnectionRecord.close. */
-export type CloseKind = 'client-closed' | 'upstream-closed' | 'client-reset' | 'upstream-reset' | 'timeout' | 'refused' | 'error' | 'shutdown';
+export type CloseKind = RelayEnd | 'refused' | 'shutdown';
 
 let idPool = Buffer.alloc(0);
 let idOffset = 0;

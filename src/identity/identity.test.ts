@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { ConfigError } from '../config/config-error';
+import { ConfigError } from '../sources/config-error';
 import { parseBasic, parseProxyAuthorization } from './basic-credentials';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { FailureThrottle } from './failure-throttle';

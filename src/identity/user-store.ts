@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
-import { ConfigError } from '../config/config-error';
+import { ConfigError } from '../sources/config-error';
 import type { Logger } from '../logging/logger';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { type FailureSlot, FailureThrottle } from './failure-throttle';

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../config/config-error';
-import { section } from '../config/fields';
-import { type ConfigProblem, parseYaml, problemsFromIssues } from '../config/yaml-source';
+import { ConfigError } from '../sources/config-error';
+import { section } from '../sources/fields';
+import { type ConfigProblem, parseYaml, problemsFromIssues } from '../sources/yaml-source';
 import { type ParsedHash, parsePasswordHash } from './password-hash';
 
 /**

@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/config-error';
+import { ConfigError } from '../sources/config-error';
 import { compilePolicy, type PolicySourceFile } from './load';
 
 const options = { defaultAction: 'deny' as const, allowedPorts: { tunnel: [443], http: [80] } };

@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/config-error';
+import { ConfigError } from '../sources/config-error';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
 import type { CompiledPolicy } from './types';

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
-import type { CloseKind } from '../flow/flow';
+/** How a relay ended: which side closed or reset first, or the idle timeout, or an error. */
+export type RelayEnd = 'client-closed' | 'upstream-closed' | 'client-reset' | 'upstream-reset' | 'timeout' | 'error';
 
 export interface RelayResult {
-  readonly close: CloseKind;
+  readonly close: RelayEnd;
   /** Bytes the origin received (including replayed peeked bytes) and sent. */
   readonly bytesUp: number;
   readonly bytesDown: number;
@@ -36,7 +37,7 @@ function resetOrDestroy(socket: Socket): void {
  */
 export class Relay {
   private firstEnd: 'client' | 'upstream' | null = null;
-  private closeKind: CloseKind | null = null;
+  private closeKind: RelayEnd | null = null;
   private closedCount = 0;
   private downstreamStarted = false;
   private readonly done: Promise<RelayResult>;
@@ -85,7 +86,7 @@ export class Relay {
   }
 
   /** Tear both sides down, e.g. when a late decision denies the flow. */
-  abort(kind: CloseKind): void {
+  abort(kind: RelayEnd): void {
     this.closeKind ??= kind;
     this.client.destroy();
     this.upstream.destroy();
@@ -121,7 +122,7 @@ export class Relay {
       if (this.upstream.destroyed && !this.client.destroyed && this.firstEnd !== 'upstream') this.client.destroy();
       return;
     }
-    const close: CloseKind = this.closeKind ?? (this.firstEnd === 'upstream' ? 'upstream-closed' : 'client-closed');
+    const close: RelayEnd = this.closeKind ?? (this.firstEnd === 'upstream' ? 'upstream-closed' : 'client-closed');
     this.resolveDone({ close, bytesUp: this.upstream.bytesWritten, bytesDown: this.upstream.bytesRead });
   }
 }

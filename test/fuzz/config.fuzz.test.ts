@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import YAML from 'yaml';
-import { ConfigError } from '../../src/config/config-error';
+import { ConfigError } from '../../src/sources/config-error';
 import { parseConfig } from '../../src/config/load';
 import { compilePolicy } from '../../src/policy/load';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { section } from '../../config/fields';
+import { section } from '../../sources/fields';
 import { BUILTIN_DETECTOR_NAMES, BUILTIN_DETECTORS } from './detectors';
 import { checkPattern } from './pattern-safety';
 import type { Detector, DlpPolicy } from './types';

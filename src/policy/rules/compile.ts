@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { section, size } from '../../config/fields';
+import { section, size } from '../../sources/fields';
 import { compileGlob, type GlobMatcher } from './glob';
 import type { HeaderEdits, HttpRule, HttpRuleAction, RequestConditions, ResponseConditions, ValueCondition } from './types';
 

@@ -1,5 +1,5 @@
 import { compilePolicy } from '../load';
-import { ConfigError } from '../../config/config-error';
+import { ConfigError } from '../../sources/config-error';
 import { compileGlob } from './glob';
 import { applyHeaderEdits, evaluateRequest, evaluateResponse, requestFacts, ruleTarget, type RequestFacts } from './evaluate';
 import type { HttpRule } from './types';
