@@ -21,6 +21,7 @@ import { type Host, hostText, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
+import { type H2HeaderTimeout, watchH2HeaderDeadline } from './h2-header-deadline';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 import type { Inspector, TlsPeek } from './run-tunnel';
 
@@ -72,6 +73,8 @@ interface Tunnel {
   readonly clientSni: string | null;
   clientTls: TlsSummary | null;
   headerTimer: NodeJS.Timeout | null;
+  /** Set when limits.header_timeout ended an HTTP/2 session: the flow closed on a timeout. */
+  timedOut: boolean;
 }
 
 /**
@@ -129,7 +132,10 @@ export class TlsInspector implements Inspector {
     this.h2Server.setTimeout(options.idleTimeoutMs);
     this.h2Server.on('session', (session: http2.ServerHttp2Session) => {
       const tunnel = this.handingOver;
-      if (tunnel) this.h2Tunnels.set(session, tunnel);
+      if (tunnel) {
+        this.h2Tunnels.set(session, tunnel);
+        watchH2HeaderDeadline(session, options.headerTimeoutMs, (timeout) => this.expireH2Session(session, tunnel, timeout));
+      }
       // Protocol errors end the session (GOAWAY) or the stream (RST_STREAM), never the process.
       session.on('error', (err: NodeJS.ErrnoException) => tunnel?.flow.log.info({ code: err.code, reason: err.message }, 'HTTP/2 session error'));
     });
@@ -174,9 +180,10 @@ export class TlsInspector implements Inspector {
       clientSni: peek.hello.sni,
       clientTls: null,
       headerTimer: null,
+      timedOut: false,
     };
     this.tunnels.set(tlsSocket, tunnel);
-    return new Promise<CloseKind>((resolve) => {
+    const closed = new Promise<CloseKind>((resolve) => {
       let handshakeDone = false;
       let close: CloseKind = 'client-closed';
       const handshakeTimer = setTimeout(() => {
@@ -226,6 +233,8 @@ export class TlsInspector implements Inspector {
         resolve(close);
       });
     });
+    // The socket's close says only that it closed; a deadline that ended the session says why.
+    return closed.then((kind) => (tunnel.timedOut ? 'timeout' : kind));
   }
 
   private notePinning(tunnel: Tunnel, signal: PinningSignal): void {
@@ -243,6 +252,20 @@ export class TlsInspector implements Inspector {
       socket.destroySoon();
     }, this.options.headerTimeoutMs);
     tunnel.headerTimer.unref();
+  }
+
+  /**
+   * limits.header_timeout ran out on an HTTP/2 session (see watchH2HeaderDeadline): GOAWAY
+   * naming the last stream delivered, so a client knows what it may retry elsewhere, then close.
+   */
+  private expireH2Session(session: http2.ServerHttp2Session, tunnel: Tunnel, timeout: H2HeaderTimeout): void {
+    const ms = this.options.headerTimeoutMs;
+    noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { ms, http2: timeout.reason });
+    tunnel.flow.error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `${timeout.reason} within limits.header_timeout (${ms} ms)`);
+    tunnel.timedOut = true;
+    // destroy() right after goaway() still writes the GOAWAY frame first (measured on Node 20).
+    session.goaway(http2.constants.NGHTTP2_NO_ERROR, timeout.lastStreamId);
+    session.destroy();
   }
 
   private onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
