@@ -8,6 +8,7 @@ import type { AuditSink } from '../audit/sink';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
+import { type FramingViolation, guardRequestFraming } from '../flow/request-framing-guard';
 import { type HttpForwarder, type RequestContext, refuseRequest } from '../http/forward';
 import type { InboundRequest, InboundResponse } from '../http/exchange';
 import { checkRequestFraming } from '../http/serve-request';
@@ -112,6 +113,8 @@ export class TlsInspector implements Inspector {
 
   constructor(private readonly options: InspectorOptions) {
     this.server = http.createServer({ maxHeaderSize: options.maxHeaderBytes, insecureHTTPParser: false, noDelay: true });
+    // Request lines Node's parser would accept but RFC 9112 does not are refused before it.
+    guardRequestFraming(this.server, options, (socket, violation) => this.onFramingViolation(socket, violation));
     // The server never listens: connections are handed to it with emit('connection'). Node only
     // runs headersTimeout/requestTimeout checks for listening servers, so the header deadline
     // below is our own; keep-alive idle time is socket-level and does work.
@@ -269,13 +272,21 @@ export class TlsInspector implements Inspector {
   }
 
   private onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
-    const tunnel = this.tunnels.get(socket);
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const reason = tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`;
+    this.refuseUnparsed(socket, tooLarge, tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`);
+  }
+
+  private onFramingViolation(socket: Socket, violation: FramingViolation): void {
+    this.refuseUnparsed(socket, violation.tooLarge, violation.tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`);
+  }
+
+  /** A decrypted request refused before the server saw it whole: 431 or 400, then close. */
+  private refuseUnparsed(socket: Socket, tooLarge: boolean, reason: string): void {
+    const tunnel = this.tunnels.get(socket);
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
     if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
     tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request rejected by the HTTP parser');
