@@ -21,9 +21,10 @@ import { NEED_MORE, type ParseResult, invalid, parsed } from './parse-result';
  * Content-Length or Transfer-Encoding; Content-Length digits only and once; Transfer-Encoding
  * ending in chunked and never with Content-Length; chunk sizes in hex then CRLF or `;`
  * extensions; CRLF after chunk data; trailers up to an empty line; CR and LF skipped before a
- * request line. A message Node would frame differently is refused here rather than guessed at
- * (Node refuses all of those too). Upgrades are the caller's business: the bytes after an
- * `Upgrade` request are read as HTTP until the server has actually switched.
+ * request line. A message Node would frame differently is refused here rather than guessed at;
+ * Node refuses nearly all of those too (not a Content-Length past 2^53, nor HTTP/0.9's
+ * `GET /path`, which no client of a proxy sends). Upgrades are the caller's business: the
+ * bytes after an `Upgrade` request are read as HTTP until the server has actually switched.
  *
  * Cost: one indexOf per line of the head and a byte loop over the request line only; a
  * Content-Length body costs O(1) per chunk whatever its size, a chunked body one indexOf per
