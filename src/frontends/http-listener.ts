@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import { peerAddress } from '../flow/flow';
+import { guardRequestFraming } from '../flow/request-framing-guard';
 import type { Logger } from '../logging/logger';
 import { noteLimitBreach } from '../observability/limit-breach';
 
@@ -38,6 +39,11 @@ export function createHttpListener(limits: HttpListenerLimits, frontend: string,
     socket.destroy();
   });
   server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerParserError(err, socket, limits, frontend, logger));
+  // Node's parser accepts request lines RFC 9112 refuses (`GET  /path HTTP/1.1`); every
+  // request line is checked before it gets there. Admission and PROXY protocol wrap this later.
+  guardRequestFraming(server, limits, (socket, violation) =>
+    refuseUnparsed(socket, violation.tooLarge ? 'too-large' : 'malformed', violation.tooLarge ? `request line and headers exceed ${limits.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`, 'request-framing', frontend, logger),
+  );
   return server;
 }
 
@@ -47,7 +53,6 @@ function answerParserError(err: NodeJS.ErrnoException & { reason?: string }, soc
     socket.destroy();
     return;
   }
-  const peer = peerAddress(socket);
   const code = err.code ?? '';
   const tooLarge = code === 'HPE_HEADER_OVERFLOW';
   const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT';
@@ -56,9 +61,18 @@ function answerParserError(err: NodeJS.ErrnoException & { reason?: string }, soc
     : timeout
       ? 'the client did not send its request headers in time'
       : `malformed request: ${err.reason ?? err.message} (${code})`;
-  const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : timeout ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
-  if (tooLarge || timeout) noteLimitBreach(logger, tooLarge ? 'http.max_header_size' : 'limits.header_timeout', frontend, { client: peer.address, client_port: peer.port });
-  logger.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser: code, reason }, 'request rejected by the HTTP parser');
+  refuseUnparsed(socket, tooLarge ? 'too-large' : timeout ? 'timeout' : 'malformed', reason, code, frontend, logger);
+}
+
+/**
+ * A request refused before the server saw it whole (by Node's parser, or by the request-line
+ * check in front of it), `parser` naming which: logged, answered in HTTP, closed.
+ */
+function refuseUnparsed(socket: Socket, kind: 'too-large' | 'timeout' | 'malformed', reason: string, parser: string, frontend: string, logger: Logger): void {
+  const peer = peerAddress(socket);
+  const error = new GatewayError(kind === 'too-large' ? 'TG_ERR_HEADERS_TOO_LARGE' : kind === 'timeout' ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
+  if (kind !== 'malformed') noteLimitBreach(logger, kind === 'too-large' ? 'http.max_header_size' : 'limits.header_timeout', frontend, { client: peer.address, client_port: peer.port });
+  logger.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser, reason }, 'request rejected by the HTTP parser');
   writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
   socket.destroySoon();
 }

@@ -8,6 +8,7 @@ import type { AuditSink } from '../audit/sink';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
+import { type FramingViolation, guardRequestFraming } from '../flow/request-framing-guard';
 import type { HttpForwarder } from '../http/forward';
 import type { RequestContext } from '../http/request-context';
 import { refuseRequest } from '../http/request-record';
@@ -23,6 +24,7 @@ import { type Host, hostText, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
+import { type H2HeaderTimeout, watchH2HeaderDeadline } from './h2-header-deadline';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 import type { Inspector, TlsPeek } from './run-tunnel';
 
@@ -84,6 +86,8 @@ interface Tunnel {
   readonly clientSni: string | null;
   clientTls: TlsSummary | null;
   headerTimer: NodeJS.Timeout | null;
+  /** Set when limits.header_timeout ended an HTTP/2 session: the flow closed on a timeout. */
+  timedOut: boolean;
 }
 
 /**
@@ -122,6 +126,8 @@ export class TlsInspector implements Inspector {
 
   constructor(private readonly options: InspectorOptions) {
     this.server = http.createServer({ maxHeaderSize: options.maxHeaderBytes, insecureHTTPParser: false, noDelay: true });
+    // Request lines Node's parser would accept but RFC 9112 does not are refused before it.
+    guardRequestFraming(this.server, options, (socket, violation) => this.onFramingViolation(socket, violation));
     // The server never listens: connections are handed to it with emit('connection'). Node only
     // runs headersTimeout/requestTimeout checks for listening servers, so the header deadline
     // below is our own; keep-alive idle time is socket-level and does work.
@@ -142,7 +148,10 @@ export class TlsInspector implements Inspector {
     this.h2Server.setTimeout(options.idleTimeoutMs);
     this.h2Server.on('session', (session: http2.ServerHttp2Session) => {
       const tunnel = this.handingOver;
-      if (tunnel) this.h2Tunnels.set(session, tunnel);
+      if (tunnel) {
+        this.h2Tunnels.set(session, tunnel);
+        watchH2HeaderDeadline(session, options.headerTimeoutMs, (timeout) => this.expireH2Session(session, tunnel, timeout));
+      }
       // Protocol errors end the session (GOAWAY) or the stream (RST_STREAM), never the process.
       session.on('error', (err: NodeJS.ErrnoException) => tunnel?.flow.log.info({ code: err.code, reason: err.message }, 'HTTP/2 session error'));
     });
@@ -187,9 +196,10 @@ export class TlsInspector implements Inspector {
       clientSni: peek.hello.sni,
       clientTls: null,
       headerTimer: null,
+      timedOut: false,
     };
     this.tunnels.set(tlsSocket, tunnel);
-    return new Promise<CloseKind>((resolve) => {
+    const closed = new Promise<CloseKind>((resolve) => {
       let handshakeDone = false;
       let close: CloseKind = 'client-closed';
       const handshakeTimer = setTimeout(() => {
@@ -245,6 +255,8 @@ export class TlsInspector implements Inspector {
         resolve(close);
       });
     });
+    // The socket's close says only that it closed; a deadline that ended the session says why.
+    return closed.then((kind) => (tunnel.timedOut ? 'timeout' : kind));
   }
 
   private notePinning(tunnel: Tunnel, signal: PinningSignal): void {
@@ -268,14 +280,36 @@ export class TlsInspector implements Inspector {
     tunnel.headerTimer.unref();
   }
 
+  /**
+   * limits.header_timeout ran out on an HTTP/2 session (see watchH2HeaderDeadline): GOAWAY
+   * naming the last stream delivered, so a client knows what it may retry elsewhere, then close.
+   */
+  private expireH2Session(session: http2.ServerHttp2Session, tunnel: Tunnel, timeout: H2HeaderTimeout): void {
+    const ms = this.options.headerTimeoutMs;
+    noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { ms, http2: timeout.reason });
+    tunnel.flow.error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `${timeout.reason} within limits.header_timeout (${ms} ms)`);
+    tunnel.timedOut = true;
+    // destroy() right after goaway() still writes the GOAWAY frame first (measured on Node 20).
+    session.goaway(http2.constants.NGHTTP2_NO_ERROR, timeout.lastStreamId);
+    session.destroy();
+  }
+
   private onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
-    const tunnel = this.tunnels.get(socket);
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const reason = tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`;
+    this.refuseUnparsed(socket, tooLarge, tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`);
+  }
+
+  private onFramingViolation(socket: Socket, violation: FramingViolation): void {
+    this.refuseUnparsed(socket, violation.tooLarge, violation.tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`);
+  }
+
+  /** A decrypted request refused before the server saw it whole: 431 or 400, then close. */
+  private refuseUnparsed(socket: Socket, tooLarge: boolean, reason: string): void {
+    const tunnel = this.tunnels.get(socket);
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
     if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
     tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request rejected by the HTTP parser');
