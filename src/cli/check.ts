@@ -3,7 +3,7 @@ import { loadUsersFile } from '../identity/users-file';
 import { loadPolicy } from '../policy/load';
 import type { CompiledPolicy, PolicyRule } from '../policy/types';
 import { formatHttpRules, formatRuleTable } from '../policy/rule-table';
-import { SUPPORTED_ACTIONS } from '../gateway';
+import { SUPPORTED_ACTIONS } from '../config/runtime';
 
 /** `tollgate check`: validate the configuration and every policy file; print the rule table. */
 export function runCheck(configPath: string, out: (line: string) => void): void {

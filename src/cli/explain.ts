@@ -1,6 +1,6 @@
 import { UsageError } from './args';
 import { loadConfig } from '../config/load';
-import { SUPPORTED_ACTIONS } from '../gateway';
+import { SUPPORTED_ACTIONS } from '../config/runtime';
 import { describeDlp } from '../policy/dlp/compile';
 import { describeHttpRule } from '../policy/rules/compile';
 import { evaluateRequest, requestFacts, ruleTarget } from '../policy/rules/evaluate';

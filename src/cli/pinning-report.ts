@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../config/load';
-import type { PinnedName } from '../tunnel/pinning-monitor';
+import type { PinnedName } from '../terminals/pinning-monitor';
 
 interface PinningState {
   readonly written: string;

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { GatewayConfig } from '../config/schema';
 import type { Logger } from '../logging/logger';
-import { loadGatewayAuthority } from '../gateway';
+import { loadGatewayAuthority } from '../config/runtime';
 
 /** `workers: auto` is one process per core; a number is taken as given. */
 export function workerCount(setting: GatewayConfig['workers']): number {

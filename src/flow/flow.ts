@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord } from '../audit/fields';
+import { connectionRecord } from '../audit/records';
+import type { AuditSink } from '../audit/sink';
+import { publish } from '../observability/events';
 import type { RelayEnd } from '../relay/relay';
 import type { GatewayError } from '../errors/gateway-error';
 import type { Principal } from '../identity/types';
@@ -46,9 +49,21 @@ export function peerAddress(socket: Socket): { address: string; port: number } {
   return { address, port: socket.remotePort ?? 0 };
 }
 
+/** What the first bytes of a tunnel were. */
+export type FirstBytes = 'tls' | 'http' | 'other' | 'none';
+
+/** What every flow writes to when it closes. */
+export interface FlowServices {
+  readonly logger: Logger;
+  readonly audit: AuditSink;
+}
+
 /**
  * One client connection through the gateway, from accept to close: what the front-end
- * learned, what policy decided, what happened. It ends with exactly one connection record.
+ * learned, what policy decided, what happened. Its facts are recorded through the methods
+ * below, each named for the moment it is learned, and read back through getters: nothing
+ * outside this file assigns them. It ends with exactly one connection record, written by
+ * close(), which runFlow (lifecycle.ts) calls once for every flow.
  */
 export class Flow {
   readonly id = newFlowId();
@@ -57,74 +72,171 @@ export class Flow {
   readonly clientAddress: string;
   readonly clientPort: number;
   readonly log: Logger;
-  target: Target | null = null;
-  sni: string | null = null;
-  alpn: readonly string[] | null = null;
-  firstBytes: 'tls' | 'http' | 'other' | 'none' | null = null;
-  /** Set when the flow entered the tunnel pipeline; its close then ends an active tunnel. */
-  tunnelOpened = false;
-  decision: Decision | null = null;
-  /** Who authenticated for this flow (proxy authentication or SOCKS5), if anyone. */
-  principal: Principal | null = null;
-  upstreamAddress: string | null = null;
-  requests = 0;
-  bytesFromClient = 0;
-  bytesToClient = 0;
-  error: GatewayError | null = null;
-  private closeKind: CloseKind | null = null;
+  private targetFact: Target | null = null;
+  private sniFact: string | null = null;
+  private alpnFact: readonly string[] | null = null;
+  private firstBytesFact: FirstBytes | null = null;
+  private decisionFact: Decision | null = null;
+  private decisionPublished = false;
+  private principalFact: Principal | null = null;
+  private upstream: string | null = null;
+  private requestCount = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private errorFact: GatewayError | null = null;
+  private tunnel = false;
+  private closed: CloseKind | null = null;
 
   constructor(
     readonly frontend: FrontendKind,
     client: Socket,
-    logger: Logger,
+    private readonly services: FlowServices,
   ) {
     const peer = peerAddress(client);
     this.clientAddress = peer.address;
     this.clientPort = peer.port;
-    this.log = logger.child({ flow: this.id });
+    this.log = services.logger.child({ flow: this.id });
   }
 
+  get target(): Target | null {
+    return this.targetFact;
+  }
+  get sni(): string | null {
+    return this.sniFact;
+  }
+  get alpn(): readonly string[] | null {
+    return this.alpnFact;
+  }
+  get firstBytes(): FirstBytes | null {
+    return this.firstBytesFact;
+  }
+  get decision(): Decision | null {
+    return this.decisionFact;
+  }
+  /** Who authenticated for this flow (proxy authentication or SOCKS5), if anyone. */
+  get principal(): Principal | null {
+    return this.principalFact;
+  }
+  get upstreamAddress(): string | null {
+    return this.upstream;
+  }
+  get requests(): number {
+    return this.requestCount;
+  }
+  get error(): GatewayError | null {
+    return this.errorFact;
+  }
   get isClosed(): boolean {
-    return this.closeKind !== null;
+    return this.closed !== null;
   }
-
   get durationMs(): number {
     return Math.round((performance.now() - this.startedAt) * 1000) / 1000;
   }
 
-  /** Marks the flow closed; returns false if it already was (the first cause wins). */
-  markClosed(kind: CloseKind): boolean {
-    if (this.closeKind !== null) return false;
-    this.closeKind = kind;
-    return true;
+  /** The destination the front-end learned (CONNECT, SOCKS, SNI, Host, absolute-form). */
+  learnedTarget(target: Target): void {
+    this.targetFact = target;
   }
 
-  toRecord(): ConnectionRecord {
-    const decision = this.decision;
-    return {
-      type: 'connection',
-      time: this.startTime.toISOString(),
-      flow_id: this.id,
+  authenticated(principal: Principal): void {
+    this.principalFact = principal;
+  }
+
+  /** The flow entered the tunnel pipeline: it counts as an active tunnel until it closes. */
+  openedTunnel(): void {
+    if (this.tunnel) return;
+    this.tunnel = true;
+    publish('tollgate:tunnel:opened', { frontend: this.frontend });
+  }
+
+  /** What the client's first bytes were, and the ClientHello's server name and ALPN if TLS. */
+  peeked(firstBytes: FirstBytes, hello: { readonly sni: string | null; readonly alpn: readonly string[] | null } | null = null): void {
+    this.firstBytesFact = firstBytes;
+    if (hello) {
+      this.sniFact = hello.sni;
+      this.alpnFact = hello.alpn;
+    }
+  }
+
+  /**
+   * The decision in force. A tunnel's decision may be revised once the ClientHello is read;
+   * `final` publishes it (tollgate:flow:decided): once for a tunnel, once per request for a
+   * plain-HTTP connection. A flow that closes with an unpublished decision publishes it then.
+   */
+  decided(decision: Decision, final: boolean): void {
+    this.decisionFact = decision;
+    this.decisionPublished = false;
+    if (final) this.publishDecision();
+  }
+
+  /** The address of the origin connection, or null when it was dropped (inspection dials anew). */
+  connected(address: string | null): void {
+    this.upstream = address;
+  }
+
+  /** The next request on this connection; returns its id. */
+  nextRequest(): string {
+    this.requestCount++;
+    return `${this.id}-${this.requestCount}`;
+  }
+
+  /** Why the flow failed or was refused; the first cause is kept. */
+  failed(error: GatewayError): void {
+    this.errorFact ??= error;
+  }
+
+  /** Bytes to and from the client over the flow's life. */
+  transferred(fromClient: number, toClient: number): void {
+    this.bytesIn = fromClient;
+    this.bytesOut = toClient;
+  }
+
+  /**
+   * Ends the flow and writes its one connection record (audit and operational log). Only
+   * runFlow calls this, once; a second call is a bug, not a race to be ignored.
+   */
+  close(kind: CloseKind): ConnectionRecord {
+    if (this.closed !== null) throw new Error(`flow ${this.id} closed twice (${this.closed}, then ${kind})`);
+    this.closed = kind;
+    if (this.decisionFact && !this.decisionPublished) this.publishDecision();
+    if (this.tunnel) publish('tollgate:tunnel:closed', { frontend: this.frontend });
+    const record = connectionRecord({
+      flowId: this.id,
       frontend: this.frontend,
-      client: this.clientAddress,
-      client_port: this.clientPort,
-      user: this.principal?.user ?? null,
-      target: this.target ? targetText(this.target) : '',
-      sni: this.sni,
-      alpn: this.alpn,
-      first_bytes: this.firstBytes,
-      action: decision?.action ?? 'none',
-      rule: decision?.rule?.id ?? null,
-      decision_code: decision?.code ?? 'none',
-      reason: decision?.reason ?? '',
-      policy_version: decision?.policyVersion ?? '',
-      upstream_address: this.upstreamAddress,
-      bytes_from_client: this.bytesFromClient,
-      bytes_to_client: this.bytesToClient,
-      duration_ms: this.durationMs,
-      close: this.closeKind ?? 'error',
-      error: this.error ? `${this.error.code}: ${this.error.message}` : null,
-      requests: this.requests,
-    };
+      clientAddress: this.clientAddress,
+      clientPort: this.clientPort,
+      user: this.principalFact?.user ?? null,
+      startTime: this.startTime,
+      target: this.targetFact ? targetText(this.targetFact) : '',
+      sni: this.sniFact,
+      alpn: this.alpnFact,
+      firstBytes: this.firstBytesFact,
+      decision: this.decisionFact,
+      upstreamAddress: this.upstream,
+      bytesFromClient: this.bytesIn,
+      bytesToClient: this.bytesOut,
+      durationMs: this.durationMs,
+      close: kind,
+      error: this.errorFact,
+      requests: this.requestCount,
+    });
+    publish('tollgate:flow:closed', {
+      frontend: record.frontend,
+      action: record.action,
+      close: record.close,
+      bytesFromClient: record.bytes_from_client,
+      bytesToClient: record.bytes_to_client,
+      durationMs: record.duration_ms,
+    });
+    this.services.audit.write(record);
+    this.log.info({ record }, 'flow closed');
+    return record;
+  }
+
+  private publishDecision(): void {
+    const decision = this.decisionFact;
+    if (!decision || this.decisionPublished) return;
+    this.decisionPublished = true;
+    publish('tollgate:flow:decided', { frontend: this.frontend, action: decision.action, code: decision.code });
   }
 }

@@ -3,13 +3,15 @@ import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import { peerAddress } from '../flow/flow';
-import { guardRequestFraming } from '../flow/request-framing-guard';
+import { guardRequestFraming } from '../http/request-framing-guard';
 import type { Logger } from '../logging/logger';
 import { noteLimitBreach } from '../observability/limit-breach';
 
 /** The limits every HTTP/1.1 listener (explicit proxy, transparent HTTP) enforces the same way. */
 export interface HttpListenerLimits {
   readonly maxHeaderBytes: number;
+  /** `http.max_headers`: the entry refuses more; Node must keep one more to let it see them. */
+  readonly maxHeaders: number;
   readonly headerTimeoutMs: number;
   readonly clientIdleTimeoutMs: number;
 }
@@ -32,6 +34,9 @@ export function createHttpListener(limits: HttpListenerLimits, frontend: string,
     // client hold a socket far longer than limits.header_timeout says.
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeoutMs / 4))),
   });
+  // Node keeps the first maxHeadersCount fields and silently drops the rest; one more than the
+  // limit lets a request over it be recognised and refused instead of forwarded truncated.
+  server.maxHeadersCount = limits.maxHeaders + 1;
   server.timeout = limits.clientIdleTimeoutMs;
   server.on('timeout', (socket: Socket) => {
     const peer = peerAddress(socket);

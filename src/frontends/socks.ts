@@ -1,7 +1,8 @@
 import net, { type Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../errors/rejection';
-import { Flow } from '../flow/flow';
+import { type CloseKind, Flow, type FlowServices } from '../flow/flow';
+import { runFlow } from '../flow/lifecycle';
 import type { Authenticator } from '../identity/types';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
@@ -24,7 +25,7 @@ import {
   parseSocks5Request,
   parseSocks5UserPass,
 } from '../protocol/socks';
-import { finishFlow, runTunnel, type TunnelServices } from '../tunnel/run-tunnel';
+import { runTunnel, type TunnelDeps } from '../tunnel/tunnel';
 import { HandshakeReader } from './handshake-reader';
 
 export interface SocksFrontendOptions {
@@ -49,14 +50,14 @@ interface SocksRequest {
  * (and the user); the tunnel then goes through the same pipeline as an HTTP CONNECT: decide,
  * connect, reply, peek at the first bytes, splice or inspect.
  */
-export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelServices, logger: Logger): net.Server {
+export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelDeps, flows: FlowServices, logger: Logger): net.Server {
   // allowHalfOpen: a client's FIN must travel through a splice as a FIN, as for CONNECT.
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
   server.on('connection', (socket: Socket) => {
-    const flow = new Flow('socks', socket, logger);
+    const flow = new Flow('socks', socket, flows);
     // Attached at once so no socket error can go unhandled between stages.
     socket.on('error', (err: NodeJS.ErrnoException) => flow.log.debug({ code: err.code }, 'client socket error'));
-    void new SocksHandshake(flow, socket, options, tunnels).run();
+    void runFlow(flow, () => new SocksHandshake(flow, socket, options, tunnels).run());
   });
   return server;
 }
@@ -77,6 +78,8 @@ class SocksHandshake {
   private phase: Phase = 'version';
   private version: 4 | 5 | null = null;
   private timedOut = false;
+  /** How the handshake ended when it did not reach a tunnel. */
+  private ended: CloseKind | null = null;
   private readonly reader: HandshakeReader;
   private readonly timer: NodeJS.Timeout;
 
@@ -84,23 +87,24 @@ class SocksHandshake {
     private readonly flow: Flow,
     private readonly socket: Socket,
     private readonly options: SocksFrontendOptions,
-    private readonly tunnels: TunnelServices,
+    private readonly tunnels: TunnelDeps,
   ) {
     this.reader = new HandshakeReader(socket);
     this.timer = setTimeout(() => this.onTimeout(), options.handshakeTimeoutMs);
     this.timer.unref();
   }
 
-  async run(): Promise<void> {
+  /** The handshake, then the tunnel; resolves with how the flow ended. */
+  async run(): Promise<CloseKind> {
     try {
       const request = await this.negotiate();
       clearTimeout(this.timer);
-      if (!request) return;
+      if (!request) return this.ended ?? 'refused';
       this.phase = 'done';
-      this.flow.target = request.target;
+      this.flow.learnedTarget(request.target);
       const initial = this.reader.detach();
       const version = request.version;
-      await runTunnel(
+      return await runTunnel(
         this.flow,
         this.socket,
         initial,
@@ -116,9 +120,8 @@ class SocksHandshake {
       );
     } catch (err) {
       clearTimeout(this.timer);
-      this.flow.log.warn({ err }, 'SOCKS handshake failed');
       this.socket.destroy();
-      finishFlow(this.flow, 'error', this.tunnels.audit);
+      throw err;
     }
   }
 
@@ -228,7 +231,7 @@ class SocksHandshake {
       this.refuseSilently(new GatewayError('TG_ERR_AUTH_REQUIRED', 'auth', 'wrong user name or password'), false);
       return false;
     }
-    this.flow.principal = principal;
+    this.flow.authenticated(principal);
     this.socket.write(encodeSocks5AuthStatus(true));
     return true;
   }
@@ -236,22 +239,22 @@ class SocksHandshake {
   /** Refuses a request with the version's failure reply (via rejection.ts), then closes. */
   private refuse(error: GatewayError): null {
     clearTimeout(this.timer);
-    this.flow.error = error;
+    this.flow.failed(error);
     const refusal: Refusal = { kind: 'error', error };
     this.flow.log.info({ socks_version: this.version, phase: this.phase, code: error.code, reason: error.message }, 'SOCKS request refused');
     writeSocksRefusal(this.socket, this.version ?? 5, refusal);
-    finishFlow(this.flow, 'refused', this.tunnels.audit);
+    this.ended = 'refused';
     return null;
   }
 
   /** Refuses where the protocol has no reply of its own (unknown version, broken greeting). */
   private refuseSilently(error: GatewayError, close = true): null {
     clearTimeout(this.timer);
-    this.flow.error = error;
+    this.flow.failed(error);
     this.flow.log.info({ socks_version: this.version, phase: this.phase, code: error.code, reason: error.message }, 'SOCKS handshake refused');
     if (close) this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
-    finishFlow(this.flow, 'refused', this.tunnels.audit);
+    this.ended = 'refused';
     return null;
   }
 
@@ -260,7 +263,7 @@ class SocksHandshake {
     if (this.timedOut) return null;
     this.flow.log.info({ socks_version: this.version, phase: this.phase, unparsed_bytes: this.reader.pendingBytes }, 'SOCKS client closed during the handshake');
     this.socket.destroy();
-    finishFlow(this.flow, 'client-closed', this.tunnels.audit);
+    this.ended = 'client-closed';
     return null;
   }
 
@@ -268,15 +271,15 @@ class SocksHandshake {
     if (this.phase === 'done') return;
     this.timedOut = true;
     const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `the SOCKS handshake did not complete within ${this.options.handshakeTimeoutMs} ms (phase: ${this.phase})`);
-    this.flow.error = error;
+    this.flow.failed(error);
     noteLimitBreach(this.flow.log, 'limits.socks_handshake_timeout', 'socks', { socks_version: this.version, phase: this.phase, ms: this.options.handshakeTimeoutMs });
     this.flow.log.info({ socks_version: this.version, phase: this.phase, reason: error.message }, 'SOCKS handshake timed out');
     // Only a request has a reply code to say "timed out" (0x06); earlier phases just close.
     if (this.phase === 'request' && this.version !== null) writeSocksRefusal(this.socket, this.version, { kind: 'error', error });
     else this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.ended = 'timeout';
     this.reader.detach();
-    finishFlow(this.flow, 'timeout', this.tunnels.audit);
   }
 
   private publishAuthFailure(reason: string): void {

@@ -3,36 +3,32 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/fields';
-import type { Redactor } from '../audit/redact';
-import type { AuditSink } from '../audit/sink';
+import type { OriginAlpnCache } from '../egress/alpn-probe';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/rejection';
 import type { CloseKind, Flow } from '../flow/flow';
-import { type FramingViolation, guardRequestFraming } from '../flow/request-framing-guard';
-import type { HttpForwarder } from '../http/forward';
-import type { RequestContext } from '../http/request-context';
-import { refuseRequest } from '../http/request-record';
+import type { DecryptedTunnel, HttpEntry } from '../http/entry';
 import type { InboundRequest, InboundResponse } from '../http/exchange';
-import { checkRequestFraming } from '../http/serve-request';
-import type { OriginAlpnCache } from '../egress/alpn-probe';
+import { type FramingViolation, guardRequestFraming } from '../http/request-framing-guard';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
-import { tooManyHeaders } from '../http/headers';
-import { checkRequestAuthority, mayAutoSplice } from '../policy/decide';
-import type { Decision } from '../policy/types';
-import { parseHostAndOptionalPort, type Target } from '../protocol/authority';
+import { mayAutoSplice } from '../policy/decide';
+import type { TlsPeek } from '../protocol/first-bytes';
 import { type Host, hostText, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { type H2HeaderTimeout, watchH2HeaderDeadline } from './h2-header-deadline';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
-import type { Inspector, TlsPeek } from './run-tunnel';
+
+/** The inspect terminal: terminates the client's TLS and runs the HTTP inside. */
+export interface Inspector {
+  inspect(flow: Flow, client: Socket, peek: TlsPeek): Promise<CloseKind>;
+}
 
 export interface InspectorOptions {
   readonly leaves: LeafCache;
-  readonly forwarder: HttpForwarder;
-  readonly audit: AuditSink;
-  readonly redactor: Redactor;
+  /** Where decrypted requests go: the one HTTP entry. */
+  readonly entry: HttpEntry;
   readonly handshakeTimeoutMs: number;
   readonly headerTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -67,23 +63,8 @@ const REJECTION_ALERTS: Readonly<Record<string, PinningSignal>> = {
  */
 const ABORT_WITHOUT_ALERT = new Set(['ECONNRESET']);
 
-/** Host, and for HTTP/2 :authority, as the client wrote them; :authority first. */
-function presentedAuthorities(req: InboundRequest): string[] {
-  const out: string[] = [];
-  const authority = req.headers[':authority'];
-  if (typeof authority === 'string') out.push(authority);
-  const host = req.headers.host;
-  if (typeof host === 'string') out.push(host);
-  return out;
-}
-
-/** What the HTTP server needs to know about the tunnel a decrypted request came through. */
-interface Tunnel {
-  readonly flow: Flow;
-  /** The name the tunnel is for: the SNI, else the CONNECT/SOCKS target. */
-  readonly name: Host;
-  readonly servername: string | null;
-  readonly clientSni: string | null;
+/** What the HTTP servers need to know about the tunnel a decrypted request came through. */
+interface Tunnel extends DecryptedTunnel {
   clientTls: TlsSummary | null;
   headerTimer: NodeJS.Timeout | null;
   /** Set when limits.header_timeout ended an HTTP/2 session: the flow closed on a timeout. */
@@ -175,8 +156,9 @@ export class TlsInspector implements Inspector {
     try {
       secureContext = (await this.options.leaves.get(subject)).secureContext;
     } catch (err) {
-      flow.error = asGatewayError(err, 'tls-client');
-      flow.log.error({ err: flow.error }, 'cannot mint a certificate; closing the tunnel');
+      const error = asGatewayError(err, 'tls-client');
+      flow.failed(error);
+      flow.log.error({ err: error }, 'cannot mint a certificate; closing the tunnel');
       client.destroy();
       return 'error';
     }
@@ -238,7 +220,7 @@ export class TlsInspector implements Inspector {
           handshakeErrorCode = err.code ?? '';
           // A client rejecting the minted certificate (alert unknown_ca/bad_certificate) ends
           // here: worth a line, it is how certificate pinning shows up.
-          flow.error = new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-client', `client TLS handshake failed: ${err.message}`);
+          flow.failed(new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-client', `client TLS handshake failed: ${err.message}`));
           flow.log.info({ code: err.code, reason: err.message }, 'client TLS handshake failed');
           close = 'error';
           const signal = REJECTION_ALERTS[err.code ?? ''];
@@ -250,8 +232,7 @@ export class TlsInspector implements Inspector {
         const aborted = !handshakeDone && close !== 'timeout' && (handshakeErrorCode === null || ABORT_WITHOUT_ALERT.has(handshakeErrorCode));
         if (aborted && client.bytesWritten > 0) this.notePinning(tunnel, 'handshake-aborted');
         if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
-        flow.bytesFromClient = client.bytesRead;
-        flow.bytesToClient = client.bytesWritten;
+        flow.transferred(client.bytesRead, client.bytesWritten);
         resolve(close);
       });
     });
@@ -287,7 +268,7 @@ export class TlsInspector implements Inspector {
   private expireH2Session(session: http2.ServerHttp2Session, tunnel: Tunnel, timeout: H2HeaderTimeout): void {
     const ms = this.options.headerTimeoutMs;
     noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { ms, http2: timeout.reason });
-    tunnel.flow.error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `${timeout.reason} within limits.header_timeout (${ms} ms)`);
+    tunnel.flow.failed(new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `${timeout.reason} within limits.header_timeout (${ms} ms)`));
     tunnel.timedOut = true;
     // destroy() right after goaway() still writes the GOAWAY frame first (measured on Node 20).
     session.goaway(http2.constants.NGHTTP2_NO_ERROR, timeout.lastStreamId);
@@ -323,21 +304,7 @@ export class TlsInspector implements Inspector {
       res.destroy();
       return;
     }
-    tunnel.flow.requests++;
-    const ctx: RequestContext = {
-      flow: tunnel.flow,
-      requestId: `${tunnel.flow.id}-${tunnel.flow.requests}`,
-      // A tunnel authenticates once, when it is opened.
-      principal: tunnel.flow.principal,
-      scheme: 'https',
-      target: tunnel.flow.target!,
-      servername: tunnel.servername,
-      decision: tunnel.flow.decision!,
-      clientTls: tunnel.clientTls,
-      clientSni: tunnel.clientSni,
-      hostHeader: null,
-    };
-    refuseRequest(ctx, req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options, { connection: 'close' });
+    this.options.entry.refuseDecrypted(tunnel, req, res, reason);
   }
 
   private tunnelOf(req: InboundRequest): Tunnel | undefined {
@@ -351,66 +318,10 @@ export class TlsInspector implements Inspector {
       (res as { destroy(): void }).destroy();
       return;
     }
-    const isH2 = req instanceof http2.Http2ServerRequest;
-    if (!isH2) {
+    if (!(req instanceof http2.Http2ServerRequest)) {
       if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
       (res as ServerResponse).once('finish', () => this.armHeaderTimer(req.socket as TLSSocket, tunnel));
     }
-    const { flow } = tunnel;
-    flow.requests++;
-    const target = flow.target!;
-    const ctx = (decision: Decision): RequestContext => ({
-      flow,
-      requestId: `${flow.id}-${flow.requests}`,
-      principal: flow.principal,
-      scheme: 'https',
-      target,
-      servername: tunnel.servername,
-      decision,
-      clientTls: tunnel.clientTls,
-      clientSni: tunnel.clientSni,
-      hostHeader: null,
-      ...(upgrade ? { upgrade } : {}),
-      // h2 is offered to clients only for origins that speak it (OriginAlpnCache).
-      ...(isH2 ? { originH2: true } : {}),
-    });
-    const tunnelDecision = flow.decision!;
-    const malformed = (reason: string): void => {
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason) }, this.options, isH2 ? {} : { connection: 'close' });
-    };
-    if (tooManyHeaders(req, this.options.maxHeaders)) {
-      noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { max: this.options.maxHeaders });
-      const error = new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${this.options.maxHeaders} header fields (http.max_headers)`);
-      refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options, { connection: 'close' });
-      return;
-    }
-    if (!(req.url ?? '').startsWith('/') && req.url !== '*') {
-      malformed('requests inside a tunnel must use origin-form targets (/path)');
-      return;
-    }
-    const framing = checkRequestFraming(req);
-    if (framing) {
-      malformed(framing);
-      return;
-    }
-    // Every authority the request presents (Host; HTTP/2's :authority, and a Host field if also
-    // sent) must name the connection's origin: see checkRequestAuthority.
-    const written = presentedAuthorities(req);
-    const authorities: Target[] = [];
-    for (const value of written) {
-      const parsed = parseHostAndOptionalPort(value, target.port);
-      if (!parsed.ok) {
-        malformed(`invalid ${isH2 ? 'authority' : 'Host header'}: ${parsed.reason}`);
-        return;
-      }
-      authorities.push(parsed.target);
-    }
-    const decision = checkRequestAuthority(tunnelDecision, { host: tunnel.name, port: target.port }, authorities, written);
-    if (decision.action === 'deny') {
-      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options);
-      return;
-    }
-    const hostHeader = written[0];
-    this.options.forwarder.forward({ ...ctx(decision), hostHeader: hostHeader ?? null }, req, res);
+    this.options.entry.decrypted(tunnel, req, res, upgrade);
   }
 }

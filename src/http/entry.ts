@@ -1,0 +1,330 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Http2ServerRequest } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { TlsSummary } from '../audit/fields';
+import { GatewayError } from '../errors/gateway-error';
+import type { Refusal } from '../errors/rejection';
+import { Flow, type FlowServices } from '../flow/flow';
+import { runFlow } from '../flow/lifecycle';
+import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
+import type { Principal } from '../identity/types';
+import { noteLimitBreach } from '../observability/limit-breach';
+import { checkRequestAuthority, decide } from '../policy/decide';
+import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
+import { type Target, parseHostAndOptionalPort } from '../protocol/authority';
+import { type Host, isSameHost } from '../protocol/host';
+import type { InboundRequest, InboundResponse } from './exchange';
+import type { HttpForwarder } from './forward';
+import { countRawHeader, rawHeaderValue, tooManyHeaders } from './headers';
+import type { RequestContext } from './request-context';
+import { type RecordOptions, refuseRequest } from './request-record';
+import type { UpgradeSocket } from './upgrade';
+
+export interface HttpEntryOptions extends RecordOptions {
+  /** The policy in force now; a plain-HTTP request is decided when it arrives. */
+  readonly policy: () => CompiledPolicy;
+  readonly forwarder: HttpForwarder;
+  readonly flows: FlowServices;
+  readonly maxHeaders: number;
+  /** Proxy authentication on the explicit listener; null = none. */
+  readonly auth: ProxyAuthSettings | null;
+  /** `transparent.http_origin_port`: the port of a transparent request whose Host names none. */
+  readonly transparentPort: number;
+}
+
+/** An inspected tunnel as its decrypted requests see it. */
+export interface DecryptedTunnel {
+  readonly flow: Flow;
+  /** The name the origin connection is verified for: the SNI, else the target. */
+  readonly name: Host;
+  readonly servername: string | null;
+  readonly clientSni: string | null;
+  readonly clientTls: TlsSummary | null;
+}
+
+/** Splits an absolute-form request target (RFC 9112 3.2.2) into authority and origin-form path. */
+export function splitAbsoluteForm(url: string): { scheme: string; authority: string; path: string } | null {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/.exec(url);
+  if (!match) return null;
+  const path = match[3] === '' ? '/' : match[3]!;
+  return { scheme: match[1]!.toLowerCase(), authority: match[2]!, path: path.startsWith('?') ? `/${path}` : path };
+}
+
+/**
+ * Refuses messages whose framing or target is ambiguous (request smuggling): Node's strict
+ * parser already rejects Content-Length with Transfer-Encoding, differing Content-Lengths,
+ * bad chunk sizes, obs-fold and bare CR; what it lets through is checked here.
+ */
+export function checkRequestFraming(req: InboundRequest): string | null {
+  if (countRawHeader(req.rawHeaders, 'host') > 1) return 'more than one Host header';
+  const te = rawHeaderValue(req.rawHeaders, 'transfer-encoding');
+  if (te !== undefined && (countRawHeader(req.rawHeaders, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked')) {
+    // Any coding but a lone "chunked" would be forwarded re-chunked without its other codings.
+    return `unsupported Transfer-Encoding "${te}" (only "chunked" is accepted)`;
+  }
+  return null;
+}
+
+/** Host header, when present, must name the same host and port as the request target. */
+function checkHostAgreement(req: IncomingMessage, target: Target, defaultPort: number): string | null {
+  const host = rawHeaderValue(req.rawHeaders, 'host');
+  if (host === undefined) return null;
+  const parsed = parseHostAndOptionalPort(host, defaultPort);
+  if (!parsed.ok || !isSameHost(parsed.target.host, target.host) || parsed.target.port !== target.port) {
+    return `the Host header "${host}" does not match the request target`;
+  }
+  return null;
+}
+
+/** Host, and for HTTP/2 :authority, as the client wrote them; :authority first. */
+function presentedAuthorities(req: InboundRequest): string[] {
+  const out: string[] = [];
+  const authority = req.headers[':authority'];
+  if (typeof authority === 'string') out.push(authority);
+  const host = req.headers.host;
+  if (typeof host === 'string') out.push(host);
+  return out;
+}
+
+/** Whether a request announces a body (one an unauthenticated client should not make us read). */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+}
+
+/** A plain request with its destination learned, on its way to a decision. */
+interface PlainTarget {
+  readonly target: Target;
+  /** Origin-form request target to send. */
+  readonly path: string;
+  /** The client's own Host to send on (transparent); null = from the target. */
+  readonly hostHeader: string | null;
+}
+
+/**
+ * The one HTTP entry: every request the gateway serves comes through here, from the explicit
+ * proxy, the transparent HTTP listener or the decrypted side of an inspected tunnel. It checks
+ * the request (header count, version, framing), learns its destination the way its source
+ * says, decides, builds the RequestContext, and hands it to the forwarder or refuses it, with
+ * an audit record either way.
+ */
+export class HttpEntry {
+  private readonly connectionFlows = new WeakMap<Socket, Flow>();
+
+  constructor(private readonly options: HttpEntryOptions) {}
+
+  /** A request on a plain-HTTP client connection of the explicit or transparent listener. */
+  plain(frontend: 'explicit-http' | 'transparent-http', req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void {
+    const flow = this.connectionFlow(req.socket, frontend);
+    const requestId = flow.nextRequest();
+    const refuse = (refusal: Refusal, target: Target | null, close = true): void => this.refuseUndecided(flow, requestId, req, res, refusal, target, close);
+    const problem = this.validate(flow, req, true);
+    if (problem) return refuse({ kind: 'error', error: problem }, null);
+    const learned = frontend === 'explicit-http' ? this.absoluteTarget(req) : this.transparentTarget(req);
+    if (typeof learned === 'string') return refuse({ kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', learned) }, null);
+    flow.learnedTarget(learned.target);
+    const serve = (principal: Principal | null): void => this.decidePlain(flow, requestId, principal, learned, req, res, upgrade);
+    const auth = frontend === 'explicit-http' ? this.options.auth : null;
+    if (!auth) {
+      serve(null);
+      return;
+    }
+    void authenticateProxyRequest(auth, req.rawHeaders, flow.clientAddress, flow.frontend).then((result) => {
+      if (result.ok) {
+        // Each request on a connection authenticates on its own and is decided and recorded as
+        // that principal; the connection record names the last one that succeeded.
+        flow.authenticated(result.principal);
+        serve(result.principal);
+        return;
+      }
+      // A request without credentials is how every browser starts; only failures are news.
+      flow.log[result.missing ? 'debug' : 'info']({ code: result.error.code, reason: result.error.message }, 'proxy authentication refused');
+      refuse({ kind: 'error', error: result.error }, learned.target, hasBody(req));
+    });
+  }
+
+  /** A request decrypted inside an inspected tunnel (HTTP/1.1 or HTTP/2). */
+  decrypted(tunnel: DecryptedTunnel, req: InboundRequest, res: InboundResponse, upgrade?: UpgradeSocket): void {
+    const { flow } = tunnel;
+    const isH2 = req instanceof Http2ServerRequest;
+    const target = flow.target!;
+    const ctx = (decision: Decision, hostHeader: string | null = null): RequestContext => ({
+      flow,
+      requestId,
+      // A tunnel authenticates once, when it is opened.
+      principal: flow.principal,
+      scheme: 'https',
+      target,
+      servername: tunnel.servername,
+      decision,
+      clientTls: tunnel.clientTls,
+      clientSni: tunnel.clientSni,
+      hostHeader,
+      ...(upgrade ? { upgrade } : {}),
+      // h2 is offered to clients only for origins that speak it (the ALPN probe).
+      ...(isH2 ? { originH2: true } : {}),
+    });
+    const requestId = flow.nextRequest();
+    const tunnelDecision = flow.decision!;
+    const malformed = (error: GatewayError): void => refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options, isH2 ? {} : { connection: 'close' });
+    const problem = this.validate(flow, req, !isH2);
+    if (problem) return malformed(problem);
+    if (!(req.url ?? '').startsWith('/') && req.url !== '*') return malformed(badRequest('requests inside a tunnel must use origin-form targets (/path)'));
+    // Every authority the request presents (Host; HTTP/2's :authority, and a Host field if also
+    // sent) must name the connection's origin: see checkRequestAuthority.
+    const written = presentedAuthorities(req);
+    const authorities: Target[] = [];
+    for (const value of written) {
+      const parsed = parseHostAndOptionalPort(value, target.port);
+      if (!parsed.ok) return malformed(badRequest(`invalid ${isH2 ? 'authority' : 'Host header'}: ${parsed.reason}`));
+      authorities.push(parsed.target);
+    }
+    const decision = checkRequestAuthority(tunnelDecision, { host: tunnel.name, port: target.port }, authorities, written);
+    if (decision.action === 'deny') {
+      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options);
+      return;
+    }
+    this.options.forwarder.forward(ctx(decision, written[0] ?? null), req, res);
+  }
+
+  /** A decrypted request refused before it could be served (a body on a non-WebSocket upgrade). */
+  refuseDecrypted(tunnel: DecryptedTunnel, req: IncomingMessage, res: ServerResponse, reason: string): void {
+    const { flow } = tunnel;
+    const ctx: RequestContext = {
+      flow,
+      requestId: flow.nextRequest(),
+      principal: flow.principal,
+      scheme: 'https',
+      target: flow.target!,
+      servername: tunnel.servername,
+      decision: flow.decision!,
+      clientTls: tunnel.clientTls,
+      clientSni: tunnel.clientSni,
+      hostHeader: null,
+    };
+    refuseRequest(ctx, req, res, { kind: 'error', error: badRequest(reason) }, this.options, { connection: 'close' });
+  }
+
+  /** A plain request refused by upgrade.ts before it had a target (a body on a non-WebSocket upgrade). */
+  refusePlain(frontend: 'explicit-http' | 'transparent-http', req: IncomingMessage, res: ServerResponse, reason: string): void {
+    const flow = this.connectionFlow(req.socket, frontend);
+    this.refuseUndecided(flow, flow.nextRequest(), req, res, { kind: 'error', error: badRequest(reason) }, null, true);
+  }
+
+  /** The checks every HTTP source shares; the error to answer with, or null. */
+  private validate(flow: Flow, req: InboundRequest, http1: boolean): GatewayError | null {
+    const max = this.options.maxHeaders;
+    if (tooManyHeaders(req, max)) {
+      noteLimitBreach(flow.log, 'http.max_headers', flow.frontend, { client: flow.clientAddress, max });
+      return new GatewayError('TG_ERR_HEADERS_TOO_LARGE', 'parse', `more than ${max} header fields (http.max_headers)`);
+    }
+    // Node's HTTP/1 parser accepts "HTTP/2.0" in a request line; only HTTP/1.x is spoken there.
+    if (http1 && (req as IncomingMessage).httpVersionMajor !== 1) return badRequest(`HTTP/${req.httpVersion} is not supported in an HTTP/1 request line`);
+    const framing = checkRequestFraming(req);
+    return framing ? badRequest(framing) : null;
+  }
+
+  /** The explicit proxy: the destination is the absolute-form authority; Host must agree. */
+  private absoluteTarget(req: IncomingMessage): PlainTarget | string {
+    const absolute = splitAbsoluteForm(req.url ?? '');
+    if (!absolute) return 'tollgate is a proxy: send absolute-form requests (http://host/path) or CONNECT';
+    if (absolute.scheme !== 'http') return `scheme "${absolute.scheme}" is not proxied as plain HTTP; use CONNECT for https`;
+    const parsed = parseHostAndOptionalPort(absolute.authority, 80);
+    if (!parsed.ok) return `invalid request target: ${parsed.reason}`;
+    return checkHostAgreement(req, parsed.target, 80) ?? { target: parsed.target, path: absolute.path, hostHeader: null };
+  }
+
+  /**
+   * The transparent listener: the destination is `Host` (port `transparent.http_origin_port`
+   * when it names none); an absolute-form target (RFC 9112 3.2.2) wins and Host must agree.
+   * The client's own Host is sent on.
+   */
+  private transparentTarget(req: IncomingMessage): PlainTarget | string {
+    const url = req.url ?? '';
+    const port = this.options.transparentPort;
+    const host = rawHeaderValue(req.rawHeaders, 'host');
+    const absolute = url.startsWith('/') ? null : splitAbsoluteForm(url);
+    if (!absolute && !url.startsWith('/')) return 'the transparent HTTP listener expects origin-form requests (/path)';
+    if (absolute && absolute.scheme !== 'http') return `scheme "${absolute.scheme}" is not served by the transparent HTTP listener`;
+    const authority = absolute ? absolute.authority : host;
+    if (authority === undefined || authority.trim() === '') return 'no Host header: a transparently redirected request must name its destination in Host';
+    const parsed = parseHostAndOptionalPort(authority.trim(), port);
+    if (!parsed.ok) return `invalid Host: ${parsed.reason}`;
+    const disagreement = absolute ? checkHostAgreement(req, parsed.target, port) : null;
+    return disagreement ?? { target: parsed.target, path: absolute ? absolute.path : url, hostHeader: host ?? null };
+  }
+
+  private decidePlain(flow: Flow, requestId: string, principal: Principal | null, learned: PlainTarget, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeSocket | undefined): void {
+    const { target } = learned;
+    const decision = decide({ target: target.host, port: target.port, sni: null, frontend: flow.frontend, principal }, this.options.policy());
+    flow.decided(decision, true);
+    const ctx: RequestContext = {
+      flow,
+      requestId,
+      principal,
+      scheme: 'http',
+      target,
+      servername: null,
+      decision,
+      clientTls: null,
+      clientSni: null,
+      hostHeader: learned.hostHeader,
+      ...(upgrade ? { upgrade } : {}),
+    };
+    if (decision.action === 'deny') {
+      refuseRequest(ctx, req, res, { kind: 'deny', decision }, this.options);
+      return;
+    }
+    req.url = learned.path;
+    this.options.forwarder.forward(ctx, req, res);
+  }
+
+  /**
+   * A plain request refused before policy was consulted (malformed, or proxy authentication
+   * missing or wrong). `close` ends the connection after the answer instead of draining the
+   * request body: a malformed request leaves the connection in an unknown state.
+   */
+  private refuseUndecided(flow: Flow, requestId: string, req: IncomingMessage, res: ServerResponse, refusal: Refusal, target: Target | null, close: boolean): void {
+    const reason = refusal.kind === 'error' ? refusal.error.message : 'refused';
+    const decision: Decision = { action: 'deny', code: 'rule', rule: null, pattern: null, reason, policyVersion: this.options.policy().version };
+    const ctx: RequestContext = {
+      flow,
+      requestId,
+      principal: null,
+      scheme: 'http',
+      target: target ?? { host: { kind: 'name', name: 'invalid' }, port: 0 },
+      servername: null,
+      decision,
+      clientTls: null,
+      clientSni: null,
+      hostHeader: null,
+    };
+    refuseRequest(ctx, req, res, refusal, this.options, close ? { connection: 'close' } : {});
+    if (close) res.once('finish', () => req.socket.destroySoon?.());
+  }
+
+  /**
+   * The flow of a plain-HTTP client connection, started with its first request; it closes
+   * (one connection record) when the socket does.
+   */
+  private connectionFlow(socket: Socket, frontend: FrontendKind): Flow {
+    const existing = this.connectionFlows.get(socket);
+    if (existing) return existing;
+    const flow = new Flow(frontend, socket, this.options.flows);
+    this.connectionFlows.set(socket, flow);
+    void runFlow(
+      flow,
+      () =>
+        new Promise((resolve) => {
+          socket.once('close', () => {
+            flow.transferred(socket.bytesRead, socket.bytesWritten);
+            resolve('client-closed');
+          });
+        }),
+    );
+    return flow;
+  }
+}
+
+function badRequest(reason: string): GatewayError {
+  return new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason);
+}
