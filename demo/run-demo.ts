@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { AuditRecord } from '../src/audit/fields';
+import type { AuditRecord } from '../src/audit/record-fields';
 import { startTestGateway, type TestGateway } from '../test/integration/support/gateway';
 import { startHttpsOrigin, type Origin } from '../test/integration/support/origins';
 import { issue, tempDir, writePem } from '../test/integration/support/pki';

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logging/logger';
-import type { CertificateAuthority } from '../tls/authority';
+import type { CertificateAuthority } from '../tls/ca';
 import { caInstallPage } from './ca-install-page';
 import type { GatewayMetrics } from './metrics';
 import { buildPac } from './pac';

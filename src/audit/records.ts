@@ -1,4 +1,4 @@
-import type { ConnectionRecord, DlpAuditEntry, PinningRecord, RequestRecord, TlsSummary } from './fields';
+import type { ConnectionRecord, DlpAuditEntry, PinningRecord, RequestRecord, TlsSummary } from './record-fields';
 
 /**
  * The one place every audit record is built, from the facts of a flow or request. The inputs

@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { AuditRecord } from './fields';
+import type { AuditRecord } from './record-fields';
 
 export interface AuditSink {
   write(record: AuditRecord): void;

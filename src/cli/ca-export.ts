@@ -1,6 +1,6 @@
-import { loadConfig } from '../config/load';
+import { loadConfig } from '../config/load-config';
 import { silentLogger } from '../logging/logger';
-import { exportCaCertificate, loadOrCreateAuthority } from '../tls/authority';
+import { exportCaCertificate, loadOrCreateAuthority } from '../tls/ca';
 
 /** `tollgate ca export`: the CA certificate for installation on clients; never the key. */
 export async function runCaExport(configPath: string, format: 'pem' | 'der', out: (data: Buffer) => void): Promise<void> {

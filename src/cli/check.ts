@@ -1,6 +1,6 @@
-import { loadConfig } from '../config/load';
+import { loadConfig } from '../config/load-config';
 import { loadUsersFile } from '../identity/users-file';
-import { loadPolicy } from '../policy/load';
+import { loadPolicy } from '../policy/load-policy';
 import type { CompiledPolicy, PolicyRule } from '../policy/types';
 import { formatHttpRules, formatRuleTable } from '../policy/rule-table';
 import { SUPPORTED_ACTIONS } from '../config/runtime';

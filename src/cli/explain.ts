@@ -1,15 +1,15 @@
 import { UsageError } from './args';
-import { loadConfig } from '../config/load';
+import { loadConfig } from '../config/load-config';
 import { SUPPORTED_ACTIONS } from '../config/runtime';
-import { describeDlp } from '../policy/dlp/compile';
-import { describeHttpRule } from '../policy/rules/compile';
+import { describeDlp } from '../policy/dlp/compile-dlp';
+import { describeHttpRule } from '../policy/rules/compile-rules';
 import { evaluateRequest, requestFacts, ruleTarget } from '../policy/rules/evaluate';
-import type { Principal } from '../identity/types';
+import type { Principal } from '../identity/principal';
 import { loadUsersFile } from '../identity/users-file';
 import { decide } from '../policy/decide';
-import { loadPolicy } from '../policy/load';
+import { loadPolicy } from '../policy/load-policy';
 import type { FrontendKind } from '../policy/types';
-import { parseConnectAuthority, parseHostAndOptionalPort, targetText, type Target } from '../protocol/authority';
+import { parseConnectAuthority, parseHostAndOptionalPort, targetText, type Target } from '../protocol/target';
 
 interface ExplainTarget {
   readonly target: Target;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { loadConfig } from '../config/load';
+import { loadConfig } from '../config/load-config';
 import type { PinnedName } from '../terminals/pinning-monitor';
 
 interface PinningState {

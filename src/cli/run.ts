@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { loadConfig } from '../config/load';
+import { loadConfig } from '../config/load-config';
 import { Gateway } from '../gateway';
 import { createLogger } from '../logging/logger';
 import { runPrimary, workerCount } from './workers';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { UsageError } from './args';
-import { loadConfig } from '../config/load';
+import { loadConfig } from '../config/load-config';
 import { hashPassword } from '../identity/password-hash';
 import { loadUsersFile, NAME_HINT, NAME_PATTERN } from '../identity/users-file';
 import { readUsersDocument, removeUser, setUser, writeUsersDocument } from '../identity/users-file-edit';

@@ -2,11 +2,11 @@ import path from 'node:path';
 import { UserStore } from '../identity/user-store';
 import type { Logger } from '../logging/logger';
 import { withProgress } from '../logging/progress';
-import { loadPolicy } from '../policy/load';
+import { loadPolicy } from '../policy/load-policy';
 import type { Action, CompiledPolicy } from '../policy/types';
 import { ConfigError } from '../sources/config-error';
-import { type CertificateAuthority, loadOrCreateAuthority } from '../tls/authority';
-import { loadConfig } from './load';
+import { type CertificateAuthority, loadOrCreateAuthority } from '../tls/ca';
+import { loadConfig } from './load-config';
 import type { GatewayConfig } from './schema';
 
 /**

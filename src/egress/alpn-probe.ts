@@ -1,5 +1,5 @@
 import type { TLSSocket } from 'node:tls';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import { hostText } from '../protocol/host';
 import type { Egress } from './egress';
 

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { GatewayError } from '../errors/gateway-error';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import type { AddressGuard } from './address-guard';
 import { classifyOriginError, connectTimeout } from './errors';

@@ -1,7 +1,7 @@
 import http, { type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import { hostText } from '../protocol/host';
 import type { Egress, OriginTlsOptions } from './egress';
 

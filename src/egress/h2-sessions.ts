@@ -1,5 +1,5 @@
 import http2 from 'node:http2';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import type { Egress } from './egress';
 

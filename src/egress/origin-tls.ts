@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import tls, { type TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
-import type { TlsSummary } from '../audit/fields';
+import type { TlsSummary } from '../audit/record-fields';
 import { ConfigError } from '../sources/config-error';
 
 /**

@@ -1,4 +1,4 @@
-import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks';
+import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks-codec';
 
 /**
  * Every failure the gateway reports carries a stable code from this catalogue and the phase of

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { ConnectionRecord } from '../audit/fields';
+import type { ConnectionRecord } from '../audit/record-fields';
 import { connectionRecord } from '../audit/records';
 import type { AuditSink } from '../audit/sink';
 import { publish } from '../observability/events';
 import type { RelayEnd } from '../relay/relay';
 import type { GatewayError } from '../errors/gateway-error';
-import type { Principal } from '../identity/types';
+import type { Principal } from '../identity/principal';
 import type { Logger } from '../logging/logger';
 import type { Decision, FrontendKind } from '../policy/types';
-import { targetText, type Target } from '../protocol/authority';
+import { targetText, type Target } from '../protocol/target';
 
 /** How a flow ended; see ConnectionRecord.close. */
 export type CloseKind = RelayEnd | 'refused' | 'shutdown';

@@ -11,7 +11,7 @@ import { serveUpgrade } from '../http/upgrade';
 import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
 import type { Logger } from '../logging/logger';
 import { noteLimitBreach } from '../observability/limit-breach';
-import { parseConnectAuthority } from '../protocol/authority';
+import { parseConnectAuthority } from '../protocol/target';
 import { runTunnel, type TunnelDeps } from '../tunnel/tunnel';
 import { type HttpListenerLimits, createHttpListener } from './http-listener';
 

@@ -3,11 +3,11 @@ import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../errors/rejection';
 import { type CloseKind, Flow, type FlowServices } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
-import type { Authenticator } from '../identity/types';
+import type { Authenticator } from '../identity/principal';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
 import { noteLimitBreach } from '../observability/limit-breach';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import { normaliseHost } from '../protocol/host';
 import {
   SOCKS4_REPLY,
@@ -24,7 +24,7 @@ import {
   parseSocks5Greeting,
   parseSocks5Request,
   parseSocks5UserPass,
-} from '../protocol/socks';
+} from '../protocol/socks-codec';
 import { runTunnel, type TunnelDeps } from '../tunnel/tunnel';
 import { HandshakeReader } from './handshake-reader';
 

@@ -1,7 +1,7 @@
 import { Http2ServerResponse, constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { InboundResponse } from './exchange';
+import type { InboundResponse } from './inbound';
 
 /**
  * Ends a response whose head has been sent in a way no client can take for a complete one. A

@@ -1,13 +1,13 @@
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import type { DlpAuditEntry } from '../audit/fields';
+import type { DlpAuditEntry } from '../audit/record-fields';
 import { GatewayError } from '../errors/gateway-error';
 import type { Refusal } from '../errors/rejection';
 import { publish } from '../observability/events';
 import type { PolicyRule } from '../policy/types';
 import { createDlpScanner, DlpMatch } from '../policy/dlp/scanner';
-import { type InboundRequest, withoutPseudoHeaders } from './exchange';
+import { type InboundRequest, withoutPseudoHeaders } from './inbound';
 import { applyHeaderEdits, contentLengthOf, evaluateRequest, evaluateResponse, mediaTypeOf, requestFacts, ruleTarget, type PendingLimit, type RequestEvaluation, type RequestFacts } from '../policy/rules/evaluate';
-import type { HeaderEdits, HttpRule } from '../policy/rules/types';
+import type { HeaderEdits, HttpRule } from '../policy/rules/rule-types';
 
 /**
  * Carries the HTTP rules' outcome through one exchange: what the request phase decided, what

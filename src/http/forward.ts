@@ -4,11 +4,11 @@ import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
 import { type LimitKey, noteLimitBreach } from '../observability/limit-breach';
-import { targetText } from '../protocol/authority';
+import { targetText } from '../protocol/target';
 import { abortResponse } from './abort-response';
-import type { HttpCache } from './cache/exchange';
+import type { HttpCache } from './cache/http-cache';
 import { Enforcement } from './enforcement';
-import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './exchange';
+import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './inbound';
 import { type BodyFraming, requestBodyFraming } from './framing';
 import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
 import type { OriginExchange, OriginLeg, OriginReply, UpgradedReply } from './origin-leg';
@@ -28,7 +28,7 @@ export interface ForwarderOptions extends RecordOptions {
   readonly tunnelIdleTimeoutMs: number;
   /** The origin legs: HTTP/1.1 always; HTTP/2 for HTTP/2 clients of h2 origins, when enabled. */
   readonly legs: { readonly http1: OriginLeg; readonly http2: OriginLeg | null };
-  /** The shared HTTP cache (cache/exchange.ts); null = no caching. */
+  /** The shared HTTP cache (cache/http-cache.ts); null = no caching. */
   readonly cache?: HttpCache | null;
 }
 

@@ -1,5 +1,5 @@
 import { Http2ServerRequest } from 'node:http2';
-import type { InboundRequest } from './exchange';
+import type { InboundRequest } from './inbound';
 
 /**
  * How a request body is delimited on the way to the origin (RFC 9112 section 6). Every body the

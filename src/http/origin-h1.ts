@@ -4,7 +4,7 @@ import { TLSSocket } from 'node:tls';
 import { classifyOriginError } from '../egress/errors';
 import type { H1Pools } from '../egress/h1-pools';
 import { originTlsFacts } from '../egress/origin-tls';
-import { targetText } from '../protocol/authority';
+import { targetText } from '../protocol/target';
 import { fromHttp1Response } from './cache/origin-response';
 import { withHttp1Framing } from './framing';
 import type { ExchangeHandlers, OriginExchange, OriginLeg, OriginRequest } from './origin-leg';

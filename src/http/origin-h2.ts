@@ -5,7 +5,7 @@ import { GatewayError } from '../errors/gateway-error';
 import { classifyOriginError } from '../egress/errors';
 import type { H2Sessions } from '../egress/h2-sessions';
 import { originTlsFacts } from '../egress/origin-tls';
-import { targetText } from '../protocol/authority';
+import { targetText } from '../protocol/target';
 import { fromHttp2Response } from './cache/origin-response';
 import type { ExchangeHandlers, OriginExchange, OriginLeg, OriginRequest } from './origin-leg';
 

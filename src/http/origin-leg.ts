@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import type { OriginResponse } from './cache/origin-response';
 import type { BodyFraming } from './framing';
 

@@ -1,8 +1,8 @@
-import type { TlsSummary } from '../audit/fields';
+import type { TlsSummary } from '../audit/record-fields';
 import type { Flow } from '../flow/flow';
-import type { Principal } from '../identity/types';
+import type { Principal } from '../identity/principal';
 import type { Decision } from '../policy/types';
-import { type Target } from '../protocol/authority';
+import { type Target } from '../protocol/target';
 import { hostAuthorityText } from '../protocol/host';
 import type { UpgradeSocket } from './upgrade';
 

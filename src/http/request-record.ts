@@ -1,4 +1,4 @@
-import type { RequestRecord, TlsSummary } from '../audit/fields';
+import type { RequestRecord, TlsSummary } from '../audit/record-fields';
 import type { Redactor } from '../audit/redact';
 import { requestRecord } from '../audit/records';
 import type { AuditSink } from '../audit/sink';
@@ -6,11 +6,11 @@ import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
 import { publish } from '../observability/events';
-import { targetText } from '../protocol/authority';
+import { targetText } from '../protocol/target';
 import { hostText } from '../protocol/host';
-import type { CacheExchange } from './cache/exchange';
+import type { CacheExchange } from './cache/http-cache';
 import { type Enforcement, type EnforcementAudit, NO_ENFORCEMENT_AUDIT } from './enforcement';
-import { type InboundRequest, type InboundResponse, withoutPseudoHeaders } from './exchange';
+import { type InboundRequest, type InboundResponse, withoutPseudoHeaders } from './inbound';
 import type { RequestContext } from './request-context';
 
 /** Where request records go, and what they redact. */

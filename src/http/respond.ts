@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream';
 import type { GatewayError } from '../errors/gateway-error';
 import { writeHttpRefusal } from '../errors/rejection';
-import { targetText } from '../protocol/authority';
+import { targetText } from '../protocol/target';
 import { abortResponse } from './abort-response';
-import type { CacheExchange, StoredReply } from './cache/exchange';
+import type { CacheExchange, StoredReply } from './cache/http-cache';
 import type { Enforcement } from './enforcement';
-import { type InboundResponse, writeResponseHead } from './exchange';
+import { type InboundResponse, writeResponseHead } from './inbound';
 import { forwardResponseHeaders } from './headers';
 import type { RequestContext } from './request-context';
 import type { RequestTracker } from './request-record';

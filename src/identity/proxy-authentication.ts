@@ -2,7 +2,7 @@ import { ProxyAuthError } from '../errors/auth-error';
 import { GatewayError } from '../errors/gateway-error';
 import { publish } from '../observability/events';
 import { parseProxyAuthorization } from './basic-credentials';
-import type { Principal } from './types';
+import type { Principal } from './principal';
 import type { AuthFailure, UserStore } from './user-store';
 
 export interface ProxyAuthSettings {

@@ -6,7 +6,7 @@ import type { Logger } from '../logging/logger';
 import { ConcurrencyLimit } from './concurrency-limit';
 import { type FailureSlot, FailureThrottle } from './failure-throttle';
 import { DEFAULT_SCRYPT, type ParsedHash, verifyPassword } from './password-hash';
-import type { Authenticator, Principal } from './types';
+import type { Authenticator, Principal } from './principal';
 import { type UsersTable, loadUsersFile } from './users-file';
 
 export interface UserStoreOptions {

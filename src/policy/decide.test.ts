@@ -1,7 +1,7 @@
 import { normaliseHost, type Host } from '../protocol/host';
-import { parseHostAndOptionalPort } from '../protocol/authority';
+import { parseHostAndOptionalPort } from '../protocol/target';
 import { checkRequestAuthority, decide } from './decide';
-import { compilePolicy } from './load';
+import { compilePolicy } from './load-policy';
 import type { Action, DecisionCode, FrontendKind } from './types';
 
 function host(text: string): Host {

@@ -1,4 +1,4 @@
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import { hostText, isSameHost, type Host } from '../protocol/host';
 import { findRule } from './match';
 import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind, PolicyRule } from './types';

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import type { Principal } from '../identity/types';
+import type { Principal } from '../identity/principal';
 import type { Host } from '../protocol/host';
 import { cidrContains } from './pattern';
 import type { Candidate, Pattern, PolicyIndex, PolicyRule } from './types';

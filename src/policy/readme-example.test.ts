@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { compilePolicy } from './load';
+import { compilePolicy } from './load-policy';
 
 /** The README's policy-writing guide is compiled as written, so it cannot drift from the schema. */
 test('the README policy example compiles, with every HTTP rule action and a dlp block', () => {

@@ -1,5 +1,5 @@
-import { describeDlp } from './dlp/compile';
-import { describeHttpRule } from './rules/compile';
+import { describeDlp } from './dlp/compile-dlp';
+import { describeHttpRule } from './rules/compile-rules';
 import type { CompiledPolicy, Pattern, PolicyRule } from './types';
 
 interface Row {

@@ -1,6 +1,6 @@
-import type { DlpPolicy } from './dlp/types';
-import type { HttpRule } from './rules/types';
-import type { Principal } from '../identity/types';
+import type { DlpPolicy } from './dlp/dlp-types';
+import type { HttpRule } from './rules/rule-types';
+import type { Principal } from '../identity/principal';
 import type { Host } from '../protocol/host';
 
 export type Action = 'deny' | 'splice' | 'inspect';
@@ -49,11 +49,11 @@ export interface PolicyRule {
    * only matters with HTTP rules.
    */
   readonly allowEncodedSlashes: boolean;
-  /** HTTP rules for requests to these destinations, in order (policy/rules/types.ts). */
+  /** HTTP rules for requests to these destinations, in order (policy/rules/rule-types.ts). */
   readonly http: readonly HttpRule[];
   /** `cache: false` keeps the HTTP cache out of requests to these destinations. */
   readonly cache: boolean;
-  /** Upload inspection for requests to these destinations (policy/dlp/types.ts); null = none. */
+  /** Upload inspection for requests to these destinations (policy/dlp/dlp-types.ts); null = none. */
   readonly dlp: DlpPolicy | null;
 }
 

@@ -1,5 +1,5 @@
 import { normaliseHost } from './host';
-import { parseConnectAuthority, parseHostAndOptionalPort } from './authority';
+import { parseConnectAuthority, parseHostAndOptionalPort } from './target';
 
 describe('normaliseHost', () => {
   test.each([

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { silentLogger } from '../logging/logger';
-import { loadOrCreateAuthority, type CertificateAuthority } from './authority';
+import { loadOrCreateAuthority, type CertificateAuthority } from './ca';
 import { computeKeyIdentifier, nodeBytes, readCertificate, subjectPublicKeyBits } from './der';
 import { LeafKeyPool } from './key-pool';
 import { LeafCache } from './leaf-cache';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { GatewayError } from '../errors/gateway-error';
 import { silentLogger } from '../logging/logger';
-import { loadOrCreateAuthority, type CertificateAuthority } from './authority';
+import { loadOrCreateAuthority, type CertificateAuthority } from './ca';
 import { LeafKeyPool } from './key-pool';
 import { LeafCache, type LeafCacheOptions } from './leaf-cache';
 import { runProcess, within } from './testdata/harness';

@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import { GatewayError, isGatewayError } from '../errors/gateway-error';
 import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
-import type { CertificateAuthority } from './authority';
+import type { CertificateAuthority } from './ca';
 import type { LeafKeyPool } from './key-pool';
 import { leafSubjectKey, MAX_LEAF_VALIDITY_MS, mintLeaf, normaliseLeafSubject, type LeafSubject, type MintedLeaf } from './mint-leaf';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayError } from '../errors/gateway-error';
 import { silentLogger } from '../logging/logger';
-import { loadOrCreateAuthority, type CaKeyType, type CertificateAuthority } from './authority';
+import { loadOrCreateAuthority, type CaKeyType, type CertificateAuthority } from './ca';
 import { nodeBytes, readCertificate } from './der';
 import { LeafKeyPool, type LeafKey, type LeafKeyType } from './key-pool';
 import { MAX_LEAF_VALIDITY_MS, mintLeaf, normaliseLeafSubject, type LeafSubject } from './mint-leaf';

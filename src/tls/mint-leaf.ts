@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import { GatewayError } from '../errors/gateway-error';
-import type { CertificateAuthority } from './authority';
+import type { CertificateAuthority } from './ca';
 import { assembleCertificate, buildTbsCertificate, encodePem, fingerprint256, generateSerialNumber, type NameAttribute } from './der';
 import type { LeafKey } from './key-pool';
 

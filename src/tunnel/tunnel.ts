@@ -5,7 +5,7 @@ import type { CloseKind, Flow } from '../flow/flow';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { decide } from '../policy/decide';
 import type { CompiledPolicy, Decision } from '../policy/types';
-import type { Target } from '../protocol/authority';
+import type { Target } from '../protocol/target';
 import type { Peek, TlsPeek } from '../protocol/first-bytes';
 import { normaliseHost } from '../protocol/host';
 import type { RelayResult } from '../relay/relay';

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from '../integration/support/gateway';
 import { issue, tempDir, writePem } from '../integration/support/pki';
 import { spawn } from 'node:child_process';

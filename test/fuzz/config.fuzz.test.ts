@@ -3,8 +3,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import YAML from 'yaml';
 import { ConfigError } from '../../src/sources/config-error';
-import { parseConfig } from '../../src/config/load';
-import { compilePolicy } from '../../src/policy/load';
+import { parseConfig } from '../../src/config/load-config';
+import { compilePolicy } from '../../src/policy/load-policy';
 
 const RUNS = 100;
 /** A fixed seed keeps CI deterministic (the outcome mix below is asserted); change it to explore. */

@@ -1,9 +1,9 @@
 import { domainToUnicode } from 'node:url';
 import fc from 'fast-check';
 import { decide } from '../../src/policy/decide';
-import { compilePolicy } from '../../src/policy/load';
+import { compilePolicy } from '../../src/policy/load-policy';
 import type { Decision } from '../../src/policy/types';
-import { parseConnectAuthority, parseHostAndOptionalPort, targetText } from '../../src/protocol/authority';
+import { parseConnectAuthority, parseHostAndOptionalPort, targetText } from '../../src/protocol/target';
 import { type Host, hostAuthorityText, normaliseHost } from '../../src/protocol/host';
 
 const RUNS = 500;

@@ -13,7 +13,7 @@ import {
   parseSocks5Greeting,
   parseSocks5Request,
   parseSocks5UserPass,
-} from '../../src/protocol/socks';
+} from '../../src/protocol/socks-codec';
 
 const RUNS = 300;
 

@@ -1,4 +1,4 @@
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { echoed, startLabOrigin, type LabOrigin } from './support/bypass-lab';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';

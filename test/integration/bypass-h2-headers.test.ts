@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import type { ConnectionRecord } from '../../src/audit/fields';
+import type { ConnectionRecord } from '../../src/audit/record-fields';
 import { subscribe } from '../../src/observability/events';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { h2Request, h2Session } from './support/h2-client';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, type Origin } from './support/origins';
 import { tempDir } from './support/pki';

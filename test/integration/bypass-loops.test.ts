@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { ConnectionRecord } from '../../src/audit/fields';
+import type { ConnectionRecord } from '../../src/audit/record-fields';
 import { startDnsServer, type DnsServer } from './support/dns-server';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
 import { AWS_KEY, echoed, startLabGateway, startLabOrigin, type LabOrigin } from './support/bypass-lab';
 import type { TestGateway } from './support/gateway';
 import { h2Request, h2Session } from './support/h2-client';

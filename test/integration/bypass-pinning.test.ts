@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import type { AuditRecord, ConnectionRecord, PinningRecord } from '../../src/audit/fields';
+import type { AuditRecord, ConnectionRecord, PinningRecord } from '../../src/audit/record-fields';
 import { runCheck } from '../../src/cli/check';
 import { captureClientHello } from './support/client-hello';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { subscribe } from '../../src/observability/events';
 import { formatRuleTable } from '../../src/policy/rule-table';
 import { startCacheOrigin, type CacheOrigin } from './support/cache-origin';

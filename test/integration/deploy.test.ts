@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { parse as parseYaml } from 'yaml';
-import { parseConfig } from '../../src/config/load';
+import { parseConfig } from '../../src/config/load-config';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, type Origin } from './support/origins';
 import { tempDir } from './support/pki';

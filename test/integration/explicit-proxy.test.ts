@@ -4,7 +4,7 @@ import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origin
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { fingerprint256, issue, tempDir, writePem } from './support/pki';
 import { rawExchange } from './support/raw-tcp';
-import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
 
 describe('explicit proxy: plain HTTP and CONNECT splice', () => {
   let plain: Origin;

@@ -1,6 +1,6 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { issue, tempDir, writePem } from './support/pki';
 import { run } from './support/run';

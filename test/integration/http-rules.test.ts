@@ -1,4 +1,4 @@
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';

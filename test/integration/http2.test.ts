@@ -2,7 +2,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';

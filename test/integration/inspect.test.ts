@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ConnectionRecord, PinningRecord } from '../../src/audit/fields';
+import type { ConnectionRecord, PinningRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { fingerprint256, issue, tempDir, writePem } from './support/pki';

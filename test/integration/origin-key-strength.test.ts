@@ -1,4 +1,4 @@
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { AddressGuard } from '../../src/egress/address-guard';
 import { OriginAlpnCache } from '../../src/egress/alpn-probe';
 import { Egress } from '../../src/egress/egress';

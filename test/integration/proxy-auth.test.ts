@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import WebSocket from 'ws';
-import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
 import { subscribe } from '../../src/observability/events';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';

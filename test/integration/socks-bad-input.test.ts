@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import net from 'node:net';
-import type { ConnectionRecord } from '../../src/audit/fields';
+import type { ConnectionRecord } from '../../src/audit/record-fields';
 import { subscribe } from '../../src/observability/events';
 import { captureClientHello } from './support/client-hello';
 import { eventually, type SocksTestGateway, startSocksTestGateway } from './support/gateway';

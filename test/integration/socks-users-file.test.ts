@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ConnectionRecord } from '../../src/audit/fields';
+import type { ConnectionRecord } from '../../src/audit/record-fields';
 import { hashPassword } from '../../src/identity/password-hash';
 import { eventually, type SocksTestGateway, startSocksTestGateway } from './support/gateway';
 import { startHttpOrigin, type Origin } from './support/origins';

@@ -1,6 +1,6 @@
-import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
 import { subscribe } from '../../src/observability/events';
-import type { Authenticator } from '../../src/identity/types';
+import type { Authenticator } from '../../src/identity/principal';
 import { eventually, type SocksTestGateway, startSocksTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import WebSocket from 'ws';
-import type { RequestRecord } from '../../src/audit/fields';
+import type { RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { curl } from './support/run';
 import { rawExchange } from './support/raw-tcp';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { ConnectionRecord, RequestRecord } from '../../src/audit/fields';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
 import { subscribe } from '../../src/observability/events';
 import { captureClientHello } from './support/client-hello';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';

@@ -1,4 +1,4 @@
-import type { Detector } from './types';
+import type { Detector } from './dlp-types';
 
 /** The Luhn (mod 10) checksum of card numbers; separators are ignored. */
 export function passesLuhn(text: string): boolean {

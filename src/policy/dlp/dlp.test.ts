@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { compileDlp, type DlpProblem } from './compile';
+import { compileDlp, type DlpProblem } from './compile-dlp';
 import { BUILTIN_DETECTORS, passesLuhn } from './detectors';
 import { checkPattern } from './pattern-safety';
 import { createDlpScanner, DlpMatch } from './scanner';
-import type { Detector, DlpFinding } from './types';
+import type { Detector, DlpFinding } from './dlp-types';
 
 const CARD = '4111111111111111';
 

@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Detector, DlpFinding } from './types';
+import type { Detector, DlpFinding } from './dlp-types';
 
 /** Findings kept per body in report-only mode; enough to audit without growing with the body. */
 export const MAX_FINDINGS = 16;

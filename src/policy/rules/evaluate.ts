@@ -1,5 +1,5 @@
 import { type CanonicalPathOptions, canonicalPath } from './path';
-import type { HeaderEdits, HttpRule, RequestConditions, ResponseConditions, ValueCondition } from './types';
+import type { HeaderEdits, HttpRule, RequestConditions, ResponseConditions, ValueCondition } from './rule-types';
 
 /** What a request looks like to the rules; built once per request. */
 export interface RequestFacts {

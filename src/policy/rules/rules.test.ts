@@ -1,8 +1,8 @@
-import { compilePolicy } from '../load';
+import { compilePolicy } from '../load-policy';
 import { ConfigError } from '../../sources/config-error';
 import { compileGlob } from './glob';
 import { applyHeaderEdits, evaluateRequest, evaluateResponse, requestFacts, ruleTarget, type RequestFacts } from './evaluate';
-import type { HttpRule } from './types';
+import type { HttpRule } from './rule-types';
 
 /** The facts the forwarding path builds: the path canonical, the query raw. */
 function factsOf(method: string, url: string, rawHeaders: readonly string[], contentLength: number | null): RequestFacts {

@@ -2,10 +2,10 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { parseConfig } from '../../../src/config/load';
+import { parseConfig } from '../../../src/config/load-config';
 import { Gateway } from '../../../src/gateway';
-import type { AuditRecord, RequestRecord } from '../../../src/audit/fields';
-import type { Authenticator } from '../../../src/identity/types';
+import type { AuditRecord, RequestRecord } from '../../../src/audit/record-fields';
+import type { Authenticator } from '../../../src/identity/principal';
 import { tempDir } from './pki';
 
 export interface TestGateway {

@@ -1,5 +1,5 @@
 import { hashPassword } from '../../../src/identity/password-hash';
-import type { Authenticator, Principal } from '../../../src/identity/types';
+import type { Authenticator, Principal } from '../../../src/identity/principal';
 
 /**
  * A tiny but real Authenticator for front-end tests: a fixed user table. The gateway's own

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { section } from '../../sources/fields';
 import { BUILTIN_DETECTOR_NAMES, BUILTIN_DETECTORS } from './detectors';
 import { checkPattern } from './pattern-safety';
-import type { Detector, DlpPolicy } from './types';
+import type { Detector, DlpPolicy } from './dlp-types';
 
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { section, size } from '../../sources/fields';
 import { compileGlob, type GlobMatcher } from './glob';
-import type { HeaderEdits, HttpRule, HttpRuleAction, RequestConditions, ResponseConditions, ValueCondition } from './types';
+import type { HeaderEdits, HttpRule, HttpRuleAction, RequestConditions, ResponseConditions, ValueCondition } from './rule-types';
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_NAME = z.string().regex(TOKEN, { error: 'expected a header name (an HTTP token such as X-Request-Id)' });

@@ -1,4 +1,4 @@
-import { retainedRequest } from './exchange';
+import { retainedRequest } from './http-cache';
 
 describe('what a stored entry keeps of the request', () => {
   const request = {

@@ -1,4 +1,4 @@
-import { withoutPseudoHeaders } from './exchange';
+import { withoutPseudoHeaders } from './inbound';
 
 describe('withoutPseudoHeaders', () => {
   test('HTTP/1.1 lists are returned as they are', () => {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { ConfigError } from '../sources/config-error';
-import { parseConfig } from './load';
+import { parseConfig } from './load-config';
 import { parseDuration, parseSize } from '../sources/units';
 
 function problemsOf(text: string): string[] {

@@ -1,5 +1,5 @@
 import { ConfigError } from '../sources/config-error';
-import { compilePolicy, type PolicySourceFile } from './load';
+import { compilePolicy, type PolicySourceFile } from './load-policy';
 
 const options = { defaultAction: 'deny' as const, allowedPorts: { tunnel: [443], http: [80] } };
 

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { GatewayError } from '../errors/gateway-error';
 import { silentLogger } from '../logging/logger';
-import { exportCaCertificate, loadOrCreateAuthority, type LoadCaOptions } from './authority';
+import { exportCaCertificate, loadOrCreateAuthority, type LoadCaOptions } from './ca';
 import { captureLogger, runProcess, withTempDir, writeForgeSelfSigned } from './testdata/harness';
 
 const HOUR = 3600_000;

@@ -14,7 +14,7 @@ import {
   parseSocks5Request,
   parseSocks5UserPass,
   socks5ReplyCodeForInvalid,
-} from './socks';
+} from './socks-codec';
 
 type Parser<T> = (input: Buffer) => SocksParseResult<T>;
 

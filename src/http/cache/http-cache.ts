@@ -1,6 +1,6 @@
 import CachePolicy from 'http-cache-semantics';
 import { hostAuthorityText } from '../../protocol/host';
-import type { InboundRequest, InboundResponse } from '../exchange';
+import type { InboundRequest, InboundResponse } from '../inbound';
 import type { RequestContext } from '../request-context';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
