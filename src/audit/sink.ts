@@ -2,8 +2,12 @@ import { closeSync, fsyncSync, mkdirSync, openSync, write, writeSync } from 'nod
 import path from 'node:path';
 import type { AuditRecord } from './record-fields';
 
-export interface AuditSink {
+/** Where records go, as the code that writes them sees it. */
+export interface RecordWriter {
   write(record: AuditRecord): void;
+}
+
+export interface AuditSink extends RecordWriter {
   /** Resolves once every record written so far is in the operating system's hands. */
   flush(): Promise<void>;
   /** Flushes and closes; later writes are dropped (and counted). */

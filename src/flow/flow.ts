@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord } from '../audit/record-fields';
 import { connectionRecord } from '../audit/records';
-import type { AuditSink } from '../audit/sink';
+import type { RecordWriter } from '../audit/sink';
 import { publish } from '../observability/events';
 import type { RelayEnd } from '../relay/relay';
 import type { GatewayError } from '../errors/gateway-error';
@@ -55,7 +55,7 @@ export type FirstBytes = 'tls' | 'http' | 'other' | 'none';
 /** What every flow writes to when it closes. */
 export interface FlowServices {
   readonly logger: Logger;
-  readonly audit: AuditSink;
+  readonly audit: RecordWriter;
 }
 
 /**

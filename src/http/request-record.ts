@@ -1,7 +1,7 @@
 import type { RequestRecord, TlsSummary } from '../audit/record-fields';
 import type { Redactor } from '../audit/redact';
 import { requestRecord } from '../audit/records';
-import type { AuditSink } from '../audit/sink';
+import type { RecordWriter } from '../audit/sink';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
 import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
@@ -15,7 +15,7 @@ import type { RequestContext } from './request-context';
 
 /** Where request records go, and what they redact. */
 export interface RecordOptions {
-  readonly audit: AuditSink;
+  readonly audit: RecordWriter;
   readonly redactor: Redactor;
 }
 
