@@ -16,7 +16,7 @@ const MIN_PASSWORD = 8;
 const MAX_PASSWORD = 1024;
 
 /** The users file: --users-file, else auth.users_file of the configuration. */
-export function resolveUsersFile(input: UserCommandInput): string {
+function resolveUsersFile(input: UserCommandInput): string {
   if (input.usersFile !== undefined) return path.resolve(input.usersFile);
   const config = loadConfig(input.configPath);
   if (config.auth.usersFile === null) {
@@ -29,7 +29,7 @@ function checkName(kind: string, name: string): void {
   if (!NAME_PATTERN.test(name)) throw new UsageError(`invalid ${kind} name "${name}": ${NAME_HINT}`);
 }
 
-export function checkPassword(password: string): void {
+function checkPassword(password: string): void {
   if (password.length < MIN_PASSWORD) throw new UsageError(`the password must be at least ${MIN_PASSWORD} characters`);
   if (password.length > MAX_PASSWORD) throw new UsageError(`the password must be at most ${MAX_PASSWORD} characters`);
   if (/[\u0000-\u001f\u007f]/.test(password)) throw new UsageError('the password may not contain control characters');

@@ -19,7 +19,7 @@ import type { GatewayConfig } from './schema';
 export const SUPPORTED_ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'];
 
 /** `authConfigured` comes from the running configuration: auth changes need a restart. */
-export function compilePolicyFor(config: GatewayConfig, authConfigured: boolean): CompiledPolicy {
+function compilePolicyFor(config: GatewayConfig, authConfigured: boolean): CompiledPolicy {
   return loadPolicy(config.policiesDir, {
     defaultAction: config.defaultAction,
     allowedPorts: config.allowedPorts,

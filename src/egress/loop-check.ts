@@ -14,7 +14,7 @@ type Address = ipaddr.IPv4 | ipaddr.IPv6;
  * `::ffff:7f00:1`) is the IPv4 address it carries, and IPv6 has one form whatever its notation.
  * Null when the text is not an address (the destination guard refuses those on its own).
  */
-export function parseDialled(text: string): Address | null {
+function parseDialled(text: string): Address | null {
   return ipaddr.isValid(text) ? ipaddr.process(text) : null;
 }
 
@@ -31,7 +31,7 @@ function isUnspecified(address: Address): boolean {
 }
 
 /** The addresses of this host's interfaces, both families. */
-export function interfaceAddresses(): string[] {
+function interfaceAddresses(): string[] {
   return Object.values(networkInterfaces())
     .flat()
     .filter((info) => info !== undefined)
@@ -42,7 +42,7 @@ export function interfaceAddresses(): string[] {
  * Whether dialling `address` reaches this host: loopback (127.0.0.0/8, ::1), an unspecified
  * address (Linux connects 0.0.0.0 and :: to the host itself), or an interface address.
  */
-export function isLocalAddress(address: Address, interfaces: () => readonly string[] = interfaceAddresses): boolean {
+function isLocalAddress(address: Address, interfaces: () => readonly string[] = interfaceAddresses): boolean {
   const range = address.range();
   if (range === 'loopback' || range === 'unspecified') return true;
   for (const text of interfaces()) {

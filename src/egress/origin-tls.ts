@@ -12,7 +12,7 @@ import { ConfigError } from '../sources/config-error';
  */
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
-export function loadTrustAnchors(caFile: string | null): string[] {
+function loadTrustAnchors(caFile: string | null): string[] {
   const anchors = [...tls.rootCertificates];
   const system = SYSTEM_BUNDLES.find((file) => existsSync(file));
   if (system) anchors.push(readFileSync(system, 'utf8'));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ERROR_CATALOGUE, type ErrorCode } from './gateway-error';
 
-/** docs/errors.md documents every code with the replies rejection.ts derives from it. */
+/** docs/errors.md documents every code with the replies refusal.ts derives from it. */
 describe('error catalogue and its documentation', () => {
   const doc = readFileSync(path.resolve(__dirname, '../../docs/errors.md'), 'utf8');
   const rows = new Map<string, string[]>();

@@ -3,7 +3,7 @@ import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks-codec';
 /**
  * Every failure the gateway reports carries a stable code from this catalogue and the phase of
  * the flow in which it happened. A *deny* is not an error: it is a policy decision (see
- * policy/types.ts). `errors/rejection.ts` is the one place that turns a code into what a client
+ * policy/types.ts). `errors/refusal.ts` is the one place that turns a code into what a client
  * sees; `docs/errors.md` documents each code and a test keeps the two in step.
  */
 

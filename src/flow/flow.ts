@@ -19,7 +19,7 @@ let idPool = Buffer.alloc(0);
 let idOffset = 0;
 
 /** 12 url-safe characters (72 random bits); random bytes are drawn in batches. */
-export function newFlowId(): string {
+function newFlowId(): string {
   if (idOffset + 9 > idPool.length) {
     idPool = randomBytes(9 * 256);
     idOffset = 0;

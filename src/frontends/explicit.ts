@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Redactor } from '../audit/redact';
 import { GatewayError } from '../errors/gateway-error';
-import { writeRawHttpRefusal } from '../errors/rejection';
+import { writeRawHttpRefusal } from '../errors/refusal';
 import { Flow, type FlowServices } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
 import type { HttpEntry } from '../http/entry';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
-import { writeRawHttpRefusal } from '../errors/rejection';
+import { writeRawHttpRefusal } from '../errors/refusal';
 import { peerAddress } from '../flow/flow';
 import { guardRequestFraming } from '../http/request-framing-guard';
 import type { Logger } from '../logging/logger';
@@ -77,7 +77,7 @@ function refuseUnparsed(socket: Socket, kind: 'too-large' | 'timeout' | 'malform
   const peer = peerAddress(socket);
   const error = new GatewayError(kind === 'too-large' ? 'TG_ERR_HEADERS_TOO_LARGE' : kind === 'timeout' ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
   if (kind !== 'malformed') noteLimitBreach(logger, kind === 'too-large' ? 'http.max_header_size' : 'limits.header_timeout', frontend, { client: peer.address, client_port: peer.port });
-  logger.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser, reason }, 'request rejected by the HTTP parser');
+  logger.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser, reason }, 'request refused by the HTTP parser');
   writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
   socket.destroySoon();
 }

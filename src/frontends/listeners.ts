@@ -1,7 +1,7 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { reachesListener } from '../egress/loop-check';
 import { GatewayError } from '../errors/gateway-error';
-import { writeRawHttpRefusal } from '../errors/rejection';
+import { writeRawHttpRefusal } from '../errors/refusal';
 import type { Logger } from '../logging/logger';
 import type { ListenAddress } from '../sources/fields';
 import { ConnectionLimiter, type ConnectionLimits, type OverloadReply, closeSilently } from './connection-limiter';

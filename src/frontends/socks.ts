@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
-import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../errors/rejection';
+import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../errors/refusal';
 import { type CloseKind, Flow, type FlowServices } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
 import type { Authenticator } from '../identity/principal';
@@ -236,7 +236,7 @@ class SocksHandshake {
     return true;
   }
 
-  /** Refuses a request with the version's failure reply (via rejection.ts), then closes. */
+  /** Refuses a request with the version's failure reply (via refusal.ts), then closes. */
   private refuse(error: GatewayError): null {
     clearTimeout(this.timer);
     this.flow.failed(error);

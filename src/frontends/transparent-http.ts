@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
-import { writeRawHttpRefusal } from '../errors/rejection';
+import { writeRawHttpRefusal } from '../errors/refusal';
 import { peerAddress } from '../flow/flow';
 import type { HttpEntry } from '../http/entry';
 import { serveUpgrade } from '../http/upgrade';
@@ -28,7 +28,7 @@ export function createTransparentHttpServer(limits: HttpListenerLimits, entry: H
     socket.on('error', () => undefined);
     const peer = peerAddress(socket);
     const error = new GatewayError('TG_ERR_BAD_REQUEST', 'parse', 'CONNECT is not served by the transparent HTTP listener; use the explicit proxy');
-    logger.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request rejected');
+    logger.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request refused');
     writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', (req.url ?? '').slice(0, 300));
   });
   return server;

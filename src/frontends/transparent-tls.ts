@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
-import { TLS_ALERT_ACCESS_DENIED, writeTlsRefusal } from '../errors/rejection';
+import { TLS_ALERT_ACCESS_DENIED, writeTlsRefusal } from '../errors/refusal';
 import { type CloseKind, Flow, type FlowServices } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
 import { normaliseHost } from '../protocol/host';

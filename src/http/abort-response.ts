@@ -27,7 +27,7 @@ export function abortResponse(res: InboundResponse, socket: Socket | null = null
  * over the client's TCP socket (`_parent`, which Node keeps on every TLSSocket it wraps around
  * a socket); only a TCP handle can reset, and TLS itself has no "abort" a client must heed.
  */
-export function resetConnection(socket: Socket): void {
+function resetConnection(socket: Socket): void {
   const tcp = socket instanceof TLSSocket ? ((socket as TLSSocket & { _parent?: Socket })._parent ?? socket) : socket;
   if (!tcp.destroyed) {
     try {

@@ -1,7 +1,7 @@
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { DlpAuditEntry } from '../audit/record-fields';
 import { GatewayError } from '../errors/gateway-error';
-import type { Refusal } from '../errors/rejection';
+import type { Refusal } from '../errors/refusal';
 import { publish } from '../observability/events';
 import type { PolicyRule } from '../policy/types';
 import { createDlpScanner, DlpMatch } from '../policy/dlp/scanner';
@@ -14,7 +14,7 @@ import type { HeaderEdits, HttpRule } from '../policy/rules/rule-types';
  * the response phase adds, and what the audit record says (the rule that allowed or denied, the
  * report-only rules that matched).
  */
-export class RuleOutcome {
+class RuleOutcome {
   /** The rule whose allow or deny decided, if any. */
   decidedBy: HttpRule | null = null;
   /** Report-only (`log`) rules that matched. */
@@ -87,7 +87,7 @@ function headerValue(rawHeaders: readonly string[], lowerName: string): string |
 }
 
 /** Raised by a body-size guard when a `deny` limit is crossed. */
-export class BodyLimitExceeded extends Error {
+class BodyLimitExceeded extends Error {
   override readonly name = 'BodyLimitExceeded';
   constructor(readonly rule: HttpRule) {
     super(`body larger than allowed by HTTP rule ${rule.id}`);
@@ -99,7 +99,7 @@ export class BodyLimitExceeded extends Error {
  * outcome once crossed; a `deny` limit stops the stream before the chunk that crosses it is
  * passed on. Only the bytes counter is kept; chunks pass through untouched.
  */
-export function createBodyLimitGuard(limits: readonly PendingLimit[], outcome: RuleOutcome): Transform {
+function createBodyLimitGuard(limits: readonly PendingLimit[], outcome: RuleOutcome): Transform {
   let seen = 0;
   const pending = [...limits].sort((a, b) => a.limit - b.limit);
   return new Transform({

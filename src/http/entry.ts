@@ -3,7 +3,7 @@ import { Http2ServerRequest } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TlsSummary } from '../audit/record-fields';
 import { GatewayError } from '../errors/gateway-error';
-import type { Refusal } from '../errors/rejection';
+import type { Refusal } from '../errors/refusal';
 import { Flow, type FlowServices } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
 import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/proxy-authentication';
@@ -43,7 +43,7 @@ export interface DecryptedTunnel {
 }
 
 /** Splits an absolute-form request target (RFC 9112 3.2.2) into authority and origin-form path. */
-export function splitAbsoluteForm(url: string): { scheme: string; authority: string; path: string } | null {
+function splitAbsoluteForm(url: string): { scheme: string; authority: string; path: string } | null {
   const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/.exec(url);
   if (!match) return null;
   const path = match[3] === '' ? '/' : match[3]!;
@@ -55,7 +55,7 @@ export function splitAbsoluteForm(url: string): { scheme: string; authority: str
  * parser already rejects Content-Length with Transfer-Encoding, differing Content-Lengths,
  * bad chunk sizes, obs-fold and bare CR; what it lets through is checked here.
  */
-export function checkRequestFraming(req: InboundRequest): string | null {
+function checkRequestFraming(req: InboundRequest): string | null {
   if (countRawHeader(req.rawHeaders, 'host') > 1) return 'more than one Host header';
   const te = rawHeaderValue(req.rawHeaders, 'transfer-encoding');
   if (te !== undefined && (countRawHeader(req.rawHeaders, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked')) {

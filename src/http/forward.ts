@@ -2,7 +2,7 @@ import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/gateway-error';
-import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/rejection';
+import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../errors/refusal';
 import { type LimitKey, noteLimitBreach } from '../observability/limit-breach';
 import { targetText } from '../protocol/target';
 import { abortResponse } from './abort-response';

@@ -4,8 +4,11 @@
  * repeated fields stay separate; no per-header objects are allocated.
  */
 
-/** Hop-by-hop fields (RFC 9110 7.6.1) plus the proxy's own ones, never forwarded. */
-const HOP_BY_HOP = new Set([
+/**
+ * Hop-by-hop fields (RFC 9110 7.6.1) plus the proxy's own ones: never forwarded, never stored
+ * in the cache. The one list of them (fields a Connection header names are added per message).
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'proxy-connection',
   'keep-alive',

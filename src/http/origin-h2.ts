@@ -10,7 +10,7 @@ import { fromHttp2Response } from './cache/origin-response';
 import type { ExchangeHandlers, OriginExchange, OriginLeg, OriginRequest } from './origin-leg';
 
 /** Request header fields for an HTTP/2 origin: pseudo-headers first, names lower case. */
-export function h2RequestHeaders(method: string, path: string, rawHeaders: readonly string[]): http2.OutgoingHttpHeaders {
+function h2RequestHeaders(method: string, path: string, rawHeaders: readonly string[]): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = { ':method': method, ':path': path, ':scheme': 'https' };
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
@@ -27,7 +27,7 @@ export function h2RequestHeaders(method: string, path: string, rawHeaders: reado
 }
 
 /** An HTTP/2 response header object as a flat raw list, without pseudo-headers. */
-export function rawFromH2Headers(headers: http2.IncomingHttpHeaders): string[] {
+function rawFromH2Headers(headers: http2.IncomingHttpHeaders): string[] {
   const raw: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith(':') || value === undefined) continue;

@@ -4,7 +4,7 @@ import { requestRecord } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
-import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/rejection';
+import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/refusal';
 import { publish } from '../observability/events';
 import { targetText } from '../protocol/target';
 import { hostText } from '../protocol/host';
@@ -128,7 +128,7 @@ function presentedAuthority(req: InboundRequest): string | null {
   return typeof value === 'string' ? value.slice(0, 300) : null;
 }
 
-export function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
+function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
   const { flow } = ctx;
   return requestRecord({
     requestId: ctx.requestId,

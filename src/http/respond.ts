@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { GatewayError } from '../errors/gateway-error';
-import { writeHttpRefusal } from '../errors/rejection';
+import { writeHttpRefusal } from '../errors/refusal';
 import { targetText } from '../protocol/target';
 import { abortResponse } from './abort-response';
 import type { CacheExchange, StoredReply } from './cache/http-cache';

@@ -9,14 +9,14 @@ export interface UpgradeSocket {
 }
 
 /** `Upgrade: websocket` (RFC 6455 4.1; the token is case-insensitive, possibly in a list). */
-export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
   const upgrade = rawHeaderValue(req.rawHeaders, 'upgrade');
   if (upgrade === undefined || req.method !== 'GET') return false;
   return upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
 }
 
 /** Whether the request head announces a body (which Node leaves unparsed on an upgrade). */
-export function announcesBody(req: IncomingMessage): boolean {
+function announcesBody(req: IncomingMessage): boolean {
   const length = rawHeaderValue(req.rawHeaders, 'content-length');
   return rawHeaderValue(req.rawHeaders, 'transfer-encoding') !== undefined || (length !== undefined && length.trim() !== '0');
 }
@@ -27,7 +27,7 @@ export function announcesBody(req: IncomingMessage): boolean {
  * declined upgrades go through the same code (and the same audit) as every other request.
  * The connection closes after the response: the HTTP parser has already let go of the socket.
  */
-export function detachedResponse(req: IncomingMessage, socket: Socket): ServerResponse {
+function detachedResponse(req: IncomingMessage, socket: Socket): ServerResponse {
   const res = new http.ServerResponse(req);
   res.assignSocket(socket);
   res.shouldKeepAlive = false;

@@ -31,7 +31,7 @@ export interface ParsedHash {
 
 const PATTERN = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
 
-export const HASH_FORMAT_HINT = 'expected "$scrypt$ln=15,r=8,p=1$<salt>$<hash>" as written by `tollgate user add`';
+const HASH_FORMAT_HINT = 'expected "$scrypt$ln=15,r=8,p=1$<salt>$<hash>" as written by `tollgate user add`';
 
 /** Parses an encoded hash; returns a reason string when it is not one. */
 export function parsePasswordHash(encoded: string): ParsedHash | string {

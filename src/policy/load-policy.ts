@@ -266,7 +266,7 @@ export function compilePolicy(files: readonly PolicySourceFile[], options: Compi
 }
 
 /** Reads every `*.yaml`/`*.yml` file of a directory, in name order. */
-export function readPolicyDirectory(dir: string): PolicySourceFile[] {
+function readPolicyDirectory(dir: string): PolicySourceFile[] {
   let entries: string[];
   try {
     entries = readdirSync(dir);

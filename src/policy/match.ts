@@ -64,7 +64,7 @@ export function buildIndex(rules: readonly PolicyRule[]): PolicyIndex {
   return { exact, subdomains, domain, cidrs };
 }
 
-export function appliesToPrincipal(rule: PolicyRule, principal: Principal | null): boolean {
+function appliesToPrincipal(rule: PolicyRule, principal: Principal | null): boolean {
   if (rule.users === null && rule.groups === null) return true;
   if (principal === null) return false;
   if (rule.users?.has(principal.user)) return true;

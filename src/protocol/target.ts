@@ -16,7 +16,7 @@ function fail(reason: string): TargetResult {
   return { ok: false, reason };
 }
 
-export function parsePort(text: string): number | null {
+function parsePort(text: string): number | null {
   if (!PORT.test(text)) return null;
   const port = Number(text);
   return port >= 1 && port <= 65535 ? port : null;

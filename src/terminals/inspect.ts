@@ -5,7 +5,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/record-fields';
 import type { OriginAlpnCache } from '../egress/alpn-probe';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
-import { writeRawHttpRefusal } from '../errors/rejection';
+import { writeRawHttpRefusal } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
 import type { DecryptedTunnel, HttpEntry } from '../http/entry';
 import type { InboundRequest, InboundResponse } from '../http/inbound';
@@ -86,7 +86,7 @@ const CLIENT_ALPN_H2 = ['h2', 'http/1.1', 'http/1.0'];
  * nearly every record (bench (a): see bench/README.md). A threshold, not an allocation: idle
  * tunnels cost nothing more.
  */
-export const CLIENT_TLS_HIGH_WATER_MARK = 256 * 1024;
+const CLIENT_TLS_HIGH_WATER_MARK = 256 * 1024;
 
 /** Streams one HTTP/2 client may have open at once (what browsers and common servers use). */
 const H2_MAX_CONCURRENT_STREAMS = 100;
@@ -293,7 +293,7 @@ export class TlsInspector implements Inspector {
     const tunnel = this.tunnels.get(socket);
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
     if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
-    tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request rejected by the HTTP parser');
+    tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request refused by the HTTP parser');
     writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
     socket.destroySoon();
   }

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import pino from 'pino';
 import type { AuditRecord, ConnectionRecord } from '../audit/record-fields';
 import { GatewayError } from '../errors/gateway-error';
-import { TLS_ALERT_ACCESS_DENIED, type Refusal } from '../errors/rejection';
+import { TLS_ALERT_ACCESS_DENIED, type Refusal } from '../errors/refusal';
 import { Flow } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
 import { compilePolicy } from '../policy/load-policy';

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
-import { type Refusal, refusalReason, TLS_ALERT_ACCESS_DENIED } from '../errors/rejection';
+import { type Refusal, refusalReason, TLS_ALERT_ACCESS_DENIED } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { decide } from '../policy/decide';

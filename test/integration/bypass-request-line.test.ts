@@ -43,7 +43,7 @@ describe('bypass: request lines with more than one space', () => {
   const tlsHost = (): string => `storage.test:${lab.httpsPort}`;
   const absolute = (path: string): string => `http://${plainHost()}${path}`;
   /** Whether a refusal for extra spaces was logged like a parser error, by `frontend`. */
-  const refusalLogged = (frontend: string): boolean => gw.logs().some((l) => l.msg === 'request rejected by the HTTP parser' && l.frontend === frontend && String(l.reason).includes('more than one space'));
+  const refusalLogged = (frontend: string): boolean => gw.logs().some((l) => l.msg === 'request refused by the HTTP parser' && l.frontend === frontend && String(l.reason).includes('more than one space'));
 
   /** Writes `payload` in pieces of `size` bytes with Nagle off, `gapMs` apart; collects the reply until close. */
   function inPieces(port: number, payload: string, size: number, gapMs = 2, timeoutMs = 5000): Promise<string> {
@@ -203,7 +203,7 @@ describe('bypass: request lines with more than one space', () => {
       console.log(`tunnel, one record per byte: ${JSON.stringify(data.split('\r\n')[0])}`);
       expect(data).toMatch(/^HTTP\/1\.1 400 /);
       expect(lab.requestsFor('/public/tunnel-bytewise')).toEqual([]);
-      expect(gw.logs().some((l) => l.msg === 'decrypted request rejected by the HTTP parser' && String(l.reason).includes('more than one space'))).toBe(true);
+      expect(gw.logs().some((l) => l.msg === 'decrypted request refused by the HTTP parser' && String(l.reason).includes('more than one space'))).toBe(true);
     });
   });
 

@@ -61,7 +61,7 @@ type Leg = 'h1' | 'h2';
 const refused = (status: number, code: string): Answer => ({ client: `${status} ${code}`, records: 1, status, error: code, breaches: [] });
 
 /**
- * What both legs should answer. 502/504 and the codes follow the catalogue (errors/rejection.ts);
+ * What both legs should answer. 502/504 and the codes follow the catalogue (errors/refusal.ts);
  * once the response head went out, the client must see the transfer cut, and the record must
  * still name the origin's failure (not the client) as its cause.
  */

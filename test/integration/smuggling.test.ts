@@ -67,7 +67,7 @@ describe('request smuggling and parser strictness', () => {
   });
 
   test('each refusal is logged with its reason', () => {
-    const lines = gw.logs().filter((l) => l.msg === 'request rejected by the HTTP parser' || l.msg === 'request refused');
+    const lines = gw.logs().filter((l) => l.msg === 'request refused by the HTTP parser' || l.msg === 'request refused');
     expect(lines.length).toBeGreaterThanOrEqual(cases.length);
   });
 

@@ -2,6 +2,7 @@ import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import type CachePolicy from 'http-cache-semantics';
+import { HOP_BY_HOP } from '../headers';
 
 /**
  * An origin's response as the cache sees it, whichever protocol the origin leg spoke: HTTP/1.1
@@ -20,8 +21,6 @@ export interface OriginResponse {
   isComplete(): boolean;
 }
 
-/** Hop-by-hop fields (RFC 9110 7.6.1): meaningful for one connection only, never stored. */
-const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate']);
 
 /**
  * A raw field list as an HTTP/1.1-style header object: names lower case, repeated fields joined

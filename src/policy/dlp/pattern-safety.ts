@@ -1,13 +1,13 @@
 import { RegExpParser, type AST } from '@eslint-community/regexpp';
 
 /** Longest match a user pattern may have; also the scanner's overlap tail per pattern. */
-export const MAX_PATTERN_MATCH_LENGTH = 1024;
+const MAX_PATTERN_MATCH_LENGTH = 1024;
 /**
  * Upper bound on the backtracking a pattern can do from one start position, as the product of
  * the ranges of its variable repetitions (`\w{0,100}\w{0,100}\w{0,100}x` would try ~10^6 ways
  * at every byte of an upload).
  */
-export const MAX_PATTERN_BACKTRACKING = 65_536;
+const MAX_PATTERN_BACKTRACKING = 65_536;
 
 export type PatternCheck = { readonly ok: true; readonly maxLength: number } | { readonly ok: false; readonly reason: string };
 

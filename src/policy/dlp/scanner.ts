@@ -2,7 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { Detector, DlpFinding } from './dlp-types';
 
 /** Findings kept per body in report-only mode; enough to audit without growing with the body. */
-export const MAX_FINDINGS = 16;
+const MAX_FINDINGS = 16;
 
 /** Raised by a scanner in `deny` mode on its first finding; the body stops there. */
 export class DlpMatch extends Error {

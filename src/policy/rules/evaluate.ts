@@ -48,7 +48,7 @@ export interface ResponseEvaluation {
   readonly pendingBody: PendingLimit[];
 }
 
-export const NO_RULES: RequestEvaluation = Object.freeze({
+const NO_RULES: RequestEvaluation = Object.freeze({
   verdict: null,
   logged: [],
   requestEdits: [],

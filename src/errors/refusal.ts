@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { ProxyAuthError } from './auth-error';
-import { SOCKS5_METHOD, type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks-codec';
+import { SOCKS4_REPLY, SOCKS5_METHOD, SOCKS5_REPLY, type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks-codec';
 import { type GatewayError } from './gateway-error';
 
 /**
@@ -22,26 +22,22 @@ export type Refusal =
   | { readonly kind: 'http-deny'; readonly ruleId: string; readonly reason: string }
   | { readonly kind: 'error'; readonly error: GatewayError };
 
-export const S5_SUCCEEDED = 0x00;
-export const S5_NOT_ALLOWED = 0x02;
-export const S4_GRANTED = 0x5a;
-export const S4_REJECTED = 0x5b;
 
 /** A fatal TLS alert record: access_denied (49), RFC 8446 section 6.2. */
 export const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 /** A fatal TLS alert record: internal_error (80): the gateway could not serve the connection. */
-export const TLS_ALERT_INTERNAL_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
+const TLS_ALERT_INTERNAL_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]);
 
-export function httpStatusOf(refusal: Refusal): number {
+function httpStatusOf(refusal: Refusal): number {
   return refusal.kind === 'error' ? refusal.error.spec.httpStatus : 403;
 }
 
-export function socks5ReplyOf(refusal: Refusal): number {
-  return refusal.kind === 'error' ? refusal.error.spec.socks5Reply : S5_NOT_ALLOWED;
+function socks5ReplyOf(refusal: Refusal): number {
+  return refusal.kind === 'error' ? refusal.error.spec.socks5Reply : SOCKS5_REPLY.notAllowedByRuleset;
 }
 
-export function socks4ReplyOf(refusal: Refusal): number {
-  return refusal.kind === 'error' ? refusal.error.spec.socks4Reply : S4_REJECTED;
+function socks4ReplyOf(refusal: Refusal): number {
+  return refusal.kind === 'error' ? refusal.error.spec.socks4Reply : SOCKS4_REPLY.rejected;
 }
 
 /** A stable code for logs and audit: `denied` for policy, else the error code. */
@@ -74,7 +70,7 @@ function protocolHeaders(refusal: Refusal): Record<string, string> {
 }
 
 /** A short page a person can act on: what happened, why, which rule, and an id to quote. */
-export function blockPage(refusal: Refusal, requestId: string, destination: string): BlockPage {
+function blockPage(refusal: Refusal, requestId: string, destination: string): BlockPage {
   const status = httpStatusOf(refusal);
   const title = refusal.kind === 'error' ? (STATUS_CODES[status] ?? 'Error') : 'Blocked by policy';
   const lines: [string, string][] = [
@@ -119,7 +115,7 @@ export function writeRawHttpRefusal(socket: Socket, refusal: Refusal, requestId:
 }
 
 /** The SOCKS reply (RFC 1928 section 6, or SOCKS4 CD) for a refused request. */
-export function socksRefusalReply(version: 4 | 5, refusal: Refusal): Buffer {
+function socksRefusalReply(version: 4 | 5, refusal: Refusal): Buffer {
   return version === 5 ? encodeSocks5Reply(socks5ReplyOf(refusal)) : encodeSocks4Reply(socks4ReplyOf(refusal) as Socks4ReplyCode);
 }
 
