@@ -1,4 +1,4 @@
-import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks-codec';
+import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks-wire';
 
 /**
  * Every failure the gateway reports carries a stable code from this catalogue and the phase of

@@ -2,7 +2,9 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { ProxyAuthError } from './auth-error';
-import { SOCKS4_REPLY, SOCKS5_METHOD, SOCKS5_REPLY, type Socks4ReplyCode, encodeSocks4Reply, encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks-codec';
+import { SOCKS4_REPLY, SOCKS5_METHOD, SOCKS5_REPLY, type Socks4ReplyCode } from '../protocol/socks-wire';
+import { encodeSocks4Reply } from '../protocol/socks4-codec';
+import { encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks5-codec';
 import { type GatewayError } from './gateway-error';
 
 /**

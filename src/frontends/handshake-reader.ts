@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { SocksInvalid, SocksParseResult } from '../protocol/socks-codec';
+import type { SocksInvalid, SocksParseResult } from '../protocol/socks-wire';
 
 export type HandshakeRead<T> = { readonly kind: 'parsed'; readonly value: T } | SocksInvalid | { readonly kind: 'closed' };
 

@@ -9,22 +9,16 @@ import { publish } from '../observability/events';
 import { noteLimitBreach } from '../observability/limit-breach';
 import type { Target } from '../protocol/target';
 import { normaliseHost } from '../protocol/host';
+import { SOCKS4_REPLY, SOCKS5_METHOD, SOCKS5_REPLY, type SocksInvalid, type SocksTarget, detectSocksVersion } from '../protocol/socks-wire';
+import { encodeSocks4Reply, parseSocks4Request } from '../protocol/socks4-codec';
 import {
-  SOCKS4_REPLY,
-  SOCKS5_METHOD,
-  SOCKS5_REPLY,
-  type SocksInvalid,
-  type SocksTarget,
-  detectSocksVersion,
-  encodeSocks4Reply,
   encodeSocks5AuthStatus,
   encodeSocks5MethodSelection,
   encodeSocks5Reply,
-  parseSocks4Request,
   parseSocks5Greeting,
   parseSocks5Request,
   parseSocks5UserPass,
-} from '../protocol/socks-codec';
+} from '../protocol/socks5-codec';
 import { runTunnel, type TunnelDeps } from '../tunnel/tunnel';
 import { HandshakeReader } from './handshake-reader';
 

@@ -1,6 +1,51 @@
-import { type ClientHello, MAX_CLIENT_HELLO_BYTES, classifyFirstBytes, parseClientHello } from './client-hello';
+import { type ClientHello, MAX_CLIENT_HELLO_BYTES, parseClientHello } from './client-hello';
+import { CONTENT_TYPE_HANDSHAKE } from './client-hello-records';
 
 export { MAX_CLIENT_HELLO_BYTES };
+
+export type FirstBytesKind = 'tls' | 'http' | 'unknown';
+
+// HTTP/1.x request line (RFC 9112 section 3): method token then SP. Registered methods are at
+// most 17 characters ("UPDATEREDIRECTREF"); 24 leaves room without reading far into a stream.
+const MAX_METHOD_CHARS = 24;
+
+function isUppercaseLetter(byte: number): boolean {
+  return byte >= 0x41 && byte <= 0x5a;
+}
+
+function isMethodByte(byte: number): boolean {
+  return isUppercaseLetter(byte) || (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x5f;
+}
+
+/** 0x16 0x03 0x0X: a handshake record with an SSL 3.0 / TLS 1.x record version. */
+function classifyTlsRecord(input: Buffer): FirstBytesKind | 'needMore' {
+  if (input.length < 2) return 'needMore';
+  if (input.readUInt8(1) !== 3) return 'unknown';
+  if (input.length < 3) return 'needMore';
+  return input.readUInt8(2) <= 0x0f ? 'tls' : 'unknown';
+}
+
+/** An uppercase method token followed by a space, as in "GET " or "CONNECT ". */
+function classifyRequestLine(input: Buffer): FirstBytesKind | 'needMore' {
+  const scan = Math.min(input.length, MAX_METHOD_CHARS + 1);
+  for (let i = 0; i < scan; i++) {
+    const byte = input.readUInt8(i);
+    if (byte === 0x20) return i > 0 ? 'http' : 'unknown';
+    if (i === 0 ? !isUppercaseLetter(byte) : !isMethodByte(byte)) return 'unknown';
+  }
+  return input.length > MAX_METHOD_CHARS ? 'unknown' : 'needMore';
+}
+
+/**
+ * Classifies the first bytes of a stream: a TLS handshake record, what starts like an HTTP/1.x
+ * request line, or neither. 'needMore' only while the bytes present are a prefix of both
+ * possible answers (at most 3 bytes for TLS, a method token plus space for HTTP).
+ */
+export function classifyFirstBytes(input: Buffer): FirstBytesKind | 'needMore' {
+  if (input.length === 0) return 'needMore';
+  if (input.readUInt8(0) === CONTENT_TYPE_HANDSHAKE) return classifyTlsRecord(input);
+  return classifyRequestLine(input);
+}
 
 /** What the first bytes of a tunnel turned out to be. `bytes` is everything read, for replay. */
 export type Peek =

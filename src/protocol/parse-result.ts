@@ -8,12 +8,15 @@ export type ParseResult<T> =
   | { readonly kind: 'needMore' }
   | { readonly kind: 'invalid'; readonly reason: string };
 
+/** The `invalid` outcome on its own, for checks that can only fail or pass. */
+export type Invalid = { readonly kind: 'invalid'; readonly reason: string };
+
 export const NEED_MORE: { readonly kind: 'needMore' } = Object.freeze({ kind: 'needMore' });
 
 export function parsed<T>(value: T, consumed: number): ParseResult<T> {
   return { kind: 'parsed', value, consumed };
 }
 
-export function invalid(reason: string): { readonly kind: 'invalid'; readonly reason: string } {
+export function invalid(reason: string): Invalid {
   return { kind: 'invalid', reason };
 }

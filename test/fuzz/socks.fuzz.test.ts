@@ -1,19 +1,17 @@
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
+import { formatIpv6 } from '../../src/protocol/socks-fields';
+import type { SocksParseResult, SocksTarget } from '../../src/protocol/socks-wire';
+import { type Socks4Request, parseSocks4Request } from '../../src/protocol/socks4-codec';
 import {
-  type Socks4Request,
   type Socks5Credentials,
   type Socks5Greeting,
   type Socks5Request,
-  type SocksParseResult,
-  type SocksTarget,
   encodeSocks5Reply,
-  formatIpv6,
-  parseSocks4Request,
   parseSocks5Greeting,
   parseSocks5Request,
   parseSocks5UserPass,
-} from '../../src/protocol/socks-codec';
+} from '../../src/protocol/socks5-codec';
 
 const RUNS = 300;
 
