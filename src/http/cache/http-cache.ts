@@ -1,7 +1,7 @@
 import CachePolicy from 'http-cache-semantics';
-import { hostAuthorityText } from '../../protocol/host';
 import type { InboundRequest, InboundResponse } from '../inbound';
 import type { RequestContext } from '../request-context';
+import { cacheKey, headerObject, retainedRequest } from './request-view';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';
@@ -82,37 +82,10 @@ type Mode =
   /** Served from the store. */
   | 'hit';
 
-const SAFE_CACHEABLE = new Set(['GET', 'HEAD']);
-const SAFE_OTHER = new Set(['OPTIONS', 'TRACE']);
-
-/**
- * Cache key: scheme, the origin's name as its connection is verified for (the SNI sent to it;
- * the target when there is none) and port, the policy rule that governed the request, then the
- * path and query. The name is the one every authority in the request was checked against
- * (checkRequestAuthority), so no Host can file a response under another name; the rule keeps
- * apart responses fetched under different rules (different groups, different header edits).
- */
-export function cacheKey(ctx: RequestContext, path: string): string {
-  const name = ctx.servername ?? hostAuthorityText(ctx.target.host);
-  return `${ctx.scheme}://${name}:${ctx.target.port}|${ctx.decision.rule?.id ?? '(default)'}|${path}`;
-}
-
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
-/**
- * A raw field list as the lower-case header object http-cache-semantics reads, repeated fields
- * joined as RFC 9110 5.3 allows. HTTP/2 pseudo-header fields never get here: the list is the
- * HTTP/1.1 form the origin is sent.
- */
-function headerObject(raw: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    const existing = out[name];
-    out[name] = existing === undefined ? raw[i + 1]! : `${existing}${name === 'cookie' ? '; ' : ', '}${raw[i + 1]!}`;
-  }
-  return out;
-}
+const SAFE_CACHEABLE = new Set(['GET', 'HEAD']);
+const SAFE_OTHER = new Set(['OPTIONS', 'TRACE']);
 
 function responseDirectives(entry: StoredResponse): Readonly<Record<string, string | boolean>> {
   return entry.policy.toObject().rescc as Record<string, string | boolean>;
@@ -122,24 +95,6 @@ function responseDirectives(entry: StoredResponse): Readonly<Record<string, stri
 function allowsAuthorized(entry: StoredResponse): boolean {
   const cc = responseDirectives(entry);
   return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
-}
-
-/** Request fields http-cache-semantics reads besides those a response's Vary names. */
-const POLICY_REQUEST_FIELDS = ['host', 'cache-control', 'pragma'];
-
-/**
- * The request as it is kept with a stored response: only the fields the policy needs later, so
- * a user's Cookie or Authorization is not held in memory for the lifetime of an entry. The
- * policy only asks whether Authorization was present, unless the response varies on it.
- */
-export function retainedRequest(request: CachePolicy.Request, vary: readonly string[]): CachePolicy.Request {
-  const headers: CachePolicy.Headers = {};
-  for (const name of [...POLICY_REQUEST_FIELDS, ...vary]) {
-    const value = request.headers[name];
-    if (value !== undefined) headers[name] = value;
-  }
-  if (request.headers.authorization !== undefined && headers.authorization === undefined) headers.authorization = 'present';
-  return { ...request, headers };
 }
 
 function single(value: string | string[] | undefined): string | undefined {

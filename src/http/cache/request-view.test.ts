@@ -1,4 +1,4 @@
-import { retainedRequest } from './http-cache';
+import { retainedRequest } from './request-view';
 
 describe('what a stored entry keeps of the request', () => {
   const request = {
