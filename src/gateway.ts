@@ -41,6 +41,7 @@ import { LeafKeyPool } from './tls/key-pool';
 import { LeafCache } from './tls/leaf-cache';
 import { peekClientBytes } from './tunnel/peek';
 import type { TunnelDeps } from './tunnel/tunnel';
+import { bracketedAddress } from './protocol/address-text';
 
 export type { ListenerName } from './frontends/listeners';
 
@@ -295,7 +296,7 @@ export class Gateway {
         startedAt: this.startedAt,
         listeners: this.listeners.boundNames.map((name) => {
           const a = this.address(name)!;
-          return { name: LISTENER_CONFIG_KEYS[name], address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` };
+          return { name: LISTENER_CONFIG_KEYS[name], address: `${bracketedAddress(a.address)}:${a.port}` };
         }),
         policyVersion: policies.current.version,
         rules: policies.current.rules.length,

@@ -7,6 +7,7 @@ import type { GatewayMetrics } from './metrics';
 import { buildPac } from './pac';
 import type { Readiness } from './readiness';
 import { type StatusFacts, statusPage } from './status-page';
+import { bracketedAddress } from '../protocol/address-text';
 
 export interface AdminContext {
   readonly logger: Logger;
@@ -30,9 +31,6 @@ const HTML_HEADERS = {
 /** A Host header we are willing to reflect into links: a name or address with an optional port. */
 const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 
-function bracketed(address: string): string {
-  return address.includes(':') ? `[${address}]` : address;
-}
 
 function requestHost(req: IncomingMessage): string | null {
   const host = req.headers.host;
@@ -50,7 +48,7 @@ function pacProxyAddress(ctx: AdminContext, req: IncomingMessage): string | null
   if (ctx.pac.proxyAddress) return ctx.pac.proxyAddress;
   const explicit = ctx.explicitAddress();
   if (!explicit) return null;
-  if (explicit.address !== '0.0.0.0' && explicit.address !== '::') return `${bracketed(explicit.address)}:${explicit.port}`;
+  if (explicit.address !== '0.0.0.0' && explicit.address !== '::') return `${bracketedAddress(explicit.address)}:${explicit.port}`;
   // A wildcard bind names no address clients can use; the name they reached the admin listener
   // by is the best guess. Deployments should set pac.proxy_address.
   const host = requestHost(req);
@@ -143,5 +141,5 @@ function adminAuthority(req: IncomingMessage): string {
   const host = requestHost(req);
   if (host) return host;
   const local = req.socket.localAddress ?? '127.0.0.1';
-  return `${bracketed(local.startsWith('::ffff:') ? local.slice(7) : local)}:${req.socket.localPort ?? 0}`;
+  return `${bracketedAddress(local)}:${req.socket.localPort ?? 0}`;
 }

@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Gateway } from '../gateway';
+import { bracketedAddress } from '../protocol/address-text';
 
 function url(address: AddressInfo): string {
   // A wildcard bind is reachable on loopback too, which is what a person at this machine uses.
-  const host = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const host = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : bracketedAddress(address.address);
   return `http://${host}:${address.port}`;
 }
 

@@ -7,6 +7,7 @@ import type { AddressGuard } from './address-guard';
 import { classifyOriginError, connectTimeout } from './errors';
 import { TlsSessionCache } from './origin-tls';
 import type { ResolvedAddress, Resolver } from './resolve';
+import { bracketedAddress } from '../protocol/address-text';
 
 export interface EgressOptions {
   readonly resolver: Resolver;
@@ -140,7 +141,7 @@ export class Egress {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: remote.address, port, family: remote.family, noDelay: true, allowHalfOpen });
       attempt.socket = socket;
-      const where = `${remote.family === 6 ? `[${remote.address}]` : remote.address}:${port}`;
+      const where = `${bracketedAddress(remote.address)}:${port}`;
       socket.once('connect', () => {
         socket.removeAllListeners('error');
         resolve(socket);

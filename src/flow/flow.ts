@@ -11,6 +11,7 @@ import type { Principal } from '../identity/principal';
 import type { Logger } from '../logging/logger';
 import type { Decision, FrontendKind } from '../policy/types';
 import { targetText, type Target } from '../protocol/target';
+import { addressText } from '../protocol/address-text';
 
 /** How a flow ended; see ConnectionRecord.close. */
 export type CloseKind = RelayEnd | 'refused' | 'shutdown';
@@ -42,11 +43,9 @@ export function setProxiedPeer(socket: Socket, peer: { address: string; port: nu
 export function peerAddress(socket: Socket): { address: string; port: number } {
   const proxied = proxiedPeers.get(socket);
   if (proxied) return proxied;
-  const raw = socket.remoteAddress ?? 'unknown';
   // A dual-stack listener reports IPv4 clients as IPv4-mapped IPv6; logs and per-client limits
-  // should see the address people know.
-  const address = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw;
-  return { address, port: socket.remotePort ?? 0 };
+  // see the address people know (address-text.ts).
+  return { address: addressText(socket.remoteAddress ?? 'unknown'), port: socket.remotePort ?? 0 };
 }
 
 /** What the first bytes of a tunnel were. */

@@ -3,6 +3,7 @@ import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, r
 import path from 'node:path';
 import { type Document, YAMLMap, isMap, parseDocument } from 'yaml';
 import { parseUsersFile, type UsersTable } from './users-file';
+import { writeFileAtomically } from '../sources/atomic-write';
 
 /**
  * Edits of the users file for `tollgate user add/remove`. The file is edited as a YAML
@@ -71,43 +72,8 @@ function flowList(doc: Document, items: readonly string[]) {
 export function writeUsersDocument(users: UsersDocument): UsersTable {
   const text = users.doc.toString({ lineWidth: 0 });
   const table = parseUsersFile(text, users.file);
-  writeFileAtomically(users.file, text);
+  // The file holds password hashes: readable by its owner only.
+  writeFileAtomically(users.file, text, 0o600);
   return table;
 }
 
-/**
- * Write to a temporary file in the same directory, flush it, then rename over the target: a
- * reader (the running gateway reloading) sees the old file or the new one, never half of one.
- * The file holds password hashes: readable by its owner only.
- */
-export function writeFileAtomically(file: string, text: string): void {
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  try {
-    renameSync(temp, file);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw err;
-  }
-  try {
-    const dirFd = openSync(dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
-  } catch {
-    // Directory fsync is not supported everywhere; the rename itself is still atomic.
-  }
-}

@@ -1,4 +1,5 @@
 import { NEED_MORE, type ParseResult, invalid, parsed } from './parse-result';
+import { addressFromBytes } from './address-text';
 
 /**
  * The PROXY protocol version 2 header (haproxy.org/download/2.9/doc/proxy-protocol.txt), sent
@@ -31,39 +32,6 @@ export type ProxyHeader =
   | { readonly command: 'proxy'; readonly family: 'tcp4' | 'tcp6'; readonly source: ProxyAddress; readonly destination: ProxyAddress }
   /** PROXY with a family we do not relay for (UNIX, UDP, UNSPEC): treated like LOCAL. */
   | { readonly command: 'proxy'; readonly family: 'unspec' };
-
-function ipv4(bytes: Buffer, offset: number): string {
-  return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
-}
-
-function ipv6(bytes: Buffer, offset: number): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) groups.push(bytes.readUInt16BE(offset + 2 * i).toString(16));
-  // IPv4-mapped addresses are written the way people (and the rest of the gateway) know them.
-  if (groups.slice(0, 5).every((g) => g === '0') && groups[5] === 'ffff') return ipv4(bytes, offset + 12);
-  return compressIpv6(groups);
-}
-
-/** RFC 5952: the longest run (at least two) of zero groups becomes "::". */
-function compressIpv6(groups: readonly string[]): string {
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < groups.length; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLength && j - i >= 2) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return groups.join(':');
-  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLength).join(':')}`;
-}
 
 /** TLVs are skipped, but their framing must be sound: a TLV running past the header is invalid. */
 function checkTlvs(bytes: Buffer, start: number, end: number): string | null {
@@ -110,8 +78,8 @@ export function parseProxyV2(input: Buffer): ParseResult<ProxyHeader> {
       {
         command: 'proxy',
         family: 'tcp4',
-        source: { address: ipv4(input, at), port: input.readUInt16BE(at + 8) },
-        destination: { address: ipv4(input, at + 4), port: input.readUInt16BE(at + 10) },
+        source: { address: addressFromBytes(input.subarray(at, at + 4)), port: input.readUInt16BE(at + 8) },
+        destination: { address: addressFromBytes(input.subarray(at + 4, at + 8)), port: input.readUInt16BE(at + 10) },
       },
       total,
     );
@@ -120,8 +88,8 @@ export function parseProxyV2(input: Buffer): ParseResult<ProxyHeader> {
     {
       command: 'proxy',
       family: 'tcp6',
-      source: { address: ipv6(input, at), port: input.readUInt16BE(at + 32) },
-      destination: { address: ipv6(input, at + 16), port: input.readUInt16BE(at + 34) },
+      source: { address: addressFromBytes(input.subarray(at, at + 16)), port: input.readUInt16BE(at + 32) },
+      destination: { address: addressFromBytes(input.subarray(at + 16, at + 32)), port: input.readUInt16BE(at + 34) },
     },
     total,
   );

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import ipaddr from 'ipaddr.js';
 import type { SocksInvalid, SocksParseResult } from './socks-wire';
+import { ipv6Text } from './address-text';
 
 /**
  * Field readers and writers that SOCKS4 and SOCKS5 share. Each check runs as soon as the bytes
@@ -28,40 +29,11 @@ export function formatIpv4(bytes: Buffer): string {
   return Array.from(bytes).join('.');
 }
 
-function isIpv4MappedGroups(groups: readonly number[]): boolean {
-  return groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff;
-}
-
-/** The longest run of at least two zero groups, leftmost on ties (RFC 5952 sections 4.2.2, 4.2.3). */
-function findZeroRunToCompress(groups: readonly number[]): { readonly start: number; readonly length: number } | undefined {
-  let best: { start: number; length: number } | undefined;
-  let start = 0;
-  while (start < groups.length) {
-    if (groups[start] !== 0) {
-      start += 1;
-      continue;
-    }
-    let end = start;
-    while (end < groups.length && groups[end] === 0) end += 1;
-    if (end - start >= 2 && (best === undefined || end - start > best.length)) best = { start, length: end - start };
-    start = end;
-  }
-  return best;
-}
-
-/**
- * RFC 5952 text for 16 address bytes (missing bytes read as 0, extra ones are ignored): lower-case hex without leading zeros (section 4.1, 4.3),
- * the longest run of zero groups as "::" (section 4.2). IPv4-mapped addresses keep the dotted
- * quad that section 5 recommends; policy later treats them as the IPv4 address they carry.
- */
+/** 16 address bytes as RFC 5952 text (address-text.ts); missing bytes read as 0, extra ones are ignored. */
 export function formatIpv6(bytes: Buffer): string {
-  const groups: number[] = [];
-  for (let offset = 0; offset < 16; offset += 2) groups.push(readUint16(bytes, offset) ?? 0);
-  if (isIpv4MappedGroups(groups)) return `::ffff:${formatIpv4(bytes.subarray(12, 16))}`;
-  const hex = groups.map((group) => group.toString(16));
-  const run = findZeroRunToCompress(groups);
-  if (run === undefined) return hex.join(':');
-  return `${hex.slice(0, run.start).join(':')}::${hex.slice(run.start + run.length).join(':')}`;
+  const sixteen = Buffer.alloc(16);
+  bytes.copy(sixteen, 0, 0, Math.min(16, bytes.length));
+  return ipv6Text(sixteen);
 }
 
 /**

@@ -1,6 +1,7 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../logging/logger';
+import { writeFileAtomically } from '../sources/atomic-write';
 
 export type PinningMode = 'report' | 'auto_splice';
 
@@ -193,9 +194,7 @@ export class PinningMonitor {
     if (!file) return;
     try {
       mkdirSync(path.dirname(file), { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify({ written: new Date(this.clock()).toISOString(), mode: this.options.mode, names: this.report() }, null, 2)}\n`);
-      renameSync(tmp, file);
+      writeFileAtomically(file, `${JSON.stringify({ written: new Date(this.clock()).toISOString(), mode: this.options.mode, names: this.report() }, null, 2)}\n`, 0o644);
     } catch (err) {
       this.logger.warn({ err, file }, 'cannot write the pinning state file');
     }

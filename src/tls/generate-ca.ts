@@ -7,6 +7,7 @@ import { buildAuthority, spkiOf } from './build-authority';
 import { createSigner } from './ca-signer';
 import { caError, type CaKeyType, type CertificateAuthority, type LoadCaOptions } from './certificate-authority';
 import { assembleCertificate, buildTbsCertificate, computeKeyIdentifier, encodeOctetString, encodePem, generateSerialNumber } from './der';
+import { writeFileAtomically } from '../sources/atomic-write';
 
 const GENERATED_VALIDITY_MS = 10 * 365 * 24 * 3600_000;
 const BACKDATE_MS = 3600_000;
@@ -47,8 +48,8 @@ export async function generateAuthority(opts: LoadCaOptions): Promise<Certificat
     await Promise.all([mkdir(dirname(opts.certPath), { recursive: true }), mkdir(dirname(opts.keyPath), { recursive: true })]);
     // The key goes first: a crash between the two renames leaves a key without a certificate,
     // which the next start reports, rather than a certificate whose key is lost.
-    await writeFileAtomically(opts.keyPath, keyPem, KEY_MODE);
-    await writeFileAtomically(opts.certPath, encodePem('CERTIFICATE', certDer), CERT_MODE);
+    writeFileAtomically(opts.keyPath, keyPem, KEY_MODE);
+    writeFileAtomically(opts.certPath, encodePem('CERTIFICATE', certDer), CERT_MODE);
   } catch (err) {
     throw caError(`gateway CA: cannot store the generated CA at ${opts.certPath} / ${opts.keyPath}: ${(err as Error).message}`, err);
   }
@@ -93,37 +94,3 @@ function createSelfSignedCaCertificate(privateKey: KeyObject, commonName: string
   return assembleCertificate(tbs, signer.signatureAlgorithmDer, signer.sign(tbs));
 }
 
-/**
- * Writes through a temporary file in the same directory and renames it into place, so a crash
- * never leaves a truncated file (least of all a half key). The mode is given at open, which the
- * umask can only narrow, and then set explicitly so the result is exact whatever the umask.
- */
-async function writeFileAtomically(path: string, data: string | Buffer, mode: number): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    try {
-      await handle.chmod(mode);
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
-  // Persist the rename itself; not every platform lets a directory be fsynced, which is fine.
-  try {
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
-  } catch {
-    /* best effort */
-  }
-}
