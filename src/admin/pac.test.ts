@@ -42,6 +42,9 @@ describe('proxy.pac', () => {
     ['https://127.example/', '127.example', PROXY],
     ['https://127.0.0.1evil.example/', '127.0.0.1evil.example', PROXY],
     ['https://127.0.0.256/', '127.0.0.256', PROXY],
+    // The dots of the address pattern must be literal dots in the generated file.
+    ['http://127x0y0z1/', '127x0y0z1', PROXY],
+    ['http://127-1-2-3/', '127-1-2-3', PROXY],
     ['https://localhost.evil.example/', 'localhost.evil.example', PROXY],
     ['https://127/', '127', PROXY],
   ])('loopback as an address: %s (%s) -> %s', (url, host, expected) => {

@@ -37,7 +37,7 @@ function FindProxyForURL(url, host) {
   if (h.charAt(h.length - 1) === ".") h = h.substring(0, h.length - 1);
   // Loopback as an address only: "127.evil.example" is a name anyone can register and point
   // anywhere, so a text prefix would send it around the gateway.
-  var loop = /^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(h);
+  var loop = /^127\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})$/.exec(h);
   if (loop && +loop[1] < 256 && +loop[2] < 256 && +loop[3] < 256) return "DIRECT";
   if (h === "localhost" || h === "::1" || h === "[::1]") return "DIRECT";
   var exact = ${list(exact)};
