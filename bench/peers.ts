@@ -43,7 +43,29 @@ function readWhenPresent(file: string, timeoutMs = 20_000): Promise<string> {
 function makeCa(dir: string, name: string): { cert: string; key: string } {
   const cert = path.join(dir, `${name}-ca.pem`);
   const key = path.join(dir, `${name}-ca.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name} bench CA`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name} bench CA`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -114,12 +136,20 @@ async function startMitmproxy(options: PeerOptions): Promise<Subject> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const args = [
-    '--listen-host', '127.0.0.1', '-p', String(port), '-q',
-    '--set', `confdir=${dir}`,
-    '--set', `ssl_verify_upstream_trusted_ca=${options.originCaFile}`,
+    '--listen-host',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-q',
+    '--set',
+    `confdir=${dir}`,
+    '--set',
+    `ssl_verify_upstream_trusted_ca=${options.originCaFile}`,
     // Streams bodies over 1 MB instead of buffering them whole (tollgate always streams).
-    '--set', 'stream_large_bodies=1m',
-    '--ignore-hosts', `^${SPLICE_HOST.replace(/\./g, '\\.')}$`,
+    '--set',
+    'stream_large_bodies=1m',
+    '--ignore-hosts',
+    `^${SPLICE_HOST.replace(/\./g, '\\.')}$`,
   ];
   const child: ChildProcess = spawn(mitmdump, args, { stdio: ['ignore', 'ignore', 'ignore'] });
   await waitForPort(port, child, 30_000);
@@ -178,4 +208,3 @@ export async function startPeers(options: PeerOptions): Promise<{ subjects: Subj
   }
   return { subjects, notes };
 }
-

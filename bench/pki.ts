@@ -29,7 +29,10 @@ function baseCert(publicKey: forge.pki.rsa.PublicKey, commonName: string): forge
   cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
   cert.validity.notBefore = new Date(Date.now() - HOUR);
   cert.validity.notAfter = new Date(Date.now() + 7 * 24 * HOUR);
-  cert.setSubject([{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'tollgate bench' }]);
+  cert.setSubject([
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'tollgate bench' },
+  ]);
   return cert;
 }
 
@@ -38,11 +41,7 @@ export function createBenchPki(names: readonly string[]): BenchPki {
   const caKey = rsaKey();
   const ca = baseCert(caKey.publicKey, 'tollgate bench CA');
   ca.setIssuer(ca.subject.attributes);
-  ca.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
+  ca.setExtensions([{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }, { name: 'subjectKeyIdentifier' }]);
   ca.sign(caKey.forgeKey, forge.md.sha256.create());
 
   const leafKey = rsaKey();

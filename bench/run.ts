@@ -4,19 +4,7 @@ import path from 'node:path';
 import { createBenchPki } from './pki';
 import { startPeers } from './peers';
 import { formatScenario } from './report';
-import {
-  type BenchContext,
-  type BenchSizes,
-  type ScenarioResult,
-  type Variant,
-  bulkDownload,
-  cacheHits,
-  idleTunnels,
-  keepAliveRequests,
-  newNames,
-  newTunnels,
-  plainHttp,
-} from './scenarios';
+import { type BenchContext, type BenchSizes, type ScenarioResult, type Variant, bulkDownload, cacheHits, idleTunnels, keepAliveRequests, newNames, newTunnels, plainHttp } from './scenarios';
 import { NEW_NAME_SUFFIX, ORIGIN_NAME, type OriginPorts, type Subject, direct, startJsonChild, startRelay, startTollgate, stopChild } from './subjects';
 
 /**
@@ -56,7 +44,14 @@ function parseArgs(argv: readonly string[]): Args {
 
 function machine(): Record<string, unknown> {
   const cpus = os.cpus();
-  return { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg_at_start: os.loadavg().map((l) => Number(l.toFixed(2))) };
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory_gb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadavg_at_start: os.loadavg().map((l) => Number(l.toFixed(2))),
+  };
 }
 
 export const SCENARIO_KEYS = ['a_bulk', 'b_keepalive', 'c_new_tunnels', 'd_new_names', 'e_plain_http', 'f_cache', 'g_idle_tunnels', 'h_workers'] as const;
@@ -137,7 +132,10 @@ async function main(): Promise<void> {
       const idle = await startTollgate({ distDir, workDir, originCaFile, ports, names: [], label: 'tollgate-idle', name: 'tollgate' });
       try {
         const idleSubjects = [idle, ...peers];
-        return await idleTunnels([{ label: 'relay splice', subject: relay, mode: 'splice' }, ...idleSubjects.flatMap((s) => [...(s.can.splice ? [spliced(s)] : []), ...(s.can.inspect ? [inspected(s)] : [])])], ctx);
+        return await idleTunnels(
+          [{ label: 'relay splice', subject: relay, mode: 'splice' }, ...idleSubjects.flatMap((s) => [...(s.can.splice ? [spliced(s)] : []), ...(s.can.inspect ? [inspected(s)] : [])])],
+          ctx,
+        );
       } finally {
         await idle.stop();
       }

@@ -87,7 +87,11 @@ async function openHttps(variant: Variant, ctx: BenchContext): Promise<TLSSocket
 
 function collect(rows: Map<string, Record<string, number[]>>, variant: string, values: Record<string, number>): void {
   const row = rows.get(variant) ?? {};
-  for (const [key, value] of Object.entries(values)) (row[key] ??= []).push(value);
+  for (const [key, value] of Object.entries(values)) {
+    const list = row[key] ?? [];
+    list.push(value);
+    row[key] = list;
+  }
   rows.set(variant, row);
 }
 
@@ -113,7 +117,13 @@ function finish(title: string, headline: string | null, samples: Map<string, Rec
 }
 
 /** Runs `each` for every variant, `reps` times, interleaved so noise hits all variants alike. */
-async function repeat(variants: readonly Variant[], ctx: BenchContext, skipped: ScenarioResult['skipped'], each: (variant: Variant, rep: number) => Promise<void>, reps = ctx.sizes.reps): Promise<void> {
+async function repeat(
+  variants: readonly Variant[],
+  ctx: BenchContext,
+  skipped: ScenarioResult['skipped'],
+  each: (variant: Variant, rep: number) => Promise<void>,
+  reps = ctx.sizes.reps,
+): Promise<void> {
   const failed = new Set<string>();
   for (let rep = 0; rep < reps; rep++) {
     for (const variant of variants) {
@@ -267,7 +277,12 @@ export async function newTunnels(variants: readonly Variant[], ctx: BenchContext
     const seconds = (performance.now() - start) / 1000;
     const used = meter.stop();
     const metrics = latencyMetrics(latencies, latencies.length, seconds, variant.subject.pid === null ? null : used.cpuSeconds);
-    collect(samples, variant.label, { tunnels_s: metrics.req_s!, p50_ms: metrics.p50_ms!, p99_ms: metrics.p99_ms!, ...(metrics.cpu_ms_per_req === undefined ? {} : { cpu_ms_per_tunnel: metrics.cpu_ms_per_req }) });
+    collect(samples, variant.label, {
+      tunnels_s: metrics.req_s!,
+      p50_ms: metrics.p50_ms!,
+      p99_ms: metrics.p99_ms!,
+      ...(metrics.cpu_ms_per_req === undefined ? {} : { cpu_ms_per_tunnel: metrics.cpu_ms_per_req }),
+    });
   });
   return finish(`(c) new tunnel + TLS handshake per request, ${concurrency} in parallel`, 'tunnels_s', samples, skipped);
 }
@@ -305,13 +320,9 @@ export async function newNames(variants: readonly Variant[], ctx: BenchContext):
       delta_p50_ms: p50First - p50Again,
     });
   });
-  return finish(
-    '(d) first request to a new name vs a repeated one (new tunnel each, sequential)',
-    null,
-    samples,
-    skipped,
-    ['a new name also means a new upstream connection (pools are per origin name), so delta includes one upstream TLS handshake besides the mint'],
-  );
+  return finish('(d) first request to a new name vs a repeated one (new tunnel each, sequential)', null, samples, skipped, [
+    'a new name also means a new upstream connection (pools are per origin name), so delta includes one upstream TLS handshake besides the mint',
+  ]);
 }
 
 /** (e) Plain HTTP through the explicit proxy (absolute-form, keep-alive client connections). */
@@ -380,7 +391,9 @@ export async function idleTunnels(variants: readonly Variant[], ctx: BenchContex
       const before = new Meter(pid).stop().peakRssBytes;
       const open: { destroy(): void }[] = [];
       try {
-        await openMany(open, count, 64, ctx.sizes.idleBudgetMs, () => (variant.mode === 'inspect' ? openHttps(variant, ctx) : connectTunnel(variant.subject.proxy!, { host: SPLICE_HOST, port: ctx.ports.spliceTls })));
+        await openMany(open, count, 64, ctx.sizes.idleBudgetMs, () =>
+          variant.mode === 'inspect' ? openHttps(variant, ctx) : connectTunnel(variant.subject.proxy!, { host: SPLICE_HOST, port: ctx.ports.spliceTls }),
+        );
         await new Promise((r) => setTimeout(r, ctx.sizes.settleMs / 2));
         const rss = new Meter(pid).stop().peakRssBytes;
         collect(samples, label, { rss_mb: rss / 1e6, rss_before_mb: before / 1e6, kb_per_tunnel: (rss - before) / 1e3 / count });
@@ -392,7 +405,9 @@ export async function idleTunnels(variants: readonly Variant[], ctx: BenchContex
       }
     }
   }
-  return finish('(g) proxy RSS with idle tunnels open (inspected: after the TLS handshake; spliced: after CONNECT)', null, samples, skipped, ['measured once per count (memory is not returned between repetitions, so repeats are not independent)']);
+  return finish('(g) proxy RSS with idle tunnels open (inspected: after the TLS handshake; spliced: after CONNECT)', null, samples, skipped, [
+    'measured once per count (memory is not returned between repetitions, so repeats are not independent)',
+  ]);
 }
 
 export const NEW_NAME_PREFIX = `.${NEW_NAME_SUFFIX}`;

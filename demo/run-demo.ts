@@ -92,10 +92,25 @@ export async function runDemo(write: (line: string) => void): Promise<DemoStep[]
       write('');
       steps.push({ title, expect: expectation, ok });
     };
-    await step('1. inspected', 'the gateway decrypts with a certificate it minted, verifies the origin, audits the request', ['-x', gateway.proxy, '--cacert', gateway.caFile, `https://good.demo.test:${good.port}/hello`], (r) => r.status === 200);
-    await step('2. spliced', "relayed untouched: curl trusts the origin's own CA, not the gateway's", ['-x', gateway.proxy, '--cacert', rootFile, `https://spliced.demo.test:${good.port}/hello`], (r) => r.status === 200);
+    await step(
+      '1. inspected',
+      'the gateway decrypts with a certificate it minted, verifies the origin, audits the request',
+      ['-x', gateway.proxy, '--cacert', gateway.caFile, `https://good.demo.test:${good.port}/hello`],
+      (r) => r.status === 200,
+    );
+    await step(
+      '2. spliced',
+      "relayed untouched: curl trusts the origin's own CA, not the gateway's",
+      ['-x', gateway.proxy, '--cacert', rootFile, `https://spliced.demo.test:${good.port}/hello`],
+      (r) => r.status === 200,
+    );
     await step('3. denied', '403 on CONNECT, naming the rule', ['-x', gateway.proxy, `https://denied.demo.test:${good.port}/`], (r) => r.exitCode !== 0 && /403/.test(r.stderr));
-    await step('4. bad origin certificate', "502 from the gateway: the origin's certificate is self-signed", ['-x', gateway.proxy, '--cacert', gateway.caFile, `https://bad.demo.test:${bad.port}/`], (r) => r.status === 502);
+    await step(
+      '4. bad origin certificate',
+      "502 from the gateway: the origin's certificate is self-signed",
+      ['-x', gateway.proxy, '--cacert', gateway.caFile, `https://bad.demo.test:${bad.port}/`],
+      (r) => r.status === 502,
+    );
     const failed = steps.filter((s) => !s.ok).length;
     write(failed === 0 ? 'all four outcomes as expected.' : `${failed} step(s) did not go as expected.`);
     write('Next: npm start (the gateway on tollgate.yaml), then open the admin page printed at start.');

@@ -91,7 +91,13 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
   const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
   const { upstream, limits } = config;
   const egress = new Egress({
-    resolver: new Resolver({ hosts: upstream.hosts, servers: options.dnsServers ?? upstream.dnsServers, maxEntries: upstream.dnsCacheSize, negativeTtlMs: upstream.dnsNegativeTtlMs, maxTtlMs: upstream.dnsMaxTtlMs }),
+    resolver: new Resolver({
+      hosts: upstream.hosts,
+      servers: options.dnsServers ?? upstream.dnsServers,
+      maxEntries: upstream.dnsCacheSize,
+      negativeTtlMs: upstream.dnsNegativeTtlMs,
+      maxTtlMs: upstream.dnsMaxTtlMs,
+    }),
     guard: new AddressGuard(upstream.allowAddresses),
     isOwnListener: (address, port) => listeners.isOwnListener(address, port),
     connectTimeoutMs: upstream.connectTimeoutMs,
@@ -264,8 +270,11 @@ export class Gateway {
     const auth = users ? { store: users, realm: this.config.auth.realm } : null;
     const servers: [ListenerName, (() => Server) | null][] = [
       ['explicit', listen.explicit ? () => createExplicitServer({ ...httpLimits, auth }, { entry, tunnels, flows, redactor }, this.logger) : null],
-      ['socks', listen.socks ? () => createSocksServer({ handshakeTimeoutMs: limits.socksHandshakeTimeoutMs, authenticator }, tunnels, flows, this.logger) : null],
-      ['transparentTls', listen.transparentTls ? () => createTransparentTlsServer({ originPort: transparent.tlsOriginPort, peekTimeoutMs: limits.peekTimeoutMs, noSni: transparent.noSni }, tunnels, flows) : null],
+      ['socks', listen.socks ? () => createSocksServer({ handshakeTimeoutMs: limits.socksHandshakeTimeoutMs, authenticator }, tunnels, flows) : null],
+      [
+        'transparentTls',
+        listen.transparentTls ? () => createTransparentTlsServer({ originPort: transparent.tlsOriginPort, peekTimeoutMs: limits.peekTimeoutMs, noSni: transparent.noSni }, tunnels, flows) : null,
+      ],
       ['transparentHttp', listen.transparentHttp ? () => createTransparentHttpServer(httpLimits, entry, this.logger) : null],
       ['admin', listen.admin ? () => this.createAdmin() : null],
     ];

@@ -141,7 +141,13 @@ async function runUser(argv: readonly string[]): Promise<number> {
     return runUserRemove(input, name) ? 0 : 1;
   }
   const groupsFlag = stringFlag(args, 'groups');
-  const groups = groupsFlag === undefined ? null : groupsFlag.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  const groups =
+    groupsFlag === undefined
+      ? null
+      : groupsFlag
+          .split(',')
+          .map((g) => g.trim())
+          .filter((g) => g !== '');
   const readPassword = args.flags.has('password-stdin') ? () => readPasswordFromStdin(process.stdin) : () => promptPassword(process.stdin, process.stderr);
   await runUserAdd(input, name, groups, readPassword);
   return 0;

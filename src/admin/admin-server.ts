@@ -31,7 +31,6 @@ const HTML_HEADERS = {
 /** A Host header we are willing to reflect into links: a name or address with an optional port. */
 const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 
-
 function requestHost(req: IncomingMessage): string | null {
   const host = req.headers.host;
   return host !== undefined && HOST_HEADER.test(host) ? host : null;

@@ -110,7 +110,12 @@ export class GatewayMetrics {
       },
     });
     const breaches = new Counter({ name: 'tollgate_limit_breaches_total', help: 'Configured limits breached, by config key and front-end', labelNames: ['limit', 'frontend'], registers });
-    const dlpMatches = new Counter({ name: 'tollgate_dlp_matches_total', help: 'DLP findings in inspected requests, by detector and action (deny, log)', labelNames: ['detector', 'action'], registers });
+    const dlpMatches = new Counter({
+      name: 'tollgate_dlp_matches_total',
+      help: 'DLP findings in inspected requests, by detector and action (deny, log)',
+      labelNames: ['detector', 'action'],
+      registers,
+    });
     const authFailures = new Counter({ name: 'tollgate_auth_failures_total', help: 'Failed proxy or SOCKS authentications', labelNames: ['frontend', 'reason'], registers });
 
     this.unsubscribers.push(

@@ -80,7 +80,7 @@ export class Redactor {
     let out = redactUserinfo(target);
     if (this.params.size === 0) return out;
     const q = out.indexOf('?');
-    const hash = out.indexOf('#', q < 0 ? 0 : q);
+    const hash = out.indexOf('#', Math.max(q, 0));
     const pathEnd = q >= 0 ? q : hash >= 0 ? hash : out.length;
     const path = out.slice(0, pathEnd);
     if (path.includes(';')) out = this.pathParams(path) + out.slice(pathEnd);

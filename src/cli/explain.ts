@@ -67,7 +67,9 @@ export function runExplain(configPath: string, destination: string, user: string
   if (!rule || rule.http.length === 0) return;
   out('');
   out('HTTP rules for this destination, in the order they are tried:');
-  rule.http.forEach((http, i) => out(`  ${i + 1}. ${describeHttpRule(http)}`));
+  rule.http.forEach((http, i) => {
+    out(`  ${i + 1}. ${describeHttpRule(http)}`);
+  });
   if (path !== null && decision.action !== 'deny') {
     const target = ruleTarget(path, { allowEncodedSlashes: rule.allowEncodedSlashes });
     out('');
@@ -78,6 +80,8 @@ export function runExplain(configPath: string, destination: string, user: string
     const result = evaluateRequest(rule.http, requestFacts('GET', target.path, target.query, [], 0));
     const verdict = result.verdict ? `${result.verdict.action === 'deny' ? 'denied' : 'allowed'} by ${result.verdict.rule.id}` : 'allowed (no allow/deny rule matches)';
     if (target.path !== path.split('?')[0]) out(`The rules see the path as ${target.path}.`);
-    out(`A GET of ${path}: ${verdict}${result.logged.length > 0 ? `; flagged by ${result.logged.join(', ')}` : ''}${result.responseRules.length > 0 ? `; response rules still apply: ${result.responseRules.map((r) => r.id).join(', ')}` : ''}`);
+    out(
+      `A GET of ${path}: ${verdict}${result.logged.length > 0 ? `; flagged by ${result.logged.join(', ')}` : ''}${result.responseRules.length > 0 ? `; response rules still apply: ${result.responseRules.map((r) => r.id).join(', ')}` : ''}`,
+    );
   }
 }

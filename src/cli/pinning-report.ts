@@ -34,5 +34,11 @@ export function runPinningReport(configPath: string, out: (line: string) => void
   const rows = [['NAME', 'CLIENTS', 'FAILURES', 'LAST SIGNAL', 'LAST SEEN', 'SPLICED UNTIL']];
   for (const n of state.names) rows.push([n.name, String(n.clients), String(n.failures), n.lastSignal, n.lastSeen, n.splicedUntil ?? '-']);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const row of rows) out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const row of rows)
+    out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }

@@ -85,7 +85,9 @@ export async function readPasswordFromStdin(stdin: NodeJS.ReadStream): Promise<s
     if (length > MAX_PASSWORD * 4 + 2) throw new UsageError(`the password must be at most ${MAX_PASSWORD} characters`);
     chunks.push(buffer);
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** Prompts on the terminal without echo, twice, and insists both entries agree. */

@@ -39,7 +39,10 @@ describe('configuration', () => {
     const defaults = parseConfig('', '/x/t.yaml');
     expect(defaults.cache).toEqual({ enabled: true, maxSizeBytes: 256 * 1024 * 1024, maxObjectBytes: 8 * 1024 * 1024 });
     expect(defaults.upstream.dnsServers).toEqual([]);
-    const config = parseConfig('cache:\n  max_size: 1GiB\n  max_object_size: 32MiB\nupstream:\n  dns_servers: [10.0.0.53, "10.0.0.54:5353", "[2001:db8::53]:53"]\n  dns_negative_ttl: 2s\n', '/x/t.yaml');
+    const config = parseConfig(
+      'cache:\n  max_size: 1GiB\n  max_object_size: 32MiB\nupstream:\n  dns_servers: [10.0.0.53, "10.0.0.54:5353", "[2001:db8::53]:53"]\n  dns_negative_ttl: 2s\n',
+      '/x/t.yaml',
+    );
     expect(config.cache.maxSizeBytes).toBe(1024 ** 3);
     expect(config.cache.maxObjectBytes).toBe(32 * 1024 ** 2);
     expect(config.upstream.dnsServers).toEqual(['10.0.0.53', '10.0.0.54:5353', '[2001:db8::53]:53']);
@@ -54,7 +57,10 @@ describe('configuration', () => {
   });
 
   test('PROXY protocol listeners and the PAC section', () => {
-    const config = parseConfig('listen:\n  proxy_protocol: [explicit, transparent_tls]\npac:\n  direct: [Intranet.Example, .corp.example, "*.lab.example", 10.0.0.0/8]\n  proxy_address: gw.corp.example:3128\n', '/x/t.yaml');
+    const config = parseConfig(
+      'listen:\n  proxy_protocol: [explicit, transparent_tls]\npac:\n  direct: [Intranet.Example, .corp.example, "*.lab.example", 10.0.0.0/8]\n  proxy_address: gw.corp.example:3128\n',
+      '/x/t.yaml',
+    );
     expect(config.listen.proxyProtocol).toEqual(['explicit', 'transparentTls']);
     expect(config.pac).toEqual({ direct: ['intranet.example', '.corp.example', '*.lab.example', '10.0.0.0/8'], proxyAddress: 'gw.corp.example:3128' });
     expect(parseConfig('', '/x/t.yaml').listen.proxyProtocol).toEqual([]);

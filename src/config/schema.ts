@@ -15,9 +15,7 @@ const DAY_MS = 86_400_000;
 /** Browsers are heading to a 47-day maximum; a minted certificate can be renewed for free. */
 export const MAX_LEAF_VALIDITY_MS = 47 * DAY_MS;
 
-const action = z.enum(ACTIONS as [string, ...string[]], { error: `expected one of: ${ACTIONS.join(', ')}` }) as z.ZodType<
-  (typeof ACTIONS)[number]
->;
+const action = z.enum(ACTIONS as [string, ...string[]], { error: `expected one of: ${ACTIONS.join(', ')}` }) as z.ZodType<(typeof ACTIONS)[number]>;
 
 const optionalListen = listenAddress.nullable().default(null);
 
@@ -26,11 +24,9 @@ const PROXY_PROTOCOL_LISTENERS = ['explicit', 'socks', 'transparent_tls', 'trans
 const LISTENER_KEYS = { explicit: 'explicit', socks: 'socks', transparent_tls: 'transparentTls', transparent_http: 'transparentHttp' } as const;
 
 /** A PAC `direct` entry: a host name, `.suffix` (the domain and its subdomains), or `*.suffix`. */
-const pacPattern = z
-  .string()
-  .regex(/^(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$|^[0-9.]+(?:\/[0-9]{1,2})?$/, {
-    error: 'expected a name (intranet.example), a suffix (.corp.example or *.corp.example), or an IPv4 address or block',
-  });
+const pacPattern = z.string().regex(/^(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$|^[0-9.]+(?:\/[0-9]{1,2})?$/, {
+  error: 'expected a name (intranet.example), a suffix (.corp.example or *.corp.example), or an IPv4 address or block',
+});
 
 export function configSchema(baseDir: string) {
   const resolvedPath = filePath.transform((file) => path.resolve(baseDir, file));
@@ -43,9 +39,7 @@ export function configSchema(baseDir: string) {
     admin: optionalListen,
     // Listeners that sit behind a load balancer sending PROXY protocol v2; only these accept
     // (and require) the header. The admin listener never does.
-    proxy_protocol: z
-      .array(z.enum(PROXY_PROTOCOL_LISTENERS, { error: `expected a list of: ${PROXY_PROTOCOL_LISTENERS.join(', ')}` }))
-      .default([]),
+    proxy_protocol: z.array(z.enum(PROXY_PROTOCOL_LISTENERS, { error: `expected a list of: ${PROXY_PROTOCOL_LISTENERS.join(', ')}` })).default([]),
   }).transform((v) => ({
     explicit: v.explicit,
     socks: v.socks,
@@ -99,7 +93,10 @@ export function configSchema(baseDir: string) {
   const upstream = section({
     ca_file: resolvedPath.nullable().default(null),
     hosts: z
-      .record(z.string(), z.string().refine((a) => /^[0-9a-fA-F:.]+$/.test(a), { error: 'expected an IP address' }))
+      .record(
+        z.string(),
+        z.string().refine((a) => /^[0-9a-fA-F:.]+$/.test(a), { error: 'expected an IP address' }),
+      )
       .default({}),
     allow_addresses: z.array(cidr).default([]),
     connect_timeout: duration({ min: 100 }).default(10_000),

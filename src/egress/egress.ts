@@ -112,7 +112,10 @@ export class Egress {
     });
     const opened = this.open(target, options, attempt);
     // A connection that completes after the deadline has no one waiting for it.
-    opened.then((connection) => attempt.expired && connection.socket.destroy(), () => undefined);
+    opened.then(
+      (connection) => attempt.expired && connection.socket.destroy(),
+      () => undefined,
+    );
     return Promise.race([opened, deadline]).finally(() => {
       if (timer) clearTimeout(timer);
     });

@@ -52,7 +52,11 @@ export class H2Sessions {
   }
 
   destroy(): void {
-    for (const entry of this.sessions.values()) entry.then((session) => session.destroy(), () => undefined);
+    for (const entry of this.sessions.values())
+      entry.then(
+        (session) => session.destroy(),
+        () => undefined,
+      );
     this.sessions.clear();
   }
 }

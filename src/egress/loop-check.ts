@@ -59,12 +59,7 @@ function isLocalAddress(address: Address, interfaces: () => readonly string[] = 
  * wildcard (0.0.0.0 or ::) is reached through every local address of either family: `::` is
  * dual-stack, and for 0.0.0.0 the extra IPv6 matches only refuse what could not connect anyway.
  */
-export function reachesListener(
-  address: string,
-  port: number,
-  listeners: Iterable<ListenerAddress>,
-  interfaces: () => readonly string[] = interfaceAddresses,
-): boolean {
+export function reachesListener(address: string, port: number, listeners: Iterable<ListenerAddress>, interfaces: () => readonly string[] = interfaceAddresses): boolean {
   const dialled = parseDialled(address);
   if (dialled === null) return false;
   let local: boolean | null = null;

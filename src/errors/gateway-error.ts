@@ -7,19 +7,7 @@ import { SOCKS4_REPLY, SOCKS5_REPLY } from '../protocol/socks-wire';
  * sees; `docs/errors.md` documents each code and a test keeps the two in step.
  */
 
-export type Phase =
-  | 'accept'
-  | 'parse'
-  | 'auth'
-  | 'decide'
-  | 'resolve'
-  | 'connect'
-  | 'tls-client'
-  | 'tls-origin'
-  | 'forward'
-  | 'relay'
-  | 'config'
-  | 'startup';
+export type Phase = 'accept' | 'parse' | 'auth' | 'decide' | 'resolve' | 'connect' | 'tls-client' | 'tls-origin' | 'forward' | 'relay' | 'config' | 'startup';
 
 export interface ErrorSpec {
   /** HTTP status a client of the explicit or transparent HTTP front-end receives. */
@@ -79,7 +67,7 @@ export const ERROR_CATALOGUE = {
     httpStatus: 403,
     socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
     socks4Reply: SOCKS4_REPLY.rejected,
-    summary: 'The destination is one of the gateway\'s own listeners (proxy loop).',
+    summary: "The destination is one of the gateway's own listeners (proxy loop).",
   },
   TG_ERR_DESTINATION_FORBIDDEN: {
     httpStatus: 403,

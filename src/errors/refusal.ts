@@ -5,7 +5,7 @@ import { ProxyAuthError } from './auth-error';
 import { SOCKS4_REPLY, SOCKS5_METHOD, SOCKS5_REPLY, type Socks4ReplyCode } from '../protocol/socks-wire';
 import { encodeSocks4Reply } from '../protocol/socks4-codec';
 import { encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply } from '../protocol/socks5-codec';
-import { type GatewayError } from './gateway-error';
+import type { GatewayError } from './gateway-error';
 
 /**
  * The one place that turns "this flow is refused" into what the client sees, in its own
@@ -23,7 +23,6 @@ export type Refusal =
   | { readonly kind: 'deny'; readonly decision: DenyDecision }
   | { readonly kind: 'http-deny'; readonly ruleId: string; readonly reason: string }
   | { readonly kind: 'error'; readonly error: GatewayError };
-
 
 /** A fatal TLS alert record: access_denied (49), RFC 8446 section 6.2. */
 export const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);

@@ -41,7 +41,13 @@ export function createExplicitServer(options: ExplicitFrontendOptions, services:
   server.on('request', (req: IncomingMessage, res: ServerResponse) => entry.plain('explicit-http', req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'upgraded client socket error'));
-    serveUpgrade(req, socket, head, (r, res, upgrade) => entry.plain('explicit-http', r, res, upgrade), (res, reason) => entry.refusePlain('explicit-http', req, res, reason));
+    serveUpgrade(
+      req,
+      socket,
+      head,
+      (r, res, upgrade) => entry.plain('explicit-http', r, res, upgrade),
+      (res, reason) => entry.refusePlain('explicit-http', req, res, reason),
+    );
   });
   server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const flow = new Flow('explicit-connect', socket, services.flows);
@@ -53,7 +59,14 @@ export function createExplicitServer(options: ExplicitFrontendOptions, services:
 }
 
 /** One CONNECT: check it, authenticate it, then run the tunnel. Resolves with how it ended. */
-async function connect(flow: Flow, req: IncomingMessage, socket: Socket, head: Buffer, options: ExplicitFrontendOptions, services: ExplicitServices): Promise<'refused' | Awaited<ReturnType<typeof runTunnel>>> {
+async function connect(
+  flow: Flow,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  options: ExplicitFrontendOptions,
+  services: ExplicitServices,
+): Promise<'refused' | Awaited<ReturnType<typeof runTunnel>>> {
   // The authority as logged and shown: userinfo a client put there never reaches a log.
   const authority = services.redactor.authority((req.url ?? '').slice(0, 300));
   const refuse = (error: GatewayError): 'refused' => {

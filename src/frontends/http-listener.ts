@@ -47,7 +47,14 @@ export function createHttpListener(limits: HttpListenerLimits, frontend: string,
   // Node's parser accepts request lines RFC 9112 refuses (`GET  /path HTTP/1.1`); every
   // request line is checked before it gets there. Admission and PROXY protocol wrap this later.
   guardRequestFraming(server, limits, (socket, violation) =>
-    refuseUnparsed(socket, violation.tooLarge ? 'too-large' : 'malformed', violation.tooLarge ? `request line and headers exceed ${limits.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`, 'request-framing', frontend, logger),
+    refuseUnparsed(
+      socket,
+      violation.tooLarge ? 'too-large' : 'malformed',
+      violation.tooLarge ? `request line and headers exceed ${limits.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`,
+      'request-framing',
+      frontend,
+      logger,
+    ),
   );
   return server;
 }

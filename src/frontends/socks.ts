@@ -4,21 +4,13 @@ import { type Refusal, writeSocks5AuthRefusal, writeSocksRefusal } from '../erro
 import { type CloseKind, Flow, type FlowServices } from '../flow/flow';
 import { runFlow } from '../flow/lifecycle';
 import type { Authenticator } from '../identity/principal';
-import type { Logger } from '../logging/logger';
 import { publish } from '../observability/events';
 import { noteLimitBreach } from '../observability/limit-breach';
 import type { Target } from '../protocol/target';
 import { normaliseHost } from '../protocol/host';
 import { SOCKS4_REPLY, SOCKS5_METHOD, SOCKS5_REPLY, type SocksInvalid, type SocksTarget, detectSocksVersion } from '../protocol/socks-wire';
 import { encodeSocks4Reply, parseSocks4Request } from '../protocol/socks4-codec';
-import {
-  encodeSocks5AuthStatus,
-  encodeSocks5MethodSelection,
-  encodeSocks5Reply,
-  parseSocks5Greeting,
-  parseSocks5Request,
-  parseSocks5UserPass,
-} from '../protocol/socks5-codec';
+import { encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply, parseSocks5Greeting, parseSocks5Request, parseSocks5UserPass } from '../protocol/socks5-codec';
 import { runTunnel, type TunnelDeps } from '../tunnel/tunnel';
 import { HandshakeReader } from './handshake-reader';
 
@@ -44,7 +36,7 @@ interface SocksRequest {
  * (and the user); the tunnel then goes through the same pipeline as an HTTP CONNECT: decide,
  * connect, reply, peek at the first bytes, splice or inspect.
  */
-export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelDeps, flows: FlowServices, logger: Logger): net.Server {
+export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelDeps, flows: FlowServices): net.Server {
   // allowHalfOpen: a client's FIN must travel through a splice as a FIN, as for CONNECT.
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
   server.on('connection', (socket: Socket) => {

@@ -21,7 +21,13 @@ export function createTransparentHttpServer(limits: HttpListenerLimits, entry: H
   // WebSocket handshakes take the same path as on the explicit proxy (http/upgrade.ts).
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'upgraded client socket error'));
-    serveUpgrade(req, socket, head, (r, res, upgrade) => entry.plain('transparent-http', r, res, upgrade), (res, reason) => entry.refusePlain('transparent-http', req, res, reason));
+    serveUpgrade(
+      req,
+      socket,
+      head,
+      (r, res, upgrade) => entry.plain('transparent-http', r, res, upgrade),
+      (res, reason) => entry.refusePlain('transparent-http', req, res, reason),
+    );
   });
   // CONNECT makes no sense to a listener that stands in for origins.
   server.on('connect', (req: IncomingMessage, socket: Socket) => {

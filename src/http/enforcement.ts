@@ -6,7 +6,18 @@ import { publish } from '../observability/events';
 import type { PolicyRule } from '../policy/types';
 import { createDlpScanner, DlpMatch } from '../policy/dlp/scanner';
 import { type InboundRequest, withoutPseudoHeaders } from './inbound';
-import { applyHeaderEdits, contentLengthOf, evaluateRequest, evaluateResponse, mediaTypeOf, requestFacts, ruleTarget, type PendingLimit, type RequestEvaluation, type RequestFacts } from '../policy/rules/evaluate';
+import {
+  applyHeaderEdits,
+  contentLengthOf,
+  evaluateRequest,
+  evaluateResponse,
+  mediaTypeOf,
+  requestFacts,
+  ruleTarget,
+  type PendingLimit,
+  type RequestEvaluation,
+  type RequestFacts,
+} from '../policy/rules/evaluate';
 import type { HeaderEdits, HttpRule } from '../policy/rules/rule-types';
 
 /**

@@ -118,9 +118,15 @@ export class HttpEntry {
     const requestId = flow.nextRequest();
     const refuse = (refusal: Refusal, target: Target | null, close = true): void => this.refuseUndecided(flow, requestId, req, res, refusal, target, close);
     const problem = this.validate(flow, req, true);
-    if (problem) return refuse({ kind: 'error', error: problem }, null);
+    if (problem) {
+      refuse({ kind: 'error', error: problem }, null);
+      return;
+    }
     const learned = frontend === 'explicit-http' ? this.absoluteTarget(req) : this.transparentTarget(req);
-    if (typeof learned === 'string') return refuse({ kind: 'error', error: new GatewayError('TG_ERR_BAD_REQUEST', 'parse', learned) }, null);
+    if (typeof learned === 'string') {
+      refuse({ kind: 'error', error: badRequest(learned) }, null);
+      return;
+    }
     flow.learnedTarget(learned.target);
     const serve = (principal: Principal | null): void => this.decidePlain(flow, requestId, principal, learned, req, res, upgrade);
     const auth = frontend === 'explicit-http' ? this.options.auth : null;
@@ -166,16 +172,21 @@ export class HttpEntry {
     const requestId = flow.nextRequest();
     const tunnelDecision = flow.decision!;
     const malformed = (error: GatewayError): void => refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options, isH2 ? {} : { connection: 'close' });
-    const problem = this.validate(flow, req, !isH2);
-    if (problem) return malformed(problem);
-    if (!(req.url ?? '').startsWith('/') && req.url !== '*') return malformed(badRequest('requests inside a tunnel must use origin-form targets (/path)'));
+    const problem = this.validate(flow, req, !isH2) ?? ((req.url ?? '').startsWith('/') || req.url === '*' ? null : badRequest('requests inside a tunnel must use origin-form targets (/path)'));
+    if (problem) {
+      malformed(problem);
+      return;
+    }
     // Every authority the request presents (Host; HTTP/2's :authority, and a Host field if also
     // sent) must name the connection's origin: see checkRequestAuthority.
     const written = presentedAuthorities(req);
     const authorities: Target[] = [];
     for (const value of written) {
       const parsed = parseHostAndOptionalPort(value, target.port);
-      if (!parsed.ok) return malformed(badRequest(`invalid ${isH2 ? 'authority' : 'Host header'}: ${parsed.reason}`));
+      if (!parsed.ok) {
+        malformed(badRequest(`invalid ${isH2 ? 'authority' : 'Host header'}: ${parsed.reason}`));
+        return;
+      }
       authorities.push(parsed.target);
     }
     const decision = checkRequestAuthority(tunnelDecision, { host: tunnel.name, port: target.port }, authorities, written);

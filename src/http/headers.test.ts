@@ -5,7 +5,36 @@ describe('forwardRequestHeaders', () => {
 
   test('removes hop-by-hop fields, the fields Connection lists, and proxy credentials', () => {
     const out = forwardRequestHeaders(
-      ['Host', 'elsewhere', 'Connection', 'keep-alive, X-Secret', 'X-Secret', 's', 'Keep-Alive', 'timeout=5', 'Proxy-Connection', 'keep-alive', 'TE', 'trailers', 'Trailer', 'X', 'Upgrade', 'h2c', 'Proxy-Authorization', 'Basic abc', 'Transfer-Encoding', 'chunked', 'Expect', '100-continue', 'Accept', '*/*', 'Set-Thing', 'a', 'Set-Thing', 'b'],
+      [
+        'Host',
+        'elsewhere',
+        'Connection',
+        'keep-alive, X-Secret',
+        'X-Secret',
+        's',
+        'Keep-Alive',
+        'timeout=5',
+        'Proxy-Connection',
+        'keep-alive',
+        'TE',
+        'trailers',
+        'Trailer',
+        'X',
+        'Upgrade',
+        'h2c',
+        'Proxy-Authorization',
+        'Basic abc',
+        'Transfer-Encoding',
+        'chunked',
+        'Expect',
+        '100-continue',
+        'Accept',
+        '*/*',
+        'Set-Thing',
+        'a',
+        'Set-Thing',
+        'b',
+      ],
       options,
     );
     expect(out).toEqual(['Host', 'origin.example', 'Accept', '*/*', 'Set-Thing', 'a', 'Set-Thing', 'b', 'Via', '1.1 tollgate']);
@@ -25,7 +54,11 @@ describe('forwardRequestHeaders', () => {
 
 describe('forwardResponseHeaders', () => {
   test('removes hop-by-hop fields and adds Via, keeping repeated Set-Cookie separate', () => {
-    const out = forwardResponseHeaders(['Connection', 'close, X-Internal', 'X-Internal', '1', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'Proxy-Authenticate', 'Basic'], '1.1', 'tollgate');
+    const out = forwardResponseHeaders(
+      ['Connection', 'close, X-Internal', 'X-Internal', '1', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'Proxy-Authenticate', 'Basic'],
+      '1.1',
+      'tollgate',
+    );
     expect(out).toEqual(['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Via', '1.1 tollgate']);
   });
 });

@@ -8,17 +8,7 @@
  * Hop-by-hop fields (RFC 9110 7.6.1) plus the proxy's own ones: never forwarded, never stored
  * in the cache. The one list of them (fields a Connection header names are added per message).
  */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-]);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
 /**
  * Also dropped from requests: `host` (rewritten from the target), `expect` (the gateway answers
@@ -32,7 +22,9 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
     if (rawHeaders[i]!.toLowerCase() !== 'connection') continue;
     for (const token of rawHeaders[i + 1]!.split(',')) {
       const name = token.trim().toLowerCase();
-      if (name !== '') (tokens ??= new Set()).add(name);
+      if (name === '') continue;
+      tokens ??= new Set();
+      tokens.add(name);
     }
   }
   return tokens;

@@ -2,7 +2,7 @@ import type { TlsSummary } from '../audit/record-fields';
 import type { Flow } from '../flow/flow';
 import type { Principal } from '../identity/principal';
 import type { Decision } from '../policy/types';
-import { type Target } from '../protocol/target';
+import type { Target } from '../protocol/target';
 import { hostAuthorityText } from '../protocol/host';
 import type { UpgradeSocket } from './upgrade';
 

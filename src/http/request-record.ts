@@ -90,19 +90,21 @@ export class RequestTracker {
     const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
     const cache = this.cache?.outcome ?? null;
     publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache });
-    this.options.audit.write(buildRequestRecord(ctx, req, {
-      status,
-      bytesFromClient: this.up,
-      bytesToClient: this.down,
-      durationMs,
-      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
-      upstreamCertSha256: this.originCert,
-      upstreamTls: this.upstreamTls,
-      responseHeaders: this.respHeaders,
-      redactor: this.options.redactor,
-      cache,
-      rules: this.rules.audit(),
-    }));
+    this.options.audit.write(
+      buildRequestRecord(ctx, req, {
+        status,
+        bytesFromClient: this.up,
+        bytesToClient: this.down,
+        durationMs,
+        error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
+        upstreamCertSha256: this.originCert,
+        upstreamTls: this.upstreamTls,
+        responseHeaders: this.respHeaders,
+        redactor: this.options.redactor,
+        cache,
+        rules: this.rules.audit(),
+      }),
+    );
   }
 }
 

@@ -47,7 +47,6 @@ export function serveStaleOnError(ctx: RequestContext, via: string, cache: Cache
   return true;
 }
 
-
 /**
  * A response body stopped by a size rule while it streamed: its head is already sent, so the
  * client's connection (HTTP/2: stream) is reset and the record says which rule cut it.

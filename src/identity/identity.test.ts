@@ -203,16 +203,14 @@ describe('UserStore', () => {
 
   test('verifies, remembers successes, throttles failures per address, never logs passwords', async () => {
     const { store, lines } = await storeWith({ alice: { password: 'alice-password', groups: ['eng'] } });
-    {
-      expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toEqual({ user: 'alice', groups: ['eng'] });
-      expect(await store.verify('alice', 'bad-guess-1', '10.0.0.1')).toBeNull();
-      expect(await store.verify('mallory', 'whatever-pass', '10.0.0.1')).toBeNull();
-      expect(await store.verify('alice', 'bad-guess-2', '10.0.0.1')).toBeNull();
-      // Throttled: even the right password is refused from this address, but not from another.
-      expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toBeNull();
-      expect(store.throttledFor('10.0.0.1')).toBeGreaterThan(0);
-      expect(await store.verify('alice', 'alice-password', '10.0.0.2')).not.toBeNull();
-    }
+    expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toEqual({ user: 'alice', groups: ['eng'] });
+    expect(await store.verify('alice', 'bad-guess-1', '10.0.0.1')).toBeNull();
+    expect(await store.verify('mallory', 'whatever-pass', '10.0.0.1')).toBeNull();
+    expect(await store.verify('alice', 'bad-guess-2', '10.0.0.1')).toBeNull();
+    // Throttled: even the right password is refused from this address, but not from another.
+    expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toBeNull();
+    expect(store.throttledFor('10.0.0.1')).toBeGreaterThan(0);
+    expect(await store.verify('alice', 'alice-password', '10.0.0.2')).not.toBeNull();
     const log = lines.join('');
     expect(log).not.toMatch(/alice-password|bad-guess|whatever-pass|mallory/);
     expect(log).toMatch(/too many failed authentications/);

@@ -53,9 +53,7 @@ function derive(password: string, salt: Buffer, params: ScryptParams, keyBytes: 
   const N = 2 ** params.ln;
   return new Promise((resolve, reject) => {
     // maxmem must exceed 128 * N * r; Node's 32 MiB default is exactly the cost of ln=15, r=8.
-    scrypt(password.normalize('NFC'), salt, keyBytes, { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    );
+    scrypt(password.normalize('NFC'), salt, keyBytes, { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
 

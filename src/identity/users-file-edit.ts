@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { type Document, YAMLMap, isMap, parseDocument } from 'yaml';
 import { parseUsersFile, type UsersTable } from './users-file';
 import { writeFileAtomically } from '../sources/atomic-write';
@@ -76,4 +74,3 @@ export function writeUsersDocument(users: UsersDocument): UsersTable {
   writeFileAtomically(users.file, text, 0o600);
   return table;
 }
-

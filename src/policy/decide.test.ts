@@ -104,21 +104,25 @@ const cases: Case[] = [
   { name: 'SNI naming an inspected host under a spliced target: one name per inspected flow', target: 'open.example', sni: 'www.saas.example', action: 'deny', code: 'fronting', rule: 'corp-inspect' },
   { name: 'SNI naming a spliced host under an inspected target: one name per inspected flow', target: 'www.saas.example', sni: 'open.example', action: 'deny', code: 'fronting', rule: 'corp-inspect' },
   { name: 'SNI naming another inspected host: one name per inspected flow', target: 'www.saas.example', sni: 'a.corp.example', action: 'deny', code: 'fronting', rule: 'corp-inspect' },
-  { name: 'an SNI naming a spliced host under a spliced target keeps the target decision', target: 'open.example', sni: 'login.bank.example', action: 'splice', code: 'rule', rule: 'policies/exceptions.yaml:25' },
+  {
+    name: 'an SNI naming a spliced host under a spliced target keeps the target decision',
+    target: 'open.example',
+    sni: 'login.bank.example',
+    action: 'splice',
+    code: 'rule',
+    rule: 'policies/exceptions.yaml:25',
+  },
   { name: 'an address target with a spliced SNI keeps the address decision', target: '203.0.113.8', sni: 'login.bank.example', action: 'splice', code: 'rule', rule: 'policies/exceptions.yaml:14' },
   { name: 'an address target and an inspected SNI: the name governs the inspected flow', target: '203.0.113.8', sni: 'www.saas.example', action: 'inspect', code: 'sni', rule: 'corp-inspect' },
   { name: 'an inspected address without SNI: the address rule', target: '192.0.2.5', action: 'inspect', code: 'rule', rule: 'inspect-net' },
-  { name: 'an inspected address with an inspected SNI: the name\'s rule governs', target: '192.0.2.5', sni: 'www.saas.example', action: 'inspect', code: 'sni', rule: 'corp-inspect' },
+  { name: "an inspected address with an inspected SNI: the name's rule governs", target: '192.0.2.5', sni: 'www.saas.example', action: 'inspect', code: 'sni', rule: 'corp-inspect' },
   { name: 'a denied address stays denied whatever the SNI', target: '203.0.113.7', sni: 'www.saas.example', action: 'deny', code: 'rule', rule: 'policies/exceptions.yaml:16' },
   { name: 'a denied target stays denied whatever the SNI', target: 'elsewhere.example', sni: 'open.example', action: 'deny', code: 'default', rule: null },
 ];
 
 describe('decide', () => {
   test.each(cases)('$name', (c) => {
-    const decision = decide(
-      { target: host(c.target), port: c.port ?? 443, sni: c.sni === undefined ? null : host(c.sni), frontend: c.frontend ?? 'explicit-connect', principal: null },
-      policy,
-    );
+    const decision = decide({ target: host(c.target), port: c.port ?? 443, sni: c.sni === undefined ? null : host(c.sni), frontend: c.frontend ?? 'explicit-connect', principal: null }, policy);
     expect({ action: decision.action, code: decision.code, rule: decision.rule?.id ?? null }).toEqual({ action: c.action, code: c.code, rule: c.rule });
     expect(decision.reason.length).toBeGreaterThan(0);
     expect(decision.policyVersion).toBe(policy.version);

@@ -94,12 +94,16 @@ export function decide(input: DecisionInput, policy: CompiledPolicy): Decision {
   if (byTarget.action === 'deny' || input.sni === null || isSameHost(input.sni, input.target)) return byTarget;
 
   const bySni = decideHost(input.sni, input, policy);
-  const sniGoverns = STRICTNESS[bySni.action] > STRICTNESS[byTarget.action] || (bySni.action === 'inspect' && byTarget.action === 'inspect' && input.target.kind !== 'name' && input.sni.kind === 'name');
+  const sniGoverns =
+    STRICTNESS[bySni.action] > STRICTNESS[byTarget.action] || (bySni.action === 'inspect' && byTarget.action === 'inspect' && input.target.kind !== 'name' && input.sni.kind === 'name');
   const decision: Decision = sniGoverns
     ? { ...bySni, code: 'sni', reason: `the TLS server name ${hostText(input.sni)} differs from the target ${hostText(input.target)} and is decided ${bySni.action}: ${bySni.reason}` }
     : byTarget;
   if (decision.action === 'inspect' && input.target.kind === 'name') {
-    return fronting(decision, `the TLS server name ${hostText(input.sni)} differs from the tunnel's target ${hostText(input.target)}; an inspected connection must name one destination (domain fronting)`);
+    return fronting(
+      decision,
+      `the TLS server name ${hostText(input.sni)} differs from the tunnel's target ${hostText(input.target)}; an inspected connection must name one destination (domain fronting)`,
+    );
   }
   return decision;
 }

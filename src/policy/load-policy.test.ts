@@ -29,7 +29,9 @@ describe('policy loading', () => {
     const http = '    http:\n      - request: { path: "/admin/**" }\n        action: deny\n';
     const policy = compilePolicy([file('a.yaml', `rules:\n  - match: x.com\n    action: inspect\n    allow_encoded_slashes: true\n${http}  - match: y.com\n    action: inspect\n${http}`)], options);
     expect(policy.rules.map((r) => r.allowEncodedSlashes)).toEqual([true, false]);
-    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    allow_encoded_slashes: true\n')])).toMatch(/policies\/a\.yaml:\d+: rules\[0\]\.allow_encoded_slashes: allow_encoded_slashes only matters for rules with http rules/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    allow_encoded_slashes: true\n')])).toMatch(
+      /policies\/a\.yaml:\d+: rules\[0\]\.allow_encoded_slashes: allow_encoded_slashes only matters for rules with http rules/,
+    );
   });
 
   test('pinning auto-splice: allowed by default, never for required rules, for HTTP rules or DLP only when opted in', () => {
@@ -43,9 +45,13 @@ describe('policy loading', () => {
     ];
     const policy = compilePolicy([file('a.yaml', `rules:\n${rules.join('\n')}\n`)], options);
     expect(Object.fromEntries(policy.rules.map((r) => [r.id, r.autoSpliceAllowed]))).toEqual({ plain: true, required: false, http: false, dlp: false, 'opted-in': true, 'opted-out': false });
-    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    required: true\n    pinning: { auto_splice_allowed: true }\n')])).toMatch(/:5: rules\[0\]\.pinning\.auto_splice_allowed: a rule cannot be both required/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    required: true\n    pinning: { auto_splice_allowed: true }\n')])).toMatch(
+      /:5: rules\[0\]\.pinning\.auto_splice_allowed: a rule cannot be both required/,
+    );
     expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: splice\n    pinning: { auto_splice_allowed: true }\n')])).toMatch(/auto_splice_allowed only applies to inspect rules/);
-    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    pinning: { auto_splice: true }\n')])).toMatch(/rules\[0\]\.pinning\.auto_splice: unknown key; known keys here: auto_splice_allowed/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    pinning: { auto_splice: true }\n')])).toMatch(
+      /rules\[0\]\.pinning\.auto_splice: unknown key; known keys here: auto_splice_allowed/,
+    );
   });
 
   test('the same pattern in two files is an error naming both files', () => {
@@ -55,7 +61,9 @@ describe('policy loading', () => {
 
   test('the same pattern with disjoint ports is allowed; overlapping ports are not', () => {
     expect(() => compilePolicy([file('a.yaml', 'rules:\n  - match: x.com\n    ports: [443]\n    action: splice\n  - match: x.com\n    ports: [8443]\n    action: deny\n')], options)).not.toThrow();
-    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    ports: [443, 8443]\n    action: splice\n  - match: x.com\n    ports: [8443]\n    action: deny\n')])).toMatch(/line 2 of the same file/);
+    expect(problems([file('a.yaml', 'rules:\n  - match: x.com\n    ports: [443, 8443]\n    action: splice\n  - match: x.com\n    ports: [8443]\n    action: deny\n')])).toMatch(
+      /line 2 of the same file/,
+    );
   });
 
   test('an action the build cannot carry out is refused, never downgraded', () => {
@@ -64,7 +72,12 @@ describe('policy loading', () => {
   });
 
   test('every bad rule in a file is reported, not just the first', () => {
-    const message = problems([file('a.yaml', 'rules:\n  - match: x.com\n    action: allow\n  - match: "a.*.com"\n    action: deny\n  - match: y.com\n    action: splice\n    upstream_insecure: true\n  - match: z.com\n    action: deny\n    portz: [1]\n')]);
+    const message = problems([
+      file(
+        'a.yaml',
+        'rules:\n  - match: x.com\n    action: allow\n  - match: "a.*.com"\n    action: deny\n  - match: y.com\n    action: splice\n    upstream_insecure: true\n  - match: z.com\n    action: deny\n    portz: [1]\n',
+      ),
+    ]);
     expect(message.split('\n')).toHaveLength(4);
     expect(message).toMatch(/:3: rules\[0\]\.action: expected one of/);
     expect(message).toMatch(/:4: rules\[1\]\.match: "a\.\*\.com"/);

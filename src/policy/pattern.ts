@@ -4,8 +4,7 @@ import type { Pattern } from './types';
 
 export type PatternResult = { readonly ok: true; readonly pattern: Pattern } | { readonly ok: false; readonly reason: string };
 
-const HELP =
-  'write an exact name (example.com), "*.example.com" (subdomains only), ".example.com" (the domain and its subdomains), an address (203.0.113.7, 2001:db8::1) or a CIDR block (10.0.0.0/8)';
+const HELP = 'write an exact name (example.com), "*.example.com" (subdomains only), ".example.com" (the domain and its subdomains), an address (203.0.113.7, 2001:db8::1) or a CIDR block (10.0.0.0/8)';
 
 function fail(reason: string): PatternResult {
   return { ok: false, reason: `${reason}; ${HELP}` };

@@ -51,13 +51,7 @@ export function formatRuleTable(policy: CompiledPolicy): string {
   const cells = [['PATTERN', 'ACTION', 'PORTS', 'RULE', 'REASON']];
   for (const row of rows) {
     const flags = (row.rule.upstreamInsecure ? ' (upstream_insecure!)' : '') + (row.rule.cache ? '' : ' (no cache)');
-    cells.push([
-      row.pattern.text,
-      row.rule.action + flags,
-      row.rule.ports === null ? 'allowed_ports' : [...row.rule.ports].join(','),
-      row.rule.id,
-      row.rule.reason ?? '',
-    ]);
+    cells.push([row.pattern.text, row.rule.action + flags, row.rule.ports === null ? 'allowed_ports' : [...row.rule.ports].join(','), row.rule.id, row.rule.reason ?? '']);
   }
   cells.push(['(anything else)', policy.defaultAction, 'allowed_ports', 'default_action', '']);
   return pad(cells);

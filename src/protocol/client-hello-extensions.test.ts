@@ -32,13 +32,7 @@ describe('parseClientHello on synthetic ClientHellos', () => {
 
   test('GREASE extensions, ALPN values and versions pass through', () => {
     const bytes = hello({
-      extensions: [
-        ext(0x0a0a, Buffer.alloc(0)),
-        sniExt('grease.example'),
-        alpnExt(['\x3a\x3a', 'h2']),
-        versionsExt([0x7a7a, 0x0304, 0x0303]),
-        ext(0xfafa, Buffer.from([0])),
-      ],
+      extensions: [ext(0x0a0a, Buffer.alloc(0)), sniExt('grease.example'), alpnExt(['\x3a\x3a', 'h2']), versionsExt([0x7a7a, 0x0304, 0x0303]), ext(0xfafa, Buffer.from([0]))],
     });
     const value = expectParsed(parseClientHello(bytes));
     expect(value.alpn).toEqual(['::', 'h2']);

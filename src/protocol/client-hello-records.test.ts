@@ -15,7 +15,10 @@ describe('parseClientHello refuses', () => {
 
   test('an endless run of small records', () => {
     const message = handshake(Buffer.alloc(MAX_CLIENT_HELLO_BYTES - 100));
-    const tiny = frame(message, Array.from({ length: 4000 }, () => 1));
+    const tiny = frame(
+      message,
+      Array.from({ length: 4000 }, () => 1),
+    );
     expectInvalid(parseClientHello(tiny), /larger than 16384/);
   });
 
@@ -54,5 +57,4 @@ describe('parseClientHello refuses', () => {
     const message = unframe(valid);
     expectInvalid(parseClientHello(record(Buffer.concat([message, Buffer.from([20, 0, 0, 0])]))), /after the ClientHello/);
   });
-
 });

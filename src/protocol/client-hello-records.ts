@@ -32,9 +32,7 @@ function checkRecordHeader(input: Buffer, start: number, isFirst: boolean): Inva
     }
     if (contentType !== CONTENT_TYPE_HANDSHAKE) {
       // RFC 8446 section 5.1: handshake messages MUST NOT be interleaved with other record types.
-      return isFirst
-        ? invalid(`not a TLS handshake record (content type ${contentType})`)
-        : invalid(`record of content type ${contentType} interleaved before the ClientHello was complete`);
+      return isFirst ? invalid(`not a TLS handshake record (content type ${contentType})`) : invalid(`record of content type ${contentType} interleaved before the ClientHello was complete`);
     }
   }
   if (start + 1 < input.length && input.readUInt8(start + 1) !== 3) {

@@ -120,7 +120,7 @@ async function captureNodeHello(options: { servername: string; ALPNProtocols: st
   try {
     return await new Promise<Buffer>((resolve, reject) => {
       let buffered = Buffer.alloc(0);
-      server = createServer((socket) => {
+      const listening = createServer((socket) => {
         socket.on('data', (chunk: Buffer) => {
           buffered = Buffer.concat([buffered, chunk]);
           if (parseClientHello(buffered).kind === 'needMore') return;
@@ -129,8 +129,9 @@ async function captureNodeHello(options: { servername: string; ALPNProtocols: st
         });
         socket.on('error', reject);
       });
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server?.address() as AddressInfo;
+      server = listening;
+      listening.listen(0, '127.0.0.1', () => {
+        const { port } = listening.address() as AddressInfo;
         // Only the ClientHello this client sends is recorded; the capture server never completes a
         // handshake, so there is no certificate to verify.
         const client = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });

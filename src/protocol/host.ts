@@ -6,10 +6,7 @@ import ipaddr from 'ipaddr.js';
  * of these before policy sees it, so that one spelling of a destination can never slip past a
  * rule written for another.
  */
-export type Host =
-  | { readonly kind: 'name'; readonly name: string }
-  | { readonly kind: 'ipv4'; readonly address: string }
-  | { readonly kind: 'ipv6'; readonly address: string };
+export type Host = { readonly kind: 'name'; readonly name: string } | { readonly kind: 'ipv4'; readonly address: string } | { readonly kind: 'ipv6'; readonly address: string };
 
 export type HostResult = { readonly ok: true; readonly host: Host } | { readonly ok: false; readonly reason: string };
 

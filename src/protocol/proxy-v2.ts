@@ -1,5 +1,6 @@
 import { NEED_MORE, type ParseResult, invalid, parsed } from './parse-result';
 import { addressFromBytes } from './address-text';
+import ipaddr from 'ipaddr.js';
 
 /**
  * The PROXY protocol version 2 header (haproxy.org/download/2.9/doc/proxy-protocol.txt), sent
@@ -104,8 +105,10 @@ export function encodeProxyV2(header: ProxyHeader, tlvs: Buffer = Buffer.alloc(0
   const v4 = header.family === 'tcp4';
   const addresses = Buffer.alloc(v4 ? 12 : 36);
   const write = (address: string, offset: number): void => {
-    if (v4) address.split('.').forEach((part, i) => addresses.writeUInt8(Number(part), offset + i));
-    else expandIpv6(address).copy(addresses, offset);
+    const parsed = ipaddr.parse(address);
+    // A tcp6 header carries IPv4 addresses in their mapped form.
+    const bytes = v4 ? parsed.toByteArray() : (parsed.kind() === 'ipv4' ? (parsed as ipaddr.IPv4).toIPv4MappedAddress() : parsed).toByteArray();
+    Buffer.from(bytes).copy(addresses, offset);
   };
   write(header.source.address, 0);
   write(header.destination.address, v4 ? 4 : 16);
@@ -114,14 +117,4 @@ export function encodeProxyV2(header: ProxyHeader, tlvs: Buffer = Buffer.alloc(0
   const fixed = Buffer.from([0x21, v4 ? 0x11 : 0x21, 0, 0]);
   fixed.writeUInt16BE(addresses.length + tlvs.length, 2);
   return Buffer.concat([PROXY_V2_SIGNATURE, fixed, addresses, tlvs]);
-}
-
-function expandIpv6(address: string): Buffer {
-  const [head = '', tail] = address.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? left : [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), 2 * i));
-  return out;
 }

@@ -22,15 +22,12 @@ const GET = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost:
 const POST = (body: string): string => `POST /a HTTP/1.1\r\nContent-Length: ${Buffer.byteLength(body, 'latin1')}\r\n\r\n${body}`;
 
 describe('request line (RFC 9112 section 3)', () => {
-  test.each([
-    ['GET /path HTTP/1.1'],
-    ['OPTIONS * HTTP/1.1'],
-    ['GET http://a.test:8080/x?y=1#f HTTP/1.0'],
-    ['CONNECT a.test:443 HTTP/1.1'],
-    ["M-SEARCH! /~'|^`+.*& HTTP/1.1"],
-  ])('%s is a request line', (line) => {
-    expect(requestLineProblem(Buffer.from(line, 'latin1'))).toBeNull();
-  });
+  test.each([['GET /path HTTP/1.1'], ['OPTIONS * HTTP/1.1'], ['GET http://a.test:8080/x?y=1#f HTTP/1.0'], ['CONNECT a.test:443 HTTP/1.1'], ["M-SEARCH! /~'|^`+.*& HTTP/1.1"]])(
+    '%s is a request line',
+    (line) => {
+      expect(requestLineProblem(Buffer.from(line, 'latin1'))).toBeNull();
+    },
+  );
 
   test.each([
     ['GET  /path HTTP/1.1', /more than one space after the method/],
@@ -74,7 +71,7 @@ describe('request framing tracker: transcripts (bytes in, verdict out), whole an
 
   const refused: [string, string, RegExp][] = [
     ['a double space in the first request line', `GET  /a HTTP/1.1\r\nHost: a\r\n\r\n`, /more than one space after the method/],
-    ['a double space in a pipelined request line', GET('/a') + `GET /b  HTTP/1.1\r\nHost: a\r\n\r\n`, /more than one space before the HTTP version/],
+    ['a double space in a pipelined request line', `${GET('/a')}GET /b  HTTP/1.1\r\nHost: a\r\n\r\n`, /more than one space before the HTTP version/],
     ['a double space after a Content-Length body', `POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET  /b HTTP/1.1\r\n\r\n`, /more than one space/],
     ['a double space after a chunked body', `POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET  /b HTTP/1.1\r\n\r\n`, /more than one space/],
     ['a double space in a CONNECT line', `CONNECT  a.test:443 HTTP/1.1\r\n\r\n`, /more than one space/],
@@ -140,7 +137,7 @@ describe('request framing tracker: transcripts (bytes in, verdict out), whole an
 
   test('counts the request heads it has checked', () => {
     const tracker = new RequestFramingTracker({ maxLineBytes: MAX_LINE });
-    tracker.push(Buffer.from(GET('/a') + `POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nok` + GET('/c').slice(0, 10)));
+    tracker.push(Buffer.from(`${GET('/a')}POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nok${GET('/c').slice(0, 10)}`));
     expect(tracker.requests).toBe(2);
   });
 

@@ -99,7 +99,7 @@ function trimOws(text: string): string {
   return text.slice(a, b);
 }
 
-const enum State {
+enum State {
   LineStart,
   RequestLine,
   HeaderLine,

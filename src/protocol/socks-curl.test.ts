@@ -2,14 +2,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import type { SocksParseResult } from './socks-wire';
 import { encodeSocks4Reply, parseSocks4Request } from './socks4-codec';
-import {
-  encodeSocks5AuthStatus,
-  encodeSocks5MethodSelection,
-  encodeSocks5Reply,
-  parseSocks5Greeting,
-  parseSocks5Request,
-  parseSocks5UserPass,
-} from './socks5-codec';
+import { encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply, parseSocks5Greeting, parseSocks5Request, parseSocks5UserPass } from './socks5-codec';
 
 // The same messages from the curl on this machine, if there is one: a loopback server runs the
 // handshake with these parsers and records what it parsed.
@@ -156,10 +149,14 @@ describe('live curl transcripts', () => {
     },
   ];
 
-  it.each(cases)('$name', async ({ version, args, expected }) => {
-    if (!curl) return; // No curl here: the recorded transcripts above still cover these bytes.
-    const captured = await captureCurl(version, args);
-    expect(captured).toMatchObject(expected);
-    if (version === 5) expect(captured.greeting).toMatchObject({ kind: 'parsed', value: { methods: expect.arrayContaining([0x00]) } });
-  }, 20000);
+  it.each(cases)(
+    '$name',
+    async ({ version, args, expected }) => {
+      if (!curl) return; // No curl here: the recorded transcripts above still cover these bytes.
+      const captured = await captureCurl(version, args);
+      expect(captured).toMatchObject(expected);
+      if (version === 5) expect(captured.greeting).toMatchObject({ kind: 'parsed', value: { methods: expect.arrayContaining([0x00]) } });
+    },
+    20000,
+  );
 });

@@ -37,10 +37,7 @@ export interface SocksInvalid {
 }
 
 /** `ParseResult<T>` (see parse-result.ts) whose `invalid` carries a `SocksInvalidCode`. */
-export type SocksParseResult<T> =
-  | { readonly kind: 'parsed'; readonly value: T; readonly consumed: number }
-  | { readonly kind: 'needMore' }
-  | SocksInvalid;
+export type SocksParseResult<T> = { readonly kind: 'parsed'; readonly value: T; readonly consumed: number } | { readonly kind: 'needMore' } | SocksInvalid;
 
 /** SOCKS4 reply codes (CD of the reply). */
 export const SOCKS4_REPLY = {

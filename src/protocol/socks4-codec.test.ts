@@ -3,21 +3,9 @@ import { CURL, expectExactFraming, expectInvalid, expectParsed, hex } from './te
 
 describe('parseSocks4Request', () => {
   it('parses what curl sends for SOCKS4 and SOCKS4a', () => {
-    expectParsed(
-      parseSocks4Request(CURL.socks4),
-      { command: 'connect', target: { kind: 'ipv4', address: '192.0.2.1', port: 8080 }, userId: '', isSocks4a: false },
-      9,
-    );
-    expectParsed(
-      parseSocks4Request(CURL.socks4WithUser),
-      { command: 'connect', target: { kind: 'ipv4', address: '192.0.2.1', port: 8080 }, userId: 'alice', isSocks4a: false },
-      14,
-    );
-    expectParsed(
-      parseSocks4Request(CURL.socks4a),
-      { command: 'connect', target: { kind: 'domain', name: 'example.test', port: 8080 }, userId: '', isSocks4a: true },
-      22,
-    );
+    expectParsed(parseSocks4Request(CURL.socks4), { command: 'connect', target: { kind: 'ipv4', address: '192.0.2.1', port: 8080 }, userId: '', isSocks4a: false }, 9);
+    expectParsed(parseSocks4Request(CURL.socks4WithUser), { command: 'connect', target: { kind: 'ipv4', address: '192.0.2.1', port: 8080 }, userId: 'alice', isSocks4a: false }, 14);
+    expectParsed(parseSocks4Request(CURL.socks4a), { command: 'connect', target: { kind: 'domain', name: 'example.test', port: 8080 }, userId: '', isSocks4a: true }, 22);
   });
 
   it('frames exactly', () => {
@@ -48,11 +36,7 @@ describe('parseSocks4Request', () => {
     expectInvalid(parseSocks4Request(hex('04 01 0050 c0000201 c3 00')), 'malformed', /USERID is not UTF-8/);
     expectInvalid(parseSocks4Request(hex('04 01 0050 00000001 00 00')), 'malformed', /DOMAIN is empty/);
     for (const bad of [0x0d, 0x20, 0x7f, 0x80]) {
-      expectInvalid(
-        parseSocks4Request(Buffer.concat([hex('04 01 0050 00000001 00 61'), Buffer.from([bad])])),
-        'malformed',
-        new RegExp(`DOMAIN contains byte 0x${bad.toString(16).padStart(2, '0')}`),
-      );
+      expectInvalid(parseSocks4Request(Buffer.concat([hex('04 01 0050 00000001 00 61'), Buffer.from([bad])])), 'malformed', new RegExp(`DOMAIN contains byte 0x${bad.toString(16).padStart(2, '0')}`));
     }
   });
 
@@ -64,7 +48,10 @@ describe('parseSocks4Request', () => {
   it('caps USERID and DOMAIN at 255 bytes by default, and never waits past the cap for a NUL', () => {
     const header = hex('04 01 0050 c0000201');
     const header4a = hex('04 01 0050 00000001 00');
-    for (const [start, label] of [[header, 'USERID'], [header4a, 'DOMAIN']] as const) {
+    for (const [start, label] of [
+      [header, 'USERID'],
+      [header4a, 'DOMAIN'],
+    ] as const) {
       const atCap = Buffer.concat([start, Buffer.alloc(255, 0x61)]);
       expect(parseSocks4Request(atCap)).toEqual({ kind: 'needMore' });
       expect(parseSocks4Request(Buffer.concat([atCap, hex('00')]))).toMatchObject({ kind: 'parsed', consumed: atCap.length + 1 });

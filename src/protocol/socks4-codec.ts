@@ -56,13 +56,7 @@ type FieldScan = { readonly kind: 'found'; readonly bytes: Buffer; readonly end:
  * length prefix, so a client could otherwise keep us waiting for a NUL forever: after
  * `maxBytes` bytes without one, the field is invalid. `end` is the offset just past the NUL.
  */
-function scanNulTerminated(
-  input: Buffer,
-  start: number,
-  maxBytes: number,
-  isAllowed: (byte: number) => boolean,
-  label: string,
-): FieldScan {
+function scanNulTerminated(input: Buffer, start: number, maxBytes: number, isAllowed: (byte: number) => boolean, label: string): FieldScan {
   const window = input.subarray(start, start + maxBytes + 1);
   const nul = window.indexOf(0);
   const content = nul === -1 ? window.subarray(0, maxBytes) : window.subarray(0, nul);

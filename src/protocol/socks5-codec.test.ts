@@ -1,13 +1,5 @@
-import { type SocksTarget } from './socks-wire';
-import {
-  encodeSocks5AuthStatus,
-  encodeSocks5MethodSelection,
-  encodeSocks5Reply,
-  parseSocks5Greeting,
-  parseSocks5Request,
-  parseSocks5UserPass,
-  socks5ReplyCodeForInvalid,
-} from './socks5-codec';
+import type { SocksTarget } from './socks-wire';
+import { encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply, parseSocks5Greeting, parseSocks5Request, parseSocks5UserPass, socks5ReplyCodeForInvalid } from './socks5-codec';
 import { formatIpv6 } from './socks-fields';
 import { CURL, ascii, expectExactFraming, expectInvalid, expectParsed, hex } from './testdata/socks-messages';
 
@@ -47,13 +39,7 @@ describe('parseSocks5UserPass', () => {
   it('decodes UTF-8 and keeps spaces and punctuation', () => {
     const username = 'zoë admin';
     const password = 'pa ss:wörd\u0000\n🔑';
-    const message = Buffer.concat([
-      hex('01'),
-      Buffer.from([Buffer.byteLength(username)]),
-      Buffer.from(username),
-      Buffer.from([Buffer.byteLength(password)]),
-      Buffer.from(password),
-    ]);
+    const message = Buffer.concat([hex('01'), Buffer.from([Buffer.byteLength(username)]), Buffer.from(username), Buffer.from([Buffer.byteLength(password)]), Buffer.from(password)]);
     expectParsed(parseSocks5UserPass(message), { username, password }, message.length);
   });
 
@@ -99,11 +85,7 @@ describe('parseSocks5Request', () => {
   it('refuses port 0 for connect and bind, and allows it for UDP ASSOCIATE (RFC 1928 section 4)', () => {
     expectInvalid(parseSocks5Request(hex('05 01 00 01 c0000201 0000')), 'port-zero', /port 0/);
     expectInvalid(parseSocks5Request(hex('05 02 00 03 01 61 0000')), 'port-zero', /port 0/);
-    expectParsed(
-      parseSocks5Request(hex('05 03 00 01 00000000 0000')),
-      { command: 'udp-associate', target: { kind: 'ipv4', address: '0.0.0.0', port: 0 } },
-      10,
-    );
+    expectParsed(parseSocks5Request(hex('05 03 00 01 00000000 0000')), { command: 'udp-associate', target: { kind: 'ipv4', address: '0.0.0.0', port: 0 } }, 10);
   });
 
   it('refuses an unknown address type as soon as it is seen, with its own code', () => {
@@ -161,11 +143,7 @@ describe('IPv6 text (RFC 5952)', () => {
 
   it.each(cases)('%s is %s', (bytes, text) => {
     expect(formatIpv6(hex(bytes))).toBe(text);
-    expectParsed(
-      parseSocks5Request(Buffer.concat([hex('05 01 00 04'), hex(bytes), hex('01bb')])),
-      { command: 'connect', target: { kind: 'ipv6', address: text, port: 443 } },
-      22,
-    );
+    expectParsed(parseSocks5Request(Buffer.concat([hex('05 01 00 04'), hex(bytes), hex('01bb')])), { command: 'connect', target: { kind: 'ipv6', address: text, port: 443 } }, 22);
   });
 });
 
@@ -187,12 +165,8 @@ describe('reply encoders', () => {
     expect(encodeSocks5Reply(0x08)).toEqual(hex('05 08 00 01 00000000 0000'));
     expect(encodeSocks5Reply(0x00, { kind: 'ipv4', address: '192.0.2.7', port: 40000 })).toEqual(hex('05 00 00 01 c0000207 9c40'));
     expect(encodeSocks5Reply(0x00, { kind: 'ipv4', address: '::ffff:192.0.2.7', port: 443 })).toEqual(hex('05 00 00 01 c0000207 01bb'));
-    expect(encodeSocks5Reply(0x00, { kind: 'ipv6', address: '2001:db8::1', port: 443 })).toEqual(
-      hex('05 00 00 04 20010db8000000000000000000000001 01bb'),
-    );
-    expect(encodeSocks5Reply(0x00, { kind: 'ipv6', address: '::ffff:192.0.2.7', port: 443 })).toEqual(
-      hex('05 00 00 04 00000000000000000000ffffc0000207 01bb'),
-    );
+    expect(encodeSocks5Reply(0x00, { kind: 'ipv6', address: '2001:db8::1', port: 443 })).toEqual(hex('05 00 00 04 20010db8000000000000000000000001 01bb'));
+    expect(encodeSocks5Reply(0x00, { kind: 'ipv6', address: '::ffff:192.0.2.7', port: 443 })).toEqual(hex('05 00 00 04 00000000000000000000ffffc0000207 01bb'));
   });
 
   it('fails closed on a SOCKS5 reply it cannot encode', () => {

@@ -144,10 +144,7 @@ function socks5CommandOf(code: number): Socks5Command {
   return code;
 }
 
-type Socks5Address =
-  | { readonly kind: 'ipv4'; readonly address: string }
-  | { readonly kind: 'ipv6'; readonly address: string }
-  | { readonly kind: 'domain'; readonly name: string };
+type Socks5Address = { readonly kind: 'ipv4'; readonly address: string } | { readonly kind: 'ipv6'; readonly address: string } | { readonly kind: 'domain'; readonly name: string };
 
 type AddressRead = { readonly kind: 'found'; readonly address: Socks5Address; readonly end: number } | { readonly kind: 'needMore' } | SocksInvalid;
 

@@ -72,18 +72,16 @@ export interface ListenAddress {
 const LISTEN_HINT = 'expected host:port such as 127.0.0.1:3128 or [::1]:3128 (port 0 picks a free port), or null to disable';
 
 /** `host:port` for a listener; the host must be an address literal so binding never needs DNS. */
-export const listenAddress = z
-  .string({ error: LISTEN_HINT })
-  .transform((text, ctx): ListenAddress => {
-    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text.trim());
-    const host = match?.[1] ?? match?.[2];
-    const portNumber = Number(match?.[3]);
-    if (!match || host === undefined || isIP(host) === 0 || portNumber > 65535) {
-      ctx.addIssue({ code: 'custom', message: `"${text}": ${LISTEN_HINT}` });
-      return z.NEVER;
-    }
-    return { host, port: portNumber };
-  });
+export const listenAddress = z.string({ error: LISTEN_HINT }).transform((text, ctx): ListenAddress => {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text.trim());
+  const host = match?.[1] ?? match?.[2];
+  const portNumber = Number(match?.[3]);
+  if (!match || host === undefined || isIP(host) === 0 || portNumber > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${text}": ${LISTEN_HINT}` });
+    return z.NEVER;
+  }
+  return { host, port: portNumber };
+});
 
 export const cidr = z.string().refine(
   (text) => {

@@ -142,7 +142,13 @@ export class TlsInspector implements Inspector {
       this.onRequest(req, res);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      serveUpgrade(req, socket, head, (r, res, upgrade) => this.onRequest(r, res, upgrade), (res, reason) => this.refuseMalformed(req, res, reason));
+      serveUpgrade(
+        req,
+        socket,
+        head,
+        (r, res, upgrade) => this.onRequest(r, res, upgrade),
+        (res, reason) => this.refuseMalformed(req, res, reason),
+      );
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
   }
@@ -163,12 +169,18 @@ export class TlsInspector implements Inspector {
       return 'error';
     }
     const servername = name.kind === 'name' ? name.name : null;
-    const offerH2 = this.options.originAlpn !== null && (peek.hello.alpn?.includes('h2') ?? false) && flow.decision?.rule?.upstreamInsecure !== true && (await this.options.originAlpn.speaksH2(target, servername));
+    const offerH2 =
+      this.options.originAlpn !== null && (peek.hello.alpn?.includes('h2') ?? false) && flow.decision?.rule?.upstreamInsecure !== true && (await this.options.originAlpn.speaksH2(target, servername));
     // The HTTP server's noDelay applies only to sockets it accepts itself, not to this one: without
     // it, small responses wait for the client's delayed ACK (Nagle).
     client.setNoDelay(true);
     // highWaterMark is honoured by TLSSocket (passed on to its net.Socket) but missing from @types/node.
-    const socketOptions: tls.TLSSocketOptions & { highWaterMark: number } = { isServer: true, secureContext, ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1, highWaterMark: CLIENT_TLS_HIGH_WATER_MARK };
+    const socketOptions: tls.TLSSocketOptions & { highWaterMark: number } = {
+      isServer: true,
+      secureContext,
+      ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1,
+      highWaterMark: CLIENT_TLS_HIGH_WATER_MARK,
+    };
     const tlsSocket = new tls.TLSSocket(client, socketOptions);
     const tunnel: Tunnel = {
       flow,

@@ -112,7 +112,10 @@ export class PinningMonitor {
       if (this.options.mode !== 'auto_splice') {
         this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected (pinning.mode is report: still inspected)');
       } else if (!autoSpliceAllowed) {
-        this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected, but its rule does not allow auto-splice (required, or HTTP rules or DLP without pinning.auto_splice_allowed): still inspected');
+        this.logger.warn(
+          { name, distinct_clients: clients },
+          'certificate pinning detected, but its rule does not allow auto-splice (required, or HTTP rules or DLP without pinning.auto_splice_allowed): still inspected',
+        );
       } else {
         state.splicedUntil = now + this.options.spliceForMs;
         const until = new Date(state.splicedUntil);

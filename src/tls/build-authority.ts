@@ -1,19 +1,7 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { createSigner } from './ca-signer';
 import { caError, type CertificateAuthority, type LoadCaOptions } from './certificate-authority';
-import {
-  decodeTime,
-  encodePem,
-  findCommonName,
-  findExtension,
-  nodeBytes,
-  nodeContents,
-  OID,
-  readCertificate,
-  TAG_BIT_STRING,
-  TAG_OCTET_STRING,
-  type DerNode,
-} from './der';
+import { decodeTime, encodePem, findCommonName, findExtension, nodeBytes, nodeContents, OID, readCertificate, TAG_BIT_STRING, TAG_OCTET_STRING, type DerNode } from './der';
 
 const EXPIRY_WARNING_MS = 30 * 24 * 3600_000;
 
@@ -52,9 +40,7 @@ function readCaFields(raw: Buffer): {
   const nodes = readCertificate(raw);
   const skiExtension = findExtension(raw, nodes.extensions, OID.subjectKeyIdentifier);
   const skiValue = skiExtension?.value;
-  const ski = skiValue && skiValue.tag === TAG_OCTET_STRING && skiValue.end > skiValue.contentStart
-    ? Buffer.from(nodeContents(raw, skiValue))
-    : undefined;
+  const ski = skiValue && skiValue.tag === TAG_OCTET_STRING && skiValue.end > skiValue.contentStart ? Buffer.from(nodeContents(raw, skiValue)) : undefined;
   return {
     notBefore: decodeTime(raw, nodes.notBefore),
     notAfter: decodeTime(raw, nodes.notAfter),
@@ -69,13 +55,7 @@ function readCaFields(raw: Buffer): {
  * Checks a CA certificate and key and derives everything leaf minting needs. Shared by the load
  * and generate paths so a generated CA passes the same checks as an operator's.
  */
-export function buildAuthority(
-  certDer: Buffer,
-  privateKey: KeyObject,
-  chainDers: readonly Buffer[],
-  opts: LoadCaOptions,
-  now: Date,
-): CertificateAuthority {
+export function buildAuthority(certDer: Buffer, privateKey: KeyObject, chainDers: readonly Buffer[], opts: LoadCaOptions, now: Date): CertificateAuthority {
   const where = opts.certPath;
   const x509 = parseX509(certDer, `gateway CA certificate ${where}`);
   const raw = x509.raw;

@@ -36,7 +36,7 @@ describe('generated CA', () => {
     await withTempDir(async (dir) => {
       const { logger, output } = captureLogger();
       const previousUmask = process.umask(0o000); // the modes must not depend on the umask
-      let first;
+      let first: Awaited<ReturnType<typeof loadOrCreateAuthority>>;
       try {
         first = await loadOrCreateAuthority({ ...paths(dir), logger });
       } finally {
@@ -66,7 +66,12 @@ describe('generated CA', () => {
       expect(text).toMatch(/Key Usage: critical\s+Digital Signature, Certificate Sign, CRL Sign/);
       const ski = /Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(text)?.[1];
       expect(ski).toBeDefined();
-      expect(ca.subjectKeyIdentifier.toString('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:')).toBe(ski);
+      expect(
+        ca.subjectKeyIdentifier
+          .toString('hex')
+          .toUpperCase()
+          .replace(/(..)(?!$)/g, '$1:'),
+      ).toBe(ski);
       expect(text).toMatch(new RegExp(`Authority Key Identifier:\\s*\\n\\s*(keyid:)?${ski}`));
       expect(text).toMatch(/Signature Algorithm: ecdsa-with-SHA256/);
       expect(text).toMatch(/Subject: CN = tollgate CA \(.*\), O = tollgate/);

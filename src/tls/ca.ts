@@ -15,9 +15,7 @@ export type { CaKeyType, CertificateAuthority, LeafSigner, LoadCaOptions } from 
  * exists. Every problem is a TG_ERR_CA at startup with a message that says how to fix it; no
  * message or log line ever carries key material.
  */
-export async function loadOrCreateAuthority(
-  opts: LoadCaOptions,
-): Promise<{ authority: CertificateAuthority; created: boolean }> {
+export async function loadOrCreateAuthority(opts: LoadCaOptions): Promise<{ authority: CertificateAuthority; created: boolean }> {
   const [certStat, keyStat] = await Promise.all([statIfExists(opts.certPath), statIfExists(opts.keyPath)]);
   if (!certStat && !keyStat) {
     if (opts.chainPath) {

@@ -216,11 +216,7 @@ export function readCertificate(der: Buffer): CertificateNodes {
 }
 
 /** An extension's `extnValue` contents and critical flag, or undefined when absent. */
-export function findExtension(
-  der: Buffer,
-  extensions: readonly DerNode[],
-  oid: Buffer,
-): { readonly critical: boolean; readonly value: DerNode } | undefined {
+export function findExtension(der: Buffer, extensions: readonly DerNode[], oid: Buffer): { readonly critical: boolean; readonly value: DerNode } | undefined {
   for (const extension of extensions) {
     const parts = readChildren(der, extension);
     const [id] = parts;
@@ -295,10 +291,7 @@ const getTbsCertificate: GetTbsCertificate = (() => {
  * forge needs *a* public key and signature algorithm to build the TBSCertificate; both are
  * replaced by the real SPKI and AlgorithmIdentifier, so a fixed, tiny RSA key will do.
  */
-const PLACEHOLDER_PUBLIC_KEY = forge.pki.setRsaPublicKey(
-  new forge.jsbn.BigInteger('c5', 16),
-  new forge.jsbn.BigInteger('10001', 16),
-);
+const PLACEHOLDER_PUBLIC_KEY = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('c5', 16), new forge.jsbn.BigInteger('10001', 16));
 const PLACEHOLDER_SIGNATURE_OID = '1.2.840.113549.1.1.11';
 
 /** forge's `_dnToAsn1` reads `valueTagClass` as a universal *type*; the typings call it a class. */
@@ -347,14 +340,24 @@ export function buildTbsCertificate(input: TbsCertificateInput): Buffer {
   const fields = tbs.value;
   if (!Array.isArray(fields) || fields.length !== 8) throw new Error('unexpected node-forge TBSCertificate layout');
   const [version, serial, , , validity, subject, , extensions] = fields as [
-    forge.asn1.Asn1, forge.asn1.Asn1, forge.asn1.Asn1, forge.asn1.Asn1,
-    forge.asn1.Asn1, forge.asn1.Asn1, forge.asn1.Asn1, forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
+    forge.asn1.Asn1,
   ];
   const { Class, Type } = forge.asn1;
   if (
-    version.tagClass !== Class.CONTEXT_SPECIFIC || (version.type as number) !== 0 ||
-    serial.type !== Type.INTEGER || validity.type !== Type.SEQUENCE || subject.type !== Type.SEQUENCE ||
-    extensions.tagClass !== Class.CONTEXT_SPECIFIC || (extensions.type as number) !== 3
+    version.tagClass !== Class.CONTEXT_SPECIFIC ||
+    (version.type as number) !== 0 ||
+    serial.type !== Type.INTEGER ||
+    validity.type !== Type.SEQUENCE ||
+    subject.type !== Type.SEQUENCE ||
+    extensions.tagClass !== Class.CONTEXT_SPECIFIC ||
+    (extensions.type as number) !== 3
   ) {
     throw new Error('unexpected node-forge TBSCertificate layout');
   }

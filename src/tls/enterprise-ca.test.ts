@@ -38,7 +38,10 @@ async function openssl(...args: string[]): Promise<string> {
 }
 
 function colonHex(bytes: Buffer): string {
-  return bytes.toString('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:');
+  return bytes
+    .toString('hex')
+    .toUpperCase()
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 beforeAll(async () => {
@@ -78,15 +81,49 @@ beforeAll(async () => {
     ].join('\n'),
   );
   const cnf = file('openssl.cnf');
-  await openssl('req', '-config', cnf, '-x509', '-new', '-key', file('root.key'), '-subj', '/C=US/O=Example Corp/CN=Example Root CA',
-    '-days', '3650', '-extensions', 'root', '-out', rootPath);
+  await openssl('req', '-config', cnf, '-x509', '-new', '-key', file('root.key'), '-subj', '/C=US/O=Example Corp/CN=Example Root CA', '-days', '3650', '-extensions', 'root', '-out', rootPath);
   await openssl('req', '-config', cnf, '-new', '-key', file('policy.key'), '-subj', '/C=US/O=Example Corp/CN=Example Policy CA', '-out', file('policy.csr'));
-  await openssl('x509', '-req', '-in', file('policy.csr'), '-CA', rootPath, '-CAkey', file('root.key'), '-set_serial', '0x1001',
-    '-days', '1825', '-extfile', cnf, '-extensions', 'policy', '-out', file('policy.pem'));
-  await openssl('req', '-config', cnf, '-new', '-key', file('issuing.key'), '-subj', '/C=US/O=Example Corp/OU=Egress/CN=Example Egress Issuing CA',
-    '-out', file('issuing.csr'));
-  await openssl('x509', '-req', '-in', file('issuing.csr'), '-CA', file('policy.pem'), '-CAkey', file('policy.key'), '-set_serial', '0x2002',
-    '-days', '365', '-extfile', cnf, '-extensions', 'issuing', '-out', issuingPath);
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('policy.csr'),
+    '-CA',
+    rootPath,
+    '-CAkey',
+    file('root.key'),
+    '-set_serial',
+    '0x1001',
+    '-days',
+    '1825',
+    '-extfile',
+    cnf,
+    '-extensions',
+    'policy',
+    '-out',
+    file('policy.pem'),
+  );
+  await openssl('req', '-config', cnf, '-new', '-key', file('issuing.key'), '-subj', '/C=US/O=Example Corp/OU=Egress/CN=Example Egress Issuing CA', '-out', file('issuing.csr'));
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('issuing.csr'),
+    '-CA',
+    file('policy.pem'),
+    '-CAkey',
+    file('policy.key'),
+    '-set_serial',
+    '0x2002',
+    '-days',
+    '365',
+    '-extfile',
+    cnf,
+    '-extensions',
+    'issuing',
+    '-out',
+    issuingPath,
+  );
   await chmod(file('issuing.key'), 0o600);
 
   ({ authority } = await loadOrCreateAuthority({
@@ -138,7 +175,9 @@ test('leaves carry the intermediate SKI as AKI, its subject verbatim, and verify
     const text = await openssl('x509', '-noout', '-text', '-nameopt', 'multiline,show_type', '-in', leafPath);
     expect(text).toMatch(new RegExp(`Authority Key Identifier: \\s*\\n\\s*(keyid:)?${colonHex(truncatedSki)}\\n`));
     expect(text).toMatch(/Signature Algorithm: ecdsa-with-SHA384/);
-    expect(text).toMatch(/Issuer:\s*\n\s*countryName\s+= PRINTABLESTRING:US\n\s*organizationName\s+= PRINTABLESTRING:Example Corp\n\s*organizationalUnitName\s+= PRINTABLESTRING:Egress\n\s*commonName\s+= PRINTABLESTRING:Example Egress Issuing CA\n/);
+    expect(text).toMatch(
+      /Issuer:\s*\n\s*countryName\s+= PRINTABLESTRING:US\n\s*organizationName\s+= PRINTABLESTRING:Example Corp\n\s*organizationalUnitName\s+= PRINTABLESTRING:Egress\n\s*commonName\s+= PRINTABLESTRING:Example Egress Issuing CA\n/,
+    );
     expect(nodeBytes(leaf.certDer, readCertificate(leaf.certDer).issuer).equals(authority.subjectDer)).toBe(true);
   }
 });
@@ -185,9 +224,16 @@ test('a Node client and curl trusting only the root accept a served leaf', async
     expect(presented).toBe(3);
 
     const curl = await runProcess('curl', [
-      '--silent', '--show-error', '--noproxy', '*', '--max-time', '5',
-      '--cacert', rootPath,
-      '--resolve', `intranet.example.com:${port}:127.0.0.1`,
+      '--silent',
+      '--show-error',
+      '--noproxy',
+      '*',
+      '--max-time',
+      '5',
+      '--cacert',
+      rootPath,
+      '--resolve',
+      `intranet.example.com:${port}:127.0.0.1`,
       `https://intranet.example.com:${port}/`,
     ]);
     expect(curl.stderr).toBe('');

@@ -1,7 +1,7 @@
 import { createPublicKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
-import { open, mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { buildAuthority, spkiOf } from './build-authority';
 import { createSigner } from './ca-signer';
@@ -17,10 +17,7 @@ const KEY_MODE = 0o600;
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 async function generateKey(keyType: CaKeyType): Promise<KeyObject> {
-  const { privateKey } =
-    keyType === 'rsa-3072'
-      ? await generateKeyPairAsync('rsa', { modulusLength: 3072 })
-      : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+  const { privateKey } = keyType === 'rsa-3072' ? await generateKeyPairAsync('rsa', { modulusLength: 3072 }) : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   return privateKey;
 }
 
@@ -39,11 +36,7 @@ export async function generateAuthority(opts: LoadCaOptions): Promise<Certificat
   }
   const now = new Date();
   const certDer = createSelfSignedCaCertificate(privateKey, opts.commonName ?? `tollgate CA (${hostname()})`, now);
-  const keyPem = privateKey.export(
-    opts.keyPassphrase !== undefined
-      ? { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: opts.keyPassphrase }
-      : { type: 'pkcs8', format: 'pem' },
-  );
+  const keyPem = privateKey.export(opts.keyPassphrase !== undefined ? { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: opts.keyPassphrase } : { type: 'pkcs8', format: 'pem' });
   try {
     await Promise.all([mkdir(dirname(opts.certPath), { recursive: true }), mkdir(dirname(opts.keyPath), { recursive: true })]);
     // The key goes first: a crash between the two renames leaves a key without a certificate,
@@ -93,4 +86,3 @@ function createSelfSignedCaCertificate(privateKey: KeyObject, commonName: string
   });
   return assembleCertificate(tbs, signer.signatureAlgorithmDer, signer.sign(tbs));
 }
-

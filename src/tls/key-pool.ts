@@ -28,10 +28,7 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 
 async function generateLeafKey(keyType: LeafKeyType): Promise<LeafKey> {
   // The async form runs on the libuv thread pool, so the event loop keeps serving meanwhile.
-  const { privateKey, publicKey } =
-    keyType === 'rsa-2048'
-      ? await generateKeyPairAsync('rsa', { modulusLength: 2048 })
-      : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = keyType === 'rsa-2048' ? await generateKeyPairAsync('rsa', { modulusLength: 2048 }) : await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
   return Object.freeze({
     id: createHash('sha256').update(spkiDer).digest('hex').slice(0, 16),

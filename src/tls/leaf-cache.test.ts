@@ -108,10 +108,7 @@ describe('LeafCache', () => {
   test('a failed mint is not cached; the next call retries', async () => {
     let now = authority.notAfter.getTime() + DAY; // the CA has expired: every mint fails
     const { cache, mints } = newCache({ clock: () => now });
-    const [a, b] = await Promise.all([
-      caughtBy(cache.get({ kind: 'dns', name: 'retry.example' })),
-      caughtBy(cache.get({ kind: 'dns', name: 'retry.example' })),
-    ]);
+    const [a, b] = await Promise.all([caughtBy(cache.get({ kind: 'dns', name: 'retry.example' })), caughtBy(cache.get({ kind: 'dns', name: 'retry.example' }))]);
     expect(a).toBeInstanceOf(GatewayError);
     expect((a as GatewayError).code).toBe('TG_ERR_CA');
     expect(b).toBe(a);
@@ -254,9 +251,16 @@ describe('minted contexts served to real TLS clients', () => {
       expect(node.serial).toBe(cached.leaf.serialHex);
 
       const curl = await runProcess('curl', [
-        '--silent', '--show-error', '--noproxy', '*', '--max-time', '5',
-        '--cacert', caPath,
-        '--resolve', `www.example.com:${running.port}:127.0.0.1`,
+        '--silent',
+        '--show-error',
+        '--noproxy',
+        '*',
+        '--max-time',
+        '5',
+        '--cacert',
+        caPath,
+        '--resolve',
+        `www.example.com:${running.port}:127.0.0.1`,
         `https://www.example.com:${running.port}/`,
       ]);
       expect(curl.stderr).toBe('');
@@ -267,9 +271,15 @@ describe('minted contexts served to real TLS clients', () => {
       const stranger = await connectClient({ port: running.port, servername: 'www.example.com', ca: otherAuthority.certPem, rejectUnauthorized: false });
       expect(stranger.authorized).toBe(false);
       const curlStranger = await runProcess('curl', [
-        '--silent', '--noproxy', '*', '--max-time', '5',
-        '--cacert', join(dir, 'other.pem'),
-        '--resolve', `www.example.com:${running.port}:127.0.0.1`,
+        '--silent',
+        '--noproxy',
+        '*',
+        '--max-time',
+        '5',
+        '--cacert',
+        join(dir, 'other.pem'),
+        '--resolve',
+        `www.example.com:${running.port}:127.0.0.1`,
         `https://www.example.com:${running.port}/`,
       ]);
       expect(curlStranger.code).toBe(60); // CURLE_PEER_FAILED_VERIFICATION
@@ -285,11 +295,7 @@ describe('minted contexts served to real TLS clients', () => {
       const node = await connectClient({ port: running.port, ca: authority.certPem });
       expect(node.authorizationError).toBeUndefined();
       expect(node.authorized).toBe(true);
-      const curl = await runProcess('curl', [
-        '--silent', '--show-error', '--noproxy', '*', '--max-time', '5',
-        '--cacert', caPath,
-        `https://127.0.0.1:${running.port}/`,
-      ]);
+      const curl = await runProcess('curl', ['--silent', '--show-error', '--noproxy', '*', '--max-time', '5', '--cacert', caPath, `https://127.0.0.1:${running.port}/`]);
       expect(curl.stderr).toBe('');
       expect(curl.stdout).toBe('ok');
     } finally {

@@ -13,10 +13,7 @@ export async function loadAuthority(opts: LoadCaOptions, keyMode: number): Promi
   // POSIX permission bits; Windows reports synthetic modes, and access there is ACL-based.
   if (process.platform !== 'win32' && (keyMode & 0o077) !== 0) {
     const mode = (keyMode & 0o777).toString(8).padStart(4, '0');
-    throw caError(
-      `gateway CA key ${opts.keyPath} has mode ${mode}: readable or writable by group or others. ` +
-        `Restrict it with: chmod 600 ${opts.keyPath}`,
-    );
+    throw caError(`gateway CA key ${opts.keyPath} has mode ${mode}: readable or writable by group or others. ` + `Restrict it with: chmod 600 ${opts.keyPath}`);
   }
   const certDer = await readCertificateFile(opts.certPath);
   const privateKey = await readPrivateKey(opts.keyPath, opts.keyPassphrase);
@@ -69,10 +66,7 @@ async function readCertificateFile(path: string): Promise<Buffer> {
   const blocks = decodePemBlocks(data.toString('latin1'), 'CERTIFICATE');
   if (blocks.length === 0) throw caError(`gateway CA certificate ${path} contains no PEM CERTIFICATE block`);
   if (blocks.length > 1) {
-    throw caError(
-      `gateway CA certificate ${path} holds ${blocks.length} certificates; put only the issuing CA ` +
-        'there and its intermediates in the chain file',
-    );
+    throw caError(`gateway CA certificate ${path} holds ${blocks.length} certificates; put only the issuing CA there and its intermediates in the chain file`);
   }
   return blocks[0]!;
 }
@@ -80,18 +74,12 @@ async function readCertificateFile(path: string): Promise<Buffer> {
 async function readPrivateKey(path: string, passphrase: string | undefined): Promise<KeyObject> {
   const data = await readFileOrFail(path, 'key');
   try {
-    return looksLikePem(data)
-      ? createPrivateKey({ key: data, format: 'pem', ...(passphrase !== undefined ? { passphrase } : {}) })
-      : createPrivateKey({ key: data, format: 'der', type: 'pkcs8' });
+    return looksLikePem(data) ? createPrivateKey({ key: data, format: 'pem', ...(passphrase !== undefined ? { passphrase } : {}) }) : createPrivateKey({ key: data, format: 'der', type: 'pkcs8' });
   } catch (err) {
     // OpenSSL's reason strings ("bad decrypt", "unsupported") never quote the key.
     const reason = (err as Error).message;
     const encrypted = data.includes('ENCRYPTED');
-    const hint = !encrypted
-      ? ''
-      : passphrase === undefined
-        ? ' The key is encrypted: configure its passphrase.'
-        : ' The key is encrypted: check the configured passphrase.';
+    const hint = !encrypted ? '' : passphrase === undefined ? ' The key is encrypted: configure its passphrase.' : ' The key is encrypted: check the configured passphrase.';
     throw caError(`gateway CA key ${path} cannot be loaded (${reason}).${hint}`, err);
   }
 }

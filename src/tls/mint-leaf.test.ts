@@ -64,11 +64,7 @@ describe('every minted leaf passes openssl verify -x509_strict', () => {
           const text = (await runProcess('openssl', ['x509', '-noout', '-text', '-in', leafPath])).stdout;
           expect(text).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
           expect(text).toMatch(/Extended Key Usage:\s*\n\s*TLS Web Server Authentication\n/);
-          expect(text).toMatch(
-            keyType === 'rsa-2048'
-              ? /Key Usage: critical\s+Digital Signature, Key Encipherment\n/
-              : /Key Usage: critical\s+Digital Signature\n/,
-          );
+          expect(text).toMatch(keyType === 'rsa-2048' ? /Key Usage: critical\s+Digital Signature, Key Encipherment\n/ : /Key Usage: critical\s+Digital Signature\n/);
           expect(text).toMatch(caType === 'rsa-3072' ? /Signature Algorithm: sha256WithRSAEncryption/ : /Signature Algorithm: ecdsa-with-SHA256/);
           expect(text).toMatch(new RegExp(`Subject Alternative Name: \\s*\\n\\s*${san}\\n`));
           expect(text).toContain(`Subject: CN = ${subject.kind === 'dns' ? subject.name : subject.address}\n`);
@@ -102,9 +98,7 @@ describe('leaf profile', () => {
 
     // A CA younger than the backdating window: the leaf does not start before its issuer.
     const young = { ...authority, notBefore: new Date('2030-01-01T11:30:00Z') };
-    expect(mintLeaf(young, key(), { kind: 'dns', name: 'a.example' }, { now, validityMs: DAY }).notBefore.toISOString()).toBe(
-      '2030-01-01T11:30:00.000Z',
-    );
+    expect(mintLeaf(young, key(), { kind: 'dns', name: 'a.example' }, { now, validityMs: DAY }).notBefore.toISOString()).toBe('2030-01-01T11:30:00.000Z');
 
     expect(() => mintLeaf(ca(), key(), { kind: 'dns', name: 'a.example' }, { validityMs: MAX_LEAF_VALIDITY_MS + 1 })).toThrow(GatewayError);
     expect(() => mintLeaf(ca(), key(), { kind: 'dns', name: 'a.example' }, { validityMs: 0 })).toThrow(/between 0 and 47 days/);
@@ -150,13 +144,34 @@ describe('leaf profile', () => {
 
 describe('normaliseLeafSubject', () => {
   test.each<[LeafSubject, LeafSubject]>([
-    [{ kind: 'dns', name: 'WWW.Example.COM.' }, { kind: 'dns', name: 'www.example.com' }],
-    [{ kind: 'dns', name: 'bücher.example' }, { kind: 'dns', name: 'xn--bcher-kva.example' }],
-    [{ kind: 'dns', name: '_dmarc.example' }, { kind: 'dns', name: '_dmarc.example' }],
-    [{ kind: 'dns', name: '192.0.2.1' }, { kind: 'ip', address: '192.0.2.1' }],
-    [{ kind: 'dns', name: '[2001:DB8::1]' }, { kind: 'ip', address: '2001:db8::1' }],
-    [{ kind: 'ip', address: '2001:0db8:0000:0000:0000:0000:0000:0001' }, { kind: 'ip', address: '2001:db8::1' }],
-    [{ kind: 'ip', address: 'fe80::1%eth0' }, { kind: 'ip', address: 'fe80::1' }],
+    [
+      { kind: 'dns', name: 'WWW.Example.COM.' },
+      { kind: 'dns', name: 'www.example.com' },
+    ],
+    [
+      { kind: 'dns', name: 'bücher.example' },
+      { kind: 'dns', name: 'xn--bcher-kva.example' },
+    ],
+    [
+      { kind: 'dns', name: '_dmarc.example' },
+      { kind: 'dns', name: '_dmarc.example' },
+    ],
+    [
+      { kind: 'dns', name: '192.0.2.1' },
+      { kind: 'ip', address: '192.0.2.1' },
+    ],
+    [
+      { kind: 'dns', name: '[2001:DB8::1]' },
+      { kind: 'ip', address: '2001:db8::1' },
+    ],
+    [
+      { kind: 'ip', address: '2001:0db8:0000:0000:0000:0000:0000:0001' },
+      { kind: 'ip', address: '2001:db8::1' },
+    ],
+    [
+      { kind: 'ip', address: 'fe80::1%eth0' },
+      { kind: 'ip', address: 'fe80::1' },
+    ],
   ])('%j -> %j', (input, expected) => {
     expect(normaliseLeafSubject(input)).toEqual(expected);
   });

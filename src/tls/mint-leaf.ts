@@ -109,10 +109,7 @@ export function mintLeaf(ca: CertificateAuthority, key: LeafKey, subject: LeafSu
   const display = normalised.kind === 'dns' ? normalised.name : normalised.address;
   const withCommonName = display.length <= MAX_COMMON_NAME_LENGTH;
   const subjectName: NameAttribute[] = withCommonName ? [{ shortName: 'CN', value: display }] : [];
-  const altName =
-    normalised.kind === 'dns'
-      ? { type: 2, value: normalised.name }
-      : { type: 7, value: Buffer.from(ipaddr.parse(normalised.address).toByteArray()).toString('binary') };
+  const altName = normalised.kind === 'dns' ? { type: 2, value: normalised.name } : { type: 7, value: Buffer.from(ipaddr.parse(normalised.address).toByteArray()).toString('binary') };
   const serial = generateSerialNumber(randomBytes);
 
   const tbs = buildTbsCertificate({

@@ -237,7 +237,7 @@ describe('the tunnel state machine, as transcripts', () => {
     expect(t.record).toMatchObject({ first_bytes: 'http', close: 'refused' });
   });
 
-  test('dial refusal (the destination guard) is answered in the front-end\'s protocol and recorded', async () => {
+  test("dial refusal (the destination guard) is answered in the front-end's protocol and recorded", async () => {
     const error = new GatewayError('TG_ERR_DESTINATION_FORBIDDEN', 'resolve', '10.0.0.1 is in a private range');
     const t = await transcript({ target: 'splice.example', peek: tls('splice.example'), dial: error });
     expect(t.replies).toEqual(['refuse TG_ERR_DESTINATION_FORBIDDEN']);
@@ -265,7 +265,7 @@ describe('the tunnel state machine, as transcripts', () => {
     expect(t.record.first_bytes).toBe('other');
   });
 
-  test('the relay\'s idle timeout is the flow\'s close', async () => {
+  test("the relay's idle timeout is the flow's close", async () => {
     const t = await transcript({ target: 'splice.example', peek: tls('splice.example'), relay: { close: 'timeout', bytesUp: 5, bytesDown: 0 } });
     expect(t.record.close).toBe('timeout');
   });

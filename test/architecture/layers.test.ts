@@ -9,7 +9,7 @@ import path from 'node:path';
  *
  * Layers, top to bottom (see the README's "How a connection goes through"):
  */
-export const LAYERS: readonly (readonly string[])[] = [
+const LAYERS: readonly (readonly string[])[] = [
   ['main.ts'],
   ['cli'],
   ['gateway.ts'],
@@ -62,14 +62,7 @@ function importsOf(file: string): string[] {
 }
 
 /** Calls that open connections or create HTTP clients: only egress/ may make them. */
-const OUTBOUND = [
-  /\bnet\.(connect|createConnection)\s*\(/,
-  /\btls\.connect\s*\(/,
-  /\bhttps?\.(request|get)\s*\(/,
-  /\bhttp2\.connect\s*\(/,
-  /\bnew\s+(https?\.)?Agent\s*\(/,
-  /from\s+'undici'/,
-];
+const OUTBOUND = [/\bnet\.(connect|createConnection)\s*\(/, /\btls\.connect\s*\(/, /\bhttps?\.(request|get)\s*\(/, /\bhttp2\.connect\s*\(/, /\bnew\s+(https?\.)?Agent\s*\(/, /from\s+'undici'/];
 
 describe('the layering of src/', () => {
   const files = sourceFiles(SRC);
@@ -103,7 +96,7 @@ describe('the layering of src/', () => {
 
   test('the check sees what it must: an upward import and a dial outside egress are caught', () => {
     expect(importsOf(path.join(SRC, 'http/origin-h1.ts')).map((f) => path.relative(SRC, f))).toContain(path.join('egress', 'h1-pools.ts'));
-    expect(OUTBOUND.some((p) => p.test("const s = tls.connect({ host })"))).toBe(true);
+    expect(OUTBOUND.some((p) => p.test('const s = tls.connect({ host })'))).toBe(true);
     expect(OUTBOUND.some((p) => p.test('new http.Agent({ keepAlive: true })'))).toBe(true);
     expect(layerOf('frontends')).toBeLessThan(layerOf('http'));
   });

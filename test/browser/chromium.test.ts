@@ -57,7 +57,8 @@ describe('headless Chromium through the gateway', () => {
         });
         return;
       }
-      const [type, body] = req.url === '/app.js' ? ['text/javascript', `window.WS_PORT = ${wsOrigin.port};\n${SCRIPT}`] : req.url === '/' ? ['text/html; charset=utf-8', PAGE] : ['text/plain', 'not found\n'];
+      const [type, body] =
+        req.url === '/app.js' ? ['text/javascript', `window.WS_PORT = ${wsOrigin.port};\n${SCRIPT}`] : req.url === '/' ? ['text/html; charset=utf-8', PAGE] : ['text/plain', 'not found\n'];
       res.writeHead(body.startsWith('not found') ? 404 : 200, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });

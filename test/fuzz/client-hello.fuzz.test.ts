@@ -71,13 +71,7 @@ function buildExtensions(parts: HelloParts): Buffer[] {
 
 function buildHello(parts: HelloParts): GeneratedHello {
   const extensions = buildExtensions(parts);
-  const fields = [
-    u16(parts.legacyVersion),
-    Buffer.alloc(32, 0x5a),
-    vec8(Buffer.from(parts.sessionId)),
-    vec16(Buffer.concat(parts.cipherSuites.map(u16))),
-    vec8(Buffer.from(parts.compression)),
-  ];
+  const fields = [u16(parts.legacyVersion), Buffer.alloc(32, 0x5a), vec8(Buffer.from(parts.sessionId)), vec16(Buffer.concat(parts.cipherSuites.map(u16))), vec8(Buffer.from(parts.compression))];
   if (extensions.length > 0 || !parts.omitEmptyBlock) fields.push(vec16(Buffer.concat(extensions)));
   return {
     message: handshake(Buffer.concat(fields)),
@@ -112,10 +106,7 @@ function isResult(result: ParseResult<ClientHello>, inputLength: number): boolea
 
 describe('parseClientHello properties', () => {
   test('never throws on arbitrary bytes, up to ~20 KiB', () => {
-    const bytesArb = fc.oneof(
-      fc.uint8Array({ maxLength: 64 }),
-      fc.uint8Array({ maxLength: 20 * 1024, size: 'max' }),
-    );
+    const bytesArb = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 20 * 1024, size: 'max' }));
     fc.assert(
       fc.property(bytesArb, fc.option(fc.integer({ min: -10, max: 40_000 })), (bytes, maxBytes) => {
         const input = Buffer.from(bytes);

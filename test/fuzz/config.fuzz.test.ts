@@ -39,7 +39,28 @@ const KEYS = {
 
 /** Values that look like what goes in a config: units, addresses, odd numbers, wrong types. */
 const leaf = fc.oneof(
-  fc.constantFrom('10s', '64KiB', '0', '-1s', '1e309', '5 parsecs', '127.0.0.1:0', '[::1]:3128', '10.0.0.0/8', 'fd00::/8', '300.1.1.1/8', 'tollgate', 'a b', '', null, true, 'stdout', '~', '.inf', 'NaN'),
+  fc.constantFrom(
+    '10s',
+    '64KiB',
+    '0',
+    '-1s',
+    '1e309',
+    '5 parsecs',
+    '127.0.0.1:0',
+    '[::1]:3128',
+    '10.0.0.0/8',
+    'fd00::/8',
+    '300.1.1.1/8',
+    'tollgate',
+    'a b',
+    '',
+    null,
+    true,
+    'stdout',
+    '~',
+    '.inf',
+    'NaN',
+  ),
   fc.integer(),
   fc.double(),
   fc.string({ maxLength: 20 }),
@@ -47,15 +68,7 @@ const leaf = fc.oneof(
 );
 
 const structuredConfig = fc
-  .record(
-    Object.fromEntries(
-      Object.entries(KEYS).map(([section, keys]) => [
-        section,
-        fc.oneof(fc.dictionary(fc.constantFrom(...keys, 'typo_key'), leaf, { maxKeys: 4 }), leaf),
-      ]),
-    ),
-    { requiredKeys: [] },
-  )
+  .record(Object.fromEntries(Object.entries(KEYS).map(([section, keys]) => [section, fc.oneof(fc.dictionary(fc.constantFrom(...keys, 'typo_key'), leaf, { maxKeys: 4 }), leaf)])), { requiredKeys: [] })
   .map((value) => YAML.stringify(value));
 
 /** The shipped file with bytes cut, duplicated or replaced. */

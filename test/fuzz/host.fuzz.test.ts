@@ -51,13 +51,20 @@ describe('host and authority parsing (property)', () => {
 
   test('the normal form is a fixed point: normalising it again changes nothing', () => {
     fc.assert(
-      fc.property(fc.oneof(hostish, name, ipv4Spelling.map((s) => s.text)), (text) => {
-        const first = normaliseHost(text);
-        if (!first.ok) return;
-        expect(normaliseHost(hostAuthorityText(first.host))).toEqual(first);
-        const target = parseConnectAuthority(`${hostAuthorityText(first.host)}:443`);
-        expect(target.ok && targetText(target.target)).toBe(`${hostAuthorityText(first.host)}:443`);
-      }),
+      fc.property(
+        fc.oneof(
+          hostish,
+          name,
+          ipv4Spelling.map((s) => s.text),
+        ),
+        (text) => {
+          const first = normaliseHost(text);
+          if (!first.ok) return;
+          expect(normaliseHost(hostAuthorityText(first.host))).toEqual(first);
+          const target = parseConnectAuthority(`${hostAuthorityText(first.host)}:443`);
+          expect(target.ok && targetText(target.target)).toBe(`${hostAuthorityText(first.host)}:443`);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -8,14 +8,20 @@ describe('PROXY v2 parser under arbitrary input', () => {
   test('never throws; parsed headers are bounded and consume no more than the input', () => {
     const withSignature = fc.uint8Array({ maxLength: 2000 }).map((rest) => Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from(rest)]));
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), withSignature), (input) => {
-        const result = parseProxyV2(input);
-        if (result.kind === 'parsed') {
-          expect(result.consumed).toBeLessThanOrEqual(input.length);
-          expect(result.consumed).toBeLessThanOrEqual(16 + MAX_PROXY_V2_PAYLOAD_BYTES);
-        }
-        if (result.kind === 'needMore') expect(input.length).toBeLessThan(16 + MAX_PROXY_V2_PAYLOAD_BYTES);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+          withSignature,
+        ),
+        (input) => {
+          const result = parseProxyV2(input);
+          if (result.kind === 'parsed') {
+            expect(result.consumed).toBeLessThanOrEqual(input.length);
+            expect(result.consumed).toBeLessThanOrEqual(16 + MAX_PROXY_V2_PAYLOAD_BYTES);
+          }
+          if (result.kind === 'needMore') expect(input.length).toBeLessThan(16 + MAX_PROXY_V2_PAYLOAD_BYTES);
+        },
+      ),
       { numRuns: 3000 },
     );
   });

@@ -8,11 +8,16 @@ interface Message {
   readonly target: string;
   readonly version: '1.1' | '1.0';
   readonly fields: readonly (readonly [string, string])[];
-  readonly body: { readonly kind: 'none' } | { readonly kind: 'length'; readonly bytes: string } | { readonly kind: 'chunked'; readonly chunks: readonly { data: string; extension: string }[]; readonly trailers: readonly (readonly [string, string])[] };
+  readonly body:
+    | { readonly kind: 'none' }
+    | { readonly kind: 'length'; readonly bytes: string }
+    | { readonly kind: 'chunked'; readonly chunks: readonly { data: string; extension: string }[]; readonly trailers: readonly (readonly [string, string])[] };
 }
 
 /** Bytes a body may hold, weighted towards what a request line and framing are made of. */
-const bodyText = fc.array(fc.constantFrom('GET  /admin HTTP/1.1\r\n', '\r\n', '\r\n\r\n', ' ', '  ', '0\r\n\r\n', 'a', 'Z', ':', ';', '\t', '\0', '\u00ff', 'Content-Length: 9\r\n'), { maxLength: 12 }).map((parts) => parts.join(''));
+const bodyText = fc
+  .array(fc.constantFrom('GET  /admin HTTP/1.1\r\n', '\r\n', '\r\n\r\n', ' ', '  ', '0\r\n\r\n', 'a', 'Z', ':', ';', '\t', '\0', '\u00ff', 'Content-Length: 9\r\n'), { maxLength: 12 })
+  .map((parts) => parts.join(''));
 const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
 const fieldValue = fc.stringMatching(/^[\x21-\x7e]([\x20-\x7e]{0,20}[\x21-\x7e])?$/);
 const field = fc.tuple(token, fieldValue).filter(([name]) => !/^(content-length|transfer-encoding|connection|upgrade|proxy-connection|expect)$/i.test(name));
@@ -82,7 +87,9 @@ interface NodeParser {
   execute(data: Buffer): number | Error;
   [key: number]: unknown;
 }
-const { HTTPParser } = require('_http_common') as { HTTPParser: { new (): NodeParser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number } };
+const { HTTPParser } = require('node:_http_common') as {
+  HTTPParser: { new (): NodeParser; REQUEST: number; kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number };
+};
 
 function nodeHeads(pieces: readonly Buffer[]): { heads: number; error: boolean; upgrade: boolean } {
   const parser = new HTTPParser();
@@ -119,26 +126,37 @@ describe('request framing tracker under generated traffic', () => {
 
   test('a double space in any request line is always a violation, wherever the stream is cut', () => {
     fc.assert(
-      fc.property(fc.array(message, { minLength: 1, maxLength: 4 }), fc.nat(), fc.constantFrom('method', 'version', 'both'), fc.integer({ min: 2, max: 4 }), splitPoints, (messages, which, where, spaces, points) => {
-        const bad = which % messages.length;
-        const text = messages
-          .map((m, i) => {
-            if (i !== bad) return serialise(m);
-            const gap = ' '.repeat(spaces);
-            return serialise(m, `${m.method}${where === 'version' ? ' ' : gap}${m.target}${where === 'method' ? ' ' : gap}HTTP/${m.version}`);
-          })
-          .join('');
-        const result = feed(cut(Buffer.from(text, 'latin1'), points));
-        expect(result.verdict).toBe('invalid');
-        expect(result.reason).toMatch(/more than one space/);
-        expect(result.requests).toBe(bad);
-      }),
+      fc.property(
+        fc.array(message, { minLength: 1, maxLength: 4 }),
+        fc.nat(),
+        fc.constantFrom('method', 'version', 'both'),
+        fc.integer({ min: 2, max: 4 }),
+        splitPoints,
+        (messages, which, where, spaces, points) => {
+          const bad = which % messages.length;
+          const text = messages
+            .map((m, i) => {
+              if (i !== bad) return serialise(m);
+              const gap = ' '.repeat(spaces);
+              return serialise(m, `${m.method}${where === 'version' ? ' ' : gap}${m.target}${where === 'method' ? ' ' : gap}HTTP/${m.version}`);
+            })
+            .join('');
+          const result = feed(cut(Buffer.from(text, 'latin1'), points));
+          expect(result.verdict).toBe('invalid');
+          expect(result.reason).toMatch(/more than one space/);
+          expect(result.requests).toBe(bad);
+        },
+      ),
       { numRuns: 1500 },
     );
   });
 
   test('mutated traffic: whenever the tracker lets every byte through, Node parses exactly the heads it checked', () => {
-    const edit = fc.record({ at: fc.nat(4000), op: fc.constantFrom('insert', 'replace', 'delete'), byte: fc.constantFrom(' ', '\t', '\r', '\n', ':', ';', ',', '0', '9', 'a', 'f', 'g', 'G', '/', '\0', '\u0080') });
+    const edit = fc.record({
+      at: fc.nat(4000),
+      op: fc.constantFrom('insert', 'replace', 'delete'),
+      byte: fc.constantFrom(' ', '\t', '\r', '\n', ':', ';', ',', '0', '9', 'a', 'f', 'g', 'G', '/', '\0', '\u0080'),
+    });
     fc.assert(
       fc.property(fc.array(message, { minLength: 1, maxLength: 3 }), fc.array(edit, { minLength: 1, maxLength: 3 }), splitPoints, (messages, edits, points) => {
         let text = messages.map((m) => serialise(m)).join('');

@@ -3,15 +3,7 @@ import ipaddr from 'ipaddr.js';
 import { formatIpv6 } from '../../src/protocol/socks-fields';
 import type { SocksParseResult, SocksTarget } from '../../src/protocol/socks-wire';
 import { type Socks4Request, parseSocks4Request } from '../../src/protocol/socks4-codec';
-import {
-  type Socks5Credentials,
-  type Socks5Greeting,
-  type Socks5Request,
-  encodeSocks5Reply,
-  parseSocks5Greeting,
-  parseSocks5Request,
-  parseSocks5UserPass,
-} from '../../src/protocol/socks5-codec';
+import { type Socks5Credentials, type Socks5Greeting, type Socks5Request, encodeSocks5Reply, parseSocks5Greeting, parseSocks5Request, parseSocks5UserPass } from '../../src/protocol/socks5-codec';
 
 const RUNS = 300;
 
@@ -54,10 +46,7 @@ const socks5Address: fc.Arbitrary<Socks5Address> = fc.oneof(
   domainName(255).map((name) => ({ kind: 'domain' as const, name })),
 );
 
-const socks5Command = fc.oneof(
-  fc.constantFrom(0x01, 0x02, 0x03),
-  fc.integer({ min: 0, max: 0xff }),
-);
+const socks5Command = fc.oneof(fc.constantFrom(0x01, 0x02, 0x03), fc.integer({ min: 0, max: 0xff }));
 
 function encodeSocks5Address(address: Socks5Address): Buffer {
   if (address.kind === 'ipv4') return Buffer.concat([Buffer.from([0x01]), address.bytes]);
@@ -117,9 +106,7 @@ const socks4RequestExample: fc.Arbitrary<Example<Socks4Request>> = fc.oneof(fc.c
     const ip = destination.kind === 'ipv4' ? destination.ip : Buffer.from([0, 0, 0, destination.marker]);
     const domain = destination.kind === 'domain' ? Buffer.concat([Buffer.from(destination.name, 'latin1'), Buffer.from([0])]) : Buffer.alloc(0);
     const target: SocksTarget =
-      destination.kind === 'ipv4'
-        ? { kind: 'ipv4', address: Array.from(destination.ip).join('.'), port: targetPort }
-        : { kind: 'domain', name: destination.name, port: targetPort };
+      destination.kind === 'ipv4' ? { kind: 'ipv4', address: Array.from(destination.ip).join('.'), port: targetPort } : { kind: 'domain', name: destination.name, port: targetPort };
     return {
       message: Buffer.concat([Buffer.from([0x04, command]), encodePort(targetPort), ip, Buffer.from(userId), Buffer.from([0]), domain]),
       value: { command: commandName4(command), target, userId, isSocks4a: destination.kind === 'domain' },
@@ -132,12 +119,7 @@ const greetingExample: fc.Arbitrary<Example<Socks5Greeting>> = fc
   .map((methods) => ({ message: Buffer.from([0x05, methods.length, ...methods]), value: { methods } }));
 
 const userPassExample: fc.Arbitrary<Example<Socks5Credentials>> = fc.tuple(utf8Text(false), utf8Text(true)).map(([username, password]) => ({
-  message: Buffer.concat([
-    Buffer.from([0x01, Buffer.byteLength(username)]),
-    Buffer.from(username),
-    Buffer.from([Buffer.byteLength(password)]),
-    Buffer.from(password),
-  ]),
+  message: Buffer.concat([Buffer.from([0x01, Buffer.byteLength(username)]), Buffer.from(username), Buffer.from([Buffer.byteLength(password)]), Buffer.from(password)]),
   value: { username, password },
 }));
 
@@ -299,4 +281,3 @@ describe('round trips', () => {
     );
   });
 });
-

@@ -14,10 +14,15 @@ function sample(metrics: string, name: string, labels: Record<string, string> = 
     if (!line.startsWith(name)) continue;
     const match = /^([a-z_]+)(?:\{([^}]*)\})? ([0-9.e+-]+|NaN)$/.exec(line);
     if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries((match[2] ?? '').split(',').filter(Boolean).map((kv) => {
-      const [k, v] = kv.split('=');
-      return [k, (v ?? '').replace(/^"|"$/g, '')];
-    }));
+    const have = Object.fromEntries(
+      (match[2] ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => {
+          const [k, v] = kv.split('=');
+          return [k, (v ?? '').replace(/^"|"$/g, '')];
+        }),
+    );
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(match[3]);
   }
   return null;
@@ -91,7 +96,10 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
 
   test('an open tunnel is counted as active until it closes', async () => {
     // Flows of earlier tests close asynchronously after their clients exit.
-    await eventually(async () => (await curl([`${admin}/metrics`])).body, (t) => sample(t, 'tollgate_active_tunnels') === 0);
+    await eventually(
+      async () => (await curl([`${admin}/metrics`])).body,
+      (t) => sample(t, 'tollgate_active_tunnels') === 0,
+    );
     const socket = net.connect(gw.explicitPort, '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(`CONNECT other.test:${tls.port} HTTP/1.1\r\nHost: other.test:${tls.port}\r\n\r\n`);
@@ -99,7 +107,10 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
     const during = await curl([`${admin}/metrics`]);
     expect(sample(during.body, 'tollgate_active_tunnels')).toBe(1);
     socket.destroy();
-    const after = await eventually(async () => (await curl([`${admin}/metrics`])).body, (t) => sample(t, 'tollgate_active_tunnels') === 0);
+    const after = await eventually(
+      async () => (await curl([`${admin}/metrics`])).body,
+      (t) => sample(t, 'tollgate_active_tunnels') === 0,
+    );
     expect(sample(after, 'tollgate_active_tunnels')).toBe(0);
   });
 
@@ -141,13 +152,24 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
     expect(openssl.stdout.toString().replace(/^.*=/, '').trim()).toBe(cert.fingerprint256);
   });
 
-  test('/install gives per-platform steps with the CA fingerprint and this listener\'s address', async () => {
+  test("/install gives per-platform steps with the CA fingerprint and this listener's address", async () => {
     const page = await curl([`${admin}/install`]);
     expect(page.status).toBe(200);
     const fingerprint = new X509Certificate(readFileSync(gw.caFile)).fingerprint256;
     expect(page.body).toContain(fingerprint);
     expect(page.body).toContain(`${admin}/ca.pem`);
-    for (const text of ['certutil -addstore', 'Group Policy', 'security add-trusted-cert', 'MDM', 'update-ca-certificates', 'update-ca-trust', 'certutil -d sql:', 'keytool -importcert', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE']) {
+    for (const text of [
+      'certutil -addstore',
+      'Group Policy',
+      'security add-trusted-cert',
+      'MDM',
+      'update-ca-certificates',
+      'update-ca-trust',
+      'certutil -d sql:',
+      'keytool -importcert',
+      'NODE_EXTRA_CA_CERTS',
+      'REQUESTS_CA_BUNDLE',
+    ]) {
       expect(page.body).toContain(text);
     }
   });

@@ -48,11 +48,14 @@ describe('audit injection and oversized origin heads', () => {
     );
     expect(reply).toMatch(/^HTTP\/1\.1 200 /);
     await gw.gateway.flushAudit();
-    const lines = readFileSync(gw.auditFile, 'utf8').split('\n').filter((l) => l !== '');
+    const lines = readFileSync(gw.auditFile, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.some((r) => r.forged === true)).toBe(false);
     const record = records.find((r) => r.type === 'request' && String(r.path).startsWith('/a%0A'));
-    expect((record?.request_headers as Record<string, string>)['user-agent']).toBe(forged);
+    expect(record).toBeDefined();
+    expect((record!.request_headers as Record<string, string>)['user-agent']).toBe(forged);
   });
 
   test('an origin sending 200 KiB of response headers: 502, and the gateway keeps serving', async () => {

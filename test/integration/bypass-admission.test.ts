@@ -77,8 +77,7 @@ describe('PROXY protocol listeners: admission from accept, and a deadline of its
     await origin?.close();
   });
 
-  const headerFrom = (address: string): Buffer =>
-    encodeProxyV2({ command: 'proxy', family: 'tcp4', source: { address, port: 40000 }, destination: { address: '10.0.0.5', port: 3128 } });
+  const headerFrom = (address: string): Buffer => encodeProxyV2({ command: 'proxy', family: 'tcp4', source: { address, port: 40000 }, destination: { address: '10.0.0.5', port: 3128 } });
   const request = (): Buffer => Buffer.from(`GET http://origin.test:${origin.port}/hello HTTP/1.1\r\nHost: origin.test:${origin.port}\r\nConnection: close\r\n\r\n`);
 
   test('partial signatures count against max_connections from accept, on every listener, and are closed at proxy_header_timeout', async () => {
@@ -90,7 +89,12 @@ describe('PROXY protocol listeners: admission from accept, and a deadline of its
     }
     // The limit holds: no more admitted than max_connections, and a complete, valid connection
     // is now refused like any other over the limit.
-    expect(await eventually(() => gw.gateway.connections.openConnections, (n) => n === MAX_CONNECTIONS)).toBe(MAX_CONNECTIONS);
+    expect(
+      await eventually(
+        () => gw.gateway.connections.openConnections,
+        (n) => n === MAX_CONNECTIONS,
+      ),
+    ).toBe(MAX_CONNECTIONS);
     const refused = await exchange(gw.explicitPort, Buffer.concat([headerFrom('203.0.113.10'), request()]));
     expect(refused).toMatch(/^HTTP\/1\.1 503 /);
     expect(refused).toMatch(/x-tollgate-reason: TG_ERR_OVERLOADED/);
@@ -98,7 +102,12 @@ describe('PROXY protocol listeners: admission from accept, and a deadline of its
     // The admitted partial connections are closed by the header deadline, long before header_timeout.
     await Promise.race([Promise.all(held.map((h) => h.closed)), new Promise((resolve) => setTimeout(resolve, 15_000))]);
     expect(held.filter((h) => !h.isClosed())).toHaveLength(0);
-    expect(await eventually(() => gw.gateway.connections.openConnections, (n) => n === 0)).toBe(0);
+    expect(
+      await eventually(
+        () => gw.gateway.connections.openConnections,
+        (n) => n === 0,
+      ),
+    ).toBe(0);
     // Every partial connection was either refused at accept or closed at the deadline, and
     // the complete one above was refused too.
     const overLimit = breaches.filter((b) => b.endsWith(':max_connections')).length;
@@ -113,7 +122,8 @@ describe('PROXY protocol listeners: admission from accept, and a deadline of its
   });
 
   test('the per-client limit counts the client from the header, not the balancer', async () => {
-    const holdOpen = (client: string): Promise<Held> => open(gw.explicitPort, Buffer.concat([headerFrom(client), Buffer.from(`CONNECT origin.test:${origin.port} HTTP/1.1\r\nHost: origin.test:${origin.port}\r\n\r\n`)]));
+    const holdOpen = (client: string): Promise<Held> =>
+      open(gw.explicitPort, Buffer.concat([headerFrom(client), Buffer.from(`CONNECT origin.test:${origin.port} HTTP/1.1\r\nHost: origin.test:${origin.port}\r\n\r\n`)]));
     const tunnels = [await holdOpen('203.0.113.20'), await holdOpen('203.0.113.20')];
     for (const tunnel of tunnels) await eventually(tunnel.received, (r) => r.includes('\r\n\r\n'));
     expect(tunnels.map((t) => t.received().split('\r\n')[0])).toEqual(['HTTP/1.1 200 Connection Established', 'HTTP/1.1 200 Connection Established']);

@@ -80,7 +80,7 @@ describe('bypass: cache keys and Vary after header edits', () => {
     expect(records.map((r) => r.cache)).toEqual(['miss', 'miss', 'hit']);
   });
 
-  test('one group rule\'s response is not served under another group\'s rule, even without Vary', async () => {
+  test("one group rule's response is not served under another group's rule, even without Vary", async () => {
     const url = `https://other.test:${lab.httpsPort}/group-page?cc=public,max-age=600`;
     const a = await get(url, '--proxy-user', 'alice:pw-a');
     expect(a.status).toBe(200);

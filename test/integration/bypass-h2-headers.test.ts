@@ -114,11 +114,19 @@ describe('bypass: HTTP/2 header blocks trickled inside an inspected tunnel', () 
   test('after a served request, a HEADERS frame written a few bytes at a time is closed after header_timeout', async () => {
     const connection = await openRawH2(gw.explicitPort, 'served.test', port, ca);
     connection.send(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, requestBlock('GET', '/first', authority('served.test'))));
-    await eventually(() => connection.frames, (f) => f.some((x) => x.streamId === 1 && x.type === FRAME.DATA && (x.flags & FLAG.END_STREAM) !== 0));
+    await eventually(
+      () => connection.frames,
+      (f) => f.some((x) => x.streamId === 1 && x.type === FRAME.DATA && (x.flags & FLAG.END_STREAM) !== 0),
+    );
     expect(connection.frames.some((x) => x.streamId === 1 && x.type === FRAME.HEADERS)).toBe(true);
     const next = frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 3, requestBlock('GET', '/second', authority('served.test')));
     let offset = 0;
-    every(150, () => offset < next.length - 1 && connection.send(next.subarray(offset, (offset += 3))));
+    every(150, () => {
+      if (offset >= next.length - 1) return false;
+      const piece = next.subarray(offset, offset + 3);
+      offset += 3;
+      return connection.send(piece);
+    });
     await expectClosedByHeaderDeadline(connection, 'served.test');
   });
 

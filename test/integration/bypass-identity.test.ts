@@ -37,7 +37,11 @@ describe('bypass: the user of each request on a shared connection', () => {
   test('pipelined: alice (slow), then no credentials, then bob: each record names its own user', async () => {
     const host = `origin.test:${origin.port}`;
     const request = (p: string, credentials: string, close = false): string => `GET http://${host}${p} HTTP/1.1\r\nHost: ${host}\r\n${credentials}${close ? 'Connection: close\r\n' : ''}\r\n`;
-    const reply = await rawExchange(gw.explicitPort, request('/slow?ms=400&who=alice', basic('alice', 'alice-pw')) + request('/hello?who=anonymous', '') + request('/hello?who=bob', basic('bob', 'bob-pw'), true), 5000);
+    const reply = await rawExchange(
+      gw.explicitPort,
+      request('/slow?ms=400&who=alice', basic('alice', 'alice-pw')) + request('/hello?who=anonymous', '') + request('/hello?who=bob', basic('bob', 'bob-pw'), true),
+      5000,
+    );
     expect([...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])).toEqual(['200', '407', '200']);
     const records = await eventually(
       async () => (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path.includes('who=')),

@@ -115,13 +115,7 @@ describe('loop check by address, explicit listener on the IPv6 wildcard (dual st
     gw = await startTestGateway({
       listenSection: 'listen:\n  explicit: "[::]:0"',
       policies: { 'a.yaml': 'rules: []\n' },
-      upstreamSection: [
-        'upstream:',
-        '  hosts:',
-        '    mapped-self.test: "::ffff:127.0.0.1"',
-        '    long-self.test: "0:0:0:0:0:0:0:1"',
-        '  allow_addresses: [0.0.0.0/0, "::/0"]',
-      ].join('\n'),
+      upstreamSection: ['upstream:', '  hosts:', '    mapped-self.test: "::ffff:127.0.0.1"', '    long-self.test: "0:0:0:0:0:0:0:1"', '  allow_addresses: [0.0.0.0/0, "::/0"]'].join('\n'),
     });
     allowPorts(gw, [gw.explicitPort]);
   });

@@ -117,7 +117,24 @@ const rejectWithAlert = (gw: TestGateway, fixture: PinningFixture, from: string,
 
 /** The same with openssl s_client (OpenSSL sends unknown_ca when -verify_return_error fails). */
 const rejectWithOpenssl = (gw: TestGateway, fixture: PinningFixture, from: string, name: string) =>
-  run('openssl', ['s_client', '-bind', `${from}:0`, '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `${name}:${fixture.origin.port}`, '-servername', name, '-CAfile', fixture.originCa, '-verify_return_error'], { input: 'Q\n', timeoutMs: CLIENT_TIMEOUT_MS });
+  run(
+    'openssl',
+    [
+      's_client',
+      '-bind',
+      `${from}:0`,
+      '-proxy',
+      `127.0.0.1:${gw.explicitPort}`,
+      '-connect',
+      `${name}:${fixture.origin.port}`,
+      '-servername',
+      name,
+      '-CAfile',
+      fixture.originCa,
+      '-verify_return_error',
+    ],
+    { input: 'Q\n', timeoutMs: CLIENT_TIMEOUT_MS },
+  );
 
 /** What `tollgate check` prints for the test gateway's configuration. */
 function checkOutput(gw: TestGateway): string {
@@ -152,7 +169,10 @@ async function expectInspected(gw: TestGateway, fixture: PinningFixture, name: s
 
 /** Spliced now: the origin's own certificate reaches the client, and the record says why. */
 async function expectSpliced(gw: TestGateway, fixture: PinningFixture, name: string): Promise<void> {
-  await eventually(() => gw.gateway.pinning.isSpliced(name), (v) => v);
+  await eventually(
+    () => gw.gateway.pinning.isSpliced(name),
+    (v) => v,
+  );
   const res = await curl(['-x', gw.proxy, '--cacert', fixture.originCa, `https://${name}:${fixture.origin.port}/hello?spliced`]);
   expect(res.status).toBe(200);
   const records = await eventually(gw.audit, (r) => connections(r, name).some((x) => x.decision_code === 'pinning'));
@@ -210,7 +230,10 @@ describe('pinning detection counts only certificate rejections', () => {
     await helloAndAbort(gw, CLIENTS[1], 'abort.test', fixture.origin.port, hello, 'reset');
     await nodeClientRejects(gw, CLIENTS[2], 'abort.test', fixture.origin.port);
     await flowsClosed(gw, 'abort.test', CLIENTS.length);
-    const seen = await eventually(() => gw.gateway.pinning.report().find((n) => n.name === 'abort.test'), (n) => (n?.failures ?? 0) >= CLIENTS.length);
+    const seen = await eventually(
+      () => gw.gateway.pinning.report().find((n) => n.name === 'abort.test'),
+      (n) => (n?.failures ?? 0) >= CLIENTS.length,
+    );
     expect(seen).toMatchObject({ clients: 0, failures: CLIENTS.length, lastSignal: 'handshake-aborted', splicedUntil: null });
     expect(gw.gateway.pinning.isSpliced('abort.test')).toBe(false);
     await expectInspected(gw, fixture, 'abort.test');

@@ -43,7 +43,8 @@ describe('bypass: request lines with more than one space', () => {
   const tlsHost = (): string => `storage.test:${lab.httpsPort}`;
   const absolute = (path: string): string => `http://${plainHost()}${path}`;
   /** Whether a refusal for extra spaces was logged like a parser error, by `frontend`. */
-  const refusalLogged = (frontend: string): boolean => gw.logs().some((l) => l.msg === 'request refused by the HTTP parser' && l.frontend === frontend && String(l.reason).includes('more than one space'));
+  const refusalLogged = (frontend: string): boolean =>
+    gw.logs().some((l) => l.msg === 'request refused by the HTTP parser' && l.frontend === frontend && String(l.reason).includes('more than one space'));
 
   /** Writes `payload` in pieces of `size` bytes with Nagle off, `gapMs` apart; collects the reply until close. */
   function inPieces(port: number, payload: string, size: number, gapMs = 2, timeoutMs = 5000): Promise<string> {
@@ -119,7 +120,10 @@ describe('bypass: request lines with more than one space', () => {
     });
 
     test('pipelined behind a valid request in the same write: refused, the bad one never reaches the origin', async () => {
-      const reply = await rawExchange(gw.explicitPort, `GET ${absolute('/public/explicit-first')} HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\nGET  ${absolute('/public/explicit-second')} HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\n`);
+      const reply = await rawExchange(
+        gw.explicitPort,
+        `GET ${absolute('/public/explicit-first')} HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\nGET  ${absolute('/public/explicit-second')} HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\n`,
+      );
       await settle();
       console.log(`explicit, pipelined: statuses ${JSON.stringify(statuses(reply))}`);
       expect(statuses(reply)).toContain(400);
@@ -128,7 +132,11 @@ describe('bypass: request lines with more than one space', () => {
     });
 
     test('on a kept-alive connection after a served request: the refusal comes after its response', async () => {
-      const reply = await thenOnSameConnection(gw.explicitPort, `GET ${absolute('/public/kept-1')} HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\n`, `GET ${absolute('/public/kept-2')}  HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\n`);
+      const reply = await thenOnSameConnection(
+        gw.explicitPort,
+        `GET ${absolute('/public/kept-1')} HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\n`,
+        `GET ${absolute('/public/kept-2')}  HTTP/1.1\r\nHost: ${plainHost()}\r\n\r\n`,
+      );
       await settle();
       console.log(`explicit, kept alive: statuses ${JSON.stringify(statuses(reply))}`);
       expect(statuses(reply)).toEqual([200, 400]);
@@ -161,7 +169,13 @@ describe('bypass: request lines with more than one space', () => {
 
   describe('inside an inspected tunnel', () => {
     test('openssl s_client: two spaces after the method: 400, nothing reaches the origin', async () => {
-      const { text, verified } = await tlsRawExchange({ proxyPort: gw.explicitPort, connect: tlsHost(), sni: 'storage.test', caFile: gw.caFile, payload: `GET  /public/tunnel HTTP/1.1\r\nHost: ${tlsHost()}\r\n\r\n` });
+      const { text, verified } = await tlsRawExchange({
+        proxyPort: gw.explicitPort,
+        connect: tlsHost(),
+        sni: 'storage.test',
+        caFile: gw.caFile,
+        payload: `GET  /public/tunnel HTTP/1.1\r\nHost: ${tlsHost()}\r\n\r\n`,
+      });
       await settle();
       console.log(`tunnel: ${JSON.stringify(text.split('\r\n')[0])}; origin saw ${lab.requestsFor('/public/tunnel').length}`);
       expect(verified).toBe(true);
@@ -226,9 +240,7 @@ describe('bypass: request lines with more than one space', () => {
 
     test('transparent: the same, in 7-byte pieces', async () => {
       const body = looksLikeARequest;
-      const payload =
-        `POST /public/tc-1 HTTP/1.1\r\nHost: storage.test\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
-        `GET /public/tc-2 HTTP/1.1\r\nHost: storage.test\r\nConnection: close\r\n\r\n`;
+      const payload = `POST /public/tc-1 HTTP/1.1\r\nHost: storage.test\r\nContent-Length: ${body.length}\r\n\r\n${body}GET /public/tc-2 HTTP/1.1\r\nHost: storage.test\r\nConnection: close\r\n\r\n`;
       const reply = await inPieces(transparentPort, payload, 7);
       expect(statuses(reply)).toEqual([200, 200]);
       expect(lab.requestsFor('/public/tc-1')[0]?.body).toBe(body);
@@ -242,8 +254,7 @@ describe('bypass: request lines with more than one space', () => {
         sni: 'storage.test',
         caFile: gw.caFile,
         payload:
-          `POST /public/ti-1 HTTP/1.1\r\nHost: ${tlsHost()}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(body)}` +
-          `GET /public/ti-2 HTTP/1.1\r\nHost: ${tlsHost()}\r\nConnection: close\r\n\r\n`,
+          `POST /public/ti-1 HTTP/1.1\r\nHost: ${tlsHost()}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(body)}` + `GET /public/ti-2 HTTP/1.1\r\nHost: ${tlsHost()}\r\nConnection: close\r\n\r\n`,
       });
       expect(statuses(text)).toEqual([200, 200]);
       expect(lab.requestsFor('/public/ti-1')[0]?.body).toBe(body);

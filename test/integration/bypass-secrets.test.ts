@@ -69,11 +69,18 @@ describe('bypass: secrets in logs and audit records', () => {
 
   test('API-key headers, and token= in Referer and in ;-parameters, are redacted in the audit record', async () => {
     const res = await curl([
-      '-x', gw.proxy, '--proxy-user', 'alice:alice-pw',
-      '-H', 'X-Api-Key: Header-S3cret-Key',
-      '-H', 'X-Auth-Token: Header-S3cret-Token',
-      '-H', 'Referer: https://app.example/page?token=Referer-S3cret&x=1',
-      '--path-as-is', `http://origin.test:${origin.port}/hello;token=Param-S3cret;lang=en?q=1`,
+      '-x',
+      gw.proxy,
+      '--proxy-user',
+      'alice:alice-pw',
+      '-H',
+      'X-Api-Key: Header-S3cret-Key',
+      '-H',
+      'X-Auth-Token: Header-S3cret-Token',
+      '-H',
+      'Referer: https://app.example/page?token=Referer-S3cret&x=1',
+      '--path-as-is',
+      `http://origin.test:${origin.port}/hello;token=Param-S3cret;lang=en?q=1`,
     ]);
     expect(res.status).toBe(404);
     const text = await written();

@@ -49,10 +49,7 @@ describe('bypass: bodies smuggled on GET/HEAD/DELETE/OPTIONS', () => {
 
   test.each(['GET', 'HEAD', 'DELETE', 'OPTIONS'])('explicit proxy, %s with a chunked body: no second request reaches the origin', async (method) => {
     const host = `storage.test:${lab.httpPort}`;
-    const reply = await rawExchange(
-      gw.explicitPort,
-      `${method} http://${host}/public/readme HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(SMUGGLED)}`,
-    );
+    const reply = await rawExchange(gw.explicitPort, `${method} http://${host}/public/readme HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(SMUGGLED)}`);
     await settle();
     expect(statuses(reply).length).toBeGreaterThanOrEqual(1);
     expect(lab.requestsFor('/admin/secret')).toEqual([]);

@@ -51,7 +51,10 @@ describe('HTTP cache over HTTP/2', () => {
     expect(second.headers['age']).toMatch(/^\d+$/);
     expect(origin.hits('/max-age?c=1')).toBe(1);
     expect(origin.lastVersion('/max-age?c=1')).toBe('2.0');
-    const records = await eventually(() => gw.requestRecords('/max-age?c=1'), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords('/max-age?c=1'),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
     expect(records.map((r) => r.http_version)).toEqual(['2.0', '2.0']);
   });
@@ -70,7 +73,10 @@ describe('HTTP cache over HTTP/2', () => {
       // Stored fields only: no hop-by-hop field reaches an HTTP/2 client (Node would refuse to send it).
       expect(second.headers['connection']).toBeUndefined();
       expect(origin.hits('/max-age?node=1')).toBe(1);
-      await eventually(() => seen, (s) => s.length >= 2);
+      await eventually(
+        () => seen,
+        (s) => s.length >= 2,
+      );
     } finally {
       unsubscribe();
       session.close();
@@ -87,7 +93,10 @@ describe('HTTP cache over HTTP/2', () => {
     expect(hit.body).toBe('max-age #1\n');
     expect(hit.headers['cache-status']).toMatch(/^tollgate; hit/);
     expect(origin.hits('/max-age?x=h1')).toBe(1);
-    const records = await eventually(() => gw.requestRecords('/max-age?x=h1'), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords('/max-age?x=h1'),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => [r.http_version, r.cache])).toEqual([
       ['1.1', 'miss'],
       ['2.0', 'hit'],
@@ -118,7 +127,10 @@ describe('HTTP cache over HTTP/2', () => {
     expect(origin.hits('/etag?r=1')).toBe(2);
     expect(origin.lastHeaders('/etag?r=1')?.['if-none-match']).toBe('"v1"');
     expect(origin.lastVersion('/etag?r=1')).toBe('2.0');
-    const records = await eventually(() => gw.requestRecords('/etag?r=1'), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords('/etag?r=1'),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => r.cache)).toEqual(['miss', 'revalidated']);
     // An HTTP/1.1 client revalidates the entry the HTTP/2 one filled.
     const h1 = await curlH1('/etag?r=1');
@@ -165,7 +177,10 @@ describe('HTTP cache over HTTP/2', () => {
         });
         stream.end();
       });
-      await eventually(() => gw.requestRecords('/drip?h2=1'), (r) => r.length === 1);
+      await eventually(
+        () => gw.requestRecords('/drip?h2=1'),
+        (r) => r.length === 1,
+      );
       expect(store.stats.entries).toBe(before);
       expect(store.stats.fillingBytes).toBe(0);
       origin.hold = false;

@@ -35,7 +35,7 @@ describe('HTTP cache and HTTP rules', () => {
 
   const url = (path: string) => `http://origin.test:${origin.port}${path}`;
 
-  test('response rules apply to a stored reply as to the origin\'s', async () => {
+  test("response rules apply to a stored reply as to the origin's", async () => {
     const first = await curl(['-x', gw.proxy, url('/max-age?rules=1')]);
     const second = await curl(['-x', gw.proxy, url('/max-age?rules=1')]);
     expect(second.headers['cache-status']).toMatch(/^tollgate; hit/);

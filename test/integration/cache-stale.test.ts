@@ -58,7 +58,10 @@ describe('HTTP cache: stale-if-error', () => {
       plain.failWith = null;
     }
     expect(plain.hits(path)).toBe(2);
-    const records = await eventually(() => gw.requestRecords(path), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords(path),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => [r.cache, r.status, r.error])).toEqual([
       ['miss', 200, null],
       ['stale', 200, null],
@@ -119,7 +122,10 @@ describe('HTTP cache: stale-if-error', () => {
     expect(stale.body).toBe('stale-if-error #1\n');
     expect(stale.headers['cache-status']).toMatch(STALE);
     expect(stale.headers['cache-status']).not.toMatch(/fwd-status/);
-    const records = await eventually(() => gw.requestRecords(path), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords(path),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => [r.cache, r.status, r.error])).toEqual([
       ['miss', 200, null],
       ['stale', 200, null],
@@ -156,7 +162,10 @@ describe('HTTP cache: stale-if-error', () => {
       expect(stale.status).toBe(200);
       expect(stale.body).toBe('stale-if-error #1\n');
       expect(String(stale.headers['cache-status'])).toMatch(STALE);
-      const records = await eventually(() => gw.requestRecords(path), (r) => r.length === 2);
+      const records = await eventually(
+        () => gw.requestRecords(path),
+        (r) => r.length === 2,
+      );
       expect(records.map((r) => [r.cache, r.http_version])).toEqual([
         ['miss', '2.0'],
         ['stale', '2.0'],

@@ -54,7 +54,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(second.headers['cache-status']).toMatch(/^tollgate; hit; ttl=\d+$/);
     expect(second.headers['age']).toMatch(/^\d+$/);
     expect(plain.hits('/max-age')).toBe(1);
-    const records = await eventually(() => gw.requestRecords('/max-age'), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords('/max-age'),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
   });
 
@@ -70,7 +73,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(inside.body.match(/max-age #1\n/g)).toHaveLength(2);
     expect(plain.hits('/max-age?keepalive=1')).toBe(1);
     expect(secure.hits('/max-age?keepalive=1')).toBe(1);
-    const records = await eventually(() => gw.requestRecords('/max-age?keepalive=1'), (r) => r.length === 5);
+    const records = await eventually(
+      () => gw.requestRecords('/max-age?keepalive=1'),
+      (r) => r.length === 5,
+    );
     // One client connection each: the hits did not close it.
     expect(new Set(records.filter((r) => r.scheme === 'http').map((r) => r.flow_id)).size).toBe(1);
     expect(new Set(records.filter((r) => r.scheme === 'https').map((r) => r.flow_id)).size).toBe(1);
@@ -137,7 +143,7 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(plain.hits('/cookie')).toBe(2);
   });
 
-  test('Authorization: never answered with another request\'s stored response', async () => {
+  test("Authorization: never answered with another request's stored response", async () => {
     // Stored from an anonymous request ...
     await viaTunnel('/max-age?auth=1');
     expect((await viaTunnel('/max-age?auth=1')).headers['cache-status']).toMatch(/hit/);
@@ -180,7 +186,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     expect(second.headers['cache-status']).toMatch(/^tollgate; fwd=stale; fwd-status=304/);
     expect(secure.hits('/etag')).toBe(2);
     expect(secure.lastHeaders('/etag')?.['if-none-match']).toBe('"v1"');
-    const records = await eventually(() => gw.requestRecords('/etag'), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords('/etag'),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => r.cache)).toEqual(['miss', 'revalidated']);
     // The client's own validator that matches the stored entry gets a 304 from the gateway.
     const conditional = await viaTunnel('/etag', ['-H', 'If-None-Match: "v1"']);
@@ -226,7 +235,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     const again = await curl(['-x', gw.proxy, '--cacert', gw.caFile, url]);
     expect(again.headers['cache-status']).toBe('tollgate; fwd=bypass; fwd-status=200; detail=policy');
     expect(secure.hits('/max-age?policy=1')).toBe(2);
-    const records = await eventually(() => gw.requestRecords('/max-age?policy=1'), (r) => r.length === 2);
+    const records = await eventually(
+      () => gw.requestRecords('/max-age?policy=1'),
+      (r) => r.length === 2,
+    );
     expect(records.map((r) => r.cache)).toEqual(['bypass', 'bypass']);
   });
 
@@ -266,7 +278,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
       });
       socket.write(`GET http://origin.test:${plain.port}/drip HTTP/1.1\r\nHost: origin.test:${plain.port}\r\n\r\n`);
     });
-    await eventually(() => gw.requestRecords('/drip'), (r) => r.length === 1);
+    await eventually(
+      () => gw.requestRecords('/drip'),
+      (r) => r.length === 1,
+    );
     expect(gw.gateway.httpCache.store!.stats.entries).toBe(before);
     expect(gw.gateway.httpCache.store!.stats.fillingBytes).toBe(0);
     plain.hold = false;
@@ -302,7 +317,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
       });
       raw.write(`CONNECT origin.test:${secure.port} HTTP/1.1\r\nHost: origin.test:${secure.port}\r\n\r\n`);
     });
-    await eventually(() => gw.requestRecords('/drip?tls=1'), (r) => r.length === 1);
+    await eventually(
+      () => gw.requestRecords('/drip?tls=1'),
+      (r) => r.length === 1,
+    );
     expect(store.stats.entries).toBe(before);
     expect(store.stats.fillingBytes).toBe(0);
     secure.hold = false;
@@ -337,7 +355,10 @@ describe('HTTP cache: plain proxied HTTP and inspected HTTPS', () => {
     try {
       await viaProxy('/max-age?event=1');
       await viaProxy('/max-age?event=1');
-      await eventually(() => seen, (s) => s.length >= 2);
+      await eventually(
+        () => seen,
+        (s) => s.length >= 2,
+      );
     } finally {
       unsubscribe();
     }

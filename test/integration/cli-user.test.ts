@@ -26,7 +26,12 @@ describe('tollgate user', () => {
   }
 
   test('--help on each user command', async () => {
-    for (const args of [['user', '--help'], ['user', 'add', '--help'], ['user', 'remove', '--help'], ['user', 'list', '--help']]) {
+    for (const args of [
+      ['user', '--help'],
+      ['user', 'add', '--help'],
+      ['user', 'remove', '--help'],
+      ['user', 'list', '--help'],
+    ]) {
       const result = await tollgate(args);
       expect(result.code).toBe(0);
       expect(result.out).toMatch(/^Usage: tollgate user/);

@@ -45,7 +45,8 @@ describe('tollgate CLI', () => {
   test('check orders rules most specific first', async () => {
     const dir = writeSetup({
       'tollgate.yaml': 'policies: p\n',
-      'p/a.yaml': 'rules:\n  - match: .example.com\n    action: splice\n  - match: "*.example.com"\n    action: deny\n  - match: api.example.com\n    action: splice\n  - match: 10.0.0.0/8\n    action: deny\n  - match: 10.1.2.3\n    action: splice\n',
+      'p/a.yaml':
+        'rules:\n  - match: .example.com\n    action: splice\n  - match: "*.example.com"\n    action: deny\n  - match: api.example.com\n    action: splice\n  - match: 10.0.0.0/8\n    action: deny\n  - match: 10.1.2.3\n    action: splice\n',
     });
     const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
     expect(result.code).toBe(0);
@@ -121,7 +122,11 @@ describe('tollgate CLI', () => {
     const child = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const lines = (): Record<string, unknown>[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (): Record<string, unknown>[] =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     const waitFor = async (predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> => {
       for (let i = 0; i < 200 && !lines().some(predicate); i++) await new Promise((r) => setTimeout(r, 50));
       return lines().find(predicate);
@@ -235,13 +240,16 @@ describe('tollgate explain', () => {
     const dir = setup();
     const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
     expect(result.code).toBe(0);
-    expect(result.out).toMatch(/corp \(\.corp\.example\):\n\s+1\. deny\s+no-admin: path \/admin\/\*\*\n\s+2\. log\s+watch-posts: method POST\n\s+upload: dlp deny: payment_card, github_token, employee_id/);
+    expect(result.out).toMatch(
+      /corp \(\.corp\.example\):\n\s+1\. deny\s+no-admin: path \/admin\/\*\*\n\s+2\. log\s+watch-posts: method POST\n\s+upload: dlp deny: payment_card, github_token, employee_id/,
+    );
   });
 
   test('check refuses an unbounded or catastrophic DLP pattern naming file, line and why', async () => {
     const dir = writeSetup({
       'tollgate.yaml': 'policies: p\n',
-      'p/a.yaml': 'rules:\n  - match: .corp.example\n    action: inspect\n    dlp:\n      action: deny\n      patterns:\n        - name: anything\n          regex: "secret=.+"\n        - name: nested\n          regex: "(a{1,9}){1,9}"\n',
+      'p/a.yaml':
+        'rules:\n  - match: .corp.example\n    action: inspect\n    dlp:\n      action: deny\n      patterns:\n        - name: anything\n          regex: "secret=.+"\n        - name: nested\n          regex: "(a{1,9}){1,9}"\n',
     });
     const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
     expect(result.code).toBe(2);
@@ -250,7 +258,6 @@ describe('tollgate explain', () => {
     expectNoStackTrace(result.stderr);
   });
 });
-
 
 describe('tollgate run: start banner', () => {
   test('prints the listening addresses and a curl to try, as JSON log lines when stdout is not a terminal', async () => {
@@ -265,12 +272,17 @@ describe('tollgate run: start banner', () => {
     while (!out.includes('ready: try') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-    const messages = out.split('\n').filter(Boolean).map((l) => String((JSON.parse(l) as { msg: string }).msg));
-    expect(messages).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^explicit proxy: http:\/\/127\.0\.0\.1:[0-9]+$/),
-      expect.stringMatching(/^admin: http:\/\/127\.0\.0\.1:[0-9]+\/ /),
-      expect.stringMatching(/^ready: try {2}curl --cacert certs\/ca\.pem -x http:\/\/127\.0\.0\.1:[0-9]+ https:\/\/example\.com\/$/),
-    ]));
+    const messages = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => String((JSON.parse(l) as { msg: string }).msg));
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^explicit proxy: http:\/\/127\.0\.0\.1:[0-9]+$/),
+        expect.stringMatching(/^admin: http:\/\/127\.0\.0\.1:[0-9]+\/ /),
+        expect.stringMatching(/^ready: try {2}curl --cacert certs\/ca\.pem -x http:\/\/127\.0\.0\.1:[0-9]+ https:\/\/example\.com\/$/),
+      ]),
+    );
     expect(code).toBe(0);
   });
 });

@@ -132,7 +132,7 @@ describe('real HAProxy (the shipped configuration) in front of a gateway requiri
     await origin.close();
   });
 
-  test('requests through HAProxy are served, and HAProxy\'s health check on /readyz marks the gateway up', async () => {
+  test("requests through HAProxy are served, and HAProxy's health check on /readyz marks the gateway up", async () => {
     const result = await eventually(
       () => curl(['-sS', '-x', `http://127.0.0.1:${haproxyPort}`, `http://origin.test:${origin.port}/hello`], 5000),
       (r) => r.status === 200,

@@ -47,15 +47,26 @@ describe('destination guard and loops', () => {
     expect(res.status).toBe(200);
   });
 
-  test.each(['metadata.test', 'internal.test', 'sneaky.test', 'mapped.test', 'nat64.test', '2130706434', '0x7f.0.0.2', '0177.0.0.2', '127.0.0.2.', '[::ffff:7f00:2]', '[::ffff:127.0.0.2]', '[64:ff9b::7f00:2]', '[2002:7f00:2::1]'])(
-    'CONNECT %s is refused with 403 before any dial',
-    async (host) => {
-      const reply = await rawExchange(gw.explicitPort, `CONNECT ${host}:${internal.port} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      expect(reply).toMatch(/^HTTP\/1\.1 403 /);
-      expect(reply).toMatch(/x-tollgate-reason: TG_ERR_DESTINATION_FORBIDDEN/);
-      expect(internal.connections()).toBe(0);
-    },
-  );
+  test.each([
+    'metadata.test',
+    'internal.test',
+    'sneaky.test',
+    'mapped.test',
+    'nat64.test',
+    '2130706434',
+    '0x7f.0.0.2',
+    '0177.0.0.2',
+    '127.0.0.2.',
+    '[::ffff:7f00:2]',
+    '[::ffff:127.0.0.2]',
+    '[64:ff9b::7f00:2]',
+    '[2002:7f00:2::1]',
+  ])('CONNECT %s is refused with 403 before any dial', async (host) => {
+    const reply = await rawExchange(gw.explicitPort, `CONNECT ${host}:${internal.port} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(reply).toMatch(/^HTTP\/1\.1 403 /);
+    expect(reply).toMatch(/x-tollgate-reason: TG_ERR_DESTINATION_FORBIDDEN/);
+    expect(internal.connections()).toBe(0);
+  });
 
   test.each(['metadata.test', 'internal.test', 'sneaky.test', 'mapped.test', '2130706434', '[::ffff:7f00:2]'])('plain HTTP to %s is refused with 403 before any dial', async (host) => {
     const res = await curl(['-x', gw.proxy, `http://${host}:${internal.port}/`]);
@@ -64,7 +75,7 @@ describe('destination guard and loops', () => {
     expect(internal.connections()).toBe(0);
   });
 
-  test('a flow to one of the gateway\'s own listeners is refused (proxy loop), by address or by name', async () => {
+  test("a flow to one of the gateway's own listeners is refused (proxy loop), by address or by name", async () => {
     const port = gw.explicitPort;
     writeFileSync(policyFile, `rules:\n  - match: [.test, 127.0.0.0/8]\n    action: splice\n    ports: [${port}, ${internal.port}, ${origin.port}]\n`);
     expect(gw.gateway.reload('test').ok).toBe(true);

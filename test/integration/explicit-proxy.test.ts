@@ -38,7 +38,19 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
 
   test('plain HTTP is forwarded in origin-form with hop-by-hop headers removed and Via added', async () => {
     const before = plain.seen.length;
-    const res = await curl(['-x', gw.proxy, '-H', 'Proxy-Connection: keep-alive', '-H', 'Connection: x-drop-me', '-H', 'X-Drop-Me: secret', '-H', 'X-Keep: yes', `http://origin.test:${plain.port}/hello?x=1`]);
+    const res = await curl([
+      '-x',
+      gw.proxy,
+      '-H',
+      'Proxy-Connection: keep-alive',
+      '-H',
+      'Connection: x-drop-me',
+      '-H',
+      'X-Drop-Me: secret',
+      '-H',
+      'X-Keep: yes',
+      `http://origin.test:${plain.port}/hello?x=1`,
+    ]);
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello from plain\n');
     const seen = plain.seen[before]!;
@@ -73,11 +85,15 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
     expect(res.stderr).toMatch(/Re-using existing connection/);
   });
 
-  test('CONNECT to an allowed name is spliced: the client sees the origin\'s own certificate', async () => {
+  test("CONNECT to an allowed name is spliced: the client sees the origin's own certificate", async () => {
     const res = await curl(['-x', gw.proxy, '--cacert', originCaFile, `https://origin.test:${tlsOrigin.port}/hello`]);
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello from tls\n');
-    const s = await run('openssl', ['s_client', '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `origin.test:${tlsOrigin.port}`, '-servername', 'origin.test', '-CAfile', originCaFile, '-verify_return_error'], { input: 'Q\n', timeoutMs: 10_000 });
+    const s = await run(
+      'openssl',
+      ['s_client', '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `origin.test:${tlsOrigin.port}`, '-servername', 'origin.test', '-CAfile', originCaFile, '-verify_return_error'],
+      { input: 'Q\n', timeoutMs: 10_000 },
+    );
     const out = s.stdout.toString();
     expect(out).toContain('Verify return code: 0 (ok)');
     const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out)![0];
@@ -92,7 +108,10 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
 
   test('a ClientHello naming a denied host inside an allowed tunnel is refused', async () => {
     const before = tlsOrigin.seen.length;
-    const s = await run('openssl', ['s_client', '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `origin.test:${tlsOrigin.port}`, '-servername', 'denied.test', '-CAfile', originCaFile], { input: 'Q\n', timeoutMs: 10_000 });
+    const s = await run('openssl', ['s_client', '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `origin.test:${tlsOrigin.port}`, '-servername', 'denied.test', '-CAfile', originCaFile], {
+      input: 'Q\n',
+      timeoutMs: 10_000,
+    });
     expect(s.stdout.toString()).not.toContain('BEGIN CERTIFICATE');
     expect(tlsOrigin.seen.length).toBe(before);
     const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'connection' && x.sni === 'denied.test'));
@@ -111,7 +130,9 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
     const before = plain.seen.length;
     const url = `http://origin.test:${plain.port}/echo`;
     expect(await rawExchange(gw.explicitPort, 'THIS IS NOT HTTP\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /);
-    expect(await rawExchange(gw.explicitPort, `POST ${url} HTTP/1.1\r\nHost: origin.test:${plain.port}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await rawExchange(gw.explicitPort, `POST ${url} HTTP/1.1\r\nHost: origin.test:${plain.port}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 400 /,
+    );
     expect(await rawExchange(gw.explicitPort, `POST ${url} HTTP/1.1\r\nHost: origin.test:${plain.port}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!`)).toMatch(/^HTTP\/1\.1 400 /);
     expect(await rawExchange(gw.explicitPort, `GET ${url} HTTP/1.1\r\nHost: other.test:${plain.port}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
     expect(await rawExchange(gw.explicitPort, `GET ${url} HTTP/1.1\r\nHost: origin.test:${plain.port}\r\nHost: other.test\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
@@ -142,12 +163,18 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
   });
 
   test('garbage after CONNECT: non-TLS bytes are relayed to the spliced origin; a broken TLS record is refused', async () => {
-    const opaque = await rawExchange(gw.explicitPort, `CONNECT origin.test:${plain.port} HTTP/1.1\r\nHost: origin.test:${plain.port}\r\n\r\nGET /hello HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n`);
+    const opaque = await rawExchange(
+      gw.explicitPort,
+      `CONNECT origin.test:${plain.port} HTTP/1.1\r\nHost: origin.test:${plain.port}\r\n\r\nGET /hello HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n`,
+    );
     // plain.port is not in the tunnel allow-list: refused before any relay.
     expect(opaque).toMatch(/^HTTP\/1\.1 403 /);
     const relayed = await rawExchange(gw.explicitPort, `CONNECT origin.test:${tlsOrigin.port} HTTP/1.1\r\nHost: x\r\n\r\nNOT TLS AT ALL\r\n\r\n`);
     expect(relayed).toMatch(/^HTTP\/1\.1 200 Connection Established\r\n\r\n/);
-    const broken = await rawExchange(gw.explicitPort, Buffer.concat([Buffer.from(`CONNECT origin.test:${tlsOrigin.port} HTTP/1.1\r\nHost: x\r\n\r\n`), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00])]));
+    const broken = await rawExchange(
+      gw.explicitPort,
+      Buffer.concat([Buffer.from(`CONNECT origin.test:${tlsOrigin.port} HTTP/1.1\r\nHost: x\r\n\r\n`), Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00])]),
+    );
     expect(broken.startsWith('HTTP/1.1 200 Connection Established\r\n\r\n')).toBe(true);
     // A fatal access_denied alert, then close.
     expect(Buffer.from(broken.slice('HTTP/1.1 200 Connection Established\r\n\r\n'.length), 'latin1')).toEqual(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]));

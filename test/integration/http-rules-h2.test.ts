@@ -56,7 +56,8 @@ describe('HTTP rules and DLP over HTTP/2', () => {
     await new Promise<void>((resolve) => origin.close(() => resolve()));
   });
 
-  const curlH2 = (args: string[], url: string) => run('curl', ['-sS', '--http2', '--max-time', '15', '-x', gw.proxy, '--cacert', gw.caFile, '-w', '\n%{http_version} %{http_code}', ...args, url], { timeoutMs: 20_000 });
+  const curlH2 = (args: string[], url: string) =>
+    run('curl', ['-sS', '--http2', '--max-time', '15', '-x', gw.proxy, '--cacert', gw.caFile, '-w', '\n%{http_version} %{http_code}', ...args, url], { timeoutMs: 20_000 });
   const last = (out: Buffer): string => out.toString().split('\n').pop()!;
 
   test('request deny, header edit and report fields on HTTP/2 streams', async () => {
@@ -71,7 +72,7 @@ describe('HTTP rules and DLP over HTTP/2', () => {
   });
 
   test('DLP stops an HTTP/2 upload (no Content-Length needed) before the origin has it', async () => {
-    const res = await curlH2(['-H', 'Content-Length:', '--data-binary', 'token=ghp_' + 'Z'.repeat(36)], `https://h2.test:${port}/upload`);
+    const res = await curlH2(['-H', 'Content-Length:', '--data-binary', `token=ghp_${'Z'.repeat(36)}`], `https://h2.test:${port}/upload`);
     expect(last(res.stdout)).toBe('2 403');
     // HTTP/2 opens the origin stream with the request headers; not one body byte followed.
     expect(seen.filter((s) => s.path === '/upload').reduce((n, s) => n + s.body, 0)).toBe(0);

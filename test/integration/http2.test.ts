@@ -82,7 +82,11 @@ describe('HTTP/2 through interception', () => {
     expect((await curlH2(`https://h2.test:${h2Port}/before-close`)).stdout.toString().endsWith('2 200')).toBe(true);
     expect(originSessions.size).toBeGreaterThan(0);
     for (const session of originSessions) session.close();
-    await eventually(() => originSessions.size, (n) => n === 0, 5000);
+    await eventually(
+      () => originSessions.size,
+      (n) => n === 0,
+      5000,
+    );
     const after = await curlH2(`https://h2.test:${h2Port}/after-close`);
     expect(after.stdout.toString()).toBe('hello from h2 origin /after-close over 2.0\n\n2 200');
   });

@@ -79,7 +79,18 @@ describe('inspect: minted certificates, verified origins, audit', () => {
     expect(res.body).toBe('hello from good\n');
     const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.path === '/hello?q=1'));
     const rec = records.find((x): x is RequestRecord => x.type === 'request' && x.path === '/hello?q=1')!;
-    expect(rec).toMatchObject({ scheme: 'https', host: 'origin.test', port: good.port, sni: 'origin.test', method: 'GET', status: 200, action: 'inspect', rule: 'inspect-tests', client: '127.0.0.1', frontend: 'explicit-connect' });
+    expect(rec).toMatchObject({
+      scheme: 'https',
+      host: 'origin.test',
+      port: good.port,
+      sni: 'origin.test',
+      method: 'GET',
+      status: 200,
+      action: 'inspect',
+      rule: 'inspect-tests',
+      client: '127.0.0.1',
+      frontend: 'explicit-connect',
+    });
     expect(rec.bytes_to_client).toBe('hello from good\n'.length);
     expect(rec.upstream_cert_sha256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
     expect(rec.client_tls?.version).toMatch(/^TLSv1\.[23]$/);
@@ -89,7 +100,11 @@ describe('inspect: minted certificates, verified origins, audit', () => {
   });
 
   test('openssl s_client through CONNECT sees issuer = gateway CA and the right SAN', async () => {
-    const s = await run('openssl', ['s_client', '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `origin.test:${good.port}`, '-servername', 'origin.test', '-CAfile', gw.caFile, '-verify_return_error'], { input: 'Q\n', timeoutMs: 10_000 });
+    const s = await run(
+      'openssl',
+      ['s_client', '-proxy', `127.0.0.1:${gw.explicitPort}`, '-connect', `origin.test:${good.port}`, '-servername', 'origin.test', '-CAfile', gw.caFile, '-verify_return_error'],
+      { input: 'Q\n', timeoutMs: 10_000 },
+    );
     const out = s.stdout.toString();
     expect(out).toContain('Verify return code: 0 (ok)');
     const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out)![0];
@@ -156,10 +171,16 @@ describe('inspect: minted certificates, verified origins, audit', () => {
   test('secrets in headers and configured query parameters never reach the audit file', async () => {
     const secrets = ['SECRET-AUTHZ-VALUE', 'SECRET-COOKIE-VALUE', 'SECRET-PROXY-AUTHZ', 'SECRET-QUERY-TOKEN', 'SECRET-SET-COOKIE-VALUE'];
     const res = await curl([
-      '-x', gw.proxy, '--cacert', gw.caFile,
-      '-H', 'Authorization: Bearer SECRET-AUTHZ-VALUE',
-      '-H', 'Cookie: session=SECRET-COOKIE-VALUE',
-      '-H', 'Proxy-Authorization: Basic SECRET-PROXY-AUTHZ',
+      '-x',
+      gw.proxy,
+      '--cacert',
+      gw.caFile,
+      '-H',
+      'Authorization: Bearer SECRET-AUTHZ-VALUE',
+      '-H',
+      'Cookie: session=SECRET-COOKIE-VALUE',
+      '-H',
+      'Proxy-Authorization: Basic SECRET-PROXY-AUTHZ',
       `https://origin.test:${good.port}/cookie?token=SECRET-QUERY-TOKEN&page=2`,
     ]);
     expect(res.status).toBe(200);

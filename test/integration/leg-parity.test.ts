@@ -163,7 +163,11 @@ describe('origin faults look the same through the HTTP/1.1 and the HTTP/2 origin
 
   /** The request's audit record(s) and its flow's limit-breach log lines. */
   async function audited(path: string): Promise<Omit<Answer, 'client'>> {
-    const records = await eventually(() => gw.requestRecords(path), (r) => r.length > 0, 5000);
+    const records = await eventually(
+      () => gw.requestRecords(path),
+      (r) => r.length > 0,
+      5000,
+    );
     const record = records[0];
     if (!record) return { records: 0, status: null, error: null, breaches: [] };
     const error = record.error === null ? null : (/^TG_ERR_[A-Z_]+/.exec(record.error)?.[0] ?? record.error);
@@ -198,15 +202,23 @@ describe('origin faults look the same through the HTTP/1.1 and the HTTP/2 origin
     return pending;
   }
 
-  test.each(FAULTS)('%s: the HTTP/1.1 and HTTP/2 legs give the same answer', async (fault) => {
-    const { h1, h2, alpn } = await observe(fault);
-    // Each client took the leg its column names (h2 only because the probe found h2).
-    expect(alpn).toEqual({ h1: 'http/1.1', h2: 'h2' });
-    expect(h2).toEqual(h1);
-  }, 60_000);
+  test.each(FAULTS)(
+    '%s: the HTTP/1.1 and HTTP/2 legs give the same answer',
+    async (fault) => {
+      const { h1, h2, alpn } = await observe(fault);
+      // Each client took the leg its column names (h2 only because the probe found h2).
+      expect(alpn).toEqual({ h1: 'http/1.1', h2: 'h2' });
+      expect(h2).toEqual(h1);
+    },
+    60_000,
+  );
 
-  test.each(FAULTS)('%s: both legs give the expected answer', async (fault) => {
-    const { h1, h2 } = await observe(fault);
-    expect({ h1, h2 }).toEqual({ h1: EXPECTED[fault], h2: EXPECTED[fault] });
-  }, 60_000);
+  test.each(FAULTS)(
+    '%s: both legs give the expected answer',
+    async (fault) => {
+      const { h1, h2 } = await observe(fault);
+      expect({ h1, h2 }).toEqual({ h1: EXPECTED[fault], h2: EXPECTED[fault] });
+    },
+    60_000,
+  );
 });

@@ -24,7 +24,10 @@ interface Running {
 function auditLines(dir: string): Record<string, unknown>[] {
   const file = path.join(dir, 'audit.ndjson');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function setup(origin: Origin, policy: string, extra = ''): string {
@@ -165,13 +168,15 @@ describe('lifecycle', () => {
     ].join('\n');
     const result = await run(process.execPath, ['-e', script]);
     expect(result.signal).toBe('SIGKILL');
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     expect(lines).toHaveLength(500);
     expect(JSON.parse(lines[499]!)).toEqual({ type: 'connection', flow_id: '499' });
   });
 
   test('`tollgate check | head -1` ends quietly (EPIPE is not a crash)', async () => {
-    const dir = setup(origin, Array.from({ length: 3000 }, (_, i) => (i === 0 ? 'rules:\n' : '') + `  - match: host${i}.example\n    action: deny\n`).join(''));
+    const dir = setup(origin, Array.from({ length: 3000 }, (_, i) => `${i === 0 ? 'rules:\n' : ''}  - match: host${i}.example\n    action: deny\n`).join(''));
     const result = await run('sh', ['-c', `"${process.execPath}" "${MAIN}" check --config "${path.join(dir, 'tollgate.yaml')}" | head -1`]);
     expect(result.stdout.toString()).toMatch(/^configuration .*: ok\n/);
     expect(result.stderr).toBe('');

@@ -61,26 +61,26 @@ describe('limits and timeouts', () => {
   beforeAll(async () => {
     origin = await startHttpOrigin('limits');
     // A listener with a full accept queue: the kernel drops further SYNs, so connecting hangs.
-    blackhole = spawn('python3', ['-c', [
-      'import socket, sys, time',
-      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-      'c = socket.socket(); c.connect(s.getsockname())',
-      'print(s.getsockname()[1], flush=True)',
-      'time.sleep(120)',
-    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    blackhole = spawn(
+      'python3',
+      [
+        '-c',
+        [
+          'import socket, sys, time',
+          's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+          'c = socket.socket(); c.connect(s.getsockname())',
+          'print(s.getsockname()[1], flush=True)',
+          'time.sleep(120)',
+        ].join('\n'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     blackholePort = await new Promise<number>((resolve) => blackhole.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
     gw = await startTestGateway({
       allowedPorts: { tunnel: [443, origin.port, blackholePort], http: [origin.port, blackholePort] },
       hostNames: ['www.example.com', 'blackhole.test'],
       policies: {
-        'a.yaml': [
-          'rules:',
-          '  - match: [origin.test, blackhole.test]',
-          '    action: splice',
-          '  - match: www.example.com',
-          '    action: inspect',
-          '',
-        ].join('\n'),
+        'a.yaml': ['rules:', '  - match: [origin.test, blackhole.test]', '    action: splice', '  - match: www.example.com', '    action: inspect', ''].join('\n'),
       },
       extraConfig: [
         'limits:',
@@ -162,7 +162,10 @@ describe('limits and timeouts', () => {
     expect(reply.data).toMatch(/^HTTP\/1\.1 200 Connection Established[\s\S]*hello from limits/);
     expect(reply.closedAfterMs).toBeGreaterThanOrEqual(1400);
     expect(reply.closedAfterMs).toBeLessThan(4500);
-    await eventually(() => breaches.seen.length, () => breaches.seen.some((b) => b.limit === 'client_idle_timeout'));
+    await eventually(
+      () => breaches.seen.length,
+      () => breaches.seen.some((b) => b.limit === 'client_idle_timeout'),
+    );
     expect(breaches.seen).toContainEqual({ limit: 'client_idle_timeout', frontend: 'explicit-connect' });
     expect(limitLogged(gw, 'limits.client_idle_timeout')).toBe(true);
   });
@@ -204,7 +207,10 @@ describe('limits and timeouts', () => {
       for (const socket of held) socket.destroy();
     }
     // Released on close: the gateway serves again.
-    await eventually(() => gw.gateway.connections.openConnections, (n) => n === 0);
+    await eventually(
+      () => gw.gateway.connections.openConnections,
+      (n) => n === 0,
+    );
     expect((await curl(['-x', gw.proxy, url()])).status).toBe(200);
   });
 });

@@ -29,12 +29,18 @@ describe('live policy reload', () => {
     expect((await curl(['-x', gw.proxy, url()])).status).toBe(403);
     const before = gw.gateway.policy.version;
     writeFileSync(path.join(gw.dir, 'policies/site.yaml'), 'rules:\n  - match: origin.test\n    action: splice\n');
-    await eventually(() => gw.gateway.policy.version, (v) => v !== before);
+    await eventually(
+      () => gw.gateway.policy.version,
+      (v) => v !== before,
+    );
     expect((await curl(['-x', gw.proxy, url()])).status).toBe(200);
     const good = gw.gateway.policy.version;
 
     writeFileSync(path.join(gw.dir, 'policies/site.yaml'), 'rules:\n  - match: origin.test\n    action: allow-everything\n');
-    const failed = await eventually(() => gw.gateway.lastReload, (s) => !s.ok);
+    const failed = await eventually(
+      () => gw.gateway.lastReload,
+      (s) => !s.ok,
+    );
     expect(failed.ok).toBe(false);
     expect(failed.problems.join('\n')).toMatch(/site\.yaml:3: rules\[0\]\.action: expected one of: deny, splice, inspect/);
     expect(gw.gateway.policy.version).toBe(good);
@@ -113,7 +119,10 @@ describe('certificate pinning detection', () => {
       const res = await reject('origin.test', from);
       expect(res.exitCode).not.toBe(0);
     }
-    await eventually(() => gw.gateway.pinning.isSpliced('origin.test'), (v) => v);
+    await eventually(
+      () => gw.gateway.pinning.isSpliced('origin.test'),
+      (v) => v,
+    );
     const res = await curl(['-x', gw.proxy, '--cacert', originCa, `https://origin.test:${origin.port}/hello`]);
     expect(res.status).toBe(200);
     expect(fingerprint256(await servedCertificate('origin.test'))).toBe(fingerprint256(originCert));

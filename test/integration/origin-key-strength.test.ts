@@ -127,7 +127,10 @@ describe('origin key strength (OpenSSL security level 2)', () => {
     };
 
     test('the door itself: a TLS connection to a weak origin is refused as a certificate failure', async () => {
-      await expect(egress.connect(target('weakkey.test'), { tls: { servername: 'weakkey.test', verifyCertificate: true } })).rejects.toMatchObject({ code: 'TG_ERR_UPSTREAM_CERT', message: expect.stringMatching(/weak key/) });
+      await expect(egress.connect(target('weakkey.test'), { tls: { servername: 'weakkey.test', verifyCertificate: true } })).rejects.toMatchObject({
+        code: 'TG_ERR_UPSTREAM_CERT',
+        message: expect.stringMatching(/weak key/),
+      });
       const good = await egress.connect(target('good.test'), { tls: { servername: 'good.test', verifyCertificate: true } });
       good.socket.destroy();
     });

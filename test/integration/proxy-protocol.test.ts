@@ -100,7 +100,11 @@ describe('PROXY protocol v2 on the explicit listener', () => {
     expect(v1.closed).toBe(true);
     const silent = await exchange(behindBalancer.explicitPort, Buffer.alloc(0));
     expect(silent.closed).toBe(true);
-    const reasons = behindBalancer.logs().slice(before).filter((l) => l.msg === 'connection refused: no valid PROXY protocol v2 header').map((l) => String(l.reason));
+    const reasons = behindBalancer
+      .logs()
+      .slice(before)
+      .filter((l) => l.msg === 'connection refused: no valid PROXY protocol v2 header')
+      .map((l) => String(l.reason));
     expect(reasons).toEqual(expect.arrayContaining([expect.stringMatching(/no PROXY protocol v2 signature/), expect.stringMatching(/v1/), expect.stringMatching(/within 1000 ms/)]));
     // Still serving.
     const header = encodeProxyV2({ command: 'proxy', family: 'tcp4', source: { address: '198.51.100.1', port: 1 }, destination: { address: '10.0.0.5', port: 3128 } });
@@ -126,7 +130,12 @@ async function connectBehindBalancer(port: number, header: Buffer | null): Promi
   if (header) socket.write(header);
   let buffer = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => (buffer = Buffer.concat([buffer, chunk])));
-  const waitFor = (bytes: number): Promise<Buffer> => eventually(() => buffer, (b) => b.length >= bytes || socket.destroyed, 3000);
+  const waitFor = (bytes: number): Promise<Buffer> =>
+    eventually(
+      () => buffer,
+      (b) => b.length >= bytes || socket.destroyed,
+      3000,
+    );
   return { socket, received: () => buffer, waitFor, closed };
 }
 
@@ -159,8 +168,7 @@ describe('PROXY protocol v2 on the SOCKS and transparent TLS listeners', () => {
     await origins.close();
   });
 
-  const headerFrom = (address: string, port: number): Buffer =>
-    encodeProxyV2({ command: 'proxy', family: 'tcp4', source: { address, port }, destination: { address: '10.0.0.5', port: 1080 } });
+  const headerFrom = (address: string, port: number): Buffer => encodeProxyV2({ command: 'proxy', family: 'tcp4', source: { address, port }, destination: { address: '10.0.0.5', port: 1080 } });
 
   async function connectionRecordOf(client: string): Promise<Record<string, unknown>> {
     const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'connection' && x.client === client));
@@ -168,7 +176,10 @@ describe('PROXY protocol v2 on the SOCKS and transparent TLS listeners', () => {
   }
 
   function refusalsLogged(since: number): number {
-    return gw.logs().slice(since).filter((l) => l.msg === 'connection refused: no valid PROXY protocol v2 header').length;
+    return gw
+      .logs()
+      .slice(since)
+      .filter((l) => l.msg === 'connection refused: no valid PROXY protocol v2 header').length;
   }
 
   test('SOCKS5 after a v2 header: spliced, and the audit record carries the client from the header', async () => {

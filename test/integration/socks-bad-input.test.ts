@@ -131,7 +131,11 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
     expect(result.received).toEqual(METHOD_NO_AUTH);
     expect(result.closed).toBe(true);
     expect(result.elapsedMs).toBeLessThan(500);
-    await eventually(() => logged(/SOCKS client closed during the handshake/), (v) => v, 2000);
+    await eventually(
+      () => logged(/SOCKS client closed during the handshake/),
+      (v) => v,
+      2000,
+    );
   });
 
   test('BIND is answered "command not supported" (0x07)', async () => {
@@ -267,13 +271,11 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
 
   test('property: random bytes (often SOCKS-shaped) always end in a close, never in a granted tunnel', async () => {
     // Versions 4 and 5 are forced on most cases so the bytes get past the version check.
-    const handshake = fc
-      .tuple(fc.constantFrom<number | null>(0x04, 0x05, 0x05, null), fc.uint8Array({ minLength: 1, maxLength: 64 }))
-      .map(([version, body]) => {
-        const bytes = Buffer.from(body);
-        if (version !== null) bytes[0] = version;
-        return bytes;
-      });
+    const handshake = fc.tuple(fc.constantFrom<number | null>(0x04, 0x05, 0x05, null), fc.uint8Array({ minLength: 1, maxLength: 64 })).map(([version, body]) => {
+      const bytes = Buffer.from(body);
+      if (version !== null) bytes[0] = version;
+      return bytes;
+    });
     await fc.assert(
       fc.asyncProperty(handshake, async (bytes) => {
         const result = await transcript(port, [bytes], 2000);

@@ -61,7 +61,7 @@ describe('SOCKS front-end with real curl', () => {
     return record!;
   }
 
-  test('--socks5-hostname to a spliced name: the origin\'s own certificate, decided by name', async () => {
+  test("--socks5-hostname to a spliced name: the origin's own certificate, decided by name", async () => {
     const decided: string[] = [];
     const unsubscribe = subscribe('tollgate:flow:decided', (m) => decided.push(`${m.frontend}:${m.action}`));
     try {

@@ -36,7 +36,7 @@ describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT 
     await ws.close();
   });
 
-  test('the target comes from Host; the origin gets the client\'s own Host and a Via', async () => {
+  test("the target comes from Host; the origin gets the client's own Host and a Via", async () => {
     const before = origins.plain.seen.length;
     const res = await curl(['--connect-to', `origin.test:80:127.0.0.1:${port}`, 'http://origin.test/hello?x=1']);
     expect(res.status).toBe(200);
@@ -60,7 +60,7 @@ describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT 
   });
 
   test('a Host with a port policy does not allow is refused with 403', async () => {
-    const res = await curl(['--connect-to', 'origin.test:8081:127.0.0.1:' + port, 'http://origin.test:8081/hello']);
+    const res = await curl(['--connect-to', `origin.test:8081:127.0.0.1:${port}`, 'http://origin.test:8081/hello']);
     expect(res.status).toBe(403);
     expect(res.body).toMatch(/port 8081 is not allowed/);
   });
@@ -107,7 +107,7 @@ describe('transparent HTTP listener (curl --connect-to stands in for a REDIRECT 
     expect(res.status).toBe(200);
   });
 
-  test('a WebSocket handshake takes the explicit proxy\'s upgrade path; messages echo through', async () => {
+  test("a WebSocket handshake takes the explicit proxy's upgrade path; messages echo through", async () => {
     // createConnection plays the router: the client dials origin.test, the socket reaches the listener.
     const client = new WebSocket(`ws://origin.test:${ws.port}/echo`, { createConnection: () => net.connect(port, '127.0.0.1') });
     const echoed = await new Promise<string>((resolve, reject) => {

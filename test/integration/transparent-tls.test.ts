@@ -39,7 +39,10 @@ describe('transparent TLS listener (curl --connect-to stands in for a REDIRECT r
 
   async function nextRecord(): Promise<ConnectionRecord> {
     seenRecords++;
-    const list = await eventually(async () => connections(await gw.audit()), (l) => l.length >= seenRecords);
+    const list = await eventually(
+      async () => connections(await gw.audit()),
+      (l) => l.length >= seenRecords,
+    );
     expect(list.length).toBeGreaterThanOrEqual(seenRecords);
     return list[seenRecords - 1]!;
   }
@@ -48,7 +51,10 @@ describe('transparent TLS listener (curl --connect-to stands in for a REDIRECT r
     const closed: string[] = [];
     const unsubscribe = subscribe('tollgate:flow:closed', (m) => closed.push(`${m.frontend}:${m.action}`));
     const res = await curl(['--connect-to', `origin.test:443:127.0.0.1:${port}`, '--cacert', origins.originCaFile, 'https://origin.test/hello']);
-    await eventually(() => closed, (l) => l.length > 0);
+    await eventually(
+      () => closed,
+      (l) => l.length > 0,
+    );
     unsubscribe();
     expect(closed).toEqual(['transparent-tls:splice']);
     expect(res.stderr).toBe('');
@@ -63,7 +69,11 @@ describe('transparent TLS listener (curl --connect-to stands in for a REDIRECT r
     const hello = await captureClientHello('origin.test');
     const first = await new Promise<number | undefined>((resolve) => {
       const socket = net.connect(port, '127.0.0.1', async () => {
-        for (const cut of [[0, 3], [3, 40], [40, hello.length]] as const) {
+        for (const cut of [
+          [0, 3],
+          [3, 40],
+          [40, hello.length],
+        ] as const) {
           socket.write(hello.subarray(cut[0], cut[1]));
           await new Promise((r) => setTimeout(r, 30));
         }
@@ -97,7 +107,10 @@ describe('transparent TLS listener (curl --connect-to stands in for a REDIRECT r
   });
 
   test('openssl s_client shows the issuer: the gateway CA for inspect', async () => {
-    const result = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'inspect.test', '-CAfile', gw.caFile, '-verify_return_error'], { input: 'Q\n', timeoutMs: 10_000 });
+    const result = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'inspect.test', '-CAfile', gw.caFile, '-verify_return_error'], {
+      input: 'Q\n',
+      timeoutMs: 10_000,
+    });
     const out = result.stdout.toString();
     expect(out).toMatch(/issuer=.*tollgate/);
     expect(out).toMatch(/subject=CN ?= ?inspect\.test/);

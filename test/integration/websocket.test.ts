@@ -130,7 +130,13 @@ describe('WebSocket through the gateway', () => {
     const opened = await new Promise<Opened>((resolve) => {
       // ws passes TLS options through to tls.connect; its types omit servername. SNI stays the
       // tunnel's name while Host names the denied destination.
-      const options: WebSocket.ClientOptions & { servername: string } = { agent: new HttpsProxyAgent(gw.proxy), ca, servername: 'origin.test', headers: { host: 'denied.test' }, handshakeTimeout: 10_000 };
+      const options: WebSocket.ClientOptions & { servername: string } = {
+        agent: new HttpsProxyAgent(gw.proxy),
+        ca,
+        servername: 'origin.test',
+        headers: { host: 'denied.test' },
+        handshakeTimeout: 10_000,
+      };
       const ws = new WebSocket(`wss://origin.test:${secure.port}/echo`, options);
       ws.once('open', () => resolve({ kind: 'open', ws }));
       ws.once('unexpected-response', (_req, res) => resolve({ kind: 'refused', status: res.statusCode ?? 0, body: '' }));

@@ -95,7 +95,9 @@ test('workers: 2 runs two gateway processes on one listener, one CA, one audit f
     child.kill('SIGTERM');
   }
   expect(await exited).toBe(0);
-  const lines = readFileSync(path.join(dir, 'audit.ndjson'), 'utf8').split('\n').filter((l) => l !== '');
+  const lines = readFileSync(path.join(dir, 'audit.ndjson'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   const records = lines.map((l) => JSON.parse(l) as { type: string; path?: string });
   const requests = records.filter((r) => r.type === 'request');
   expect(requests).toHaveLength(40);

@@ -167,7 +167,7 @@ describe('soak: mixed traffic with faults', () => {
         'limits:\n  header_timeout: 2s\n  max_connections_per_client: 2000\n  shutdown_grace: 5s',
         'audit:\n  file: audit.ndjson',
         'ca:\n  cert: ca/ca.pem\n  key: ca/ca.key',
-              ].join('\n'),
+      ].join('\n'),
     );
     const child = spawn(process.execPath, [MAIN, '--config', path.join(dir, 'tollgate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, env: { ...process.env, NODE_OPTIONS: '' } });
     // Only start-up lines, warnings, errors and reload lines are kept: at info level every flow

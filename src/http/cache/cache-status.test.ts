@@ -12,7 +12,12 @@ describe('Cache-Status (RFC 9211)', () => {
   });
 
   test('ours goes last, after the members of caches nearer the origin', () => {
-    expect(appendCacheStatus(['Content-Type', 'text/plain', 'cache-status', 'OriginCDN; hit'], 'tollgate; hit')).toEqual(['Content-Type', 'text/plain', 'cache-status', 'OriginCDN; hit, tollgate; hit']);
+    expect(appendCacheStatus(['Content-Type', 'text/plain', 'cache-status', 'OriginCDN; hit'], 'tollgate; hit')).toEqual([
+      'Content-Type',
+      'text/plain',
+      'cache-status',
+      'OriginCDN; hit, tollgate; hit',
+    ]);
     expect(appendCacheStatus([], 'tollgate; hit')).toEqual(['Cache-Status', 'tollgate; hit']);
   });
 });

@@ -357,5 +357,4 @@ export class CacheExchange {
       body: withBody && !this.isHead ? entry.body : null,
     };
   }
-
 }

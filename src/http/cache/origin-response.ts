@@ -21,7 +21,6 @@ export interface OriginResponse {
   isComplete(): boolean;
 }
 
-
 /**
  * A raw field list as an HTTP/1.1-style header object: names lower case, repeated fields joined
  * with ", " (Set-Cookie kept as a list, RFC 9110 5.3), pseudo-headers and hop-by-hop fields

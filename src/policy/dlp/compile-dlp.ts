@@ -7,9 +7,7 @@ import type { Detector, DlpPolicy } from './dlp-types';
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
 export const dlpSchema = section({
-  detectors: z
-    .array(z.enum(BUILTIN_DETECTOR_NAMES as [string, ...string[]], { error: `expected one of: ${BUILTIN_DETECTOR_NAMES.join(', ')}` }))
-    .optional(),
+  detectors: z.array(z.enum(BUILTIN_DETECTOR_NAMES as [string, ...string[]], { error: `expected one of: ${BUILTIN_DETECTOR_NAMES.join(', ')}` })).optional(),
   patterns: z
     .array(
       section({

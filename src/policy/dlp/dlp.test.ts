@@ -179,7 +179,16 @@ describe('user patterns', () => {
 
   test('compileDlp: default detectors, custom patterns, problems located', () => {
     const problems: DlpProblem[] = [];
-    const dlp = compileDlp({ action: 'deny', patterns: [{ name: 'employee_id', regex: 'EMP-[0-9]{6}' }, { name: 'bad', regex: '.+' }] }, problems);
+    const dlp = compileDlp(
+      {
+        action: 'deny',
+        patterns: [
+          { name: 'employee_id', regex: 'EMP-[0-9]{6}' },
+          { name: 'bad', regex: '.+' },
+        ],
+      },
+      problems,
+    );
     expect(dlp.detectors.map((d) => d.name)).toContain('payment_card');
     expect(dlp.detectors.map((d) => d.name)).toContain('employee_id');
     expect(problems).toEqual([{ path: ['patterns', 1, 'regex'], message: expect.stringMatching(/unbounded/) }]);

@@ -7,18 +7,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_NAME = z.string().regex(TOKEN, { error: 'expected a header name (an HTTP token such as X-Request-Id)' });
 
 /** Fields a rule may not set or strip: they carry framing or routing the gateway owns. */
-const PROTECTED_HEADERS = new Set([
-  'host',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'upgrade',
-  'via',
-]);
+const PROTECTED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'via']);
 
 const valueCondition = z.union([z.boolean(), z.string()], {
   error: 'expected true (present), false (absent) or a glob for the value such as "curl/*"',
@@ -44,7 +33,10 @@ export const httpRuleSchema = section({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, { error: 'expected a short identifier' })
     .optional(),
   request: section({
-    method: z.array(z.string().regex(TOKEN, { error: 'expected an HTTP method such as POST' })).min(1).optional(),
+    method: z
+      .array(z.string().regex(TOKEN, { error: 'expected an HTTP method such as POST' }))
+      .min(1)
+      .optional(),
     path: z.string().startsWith('/', { error: 'a path glob starts with "/", e.g. "/api/**"' }).optional(),
     path_ignore_case: z.boolean({ error: 'expected true or false' }).optional(),
     query: z.record(z.string(), valueCondition).optional(),
@@ -72,7 +64,7 @@ export interface HttpRuleProblem {
   readonly message: string;
 }
 
-function valueOf(raw: boolean | string, caseInsensitive: boolean): ValueCondition {
+function valueConditionOf(raw: boolean | string, caseInsensitive: boolean): ValueCondition {
   return typeof raw === 'boolean' ? { kind: 'present', present: raw } : { kind: 'glob', text: raw, match: compileGlob(raw, { caseInsensitive }) };
 }
 
@@ -91,8 +83,8 @@ function compileRequest(raw: NonNullable<RawHttpRule['request']>): RequestCondit
   return {
     methods: raw.method ? new Set(raw.method.map((m) => m.toUpperCase())) : null,
     path: raw.path ? { text: raw.path, ignoreCase: raw.path_ignore_case === true, match: compilePathGlob(raw.path, raw.path_ignore_case === true) } : null,
-    query: Object.entries(raw.query ?? {}).map(([name, v]) => [name, valueOf(v, false)] as const),
-    headers: Object.entries(raw.headers ?? {}).map(([name, v]) => [name.toLowerCase(), valueOf(v, false)] as const),
+    query: Object.entries(raw.query ?? {}).map(([name, v]) => [name, valueConditionOf(v, false)] as const),
+    headers: Object.entries(raw.headers ?? {}).map(([name, v]) => [name.toLowerCase(), valueConditionOf(v, false)] as const),
     bodyLargerThan: raw.body_larger_than ?? null,
   };
 }
@@ -111,12 +103,7 @@ function compileResponse(raw: NonNullable<RawHttpRule['response']>): ResponseCon
   };
 }
 
-function compileEdits(
-  kind: 'strip' | 'set',
-  side: 'request' | 'response',
-  value: unknown,
-  problems: HttpRuleProblem[],
-): HeaderEdits | null {
+function compileEdits(kind: 'strip' | 'set', side: 'request' | 'response', value: unknown, problems: HttpRuleProblem[]): HeaderEdits | null {
   if (value === undefined) return null;
   const key = kind === 'strip' ? 'strip_headers' : 'set_headers';
   const names: string[] = kind === 'strip' ? (Array.isArray(value) ? value.map(String) : []) : value && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value) : [];

@@ -62,7 +62,11 @@ describe('canonical request paths (what HTTP rules match)', () => {
   const letter = fc.constantFrom('a', 'b', 'd', 'm', 'i', 'n', 'Z', '0', '-', '_', '~');
   const spelled = letter.chain((c) => fc.constantFrom(c, `%${c.charCodeAt(0).toString(16)}`, `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
   const name = fc.array(spelled, { minLength: 1, maxLength: 4 }).map((parts) => parts.join(''));
-  const segment = fc.oneof(name, fc.constantFrom('.', '..', '', '%2e', '%2E%2e'), fc.tuple(name, name).map(([a, b]) => `${a};${b}`));
+  const segment = fc.oneof(
+    name,
+    fc.constantFrom('.', '..', '', '%2e', '%2E%2e'),
+    fc.tuple(name, name).map(([a, b]) => `${a};${b}`),
+  );
   const rawPath = fc.array(segment, { maxLength: 8 }).map((segments) => `/${segments.join('/')}`);
 
   /** An origin's view: decode unreserved, drop parameters and empty segments, resolve dots. */

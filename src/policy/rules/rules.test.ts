@@ -12,10 +12,10 @@ function factsOf(method: string, url: string, rawHeaders: readonly string[], con
 }
 
 function rulesOf(http: string): readonly HttpRule[] {
-  const policy = compilePolicy(
-    [{ name: 'p.yaml', displayPath: 'policies/p.yaml', text: `rules:\n  - name: site\n    match: site.example\n    action: inspect\n    http:\n${http}` }],
-    { defaultAction: 'deny', allowedPorts: { tunnel: [443], http: [80] } },
-  );
+  const policy = compilePolicy([{ name: 'p.yaml', displayPath: 'policies/p.yaml', text: `rules:\n  - name: site\n    match: site.example\n    action: inspect\n    http:\n${http}` }], {
+    defaultAction: 'deny',
+    allowedPorts: { tunnel: [443], http: [80] },
+  });
   return policy.rules[0]!.http;
 }
 
@@ -118,7 +118,9 @@ describe('HTTP rule evaluation', () => {
       }
       return '';
     };
-    expect(attempt('      - action: set_header\n        set_headers: { request: { Host: evil } }\n')).toMatch(/policies\/p\.yaml:7: rules\[0\]\.http\[0\]\.set_headers\.request: "Host" is managed by the gateway/);
+    expect(attempt('      - action: set_header\n        set_headers: { request: { Host: evil } }\n')).toMatch(
+      /policies\/p\.yaml:7: rules\[0\]\.http\[0\]\.set_headers\.request: "Host" is managed by the gateway/,
+    );
     expect(attempt('      - action: strip_header\n')).toMatch(/strip_header needs strip_headers/);
     expect(attempt('      - action: block\n')).toMatch(/http\[0\]\.action: expected one of: allow, deny, log, strip_header, set_header/);
     expect(attempt('      - request: { path: "api/*" }\n        action: deny\n')).toMatch(/a path glob starts with "\/"/);
@@ -147,4 +149,3 @@ describe('path conditions', () => {
     expect(evaluateRequest(rules, factsOf('GET', path, [], null)).verdict?.rule.id ?? null).toBe(id);
   });
 });
-

@@ -82,11 +82,7 @@ export interface ForgeCertificateSpec {
  * A self-signed RSA certificate built and signed with forge, for odd fixtures (expired, not a
  * CA, no SKI). The key comes from Node: forge's own key generation is slow.
  */
-export async function writeForgeSelfSigned(
-  dir: string,
-  name: string,
-  spec: ForgeCertificateSpec,
-): Promise<{ certPath: string; keyPath: string; privateKey: KeyObject }> {
+export async function writeForgeSelfSigned(dir: string, name: string, spec: ForgeCertificateSpec): Promise<{ certPath: string; keyPath: string; privateKey: KeyObject }> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const forgeKey = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;

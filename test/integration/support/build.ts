@@ -10,7 +10,9 @@ export const ROOT = path.resolve(__dirname, '../../..');
  */
 export async function buildCli(name: string): Promise<string> {
   const outDir = path.join(ROOT, '.build', name);
-  const result = await run(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', outDir, '--tsBuildInfoFile', path.join(outDir, '.tsbuildinfo')], { timeoutMs: 90_000 });
+  const result = await run(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', outDir, '--tsBuildInfoFile', path.join(outDir, '.tsbuildinfo')], {
+    timeoutMs: 90_000,
+  });
   if (result.code !== 0) throw new Error(`build failed: ${result.stdout.toString()}${result.stderr}`);
   return path.join(outDir, 'src/main.js');
 }

@@ -123,7 +123,11 @@ function listen(server: http.Server, name: string, seen: SeenRequest[]): Promise
 
 export function startHttpOrigin(name: string): Promise<Origin> {
   const seen: SeenRequest[] = [];
-  return listen(http.createServer((req, res) => handle(name, seen, req, res)), name, seen);
+  return listen(
+    http.createServer((req, res) => handle(name, seen, req, res)),
+    name,
+    seen,
+  );
 }
 
 export function startHttpsOrigin(name: string, tlsOptions: { cert: string; key: string }): Promise<Origin> {

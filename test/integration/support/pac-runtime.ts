@@ -18,12 +18,17 @@ export function loadPac(source: string, hosts: Readonly<Record<string, string>> 
       const ip = resolve(host);
       if (ip === null) return false;
       const m = toNumber(mask);
-      return ((toNumber(ip) & m) >>> 0) === ((toNumber(pattern) & m) >>> 0);
+      return (toNumber(ip) & m) >>> 0 === (toNumber(pattern) & m) >>> 0;
     },
     myIpAddress: () => '127.0.0.1',
     dnsDomainLevels: (host: string) => host.split('.').length - 1,
     shExpMatch: (text: string, pattern: string) => {
-      const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+      const regex = new RegExp(
+        `^${pattern
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      );
       return regex.test(text);
     },
     weekdayRange: () => true,

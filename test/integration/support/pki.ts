@@ -44,7 +44,10 @@ export function issue(options: IssueOptions): Issued {
   cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
   cert.validity.notBefore = options.notBefore ?? new Date(Date.now() - HOUR);
   cert.validity.notAfter = options.notAfter ?? new Date(Date.now() + 30 * 24 * HOUR);
-  const subject = [{ name: 'commonName', value: options.commonName }, { name: 'organizationName', value: 'tollgate tests' }];
+  const subject = [
+    { name: 'commonName', value: options.commonName },
+    { name: 'organizationName', value: 'tollgate tests' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(options.issuer ? options.issuer.cert.subject.attributes : subject);
   const extensions: object[] = [];
@@ -55,10 +58,7 @@ export function issue(options: IssueOptions): Issued {
     extensions.push({ name: 'basicConstraints', cA: false });
     extensions.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
     extensions.push({ name: 'extKeyUsage', serverAuth: true });
-    const altNames = [
-      ...(options.dnsNames ?? []).map((value) => ({ type: 2, value })),
-      ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
-    ];
+    const altNames = [...(options.dnsNames ?? []).map((value) => ({ type: 2, value })), ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip }))];
     if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
   }
   extensions.push({ name: 'subjectKeyIdentifier' });

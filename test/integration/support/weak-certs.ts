@@ -33,7 +33,10 @@ export function issueWithStrength(options: WeakIssueOptions): Issued {
   cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
   cert.validity.notBefore = new Date(Date.now() - HOUR);
   cert.validity.notAfter = new Date(Date.now() + 30 * 24 * HOUR);
-  const subject = [{ name: 'commonName', value: options.commonName }, { name: 'organizationName', value: 'tollgate tests' }];
+  const subject = [
+    { name: 'commonName', value: options.commonName },
+    { name: 'organizationName', value: 'tollgate tests' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(options.issuer ? options.issuer.cert.subject.attributes : subject);
   const extensions: object[] = options.isCa
