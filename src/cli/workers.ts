@@ -19,8 +19,8 @@ const MIN_UPTIME_MS = 5_000;
  * hands connections round-robin). Each worker keeps its own leaf-key pool and certificate cache:
  * a mint costs about a millisecond, less than asking another process for a certificate would,
  * and every worker's leaves chain to the one CA, so clients see consistent certificates. The
- * audit file is opened O_APPEND by every worker and each record is one synchronous write(2) of
- * one whole line, so lines from different workers never interleave. Signals are passed on:
+ * audit file is opened O_APPEND by every worker and each batch of records is one write(2) of
+ * whole lines, so lines from different workers never interleave. Signals are passed on:
  * SIGTERM/SIGINT drain every worker, SIGHUP reloads every worker. The handlers are installed
  * before the CA is created: a SIGTERM during start-up (generating a CA takes a while) must
  * stop the primary cleanly, not kill it with the default action.
