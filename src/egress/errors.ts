@@ -2,7 +2,8 @@ import { GatewayError } from '../errors/gateway-error';
 
 /**
  * The one mapping from what sockets, TLS and Node's HTTP parsers report about an origin to the
- * gateway's error catalogue, for every outbound path: connects, TLS handshakes and exchanges.
+ * gateway's error catalogue, for every outbound path: connects, TLS handshakes and exchanges
+ * (Node's HTTP/2 client, and undici for HTTP/1.1).
  */
 
 /** Why an origin certificate failed, in words a person understands, keyed by OpenSSL's code. */
@@ -77,7 +78,24 @@ export function classifyOriginError(err: NodeJS.ErrnoException, where: string): 
     case 'EPIPE':
     case 'HPE_INVALID_CONSTANT':
       return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} closed the connection (${code})`, { cause: err });
+    // From undici, the HTTP/1.1 client of the origin pools (h1-pools.ts).
+    case 'UND_ERR_SOCKET':
+      // undici refuses any 100 (Continue) (it never sends Expect) and a response to no request.
+      if (err.message === 'bad response') {
+        return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} sent a response the gateway cannot take: an unsolicited 100 (Continue), or a response to no request`, { cause: err });
+      }
+      return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} closed the connection (${err.message})`, { cause: err });
+    case 'UND_ERR_INFO':
+      return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} closed the connection (${err.message})`, { cause: err });
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+      return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} ended its response before the length its Content-Length declared`, { cause: err });
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} sent a response head over the size limit`, { cause: err });
+    case 'UND_ERR_DESTROYED':
+    case 'UND_ERR_CLOSED':
+      return new GatewayError('TG_ERR_SHUTTING_DOWN', 'forward', `the connection pool for ${where} is closed: the gateway is shutting down`, { cause: err });
     default:
+      if (code.startsWith('UND_ERR')) return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `cannot exchange this request with ${where}: ${err.message} (${code})`, { cause: err });
       if (code.startsWith('HPE_')) return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} sent an invalid response (${code})`, { cause: err });
       if (code.startsWith('ERR_HTTP2')) return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} failed the HTTP/2 exchange (${code})`, { cause: err });
       return new GatewayError('TG_ERR_UPSTREAM_UNREACHABLE', 'connect', `cannot reach ${where}: ${code || err.message}`, { cause: err });

@@ -1,103 +1,171 @@
-import http, { type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { Client, type Dispatcher, Pool } from 'undici';
 import type { Target } from '../protocol/target';
-import { hostText } from '../protocol/host';
+import { hostAuthorityText } from '../protocol/host';
 import type { Egress, OriginTlsOptions } from './egress';
 
 export interface H1PoolOptions {
   readonly maxSocketsPerHost: number;
+  /** How long an idle connection is kept (the origin's Keep-Alive hint may shorten it). */
   readonly idleTimeoutMs: number;
 }
 
 /** One HTTP/1.1 request to an origin, as the HTTP/1 origin leg asks for it. */
-export interface H1RequestOptions {
+export interface H1Request {
   readonly target: Target;
   /** null: plain HTTP; else TLS with this server name (null for an address target). */
   readonly tls: { readonly servername: string | null; readonly verifyCertificate: boolean } | null;
   readonly method: string;
   readonly path: string;
-  /** The complete header list as sent, Host first (framing stated: see http/framing.ts). */
+  /**
+   * The fields to send, Host first, without Transfer-Encoding or Connection. A Content-Length
+   * given here is held to the body's real length; a body without one always goes out chunked.
+   */
   readonly headers: readonly string[];
+  /** The request body, or null for none. */
+  readonly body: Readable | null;
+  /** True when `headers` state the body's length (Content-Length). */
+  readonly bodyLengthStated: boolean;
+  /** 'websocket' to ask the origin for that upgrade (Connection/Upgrade are then sent). */
+  readonly upgrade: string | null;
 }
-
-/** Options Node hands back to createConnection: ours ride along with its own. */
-interface ConnectionOptions {
-  readonly tollgateTarget: Target;
-  readonly tollgateTls: OriginTlsOptions | null;
-}
-
-type ConnectCallback = (err: Error | null, socket?: Duplex) => void;
 
 /**
- * An agent whose connections come from the egress door (resolve, destination guard, loop
- * check, connect deadline, verified TLS) instead of Node's own net/tls connect. Node calls
- * createConnection for each new pooled socket and accepts an answer through the callback.
+ * Which connection carried a request, filled in when a pooled connection takes it: the origin
+ * leg reads TLS facts (certificate, protocol) from `socket` once the response starts.
  */
-function doorAgent<T extends typeof http.Agent>(Base: T, egress: Egress, options: http.AgentOptions): InstanceType<T> {
-  class DoorAgent extends (Base as typeof http.Agent) {
-    override createConnection(connectOptions: unknown, callback: ConnectCallback): undefined {
-      const { tollgateTarget, tollgateTls } = connectOptions as ConnectionOptions;
-      egress.connect(tollgateTarget, tollgateTls ? { tls: tollgateTls } : {}).then(
-        (connection) => callback(null, connection.socket),
-        (err: Error) => callback(err),
-      );
-      return undefined;
-    }
+export class H1Carrier {
+  /** The carrying connection's socket holder, set by the pool. */
+  link: { readonly socket: Socket | null } | null = null;
+
+  get socket(): Socket | null {
+    return this.link?.socket ?? null;
   }
-  return new DoorAgent(options) as InstanceType<T>;
+}
+
+/** How the HTTP/1 leg hears one exchange: undici's dispatch handler, and the controller it gets. */
+export type H1Handler = Dispatcher.DispatchHandler;
+export type H1Controller = Dispatcher.DispatchController;
+
+interface CarriedOptions extends Dispatcher.DispatchOptions {
+  readonly carrier: H1Carrier;
 }
 
 /**
- * Keep-alive connection pools for the HTTP/1.1 origin leg: plain HTTP, verified TLS, and — in
- * a pool of its own so its connections never serve another rule — TLS whose certificate is
- * NOT verified, for rules with `upstream_insecure`. Pools are keyed by host, port and server
- * name (Node's agent key); every connection is opened by the egress door.
+ * One keep-alive connection of a pool (undici's Client), opened through the egress door. It
+ * remembers its current socket so that each request can be told which one carried it.
+ */
+class DoorClient extends Client {
+  private readonly current: { socket: Socket | null };
+
+  constructor(origin: URL, options: Client.Options, egress: Egress, target: Target, tls: OriginTlsOptions | null) {
+    const current: { socket: Socket | null } = { socket: null };
+    super(origin, {
+      ...options,
+      connect: (_ignored, callback) => {
+        egress.connect(target, tls ? { tls } : {}).then(
+          (connection) => {
+            current.socket = connection.socket;
+            callback(null, connection.socket);
+          },
+          (err: Error) => callback(err, null),
+        );
+      },
+    });
+    this.current = current;
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // With one request at a time per connection, the socket at response time is this one's.
+    (options as CarriedOptions).carrier.link = this.current;
+    return super.dispatch(options, handler);
+  }
+}
+
+/** undici accepts any async iterable as a body (documented; its DispatchOptions type lists only streams). */
+function iterableOf(body: Readable): Readable {
+  const iterable: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => body[Symbol.asyncIterator]() };
+  return iterable as unknown as Readable;
+}
+
+/**
+ * Keep-alive connection pools for the HTTP/1.1 origin leg, on undici: one Pool per origin and
+ * way of reaching it (plain, verified TLS with a server name, or — for rules with
+ * `upstream_insecure`, in pools of their own so their connections never serve another rule —
+ * TLS whose certificate is NOT verified). Every connection is opened by the egress door
+ * (resolve, destination guard, loop check, connect deadline, verified TLS); undici only
+ * speaks HTTP/1.1 on it. Pools whose connections have all closed are dropped by a sweep.
  */
 export class H1Pools {
-  private readonly plain: http.Agent;
-  private readonly verifying: https.Agent;
-  private readonly unverified: https.Agent;
+  private readonly pools = new Map<string, Pool>();
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(egress: Egress, options: H1PoolOptions) {
-    const common: http.AgentOptions = {
-      keepAlive: true,
-      maxSockets: options.maxSocketsPerHost,
-      maxFreeSockets: 64,
-      timeout: options.idleTimeoutMs,
-      scheduling: 'lifo',
-    };
-    this.plain = doorAgent(http.Agent, egress, common);
-    this.verifying = doorAgent(https.Agent, egress, common);
-    this.unverified = doorAgent(https.Agent, egress, common);
+  constructor(
+    private readonly egress: Egress,
+    private readonly options: H1PoolOptions,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1_000, options.idleTimeoutMs)).unref();
   }
 
-  /** A request on a pooled connection; its socket errors carry GatewayErrors from the door. */
-  request(options: H1RequestOptions): ClientRequest {
-    const { target, tls } = options;
-    const base = {
-      host: hostText(target.host),
-      port: target.port,
-      method: options.method,
-      path: options.path,
-      headers: options.headers as unknown as OutgoingHttpHeaders,
-      setHost: false,
-      tollgateTarget: target,
+  /**
+   * Sends one request on a pooled connection; `handler` hears the response (undici's handler
+   * interface) and errors, which for connection failures are GatewayErrors from the door.
+   */
+  dispatch(request: H1Request, handler: H1Handler): H1Carrier {
+    const carrier = new H1Carrier();
+    const options: CarriedOptions = {
+      method: request.method as Dispatcher.HttpMethod,
+      path: request.path,
+      headers: request.headers as string[],
+      // undici sends a stream that has already ended with the length it buffered; handed over as
+      // an iterable, a body of unstated length is framed chunked however much of it has arrived,
+      // so what the origin sees never depends on timing.
+      body: request.body && !request.bodyLengthStated ? iterableOf(request.body) : request.body,
+      upgrade: request.upgrade,
+      carrier,
     };
-    if (!tls) return http.request({ ...base, agent: this.plain, tollgateTls: null } as http.RequestOptions);
-    const tlsOptions: OriginTlsOptions = { servername: tls.servername, verifyCertificate: tls.verifyCertificate, alpn: ['http/1.1'] };
-    return https.request({
-      ...base,
-      // Part of Node's pool key: a connection for one server name never serves another.
-      servername: tls.servername ?? '',
-      agent: tls.verifyCertificate ? this.verifying : this.unverified,
-      tollgateTls: tlsOptions,
-    } as https.RequestOptions);
+    this.pool(request).dispatch(options, handler);
+    return carrier;
   }
 
   destroy(): void {
-    this.plain.destroy();
-    this.verifying.destroy();
-    this.unverified.destroy();
+    clearInterval(this.sweeper);
+    for (const pool of this.pools.values()) pool.destroy().catch(() => undefined);
+    this.pools.clear();
+  }
+
+  private pool(request: H1Request): Pool {
+    const { target, tls } = request;
+    const way = tls === null ? 'http' : `${tls.verifyCertificate ? 'tls' : 'tls-unverified'}:${tls.servername ?? ''}`;
+    const key = `${way}|${hostAuthorityText(target.host)}:${target.port}`;
+    let pool = this.pools.get(key);
+    if (pool) return pool;
+    const tlsOptions: OriginTlsOptions | null = tls ? { servername: tls.servername, verifyCertificate: tls.verifyCertificate, alpn: ['http/1.1'] } : null;
+    const egress = this.egress;
+    const idle = this.options.idleTimeoutMs;
+    pool = new Pool(`http://${hostAuthorityText(target.host)}:${target.port}`, {
+      connections: this.options.maxSocketsPerHost,
+      pipelining: 1,
+      keepAliveTimeout: idle,
+      keepAliveMaxTimeout: idle,
+      // The forwarder owns every deadline (response, body stall); undici's own are off.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      factory: (origin, options) => new DoorClient(origin, options as Client.Options, egress, target, tlsOptions),
+    });
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  /** Drops pools with no connection, no request running and none waiting. */
+  private sweep(): void {
+    for (const [key, pool] of this.pools) {
+      const { connected, pending, running } = pool.stats;
+      if (connected === 0 && pending === 0 && running === 0) {
+        this.pools.delete(key);
+        pool.close().catch(() => undefined);
+      }
+    }
   }
 }

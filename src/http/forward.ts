@@ -182,7 +182,7 @@ export class HttpForwarder {
     if (framing.kind === 'none' || ctx.upgrade) {
       // No body (a WebSocket handshake has none: its frames are relayed after the 101).
       req.resume();
-      exchange.body.end();
+      exchange.body?.end();
     } else {
       // An empty body that already ended would never make pipe() end the origin's body.
       rules
@@ -193,7 +193,8 @@ export class HttpForwarder {
           exchange.cancel();
           cutUpload(ctx, req, res, refusal, origin, tracker);
         })
-        .pipe(exchange.body);
+        // A leg gives a body stream to every request that has one.
+        .pipe(exchange.body!);
     }
     res.on('close', () => {
       if (upgraded) return;
@@ -213,7 +214,7 @@ export class HttpForwarder {
     // CACHE: a 304 that confirms the stale entry refreshes it, and the stored response is served
     // (through the response rules, like any stored reply); a server error while revalidating may
     // be answered with the stale entry instead.
-    const stored = cache ? (cache.revalidated(reply.cacheView) ?? cache.staleIfError(reply.status)) : null;
+    const stored = cache ? (cache.revalidated(reply) ?? cache.staleIfError(reply.status)) : null;
     if (cache && stored) {
       reply.body.resume();
       sendStoredReply(ctx, via, cache, rules, stored, res, tracker);
@@ -234,7 +235,7 @@ export class HttpForwarder {
     tracker.responseHeaders(verdict.headers);
     // CACHE: copy the response into the store while streaming; it enters only when complete and
     // fully delivered (a body cut by a rule destroys res, so nothing is stored).
-    if (cache) cache.fill(reply.cacheView, res);
+    if (cache) cache.fill(reply, res);
     reply.body.on('data', (chunk: Buffer) => tracker.countDown(chunk.length));
     rules.responseBody(reply.body, () => cutResponse(ctx, res, tracker, rules)).pipe(res);
   }
@@ -247,9 +248,9 @@ export class HttpForwarder {
       return;
     }
     tracker.originTls(reply.tls);
-    tracker.responseHeaders(reply.response.rawHeaders);
+    tracker.responseHeaders(reply.rawHeaders);
     res.detachSocket(client.socket);
-    relayUpgraded({ client, upRes: reply.response, upSocket: reply.socket, upHead: reply.head, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log }).then(
+    relayUpgraded({ client, upgrade: reply, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log }).then(
       (outcome) => tracker.finishUpgraded(outcome.status, outcome.bytesUp, outcome.bytesDown, outcome.close),
       () => tracker.finishUpgraded(101, 0, 0, 'error'),
     );

@@ -6,7 +6,6 @@ import { classifyOriginError } from '../egress/errors';
 import type { H2Sessions } from '../egress/h2-sessions';
 import { originTlsFacts } from '../egress/origin-tls';
 import { targetText } from '../protocol/target';
-import { fromHttp2Response } from './cache/origin-response';
 import type { ExchangeHandlers, OriginExchange, OriginLeg, OriginRequest } from './origin-leg';
 
 /** Request header fields for an HTTP/2 origin: pseudo-headers first, names lower case. */
@@ -97,7 +96,8 @@ export class Http2OriginLeg implements OriginLeg {
           httpVersion: '2.0',
           rawHeaders,
           body: own,
-          cacheView: fromHttp2Response(own, rawHeaders, status),
+          // 'end' comes only with END_STREAM; a stream reset by the origin is destroyed without it.
+          isComplete: () => own.readableEnded && !own.aborted && (own.rstCode === undefined || own.rstCode === http2.constants.NGHTTP2_NO_ERROR),
           tls: session.socket ? originTlsFacts(session.socket as TLSSocket) : null,
         });
       });

@@ -1,9 +1,7 @@
-import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
 import type { Target } from '../protocol/target';
-import type { OriginResponse } from './cache/origin-response';
 import type { BodyFraming } from './framing';
 
 /**
@@ -38,16 +36,19 @@ export interface OriginReply {
   /** End-to-end and hop-by-hop fields as received, no pseudo-headers. */
   readonly rawHeaders: readonly string[];
   readonly body: Readable;
-  /** The same response as the cache reads it. */
-  readonly cacheView: OriginResponse;
+  /** True once the whole body arrived: not cut by an origin reset or close. */
+  isComplete(): boolean;
   readonly tls: OriginTlsFacts | null;
 }
 
 /** A WebSocket handshake the origin accepted (101): from here the exchange is a byte relay. */
 export interface UpgradedReply {
-  readonly response: IncomingMessage;
+  readonly status: number;
+  readonly statusMessage: string;
+  readonly httpVersion: string;
+  readonly rawHeaders: readonly string[];
+  /** The origin connection; bytes the origin sent after its 101 are still to be read from it. */
   readonly socket: Duplex;
-  readonly head: Buffer;
   readonly tls: OriginTlsFacts | null;
 }
 
@@ -62,8 +63,8 @@ export interface ExchangeHandlers {
 }
 
 export interface OriginExchange {
-  /** The request body goes here; the forwarder ends it (at once when there is no body). */
-  readonly body: Writable;
+  /** The request body goes here and the forwarder ends it; null when the request has none. */
+  readonly body: Writable | null;
   /** The gateway stops the exchange (a rule, DLP, a deadline, the client left): no more events. */
   cancel(): void;
 }

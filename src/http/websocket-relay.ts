@@ -1,18 +1,15 @@
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { CloseKind } from '../flow/flow';
 import type { Logger } from '../logging/logger';
 import { Relay } from '../relay/relay';
 import { forwardResponseHeaders, rawHeaderValue } from './headers';
+import type { UpgradedReply } from './origin-leg';
 import type { UpgradeSocket } from './upgrade';
 
 export interface UpgradedExchange {
   readonly client: UpgradeSocket;
-  /** The origin's 101 response and its socket, as Node's client 'upgrade' event gives them. */
-  readonly upRes: IncomingMessage;
-  readonly upSocket: Duplex;
-  readonly upHead: Buffer;
+  /** The origin's 101 response and its connection. */
+  readonly upgrade: UpgradedReply;
   readonly via: string;
   readonly idleTimeoutMs: number;
   readonly log: Logger;
@@ -27,10 +24,10 @@ export interface UpgradedOutcome {
 }
 
 /** The 101 head for the client: the origin's end-to-end fields (Sec-WebSocket-*) and our Via. */
-function switchingHead(upRes: IncomingMessage, via: string): string {
-  const headers = forwardResponseHeaders(upRes.rawHeaders, upRes.httpVersion, via);
-  headers.push('Connection', 'Upgrade', 'Upgrade', rawHeaderValue(upRes.rawHeaders, 'upgrade') ?? 'websocket');
-  let head = `HTTP/1.1 101 ${upRes.statusMessage || 'Switching Protocols'}\r\n`;
+function switchingHead(upgrade: UpgradedReply, via: string): string {
+  const headers = forwardResponseHeaders(upgrade.rawHeaders, upgrade.httpVersion, via);
+  headers.push('Connection', 'Upgrade', 'Upgrade', rawHeaderValue(upgrade.rawHeaders, 'upgrade') ?? 'websocket');
+  let head = `HTTP/1.1 101 ${upgrade.statusMessage || 'Switching Protocols'}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
   return `${head}\r\n`;
 }
@@ -41,20 +38,21 @@ function switchingHead(upRes: IncomingMessage, via: string): string {
  * idle timeout). Frames are not parsed: the handshake is what policy and audit decide on.
  */
 export async function relayUpgraded(exchange: UpgradedExchange): Promise<UpgradedOutcome> {
-  const { client, upRes, upHead } = exchange;
-  // Node's 'upgrade' event gives the origin connection as a Duplex; it is the net/TLS socket.
-  const upSocket = exchange.upSocket as Socket;
+  const { client, upgrade } = exchange;
+  // The origin connection is the net/TLS socket the egress door opened.
+  const upSocket = upgrade.socket as Socket;
   const clientSocket = client.socket;
   const upWrittenAtStart = upSocket.bytesWritten;
-  const upReadAtStart = upSocket.bytesRead - upHead.length;
-  clientSocket.write(switchingHead(upRes, exchange.via));
-  if (upHead.length > 0) clientSocket.write(upHead);
+  // Frames the origin sent right after its 101 were read already and are put back in the
+  // socket's buffer: the relay passes them on, and they count as relayed.
+  const upReadAtStart = upSocket.bytesRead - upSocket.readableLength;
+  clientSocket.write(switchingHead(upgrade, exchange.via));
   const splice = new Relay(clientSocket, upSocket, exchange.idleTimeoutMs);
   splice.startUpstream(client.head);
   const result = await splice.result();
   exchange.log.debug({ close: result.close }, 'websocket relay ended');
   return {
-    status: upRes.statusCode ?? 101,
+    status: upgrade.status,
     bytesUp: Math.max(0, result.bytesUp - upWrittenAtStart),
     bytesDown: Math.max(0, result.bytesDown - upReadAtStart),
     close: result.close,

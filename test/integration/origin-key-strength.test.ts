@@ -137,10 +137,23 @@ describe('origin key strength (OpenSSL security level 2)', () => {
 
     test('the HTTP/1 pools', async () => {
       const err = await new Promise<NodeJS.ErrnoException>((resolve, reject) => {
-        const req = pools.request({ target: target('weakkey.test'), tls: { servername: 'weakkey.test', verifyCertificate: true }, method: 'GET', path: '/agent', headers: ['Host', 'weakkey.test'] });
-        req.on('response', () => reject(new Error('weak origin accepted')));
-        req.on('error', resolve);
-        req.end();
+        pools.dispatch(
+          {
+            target: target('weakkey.test'),
+            tls: { servername: 'weakkey.test', verifyCertificate: true },
+            method: 'GET',
+            path: '/agent',
+            headers: ['Host', 'weakkey.test'],
+            body: null,
+            bodyLengthStated: false,
+            upgrade: null,
+          },
+          {
+            onRequestStart: () => undefined,
+            onResponseStart: () => reject(new Error('weak origin accepted')),
+            onResponseError: (_controller, error) => resolve(error as NodeJS.ErrnoException),
+          },
+        );
       });
       expect(classifyOriginError(err, 'weakkey.test')).toMatchObject({ code: 'TG_ERR_UPSTREAM_CERT', message: expect.stringMatching(/weak key/) });
     });

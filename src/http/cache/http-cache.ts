@@ -5,7 +5,7 @@ import { cacheKey, headerObject, retainedRequest } from './request-view';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';
-import type { OriginResponse } from './origin-response';
+import { OriginResponse, type OriginResponseHead, plainlyUnstorable } from './origin-response';
 import { ResponseStore, type StoredResponse, varyNames } from './store';
 
 /**
@@ -213,8 +213,9 @@ export class CacheExchange {
    * CACHE (revalidation answer): a 304 that matches the stored entry refreshes it; the stored
    * response is returned to be served instead. Null = send the origin's response.
    */
-  revalidated(upRes: OriginResponse): StoredReply | null {
-    if (this.mode !== 'revalidate' || !this.entry || upRes.status !== 304) return null;
+  revalidated(reply: OriginResponseHead): StoredReply | null {
+    if (this.mode !== 'revalidate' || !this.entry || reply.status !== 304) return null;
+    const upRes = new OriginResponse(reply);
     const vary = varyNames([this.entry.policy.toObject().resh['vary'], upRes.headers['vary']].filter((v) => v !== undefined).join(','));
     const { policy, matches } = this.entry.policy.revalidatedPolicy(retainedRequest(this.policyRequest, vary), { status: 304, headers: upRes.headers });
     const clientConditional = this.headers['if-none-match'] !== undefined || this.headers['if-modified-since'] !== undefined;
@@ -264,17 +265,23 @@ export class CacheExchange {
    * CACHE (store): tees a forwarded response into the store while it streams to the client. It
    * enters the store only when the origin sent it completely, the client received it all, and it
    * stayed within `max_object_size`; anything else (client abort, origin reset, too large,
-   * `abandon()`) leaves no entry. Call before piping `upRes` to `res`.
+   * `abandon()`) leaves no entry. Call before piping the body to `res`.
    */
-  fill(upRes: OriginResponse, res: InboundResponse): void {
+  fill(reply: OriginResponseHead, res: InboundResponse): void {
     const store = this.store;
-    const status = upRes.status;
+    const status = reply.status;
     if (this.mode === 'unsafe') {
       // RFC 9111 section 4.4: a non-error response to an unsafe method invalidates the URL.
       if (status >= 200 && status < 400) store.invalidate(this.key);
       return;
     }
     if ((this.mode !== 'forward' && this.mode !== 'revalidate') || this.isHead) return;
+    // Most responses say plainly that they may not be kept: no policy object is built for them.
+    if (plainlyUnstorable(reply.rawHeaders)) {
+      this.replaced(status);
+      return;
+    }
+    const upRes = new OriginResponse(reply);
     let policy: CachePolicy;
     try {
       policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(single(upRes.headers['vary']))), { status, headers: upRes.headers }, { shared: true });
@@ -283,9 +290,7 @@ export class CacheExchange {
       return;
     }
     if (!this.isStorable(policy, upRes.headers, status)) {
-      // A new response replaced the one we held and may not be kept: the old one is outdated.
-      // A server error says nothing about the resource (RFC 9111 4.3.3): the entry stays.
-      if (this.mode === 'revalidate' && status < 500) store.invalidate(this.key);
+      this.replaced(status);
       return;
     }
     const length = single(upRes.headers['content-length']);
@@ -324,6 +329,14 @@ export class CacheExchange {
       stop();
     });
     res.once('close', stop);
+  }
+
+  /**
+   * A new response that may not be kept replaced the one we held: the old one is outdated. A
+   * server error says nothing about the resource (RFC 9111 4.3.3): the entry stays.
+   */
+  private replaced(status: number): void {
+    if (this.mode === 'revalidate' && status < 500) this.store.invalidate(this.key);
   }
 
   /** Keeps the response of this exchange out of the store (response rules denied or rewrote it). */
