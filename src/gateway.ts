@@ -9,7 +9,7 @@ import { NdjsonAuditSink } from './audit/sink';
 import { loadGatewayAuthority, loadUsers, policyCompiler } from './config/runtime';
 import type { GatewayConfig } from './config/schema';
 import { AddressGuard } from './egress/address-guard';
-import { OriginAlpnCache } from './egress/alpn-probe';
+import { OriginWarmup } from './egress/warmup';
 import { Egress } from './egress/egress';
 import { H1Pools } from './egress/h1-pools';
 import { H2Sessions } from './egress/h2-sessions';
@@ -138,7 +138,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     maxHeaderBytes: config.http.maxHeaderBytes,
     maxHeaders: config.http.maxHeaders,
     pinning,
-    originAlpn: new OriginAlpnCache(egress, { ttlMs: ORIGIN_ALPN_TTL_MS, maxEntries: config.ca.leafCacheSize }),
+    warmup: new OriginWarmup(egress, h1Pools, h2Sessions, { ttlMs: ORIGIN_ALPN_TTL_MS, maxEntries: config.ca.leafCacheSize }),
   });
   const tunnels: TunnelDeps = {
     policy: () => policies.current,

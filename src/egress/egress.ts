@@ -22,6 +22,8 @@ export interface EgressOptions {
   /** The verifying TLS context of origin connections (origin-tls.ts). */
   readonly originContext: tls.SecureContext;
   readonly tlsSessionCacheSize?: number;
+  /** How long a connection opened ahead waits to be taken (default 10 s). */
+  readonly aheadMs?: number;
 }
 
 /** TLS to the origin on top of the TCP connection. */
@@ -42,6 +44,21 @@ export interface ConnectOptions {
    */
   readonly halfOpen?: boolean;
 }
+
+/**
+ * A connection opened ahead of its first request (see `openAhead`), from the moment it is
+ * dialled until a connect() takes it or it expires.
+ */
+interface Ahead {
+  /** The ALPN protocols it offers; a connect() wanting a subset of what it may get takes it. */
+  readonly offered: readonly string[];
+  readonly opening: Promise<OriginConnection>;
+  /** Set once open: the connection and how to stop waiting for a taker. */
+  ready: { readonly connection: OriginConnection; readonly release: () => void } | null;
+}
+
+/** How long a connection opened ahead waits to be taken before it is closed. */
+const DEFAULT_AHEAD_MS = 10_000;
 
 /** One connect() in progress: what its deadline must tear down. */
 interface Attempt {
@@ -67,6 +84,7 @@ export interface OriginConnection {
 export class Egress {
   readonly connectTimeoutMs: number;
   private readonly sessions: TlsSessionCache;
+  private readonly ahead = new Map<string, Ahead>();
 
   constructor(private readonly options: EgressOptions) {
     this.connectTimeoutMs = options.connectTimeoutMs;
@@ -100,6 +118,8 @@ export class Egress {
    * certificate, TLS, or the connect deadline).
    */
   connect(target: Target, options: ConnectOptions = {}): Promise<OriginConnection> {
+    const early = options.tls && !options.halfOpen ? this.takeAhead(target, options.tls) : null;
+    if (early) return early;
     const ms = this.connectTimeoutMs;
     const attempt: Attempt = { expired: false, socket: null };
     let timer: NodeJS.Timeout | null = null;
@@ -119,6 +139,82 @@ export class Egress {
     return Promise.race([opened, deadline]).finally(() => {
       if (timer) clearTimeout(timer);
     });
+  }
+
+  /**
+   * Starts a verified TLS connection now, for a request expected shortly (the first request of a
+   * newly inspected name, while its certificate is minted and the client's handshake runs), and
+   * holds it for the next connect() to the same origin, server name and verification whose ALPN
+   * list accepts what it negotiates; one at a time per origin. Unclaimed, it is closed after
+   * 10 s. Resolves to the negotiated protocol ('h2', 'http/1.1', false without ALPN), or null
+   * when it failed (a connect() that took it meanwhile gets the failure itself).
+   */
+  openAhead(target: Target, tls: OriginTlsOptions): Promise<string | false | null> {
+    const key = Egress.aheadKey(target, tls);
+    if (this.ahead.has(key)) return Promise.resolve(null);
+    const opening = this.connect(target, { tls });
+    const entry: Ahead = { offered: tls.alpn ?? [], opening, ready: null };
+    this.ahead.set(key, entry);
+    return opening.then(
+      (connection) => {
+        const socket = connection.socket as TLSSocket;
+        if (this.ahead.get(key) === entry) this.hold(key, entry, connection);
+        return socket.alpnProtocol ?? false;
+      },
+      () => {
+        if (this.ahead.get(key) === entry) this.ahead.delete(key);
+        return null;
+      },
+    );
+  }
+
+  /** True when a connection opened ahead for this origin is on its way or waiting. */
+  hasAhead(target: Target, tls: OriginTlsOptions): boolean {
+    return this.ahead.has(Egress.aheadKey(target, tls));
+  }
+
+  private static aheadKey(target: Target, tls: OriginTlsOptions): string {
+    return `${hostAuthorityText(target.host)}:${target.port}|${tls.servername ?? ''}|${tls.verifyCertificate ? 'verified' : 'unverified'}`;
+  }
+
+  private hold(key: string, entry: Ahead, connection: OriginConnection): void {
+    const socket = connection.socket;
+    const drop = (): void => {
+      release();
+      socket.destroy();
+    };
+    const timer = setTimeout(drop, this.options.aheadMs ?? DEFAULT_AHEAD_MS).unref();
+    const release = (): void => {
+      clearTimeout(timer);
+      socket.removeListener('error', drop);
+      socket.removeListener('close', drop);
+      socket.removeListener('end', drop);
+      if (this.ahead.get(key) === entry) this.ahead.delete(key);
+    };
+    // An origin that closes or fails the waiting connection takes it out of the running.
+    socket.once('error', drop);
+    socket.once('close', drop);
+    socket.once('end', drop);
+    entry.ready = { connection, release };
+  }
+
+  /** A connection opened ahead that this connect() may use instead of dialling, or null. */
+  private takeAhead(target: Target, tls: OriginTlsOptions): Promise<OriginConnection> | null {
+    const key = Egress.aheadKey(target, tls);
+    const entry = this.ahead.get(key);
+    if (!entry) return null;
+    const wanted = tls.alpn ?? [];
+    const acceptable = (protocol: string): boolean => wanted.length === 0 || wanted.includes(protocol);
+    if (entry.ready) {
+      const socket = entry.ready.connection.socket as TLSSocket;
+      if (!acceptable(socket.alpnProtocol || 'http/1.1') || socket.destroyed) return null;
+      entry.ready.release();
+      return Promise.resolve(entry.ready.connection);
+    }
+    // Still opening: taken only if whatever it negotiates will do.
+    if (!(entry.offered.length === 0 ? acceptable('http/1.1') : entry.offered.every(acceptable))) return null;
+    this.ahead.delete(key);
+    return entry.opening;
   }
 
   private async open(target: Target, options: ConnectOptions, attempt: Attempt): Promise<OriginConnection> {

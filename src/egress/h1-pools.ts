@@ -129,16 +129,26 @@ export class H1Pools {
     return carrier;
   }
 
+  /** True when the pool for this origin holds a connection that is open and not in use. */
+  hasIdle(target: Target, tls: OriginTlsOptions | null): boolean {
+    const pool = this.pools.get(H1Pools.key(target, tls));
+    return pool !== undefined && pool.stats.free > 0;
+  }
+
   destroy(): void {
     clearInterval(this.sweeper);
     for (const pool of this.pools.values()) pool.destroy().catch(() => undefined);
     this.pools.clear();
   }
 
+  private static key(target: Target, tls: { readonly servername: string | null; readonly verifyCertificate: boolean } | null): string {
+    const way = tls === null ? 'http' : `${tls.verifyCertificate ? 'tls' : 'tls-unverified'}:${tls.servername ?? ''}`;
+    return `${way}|${hostAuthorityText(target.host)}:${target.port}`;
+  }
+
   private pool(request: H1Request): Pool {
     const { target, tls } = request;
-    const way = tls === null ? 'http' : `${tls.verifyCertificate ? 'tls' : 'tls-unverified'}:${tls.servername ?? ''}`;
-    const key = `${way}|${hostAuthorityText(target.host)}:${target.port}`;
+    const key = H1Pools.key(target, tls);
     let pool = this.pools.get(key);
     if (pool) return pool;
     const tlsOptions: OriginTlsOptions | null = tls ? { servername: tls.servername, verifyCertificate: tls.verifyCertificate, alpn: ['http/1.1'] } : null;

@@ -22,8 +22,17 @@ export class H2Sessions {
     private readonly options: H2SessionOptions,
   ) {}
 
+  /** True when a session to this origin is open or opening. */
+  has(target: Target, servername: string | null): boolean {
+    return this.sessions.has(H2Sessions.key(target, servername));
+  }
+
+  private static key(target: Target, servername: string | null): string {
+    return `${hostText(target.host)}:${target.port}:${servername ?? ''}`;
+  }
+
   session(target: Target, servername: string | null): Promise<http2.ClientHttp2Session> {
-    const key = `${hostText(target.host)}:${target.port}:${servername ?? ''}`;
+    const key = H2Sessions.key(target, servername);
     const existing = this.sessions.get(key);
     if (existing) return existing;
     const opening = this.open(target, servername, key);

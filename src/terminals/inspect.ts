@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/record-fields';
-import type { OriginAlpnCache } from '../egress/alpn-probe';
+import type { OriginWarmup } from '../egress/warmup';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
@@ -35,8 +35,11 @@ export interface InspectorOptions {
   readonly maxHeaderBytes: number;
   readonly maxHeaders: number;
   readonly pinning: PinningMonitor | null;
-  /** Learns whether origins speak h2; null = never offer h2 to clients. */
-  readonly originAlpn: OriginAlpnCache | null;
+  /**
+   * Gets the origin side ready (ALPN answer, first connection) while the certificate is minted
+   * and the client's handshake runs; null = never offer h2 to clients, connect on demand.
+   */
+  readonly warmup: OriginWarmup | null;
 }
 
 /** TLS alerts with which a client says it does not accept the certificate it was shown. */
@@ -73,7 +76,7 @@ interface Tunnel extends DecryptedTunnel {
 
 /**
  * ALPN offered to clients: h2 only when the client offered it and the origin speaks it too
- * (see OriginAlpnCache), so a client never gets a protocol the origin would not have given it;
+ * (see OriginWarmup), so a client never gets a protocol the origin would not have given it;
  * http/1.1 alone makes h2 clients fall back cleanly. http/1.0 is there for clients that offer
  * only it (curl -0): Node ends a handshake with no common protocol with a fatal alert.
  */
@@ -158,6 +161,12 @@ export class TlsInspector implements Inspector {
     const sni = peek.hello.sni === null ? null : normaliseHost(peek.hello.sni);
     const name: Host = sni?.ok ? sni.host : target.host;
     const subject: LeafSubject = name.kind === 'name' ? { kind: 'dns', name: name.name } : { kind: 'ip', address: name.address };
+    const servername = name.kind === 'name' ? name.name : null;
+    // The origin side gets ready (and, for a client offering h2, answers whether the origin
+    // speaks it) while the certificate is minted: one wait for both, not one after the other.
+    const verifyCertificate = flow.decision?.rule?.upstreamInsecure !== true;
+    const clientOffersH2 = peek.hello.alpn?.includes('h2') ?? false;
+    const h2Answer = this.options.warmup?.prepare({ target, servername, verifyCertificate, clientOffersH2 }) ?? Promise.resolve(false);
     let secureContext: tls.SecureContext;
     try {
       secureContext = (await this.options.leaves.get(subject)).secureContext;
@@ -168,9 +177,7 @@ export class TlsInspector implements Inspector {
       client.destroy();
       return 'error';
     }
-    const servername = name.kind === 'name' ? name.name : null;
-    const offerH2 =
-      this.options.originAlpn !== null && (peek.hello.alpn?.includes('h2') ?? false) && flow.decision?.rule?.upstreamInsecure !== true && (await this.options.originAlpn.speaksH2(target, servername));
+    const offerH2 = clientOffersH2 && (await h2Answer);
     // The HTTP server's noDelay applies only to sockets it accepts itself, not to this one: without
     // it, small responses wait for the client's delayed ACK (Nagle).
     client.setNoDelay(true);

@@ -1,6 +1,6 @@
 import type { RequestRecord } from '../../src/audit/record-fields';
 import { AddressGuard } from '../../src/egress/address-guard';
-import { OriginAlpnCache } from '../../src/egress/alpn-probe';
+import { OriginWarmup } from '../../src/egress/warmup';
 import { Egress } from '../../src/egress/egress';
 import { classifyOriginError } from '../../src/egress/errors';
 import { H1Pools } from '../../src/egress/h1-pools';
@@ -168,9 +168,10 @@ describe('origin key strength (OpenSSL security level 2)', () => {
     });
 
     test('the ALPN probe: h2 is never learned from a weak origin', async () => {
-      const probe = new OriginAlpnCache(egress, { ttlMs: 60_000, maxEntries: 10 });
-      expect(await probe.speaksH2(target('good.test'), 'good.test')).toBe(true);
-      expect(await probe.speaksH2(target('weakkey.test'), 'weakkey.test')).toBe(false);
+      const warmup = new OriginWarmup(egress, pools, sessions, { ttlMs: 60_000, maxEntries: 10 });
+      const ask = (name: string) => warmup.prepare({ target: target(name), servername: name, verifyCertificate: true, clientOffersH2: true });
+      expect(await ask('good.test')).toBe(true);
+      expect(await ask('weakkey.test')).toBe(false);
       expect(origin.requests.get('weakkey.test') ?? 0).toBe(0);
     });
   });

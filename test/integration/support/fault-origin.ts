@@ -241,6 +241,10 @@ export async function startFaultOrigin(fault: Fault, pki: FaultPki, timings: Fau
     port,
     arm: async () => {
       armed = true;
+      // A certificate swap reaches only new connections; like an origin restarted with its new
+      // certificate, the connections made while healthy (the gateway's ALPN handshake, which
+      // it keeps for the first request) are closed.
+      if (fault === 'untrusted-cert' || fault === 'wrong-host-cert') for (const socket of sockets) socket.destroy();
       if (fault === 'refused' || fault === 'connect-stall') await stopListening();
       if (fault === 'connect-stall') blackhole = await startBlackhole(port);
     },
