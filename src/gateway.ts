@@ -5,7 +5,7 @@ import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { pinningRecord } from './audit/records';
 import { Redactor } from './audit/redact';
-import { NdjsonAuditSink } from './audit/sink';
+import { NdjsonAuditSink, type ReopenResult } from './audit/sink';
 import { loadGatewayAuthority, loadUsers, policyCompiler } from './config/runtime';
 import type { GatewayConfig } from './config/schema';
 import { AddressGuard } from './egress/address-guard';
@@ -237,6 +237,18 @@ export class Gateway {
   /** Resolves once every audit record so far has been handed to the OS. */
   flushAudit(): Promise<void> {
     return this.services.audit.flush();
+  }
+
+  /**
+   * Log rotation (SIGHUP, SIGUSR1): opens `audit.file` anew, so that after a rename new records
+   * go to a new file. Logged either way: an operator rotating files needs to see that it worked.
+   */
+  reopenAudit(trigger: string): ReopenResult {
+    const result = this.services.audit.reopen();
+    if (result.reopened) this.logger.info({ trigger, audit_file: result.file, rotated: result.rotated }, result.rotated ? 'audit file reopened: new records go to a new file' : 'audit file reopened');
+    else if (this.config.audit.file === 'stdout') this.logger.debug({ trigger }, result.reason);
+    else this.logger.error({ trigger, reason: result.reason }, 'audit file not reopened');
+    return result;
   }
 
   /**

@@ -1,3 +1,5 @@
+// First, before anything else is loaded: SIGUSR1 must never start Node's inspector.
+import './cli/rotation-signal';
 import { runCaExport } from './cli/ca-export';
 import { runCheck } from './cli/check';
 import { runExplain } from './cli/explain';
