@@ -21,8 +21,9 @@ describe('GatewayMetrics from lifecycle events', () => {
     publish('tollgate:limit:breached', { limit: 'header_timeout', frontend: 'explicit-http' });
     publish('tollgate:auth:failed', { frontend: 'socks', reason: 'bad-password' });
     publish('tollgate:dlp:matched', { detector: 'credit-card', action: 'log' });
-    publish('tollgate:request:completed', { scheme: 'https', status: 200, durationMs: 12, cache: 'hit' });
-    publish('tollgate:request:completed', { scheme: 'https', status: 200, durationMs: 30, cache: 'miss' });
+    const request = { action: 'inspect', decisionCode: 'rule', rule: 'web', httpRule: null };
+    publish('tollgate:request:completed', { scheme: 'https', status: 200, durationMs: 12, cache: 'hit', ...request });
+    publish('tollgate:request:completed', { scheme: 'https', status: 200, durationMs: 30, cache: 'miss', ...request });
     publish('tollgate:cert:minted', { durationMs: 1.4, cacheSize: 1 });
     publish('tollgate:policy:reloaded', { ok: false, version: 'v1' });
     expect(await value(metrics, 'tollgate_limit_breaches_total', { limit: 'header_timeout', frontend: 'explicit-http' })).toBe(1);

@@ -16,8 +16,21 @@ export interface GatewayEvents {
   'tollgate:tunnel:closed': { frontend: string };
   /** A flow ended. */
   'tollgate:flow:closed': { frontend: string; action: string; close: string; bytesFromClient: number; bytesToClient: number; durationMs: number };
-  /** One HTTP request inside an inspected tunnel or through a plain HTTP front-end completed. */
-  'tollgate:request:completed': { scheme: 'http' | 'https'; status: number; durationMs: number; cache: string | null };
+  /**
+   * One HTTP request inside an inspected tunnel or through a plain HTTP front-end completed.
+   * `action` and `decisionCode` are its record's: `deny` with `http_rule` or `dlp` when an HTTP
+   * rule or DLP denied it; `rule` is the destination rule, `httpRule` the HTTP rule that decided.
+   */
+  'tollgate:request:completed': {
+    scheme: 'http' | 'https';
+    status: number;
+    durationMs: number;
+    cache: string | null;
+    action: string;
+    decisionCode: string;
+    rule: string | null;
+    httpRule: string | null;
+  };
   /** A configured limit was breached; `limit` is the config key (e.g. `header_timeout`). */
   'tollgate:limit:breached': { limit: string; frontend: string };
   /** A leaf certificate was minted. */
