@@ -117,7 +117,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     legs: { http1: new Http1OriginLeg(h1Pools), http2: new Http2OriginLeg(h2Sessions) },
     cache: httpCache,
   });
-  const flows: FlowServices = { logger, audit };
+  const flows: FlowServices = { logger, audit, recordInLog: config.audit.file !== 'stdout' };
   const entry = new HttpEntry({
     audit,
     redactor,

@@ -216,6 +216,42 @@ describe('SIGUSR1 never opens an inspector', () => {
   });
 });
 
+describe('audit.file: stdout', () => {
+  test('a denied CONNECT prints its record once, not again inside the operational log', async () => {
+    const origin = await startHttpOrigin('stdout');
+    const dir = setup(origin);
+    writeFileSync(path.join(dir, 'tollgate.yaml'), readFileSync(path.join(dir, 'tollgate.yaml'), 'utf8').replace('file: logs/audit.ndjson', 'file: stdout'));
+    const gw = await startGatewayProcess(launcher, ['--config', path.join(dir, 'tollgate.yaml')], { cwd: dir });
+    try {
+      const proxyPort = Number((await gw.waitForLog((l) => l.msg === 'listening'))!.port);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: proxyPort, method: 'CONNECT', path: 'denied.test:443' });
+        req.on('connect', (res, socket) => {
+          socket.destroy();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(403);
+      const record = await gw.waitForLog((l) => l.type === 'connection' && l.target === 'denied.test:443');
+      expect(record).toMatchObject({ action: 'deny', close: 'refused' });
+      await gw.stop();
+      const mentions = gw.logs().filter((l) => JSON.stringify(l).includes(String(record!.flow_id)));
+      // The record itself, and log lines that only name the flow (never the record again).
+      expect(mentions.filter((l) => l.type === 'connection')).toHaveLength(1);
+      expect(mentions.filter((l) => 'record' in l)).toEqual([]);
+    } finally {
+      await gw.stop();
+      await origin.close();
+    }
+  }, 30_000);
+});
+
 describe('npm start', () => {
   test('SIGTERM to npm reaches the gateway: it drains and nothing is left running', async () => {
     const origin = await startHttpOrigin('npm-start');
