@@ -42,6 +42,7 @@ import { LeafCache } from './tls/leaf-cache';
 import { peekClientBytes } from './tunnel/peek';
 import type { TunnelDeps } from './tunnel/tunnel';
 import { bracketedAddress } from './protocol/address-text';
+import { publish } from './observability/events';
 
 export type { ListenerName } from './frontends/listeners';
 
@@ -87,7 +88,10 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
   const authority = await loadGatewayAuthority(config, logger);
   const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
   const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
-  const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
+  const audit = NdjsonAuditSink.open(config.audit.file, (err, lost) => {
+    logger.error({ err, lost_records: lost }, 'audit write failed');
+    publish('tollgate:audit:write-failed', { records: lost });
+  });
   const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
   const { upstream, limits } = config;
   const egress = new Egress({
@@ -303,6 +307,7 @@ export class Gateway {
       policyVersion: () => policies.current.version,
       lastReload: () => policies.lastReload,
       openConnections: () => this.listeners.openConnections,
+      caNotAfter: () => authority.notAfter,
     });
     this.metrics = metrics;
     return createAdminServer({

@@ -243,6 +243,6 @@ export class Flow {
     const decision = this.decisionFact;
     if (!decision || this.decisionPublished) return;
     this.decisionPublished = true;
-    publish('tollgate:flow:decided', { frontend: this.frontend, action: decision.action, code: decision.code });
+    publish('tollgate:flow:decided', { frontend: this.frontend, action: decision.action, code: decision.code, rule: decision.rule?.id ?? null });
   }
 }

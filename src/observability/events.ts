@@ -8,8 +8,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 
 /** The channel names and the message each carries. */
 export interface GatewayEvents {
-  /** A flow's decision was made (one per flow). */
-  'tollgate:flow:decided': { frontend: string; action: string; code: string };
+  /** A flow's decision was made (one per flow; plain HTTP: one per request). `rule` is null for default_action. */
+  'tollgate:flow:decided': { frontend: string; action: string; code: string; rule: string | null };
   /** A tunnel (CONNECT, SOCKS, transparent TLS) was handed to the tunnel pipeline. */
   'tollgate:tunnel:opened': { frontend: string };
   /** A tunnel that was opened ended (exactly once per opened tunnel). */
@@ -39,6 +39,8 @@ export interface GatewayEvents {
   'tollgate:policy:reloaded': { ok: boolean; version: string };
   /** A proxy or SOCKS authentication failed. */
   'tollgate:auth:failed': { frontend: string; reason: string };
+  /** Audit records could not be written (a failed write(2) of one batch of `records`). */
+  'tollgate:audit:write-failed': { records: number };
   /** A DLP detector matched an upload; never carries the matched value. */
   'tollgate:dlp:matched': { detector: string; action: 'deny' | 'log' };
 }

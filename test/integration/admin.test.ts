@@ -90,6 +90,13 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
     expect(metrics).toContain('# TYPE tollgate_limit_breaches_total counter');
     expect(metrics).toContain('# TYPE tollgate_auth_failures_total counter');
     expect(metrics).toContain('# TYPE tollgate_http_cache_total counter');
+    // Per-rule counters: rule ids (here file:line, the rules have no names) as labels.
+    expect(metrics).toMatch(/^tollgate_rule_decisions_total\{rule="[^"]*p\.yaml:6",action="deny"\} [1-9]/m);
+    expect(metrics).toMatch(/^tollgate_rule_decisions_total\{rule="[^"]*p\.yaml:4",action="splice"\} [1-9]/m);
+    const ca = new X509Certificate(readFileSync(gw.caFile));
+    expect(sample(metrics, 'tollgate_ca_not_after_timestamp_seconds')).toBe(Date.parse(ca.validTo) / 1000);
+    expect(metrics).toMatch(/^tollgate_build_info\{version="[0-9.]+",node="v[0-9.]+"\} 1$/m);
+    expect(sample(metrics, 'tollgate_audit_write_failures_total')).toBe(0);
     // Destination names never become label values (unbounded cardinality, and they are audit data).
     expect(metrics).not.toContain('origin.test');
   });
