@@ -1,6 +1,8 @@
 import type { AddressInfo, Server } from 'node:net';
 import path from 'node:path';
 import { createAdminServer } from './admin/admin-server';
+import { FlowView } from './admin/flow-view/flow-routes';
+import { RecentFlows, teeRecords } from './admin/flow-view/recent-flows';
 import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { pinningRecord } from './audit/records';
@@ -66,6 +68,8 @@ const ORIGIN_ALPN_TTL_MS = 10 * 60_000;
 /** The long-lived services the pipeline shares, built once from the configuration. */
 interface Services {
   readonly audit: NdjsonAuditSink;
+  /** Recent records for the flow view; null without an admin listener or with flow_view.enabled false. */
+  readonly recentFlows: RecentFlows | null;
   readonly policies: PolicyStore;
   readonly users: UserStore | null;
   readonly authority: CertificateAuthority;
@@ -92,6 +96,9 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     logger.error({ err, lost_records: lost }, 'audit write failed');
     publish('tollgate:audit:write-failed', { records: lost });
   });
+  const recentFlows = config.flowView.enabled && config.listen.admin ? new RecentFlows(config.flowView.records) : null;
+  // Everything that writes records writes through this: to the sink, and a summary to /flows.
+  const records = recentFlows ? teeRecords(audit, recentFlows) : audit;
   const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
   const { upstream, limits } = config;
   const egress = new Egress({
@@ -111,7 +118,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
   const h2Sessions = new H2Sessions(egress, { idleTimeoutMs: upstream.idleTimeoutMs });
   const httpCache = new HttpCache({ ...config.cache, name: config.http.via });
   const forwarder = new HttpForwarder({
-    audit,
+    audit: records,
     redactor,
     via: config.http.via,
     xForwardedFor: config.http.xForwardedFor,
@@ -121,9 +128,9 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     legs: { http1: new Http1OriginLeg(h1Pools), http2: new Http2OriginLeg(h2Sessions) },
     cache: httpCache,
   });
-  const flows: FlowServices = { logger, audit, recordInLog: config.audit.file !== 'stdout' };
+  const flows: FlowServices = { logger, audit: records, recordInLog: config.audit.file !== 'stdout' };
   const entry = new HttpEntry({
-    audit,
+    audit: records,
     redactor,
     policy: () => policies.current,
     forwarder,
@@ -132,7 +139,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     auth: users ? { store: users, realm: config.auth.realm } : null,
     transparentPort: config.transparent.httpOriginPort,
   });
-  const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => audit.write(pinningRecord(name, clients, until)));
+  const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => records.write(pinningRecord(name, clients, until)));
   const inspector = new TlsInspector({
     leaves,
     entry,
@@ -163,7 +170,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     h1Pools.destroy();
     h2Sessions.destroy();
   };
-  return { audit, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+  return { audit, recentFlows, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
 }
 
 /**
@@ -310,8 +317,11 @@ export class Gateway {
       caNotAfter: () => authority.notAfter,
     });
     this.metrics = metrics;
+    const recent = this.services.recentFlows;
+    const logger = this.logger.child({ listener: 'admin' });
     return createAdminServer({
-      logger: this.logger.child({ listener: 'admin' }),
+      logger,
+      flows: recent ? new FlowView({ recent, allow: this.config.flowView.allow, logger }) : null,
       authority,
       metrics,
       pac: this.config.pac,

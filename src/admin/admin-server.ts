@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logging/logger';
 import type { CertificateAuthority } from '../tls/ca';
 import { caInstallPage } from './ca-install-page';
+import type { FlowView } from './flow-view/flow-routes';
 import type { GatewayMetrics } from './metrics';
 import { buildPac } from './pac';
 import type { Readiness } from './readiness';
@@ -18,6 +19,8 @@ export interface AdminContext {
   status(): StatusFacts;
   /** Where the explicit listener is bound, if enabled. */
   explicitAddress(): AddressInfo | null;
+  /** The flow view (/flows), or null when flow_view.enabled is false. */
+  readonly flows: FlowView | null;
 }
 
 const HTML_HEADERS = {
@@ -84,7 +87,13 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     send(res, 405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }, 'only GET and HEAD\n', false);
     return;
   }
-  const path = (req.url ?? '/').split('?')[0];
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (ctx.flows?.handles(path)) {
+    ctx.flows.route(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    return;
+  }
   switch (path) {
     case '/healthz':
       send(res, 200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }, 'ok\n', head);
