@@ -120,8 +120,9 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
       return;
     case '/ca.der':
     case '/ca.crt':
-      // application/x-x509-ca-cert makes browsers and mobile OSes offer to install the CA.
-      send(res, 200, { 'content-type': 'application/x-x509-ca-cert', 'content-disposition': 'attachment; filename="tollgate-ca.der"' }, ctx.authority.certDer, head);
+      // application/x-x509-ca-cert makes browsers and mobile OSes offer to install the CA;
+      // Android's installer lists .crt and .cer files, not .der.
+      send(res, 200, { 'content-type': 'application/x-x509-ca-cert', 'content-disposition': `attachment; filename="tollgate-ca.${path === '/ca.crt' ? 'crt' : 'der'}"` }, ctx.authority.certDer, head);
       return;
     case '/install': {
       const address = adminAuthority(req);

@@ -154,6 +154,9 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
     expect(cert.fingerprint256).toBe(new X509Certificate(readFileSync(gw.caFile)).fingerprint256);
     const headers = await curl(['-I', `${admin}/ca.der`]);
     expect(headers.headers['content-type']).toBe('application/x-x509-ca-cert');
+    // Android's certificate installer lists .crt files.
+    const crt = await curl(['-I', `${admin}/ca.crt`]);
+    expect(crt.headers['content-disposition']).toBe('attachment; filename="tollgate-ca.crt"');
     // openssl reads the DER as a CA certificate.
     const openssl = await run('openssl', ['x509', '-inform', 'der', '-noout', '-fingerprint', '-sha256'], { input: der.stdout });
     expect(openssl.stdout.toString().replace(/^.*=/, '').trim()).toBe(cert.fingerprint256);
@@ -176,6 +179,10 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
       'keytool -importcert',
       'NODE_EXTRA_CA_CERTS',
       'REQUESTS_CA_BUNDLE',
+      '<h2>Android</h2>',
+      'Install a certificate',
+      `${admin}/ca.crt`,
+      '&lt;certificates src="user" /&gt;',
     ]) {
       expect(page.body).toContain(text);
     }
