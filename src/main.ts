@@ -1,17 +1,25 @@
 // First, before anything else is loaded: SIGUSR1 must never start Node's inspector.
 import './cli/rotation-signal';
-import { runCaExport } from './cli/ca-export';
-import { checkJson, runCheck } from './cli/check';
-import { explain, explanationJson, printExplanation } from './cli/explain';
-import { runPinningReport } from './cli/pinning-report';
 import { type FlagSpec, GLOBAL_FLAGS, listFlag, type ParsedArgs, parseArgs, splitCommand, stringFlag, UsageError } from './cli/args';
 import { DEFAULT_CONFIG, EXIT, HELP } from './cli/help';
-import { runGateway } from './cli/run';
-import { runTail } from './cli/tail';
-import { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } from './cli/user';
 import { isGatewayError } from './errors/gateway-error';
 import { BUILD } from './observability/build-info';
 import { ConfigError } from './sources/config-error';
+import type * as RunCommand from './cli/run';
+import type * as CheckCommand from './cli/check';
+import type * as ExplainCommand from './cli/explain';
+import type * as PinningCommand from './cli/pinning-report';
+import type * as CaCommand from './cli/ca-export';
+import type * as TailCommand from './cli/tail';
+import type * as UserCommand from './cli/user';
+
+/**
+ * Commands are loaded when they run: loading the gateway takes most of a second, which
+ * `tollgate --version`, `check`, `explain` and `tail` (and the scripts calling them) need not wait.
+ */
+function load<T>(module: string): T {
+  return require(module) as T;
+}
 
 /** Each command's own options (the global ones, GLOBAL_FLAGS, are accepted by all). */
 const COMMANDS: Readonly<Record<string, FlagSpec>> = {
@@ -53,17 +61,22 @@ async function main(argv: readonly string[]): Promise<number> {
   if (json && !JSON_COMMANDS.has(command)) throw new UsageError(`--json is available for ${[...JSON_COMMANDS].join(', ')} and --version, not for ${command}`);
   if (args.flags.has('help') && command !== 'user') return usage(command === 'run' || command === 'help' ? 'main' : command);
   switch (command) {
-    case 'run':
+    case 'run': {
       if (args.positionals.length > 0) throw new UsageError(`unknown command "${args.positionals[0]}"`);
+      const { runGateway } = load<typeof RunCommand>('./cli/run');
       return (await runGateway(configPath(args))) === 0 ? EXIT.ok : EXIT.failure;
-    case 'check':
+    }
+    case 'check': {
       if (args.positionals.length > 0) throw new UsageError('check takes no arguments');
+      const { checkJson, runCheck } = load<typeof CheckCommand>('./cli/check');
       if (json) printJson(checkJson(configPath(args)));
       else runCheck(configPath(args), out);
       return EXIT.ok;
+    }
     case 'explain': {
       const destination = args.positionals[0];
       if (destination === undefined || args.positionals.length > 1) throw new UsageError('explain takes one destination: a URL or HOST:PORT');
+      const { explain, explanationJson, printExplanation } = load<typeof ExplainCommand>('./cli/explain');
       const answer = explain(configPath(args), {
         destination,
         user: stringFlag(args, 'user') ?? null,
@@ -77,14 +90,17 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'tail':
       return tail(args);
-    case 'pinning':
+    case 'pinning': {
       if (args.positionals.length > 0) throw new UsageError('pinning takes no arguments');
+      const { runPinningReport } = load<typeof PinningCommand>('./cli/pinning-report');
       runPinningReport(configPath(args), out);
       return EXIT.ok;
+    }
     case 'ca': {
       if (args.positionals[0] !== 'export' || args.positionals.length > 1) throw new UsageError('expected "tollgate ca export"');
       const format = stringFlag(args, 'format') ?? 'pem';
       if (format !== 'pem' && format !== 'der') throw new UsageError('--format must be pem or der');
+      const { runCaExport } = load<typeof CaCommand>('./cli/ca-export');
       await runCaExport(configPath(args), format, (data) => process.stdout.write(data));
       return EXIT.ok;
     }
@@ -106,6 +122,7 @@ async function tail(args: ParsedArgs): Promise<number> {
   // Ctrl-C or SIGTERM end a follow cleanly (exit 0), like tail -f ended on purpose.
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const { runTail } = load<typeof TailCommand>('./cli/tail');
   await runTail({
     configPath: configPath(args),
     file: stringFlag(args, 'file'),
@@ -130,6 +147,7 @@ async function runUser(args: ParsedArgs): Promise<number> {
   }
   if (sub !== 'add' && sub !== 'remove' && sub !== 'list') throw new UsageError(`unknown user command "${sub}" (add, remove or list)`);
   if (args.flags.has('help')) return usage(`user ${sub}`);
+  const { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } = load<typeof UserCommand>('./cli/user');
   const input = { configPath: configPath(args), usersFile: stringFlag(args, 'users-file'), out };
   if (sub === 'list') {
     if (name !== undefined) throw new UsageError('user list takes no arguments');
