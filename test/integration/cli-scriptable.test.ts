@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { buildCli } from './support/build';
+import { explain } from '../../src/cli/explain';
 import { expectNoStackTrace, runCli, writeSetup } from './support/cli';
 
 /**
@@ -150,18 +151,29 @@ describe('tollgate check: who each rule is for, and rules no request reaches', (
 });
 
 describe('tollgate explain: method, headers, user, front-end; exit 0 allowed, 1 denied', () => {
+  // The decisions, in process (each spawn costs most of a second on a busy machine) ...
   test.each([
-    ['an inspected page', ['https://files.storage.example/docs/a'], 0, 'inspect'],
-    ['a path an HTTP rule denies', ['https://files.storage.example/admin/x'], 1, 'deny'],
-    ['a method an HTTP rule denies', ['https://files.storage.example/docs/a', '--method', 'delete'], 1, 'deny'],
-    ['a header an HTTP rule denies', ['https://files.storage.example/docs/a', '--header', 'User-Agent: evilbot/2.0'], 1, 'deny'],
-    ['a header the rule does not mind', ['https://files.storage.example/docs/a', '--header', 'User-Agent: curl/8'], 0, 'inspect'],
-    ['a group-limited splice for its group', ['api.github.com:443', '--user', 'alice'], 0, 'splice'],
-    ['the same destination for someone else', ['api.github.com:443', '--user', 'bob'], 1, 'deny'],
-    ['anonymous', ['api.github.com:443'], 1, 'deny'],
-    ['through SOCKS', ['api.github.com:443', '--user', 'alice', '--frontend', 'socks'], 0, 'splice'],
-    ['a redirected TLS connection (anonymous)', ['https://api.github.com/', '--frontend', 'transparent'], 1, 'deny'],
-  ])('%s', async (_what, args, code, result) => {
+    ['an inspected page', 'https://files.storage.example/docs/a', {}, 'inspect'],
+    ['a path an HTTP rule denies', 'https://files.storage.example/admin/x', {}, 'deny'],
+    ['a method an HTTP rule denies', 'https://files.storage.example/docs/a', { method: 'delete' }, 'deny'],
+    ['a header an HTTP rule denies', 'https://files.storage.example/docs/a', { headers: ['User-Agent: evilbot/2.0'] }, 'deny'],
+    ['a header the rule does not mind', 'https://files.storage.example/docs/a', { headers: ['User-Agent: curl/8'] }, 'inspect'],
+    ['a group-limited splice for its group', 'api.github.com:443', { user: 'alice' }, 'splice'],
+    ['the same destination for someone else', 'api.github.com:443', { user: 'bob' }, 'deny'],
+    ['anonymous', 'api.github.com:443', {}, 'deny'],
+    ['through SOCKS', 'api.github.com:443', { user: 'alice', frontend: 'socks' }, 'splice'],
+    ['a redirected TLS connection (anonymous)', 'https://api.github.com/', { frontend: 'transparent' }, 'deny'],
+  ])('%s', (_what, destination, options, result) => {
+    const answer = explain(setup(), { destination, user: null, frontend: null, method: null, headers: [], ...(options as object) });
+    expect(answer.result).toBe(result);
+  });
+
+  // ... and the command itself: its last line, its JSON, its exit code.
+  test.each([
+    [['https://files.storage.example/docs/a', '--header', 'User-Agent: curl/8'], 0, 'inspect'],
+    [['https://files.storage.example/docs/a', '--header', 'User-Agent: evilbot/2.0'], 1, 'deny'],
+    [['api.github.com:443', '--user', 'alice', '--frontend', 'socks'], 0, 'splice'],
+  ])('explain %j exits %d (%s)', async (args, code, result) => {
     const config = setup();
     const text = await tollgate(['explain', ...(args as string[]), '--config', config]);
     expect({ code: text.code, stderr: text.stderr }).toEqual({ code, stderr: '' });

@@ -3,8 +3,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AuditRecord } from '../../src/audit/record-fields';
 import { documentedFields, recordFields } from './support/audit-doc';
+import { runTail, type TailOptions } from '../../src/cli/tail';
 import { buildCli } from './support/build';
-import { runCli } from './support/cli';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
@@ -12,9 +12,21 @@ import { cleanEnv, curl } from './support/run';
 
 /**
  * `tollgate tail` against the audit file of a running gateway that real clients (curl) use:
- * access-log lines, JSON, filters, and --follow across a rotation.
+ * access-log lines, JSON, filters (in process: the same code the command runs), and the command
+ * itself following the file across a rotation.
  */
 let MAIN = '';
+
+/** runTail's output lines, or the message it refused with. */
+async function tail(options: Partial<TailOptions> & { configPath: string }): Promise<{ out: string[]; error: string | null }> {
+  const out: string[] = [];
+  try {
+    await runTail({ file: undefined, follow: false, filter: '', format: 'line', lines: null, out: (l) => out.push(l), warn: () => undefined, ...options });
+    return { out, error: null };
+  } catch (err) {
+    return { out, error: (err as Error).message };
+  }
+}
 
 beforeAll(async () => {
   MAIN = await buildCli('tail');
@@ -65,9 +77,9 @@ describe('tollgate tail', () => {
   });
 
   test('access-log lines: one per request and per tunnel, Squid fields first', async () => {
-    const result = await runCli(MAIN, ['tail', '--config', config]);
-    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
-    const lines = result.out.trim().split('\n');
+    const result = await tail({ configPath: config });
+    expect(result.error).toBeNull();
+    const lines = result.out;
     const find = (pattern: RegExp) => lines.filter((l) => pattern.test(l));
     expect(find(new RegExp(` TCP_MISS/200 \\d+ GET https://origin\\.test:${tls.port}/hello - HIER_DIRECT/origin\\.test text/plain inspect web \\S+-1$`))).toHaveLength(1);
     expect(find(new RegExp(` TCP_DENIED/403 \\d+ GET https://origin\\.test:${tls.port}/admin/users - HIER_NONE/- - deny no-admin `))).toHaveLength(1);
@@ -80,30 +92,22 @@ describe('tollgate tail', () => {
   });
 
   test('--format json, --filter and --lines; every field of these real records is documented', async () => {
-    const json = await runCli(MAIN, ['tail', '--format', 'json', '--file', gw.auditFile]);
-    const records = json.out
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as AuditRecord);
+    const json = await tail({ configPath: config, format: 'json', file: gw.auditFile });
+    const records = json.out.map((l) => JSON.parse(l) as AuditRecord);
     expect(records).toEqual(await gw.audit());
     const documented = documentedFields();
     for (const record of records) {
       expect(recordFields(record).filter((f) => !documented[record.type].has(f))).toEqual([]);
     }
-    const denied = await runCli(MAIN, ['tail', '--config', config, '--filter', 'action=deny', '--format', 'json']);
-    const deniedRecords = denied.out
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as AuditRecord);
+    const denied = await tail({ configPath: config, filter: 'action=deny', format: 'json' });
+    const deniedRecords = denied.out.map((l) => JSON.parse(l) as AuditRecord);
     expect(deniedRecords.map((r) => (r.type === 'request' ? r.http_rule : r.type === 'connection' ? r.rule : null)).sort()).toEqual(['no-admin', 'no-paste']);
-    const last = await runCli(MAIN, ['tail', '--config', config, '--filter', 'type=request status<400', '--lines', '1']);
-    expect(last.out.trim().split('\n')).toEqual([expect.stringContaining(`http://other.test:${plain.port}/hello?q=1`)]);
-    const bad = await runCli(MAIN, ['tail', '--config', config, '--filter', 'colour=red']);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--filter: "colour=red": unknown field colour/);
+    const last = await tail({ configPath: config, filter: 'type=request status<400', lines: 1 });
+    expect(last.out).toEqual([expect.stringContaining(`http://other.test:${plain.port}/hello?q=1`)]);
+    expect((await tail({ configPath: config, filter: 'colour=red' })).error).toMatch(/--filter: "colour=red": unknown field colour/);
   });
 
-  test('--follow prints new records as they are written, across a rotation, until SIGTERM', async () => {
+  test('the command: --follow prints new records as they are written, across a rotation, until SIGTERM (exit 0)', async () => {
     const child = spawn(process.execPath, [MAIN, 'tail', '--follow', '--lines', '1', '--filter', 'type=request', '--config', config], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -150,8 +154,6 @@ describe('tollgate tail', () => {
   test('audit.file: stdout cannot be tailed by path: a usage error saying what to do', async () => {
     const dir = tempDir('tail-stdout');
     writeFileSync(path.join(dir, 'tollgate.yaml'), 'audit:\n  file: stdout\n');
-    const result = await runCli(MAIN, ['tail', '--config', path.join(dir, 'tollgate.yaml')]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/audit\.file is stdout: pipe the audit lines in/);
+    expect((await tail({ configPath: path.join(dir, 'tollgate.yaml') })).error).toMatch(/audit\.file is stdout: pipe the audit lines in/);
   });
 });
