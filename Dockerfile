@@ -22,5 +22,7 @@ COPY policies /etc/tollgate/policies
 RUN mkdir -p /var/lib/tollgate/ca /var/log/tollgate && chown -R node:node /var/lib/tollgate /var/log/tollgate
 USER node
 EXPOSE 3128 9090
-ENTRYPOINT ["node", "dist/src/main.js"]
+# bin/tollgate execs node (signals from docker reach the gateway) with the inspector pointed at an
+# address nothing can bind, so SIGUSR1 (log rotation) can never open a debugger.
+ENTRYPOINT ["/app/bin/tollgate"]
 CMD ["--config", "/etc/tollgate/tollgate.yaml"]

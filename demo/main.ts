@@ -1,6 +1,15 @@
-import { runDemo } from './run-demo';
+import { DemoWorkspace, runDemo } from './run-demo';
 
-runDemo((line) => process.stdout.write(`${line}\n`)).then(
+const workspace = new DemoWorkspace();
+// Ctrl-C (or a SIGTERM) in the middle still removes what the demo created.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    workspace.removeAll();
+    process.exit(130);
+  });
+}
+
+runDemo((line) => process.stdout.write(`${line}\n`), workspace).then(
   (steps) => {
     process.exitCode = steps.every((s) => s.ok) ? 0 : 1;
   },

@@ -1,8 +1,18 @@
-import { runDemo } from './run-demo';
+import { existsSync } from 'node:fs';
+import { DemoWorkspace, runDemo } from './run-demo';
 
-test('npm run demo: all four outcomes, each with its audit lines', async () => {
+test('npm run demo: all four outcomes, each with its audit lines; it leaves nothing behind', async () => {
   const lines: string[] = [];
-  const steps = await runDemo((line) => lines.push(line));
+  const workspace = new DemoWorkspace();
+  const created = workspace.dirs;
+  const seen: string[] = [];
+  const steps = await runDemo((line) => {
+    lines.push(line);
+    seen.push(...created.filter((d) => !seen.includes(d)));
+  }, workspace);
+  // The demo's own directory and the gateway's (CA key, audit file) existed, and are gone.
+  expect(seen.length).toBeGreaterThanOrEqual(2);
+  expect(seen.filter((d) => existsSync(d))).toEqual([]);
   expect(steps.map((s) => [s.title, s.ok])).toEqual([
     ['1. inspected', true],
     ['2. spliced', true],

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { AuditRecord } from '../src/audit/record-fields';
 import { startTestGateway, type TestGateway } from '../test/integration/support/gateway';
@@ -15,6 +16,24 @@ export interface DemoStep {
   readonly title: string;
   readonly expect: string;
   readonly ok: boolean;
+}
+
+/**
+ * The directories the demo creates (the origins' certificates, the gateway's configuration, CA
+ * key and audit file), removed when it ends, also on Ctrl-C (demo/main.ts): a demo must not
+ * leave a CA private key lying in /tmp.
+ */
+export class DemoWorkspace {
+  readonly dirs: string[] = [];
+
+  add(dir: string): string {
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  removeAll(): void {
+    for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const POLICY = `# The demo policy: one rule per outcome.
@@ -50,8 +69,8 @@ function summarise(record: AuditRecord): string {
   return JSON.stringify(pick(['type', 'target', 'sni', 'action', 'rule', 'reason', 'bytes_to_client', 'close', 'error']));
 }
 
-export async function runDemo(write: (line: string) => void): Promise<DemoStep[]> {
-  const dir = tempDir('demo');
+export async function runDemo(write: (line: string) => void, workspace = new DemoWorkspace()): Promise<DemoStep[]> {
+  const dir = workspace.add(tempDir('demo'));
   const demoRoot = issue({ commonName: 'tollgate demo origin CA', isCa: true });
   const goodLeaf = issue({ commonName: 'good.demo.test', dnsNames: ['good.demo.test', 'spliced.demo.test'], issuer: demoRoot });
   const badLeaf = issue({ commonName: 'bad.demo.test', dnsNames: ['bad.demo.test'] });
@@ -69,11 +88,13 @@ export async function runDemo(write: (line: string) => void): Promise<DemoStep[]
       allowedPorts: { tunnel: [good.port, bad.port], http: [80] },
       upstreamCaFile: rootFile,
     });
+    workspace.add(gw.dir);
     const gateway = gw;
     write(`tollgate demo (no internet needed)`);
     write(`  origins:  https://good.demo.test:${good.port} (certificate from a demo CA), https://bad.demo.test:${bad.port} (self-signed)`);
     write(`  gateway:  ${gateway.proxy}   config ${path.join(gateway.dir, 'tollgate.yaml')}`);
     write(`  audit:    ${gateway.auditFile}`);
+    write('  (these files, the gateway CA key among them, are removed when the demo ends)');
     write('');
     let seen = 0;
     const step = async (title: string, expectation: string, args: string[], check: (r: Awaited<ReturnType<typeof curl>>) => boolean): Promise<void> => {
@@ -119,5 +140,6 @@ export async function runDemo(write: (line: string) => void): Promise<DemoStep[]
     await gw?.stop();
     await good?.close();
     await bad?.close();
+    workspace.removeAll();
   }
 }

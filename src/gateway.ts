@@ -1,11 +1,13 @@
 import type { AddressInfo, Server } from 'node:net';
 import path from 'node:path';
 import { createAdminServer } from './admin/admin-server';
+import { FlowView } from './admin/flow-view/flow-routes';
+import { RecentFlows, teeRecords } from './admin/flow-view/recent-flows';
 import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { pinningRecord } from './audit/records';
 import { Redactor } from './audit/redact';
-import { NdjsonAuditSink } from './audit/sink';
+import { NdjsonAuditSink, type ReopenResult } from './audit/sink';
 import { loadGatewayAuthority, loadUsers, policyCompiler } from './config/runtime';
 import type { GatewayConfig } from './config/schema';
 import { AddressGuard } from './egress/address-guard';
@@ -42,6 +44,7 @@ import { LeafCache } from './tls/leaf-cache';
 import { peekClientBytes } from './tunnel/peek';
 import type { TunnelDeps } from './tunnel/tunnel';
 import { bracketedAddress } from './protocol/address-text';
+import { publish } from './observability/events';
 
 export type { ListenerName } from './frontends/listeners';
 
@@ -65,6 +68,8 @@ const ORIGIN_ALPN_TTL_MS = 10 * 60_000;
 /** The long-lived services the pipeline shares, built once from the configuration. */
 interface Services {
   readonly audit: NdjsonAuditSink;
+  /** Recent records for the flow view; null without an admin listener or with flow_view.enabled false. */
+  readonly recentFlows: RecentFlows | null;
   readonly policies: PolicyStore;
   readonly users: UserStore | null;
   readonly authority: CertificateAuthority;
@@ -87,7 +92,13 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
   const authority = await loadGatewayAuthority(config, logger);
   const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
   const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
-  const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
+  const audit = NdjsonAuditSink.open(config.audit.file, (err, lost) => {
+    logger.error({ err, lost_records: lost }, 'audit write failed');
+    publish('tollgate:audit:write-failed', { records: lost });
+  });
+  const recentFlows = config.flowView.enabled && config.listen.admin ? new RecentFlows(config.flowView.records) : null;
+  // Everything that writes records writes through this: to the sink, and a summary to /flows.
+  const records = recentFlows ? teeRecords(audit, recentFlows) : audit;
   const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
   const { upstream, limits } = config;
   const egress = new Egress({
@@ -107,7 +118,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
   const h2Sessions = new H2Sessions(egress, { idleTimeoutMs: upstream.idleTimeoutMs });
   const httpCache = new HttpCache({ ...config.cache, name: config.http.via });
   const forwarder = new HttpForwarder({
-    audit,
+    audit: records,
     redactor,
     via: config.http.via,
     xForwardedFor: config.http.xForwardedFor,
@@ -117,9 +128,9 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     legs: { http1: new Http1OriginLeg(h1Pools), http2: new Http2OriginLeg(h2Sessions) },
     cache: httpCache,
   });
-  const flows: FlowServices = { logger, audit };
+  const flows: FlowServices = { logger, audit: records, recordInLog: config.audit.file !== 'stdout' };
   const entry = new HttpEntry({
-    audit,
+    audit: records,
     redactor,
     policy: () => policies.current,
     forwarder,
@@ -128,7 +139,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     auth: users ? { store: users, realm: config.auth.realm } : null,
     transparentPort: config.transparent.httpOriginPort,
   });
-  const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => audit.write(pinningRecord(name, clients, until)));
+  const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => records.write(pinningRecord(name, clients, until)));
   const inspector = new TlsInspector({
     leaves,
     entry,
@@ -159,7 +170,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     h1Pools.destroy();
     h2Sessions.destroy();
   };
-  return { audit, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+  return { audit, recentFlows, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
 }
 
 /**
@@ -240,6 +251,18 @@ export class Gateway {
   }
 
   /**
+   * Log rotation (SIGHUP, SIGUSR1): opens `audit.file` anew, so that after a rename new records
+   * go to a new file. Logged either way: an operator rotating files needs to see that it worked.
+   */
+  reopenAudit(trigger: string): ReopenResult {
+    const result = this.services.audit.reopen();
+    if (result.reopened) this.logger.info({ trigger, audit_file: result.file, rotated: result.rotated }, result.rotated ? 'audit file reopened: new records go to a new file' : 'audit file reopened');
+    else if (this.config.audit.file === 'stdout') this.logger.debug({ trigger }, result.reason);
+    else this.logger.error({ trigger, reason: result.reason }, 'audit file not reopened');
+    return result;
+  }
+
+  /**
    * Re-reads the configuration, policy and users files (SIGHUP, or a file change). Invalid files
    * leave what is running in force; the error is logged with file and line.
    */
@@ -291,10 +314,14 @@ export class Gateway {
       policyVersion: () => policies.current.version,
       lastReload: () => policies.lastReload,
       openConnections: () => this.listeners.openConnections,
+      caNotAfter: () => authority.notAfter,
     });
     this.metrics = metrics;
+    const recent = this.services.recentFlows;
+    const logger = this.logger.child({ listener: 'admin' });
     return createAdminServer({
-      logger: this.logger.child({ listener: 'admin' }),
+      logger,
+      flows: recent ? new FlowView({ recent, allow: this.config.flowView.allow, logger }) : null,
       authority,
       metrics,
       pac: this.config.pac,

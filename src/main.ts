@@ -1,127 +1,145 @@
-import { runCaExport } from './cli/ca-export';
-import { runCheck } from './cli/check';
-import { runExplain } from './cli/explain';
-import { runPinningReport } from './cli/pinning-report';
-import { type ParsedArgs, UsageError, parseArgs, stringFlag } from './cli/args';
-import { runGateway } from './cli/run';
-import { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } from './cli/user';
-import { ConfigError } from './sources/config-error';
+// First, before anything else is loaded: SIGUSR1 must never start Node's inspector.
+import './cli/rotation-signal';
+import { type FlagSpec, GLOBAL_FLAGS, listFlag, type ParsedArgs, parseArgs, splitCommand, stringFlag, UsageError } from './cli/args';
+import { DEFAULT_CONFIG, EXIT, HELP } from './cli/help';
 import { isGatewayError } from './errors/gateway-error';
+import { BUILD } from './observability/build-info';
+import { ConfigError } from './sources/config-error';
+import type * as RunCommand from './cli/run';
+import type * as CheckCommand from './cli/check';
+import type * as ExplainCommand from './cli/explain';
+import type * as PinningCommand from './cli/pinning-report';
+import type * as CaCommand from './cli/ca-export';
+import type * as TailCommand from './cli/tail';
+import type * as UserCommand from './cli/user';
 
-const DEFAULT_CONFIG = 'tollgate.yaml';
+/**
+ * Commands are loaded when they run: loading the gateway takes most of a second, which
+ * `tollgate --version`, `check`, `explain` and `tail` (and the scripts calling them) need not wait.
+ */
+function load<T>(module: string): T {
+  return require(module) as T;
+}
 
-const HELP: Readonly<Record<string, string>> = {
-  main: `Usage: tollgate [--config FILE]          run the gateway
-       tollgate check [--config FILE]    validate configuration, policies and users file; print the rule table
-       tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
-                                         show which rule decides a destination, and why
-       tollgate pinning [--config FILE]  names whose minted certificates clients reject (pinning)
-       tollgate ca export [--format pem|der] [--config FILE]
-                                         print the gateway CA certificate for client installation
-       tollgate user add|remove|list ...  manage the users file for proxy authentication
+/** Each command's own options (the global ones, GLOBAL_FLAGS, are accepted by all). */
+const COMMANDS: Readonly<Record<string, FlagSpec>> = {
+  run: {},
+  check: {},
+  explain: { user: true, method: true, header: 'list', frontend: true },
+  tail: { follow: false, filter: true, format: true, lines: true, file: true },
+  pinning: {},
+  ca: { format: true },
+  user: { 'users-file': true, groups: true, 'password-stdin': false },
+  help: {},
+};
 
-Options:
-  --config FILE   configuration file (default: ${DEFAULT_CONFIG})
-  --help          show help for a command`,
-  check: `Usage: tollgate check [--config FILE]
+/** Commands that print JSON with --json (status, when it exists, belongs here too). */
+const JSON_COMMANDS = new Set(['check', 'explain']);
 
-Validates the configuration file, every policy file it points to and the users file
-(auth.users_file), then prints the compiled
-rule table in precedence order. Exits 0 when everything is valid, 2 otherwise, naming the file,
-line and key of each problem.`,
-  explain: `Usage: tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
-
-Shows which policy rule decides a destination and why, using the files on disk, without starting
-the gateway. A URL (http://host/path or https://host/path) is explained as the request a client
-would send; HOST:PORT as a CONNECT tunnel. --user decides as that user (groups from the users
-file). For inspected destinations the HTTP rules are listed in the order they are tried.`,
-  pinning: `Usage: tollgate pinning [--config FILE]
-
-Prints the certificate-pinning report the running gateway keeps in pinning.state_file: names
-whose minted certificates clients rejected, how many distinct clients did, and which names are
-currently spliced because of it (pinning.mode: auto_splice).`,
-  user: `Usage: tollgate user add NAME [--groups a,b] [--password-stdin] [--users-file FILE] [--config FILE]
-       tollgate user remove NAME [--users-file FILE] [--config FILE]
-       tollgate user list [--users-file FILE] [--config FILE]
-
-Manages the users file for proxy authentication (auth.users_file of the configuration, or
---users-file). Run "tollgate user add --help" and so on for each.`,
-  'user add': `Usage: tollgate user add NAME [--groups a,b] [--password-stdin] [--users-file FILE] [--config FILE]
-
-Adds a user, or sets a new password for an existing one, in the users file (auth.users_file of
-the configuration, or --users-file FILE; created when missing). The password is read from the
-terminal without echo, twice, or with --password-stdin from standard input (one line; a final
-newline is dropped). Only an scrypt hash is stored. --groups replaces the user's groups;
-without it a new user has none and an existing user keeps theirs. The file is rewritten
-atomically with mode 0600, keeping its comments; a running gateway reloads it by itself.`,
-  'user remove': `Usage: tollgate user remove NAME [--users-file FILE] [--config FILE]
-
-Removes a user from the users file. Exits 1 when there is no such user.`,
-  'user list': `Usage: tollgate user list [--users-file FILE] [--config FILE]
-
-Validates the users file and lists its users and their groups (never the hashes).`,
-  ca: `Usage: tollgate ca export [--format pem|der] [--config FILE]
-
-Prints the gateway's CA certificate (PEM by default, DER with --format der) so it can be
-installed as a trusted root on client devices. Generates the CA first if it does not exist yet.
-The private key is never printed.`,
+const out = (line: string): void => {
+  process.stdout.write(`${line}\n`);
 };
 
 function configPath(args: ParsedArgs): string {
   return stringFlag(args, 'config') ?? DEFAULT_CONFIG;
 }
 
+function printJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
 async function main(argv: readonly string[]): Promise<number> {
-  const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'run';
-  const rest = command === 'run' && argv[0] !== 'run' ? argv : argv.slice(1);
+  const { command: named, rest } = splitCommand(argv, new Set(Object.keys(COMMANDS)));
+  const command = named ?? 'run';
+  const args = parseArgs(rest, { ...GLOBAL_FLAGS, ...COMMANDS[command] });
+  const json = args.flags.has('json');
+  if (args.flags.has('version')) {
+    if (json) printJson({ version: BUILD.version, node: BUILD.node });
+    else out(`tollgate ${BUILD.version} (node ${BUILD.node})`);
+    return EXIT.ok;
+  }
+  if (json && !JSON_COMMANDS.has(command)) throw new UsageError(`--json is available for ${[...JSON_COMMANDS].join(', ')} and --version, not for ${command}`);
+  if (args.flags.has('help') && command !== 'user') return usage(command === 'run' || command === 'help' ? 'main' : command);
   switch (command) {
     case 'run': {
-      const args = parseArgs(rest, { config: true, help: false });
-      if (args.flags.has('help')) return usage('main');
       if (args.positionals.length > 0) throw new UsageError(`unknown command "${args.positionals[0]}"`);
-      return runGateway(configPath(args));
+      const { runGateway } = load<typeof RunCommand>('./cli/run');
+      return (await runGateway(configPath(args))) === 0 ? EXIT.ok : EXIT.failure;
     }
     case 'check': {
-      const args = parseArgs(rest, { config: true, help: false });
-      if (args.flags.has('help')) return usage('check');
-      runCheck(configPath(args), (line) => process.stdout.write(`${line}\n`));
-      return 0;
+      if (args.positionals.length > 0) throw new UsageError('check takes no arguments');
+      const { checkJson, runCheck } = load<typeof CheckCommand>('./cli/check');
+      if (json) printJson(checkJson(configPath(args)));
+      else runCheck(configPath(args), out);
+      return EXIT.ok;
     }
     case 'explain': {
-      const args = parseArgs(rest, { config: true, user: true, help: false });
-      if (args.flags.has('help')) return usage('explain');
       const destination = args.positionals[0];
       if (destination === undefined || args.positionals.length > 1) throw new UsageError('explain takes one destination: a URL or HOST:PORT');
-      const user = stringFlag(args, 'user');
-      runExplain(configPath(args), destination, user ?? null, (line) => process.stdout.write(`${line}\n`));
-      return 0;
+      const { explain, explanationJson, printExplanation } = load<typeof ExplainCommand>('./cli/explain');
+      const answer = explain(configPath(args), {
+        destination,
+        user: stringFlag(args, 'user') ?? null,
+        frontend: stringFlag(args, 'frontend') ?? null,
+        method: stringFlag(args, 'method') ?? null,
+        headers: listFlag(args, 'header'),
+      });
+      if (json) printJson(explanationJson(answer));
+      else printExplanation(answer, out);
+      return answer.result === 'deny' ? EXIT.no : EXIT.ok;
     }
+    case 'tail':
+      return tail(args);
     case 'pinning': {
-      const args = parseArgs(rest, { config: true, help: false });
-      if (args.flags.has('help')) return usage('pinning');
-      runPinningReport(configPath(args), (line) => process.stdout.write(`${line}\n`));
-      return 0;
+      if (args.positionals.length > 0) throw new UsageError('pinning takes no arguments');
+      const { runPinningReport } = load<typeof PinningCommand>('./cli/pinning-report');
+      runPinningReport(configPath(args), out);
+      return EXIT.ok;
     }
     case 'ca': {
-      const args = parseArgs(rest, { config: true, format: true, help: false });
-      if (args.flags.has('help')) return usage('ca');
-      if (args.positionals[0] !== 'export') throw new UsageError('expected "tollgate ca export"');
+      if (args.positionals[0] !== 'export' || args.positionals.length > 1) throw new UsageError('expected "tollgate ca export"');
       const format = stringFlag(args, 'format') ?? 'pem';
       if (format !== 'pem' && format !== 'der') throw new UsageError('--format must be pem or der');
+      const { runCaExport } = load<typeof CaCommand>('./cli/ca-export');
       await runCaExport(configPath(args), format, (data) => process.stdout.write(data));
-      return 0;
+      return EXIT.ok;
     }
     case 'user':
-      return runUser(rest);
-    case 'help':
-      return usage('main');
+      return runUser(args);
     default:
-      throw new UsageError(`unknown command "${command}"`);
+      return usage('main');
   }
 }
 
-async function runUser(argv: readonly string[]): Promise<number> {
-  const args = parseArgs(argv, { config: true, 'users-file': true, groups: true, 'password-stdin': false, help: false });
+async function tail(args: ParsedArgs): Promise<number> {
+  if (args.positionals.length > 0) throw new UsageError('tail takes no arguments (the file is --file FILE, or audit.file)');
+  const format = stringFlag(args, 'format') ?? 'line';
+  if (format !== 'line' && format !== 'json') throw new UsageError('--format must be line or json');
+  const linesFlag = stringFlag(args, 'lines');
+  if (linesFlag !== undefined && !/^[0-9]{1,9}$/.test(linesFlag)) throw new UsageError('--lines takes a number of records');
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  // Ctrl-C or SIGTERM end a follow cleanly (exit 0), like tail -f ended on purpose.
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const { runTail } = load<typeof TailCommand>('./cli/tail');
+  await runTail({
+    configPath: configPath(args),
+    file: stringFlag(args, 'file'),
+    follow: args.flags.has('follow'),
+    filter: stringFlag(args, 'filter') ?? '',
+    format,
+    lines: linesFlag === undefined ? null : Number(linesFlag),
+    out,
+    warn: (line) => process.stderr.write(`${line}\n`),
+    stop: stopped,
+  });
+  process.removeListener('SIGINT', stop);
+  process.removeListener('SIGTERM', stop);
+  return EXIT.ok;
+}
+
+async function runUser(args: ParsedArgs): Promise<number> {
   const [sub, name, ...extra] = args.positionals;
   if (sub === undefined) {
     if (args.flags.has('help')) return usage('user');
@@ -129,16 +147,17 @@ async function runUser(argv: readonly string[]): Promise<number> {
   }
   if (sub !== 'add' && sub !== 'remove' && sub !== 'list') throw new UsageError(`unknown user command "${sub}" (add, remove or list)`);
   if (args.flags.has('help')) return usage(`user ${sub}`);
-  const input = { configPath: configPath(args), usersFile: stringFlag(args, 'users-file'), out: (line: string) => process.stdout.write(`${line}\n`) };
+  const { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } = load<typeof UserCommand>('./cli/user');
+  const input = { configPath: configPath(args), usersFile: stringFlag(args, 'users-file'), out };
   if (sub === 'list') {
     if (name !== undefined) throw new UsageError('user list takes no arguments');
     runUserList(input);
-    return 0;
+    return EXIT.ok;
   }
   if (name === undefined || extra.length > 0) throw new UsageError(`user ${sub} takes one user name`);
   if (sub === 'remove') {
     if (args.flags.has('groups') || args.flags.has('password-stdin')) throw new UsageError('user remove takes no --groups or --password-stdin');
-    return runUserRemove(input, name) ? 0 : 1;
+    return runUserRemove(input, name) ? EXIT.ok : EXIT.no;
   }
   const groupsFlag = stringFlag(args, 'groups');
   const groups =
@@ -150,39 +169,52 @@ async function runUser(argv: readonly string[]): Promise<number> {
           .filter((g) => g !== '');
   const readPassword = args.flags.has('password-stdin') ? () => readPasswordFromStdin(process.stdin) : () => promptPassword(process.stdin, process.stderr);
   await runUserAdd(input, name, groups, readPassword);
-  return 0;
+  return EXIT.ok;
 }
 
 function usage(topic: string): number {
-  process.stdout.write(`${HELP[topic]}\n`);
-  return 0;
+  out(HELP[topic] ?? HELP.main!);
+  return EXIT.ok;
+}
+
+/** Whether this invocation runs the gateway (which logs through its own stream) rather than printing. */
+function runsGateway(argv: readonly string[]): boolean {
+  try {
+    const { command } = splitCommand(argv, new Set(Object.keys(COMMANDS)));
+    return command === null || command === 'run';
+  } catch {
+    return false;
+  }
 }
 
 // `tollgate check | head -1`: the reader went away, which is not an error of ours. Commands
 // that print stop quietly; the gateway itself logs through its own stream and keeps serving.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') throw err;
-  if (process.argv[2] !== undefined && !process.argv[2].startsWith('-') && process.argv[2] !== 'run') process.exit(0);
+  if (!runsGateway(process.argv.slice(2))) process.exit(EXIT.ok);
 });
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
+    const json = argv.includes('--json');
     // People get the message, not a stack trace: every expected failure is typed.
     if (err instanceof UsageError) {
       process.stderr.write(`tollgate: ${err.message}\n\n${HELP.main}\n`);
-      process.exitCode = 2;
+      process.exitCode = EXIT.usage;
     } else if (err instanceof ConfigError) {
+      if (json) printJson({ ok: false, problems: err.problems });
       process.stderr.write(`tollgate: invalid configuration:\n${err.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = EXIT.config;
     } else if (isGatewayError(err)) {
       process.stderr.write(`tollgate: ${err.message} [${err.code}]\n`);
-      process.exitCode = 1;
+      process.exitCode = EXIT.failure;
     } else {
       process.stderr.write(`tollgate: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
+      process.exitCode = EXIT.failure;
     }
   },
 );

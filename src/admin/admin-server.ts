@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logging/logger';
 import type { CertificateAuthority } from '../tls/ca';
 import { caInstallPage } from './ca-install-page';
+import type { FlowView } from './flow-view/flow-routes';
 import type { GatewayMetrics } from './metrics';
 import { buildPac } from './pac';
 import type { Readiness } from './readiness';
@@ -18,6 +19,8 @@ export interface AdminContext {
   status(): StatusFacts;
   /** Where the explicit listener is bound, if enabled. */
   explicitAddress(): AddressInfo | null;
+  /** The flow view (/flows), or null when flow_view.enabled is false. */
+  readonly flows: FlowView | null;
 }
 
 const HTML_HEADERS = {
@@ -84,7 +87,13 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     send(res, 405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }, 'only GET and HEAD\n', false);
     return;
   }
-  const path = (req.url ?? '/').split('?')[0];
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (ctx.flows?.handles(path)) {
+    ctx.flows.route(req, res, path, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    return;
+  }
   switch (path) {
     case '/healthz':
       send(res, 200, { 'content-type': 'text/plain', 'cache-control': 'no-store' }, 'ok\n', head);
@@ -111,8 +120,9 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
       return;
     case '/ca.der':
     case '/ca.crt':
-      // application/x-x509-ca-cert makes browsers and mobile OSes offer to install the CA.
-      send(res, 200, { 'content-type': 'application/x-x509-ca-cert', 'content-disposition': 'attachment; filename="tollgate-ca.der"' }, ctx.authority.certDer, head);
+      // application/x-x509-ca-cert makes browsers and mobile OSes offer to install the CA;
+      // Android's installer lists .crt and .cer files, not .der.
+      send(res, 200, { 'content-type': 'application/x-x509-ca-cert', 'content-disposition': `attachment; filename="tollgate-ca.${path === '/ca.crt' ? 'crt' : 'der'}"` }, ctx.authority.certDer, head);
       return;
     case '/install': {
       const address = adminAuthority(req);

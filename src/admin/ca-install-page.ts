@@ -32,7 +32,7 @@ Devices and programs must trust this CA, or they will (correctly) refuse those c
 <tr><th>Name</th><td>${escapeHtml(ca.commonName)}</td></tr>
 <tr><th>SHA-256 fingerprint</th><td><code id="fingerprint">${escapeHtml(ca.fingerprint256)}</code></td></tr>
 <tr><th>Valid until</th><td>${escapeHtml(ca.notAfter.toISOString())}</td></tr>
-<tr><th>Download</th><td><a href="/ca.pem">ca.pem</a> (PEM, Linux, macOS, Node, Python, Firefox) &middot; <a href="/ca.der">ca.der</a> (DER, Windows, Java, MDM)</td></tr>
+<tr><th>Download</th><td><a href="/ca.pem">ca.pem</a> (PEM, Linux, macOS, Node, Python, Firefox) &middot; <a href="/ca.der">ca.der</a> (DER, Windows, Java, MDM) &middot; <a href="/ca.crt">ca.crt</a> (DER, Android)</td></tr>
 </table>`,
     `<p class="note">This page is served over plain HTTP. Before trusting the file, compare its fingerprint with the one your
 network team published through another channel (intranet, ticket, e-mail):</p>`,
@@ -57,6 +57,19 @@ sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keyc
 <p>A fleet: add a <em>Certificate</em> payload (<code>com.apple.security.root</code>) holding <code>ca.der</code> to a
 configuration profile and deploy it with your MDM; MDM-installed roots are trusted for TLS without further steps.
 On iOS/iPadOS a manually installed profile also needs Settings &rarr; General &rarr; About &rarr; Certificate Trust Settings.</p>`,
+    ),
+    step(
+      'Android',
+      `<p>Android 11 and later cannot install a CA from a browser download prompt; it goes through Settings. Download
+<a href="/ca.crt">ca.crt</a> on the device (<code>${escapeHtml(ca.baseUrl)}/ca.crt</code>), then Settings &rarr; Security &amp; privacy &rarr;
+More security settings &rarr; Encryption &amp; credentials &rarr; Install a certificate &rarr; <em>CA certificate</em> &rarr; Install anyway,
+and pick <code>tollgate-ca.crt</code> (menu names vary by vendor: search Settings for &ldquo;CA certificate&rdquo;). Android 10 and
+earlier: Settings &rarr; Security &rarr; Install from storage. Check it under Encryption &amp; credentials &rarr; Trusted credentials &rarr; User.</p>
+<p>Which apps trust it: Chrome, and browsers that use the system store, do. Apps built for Android 7 or later trust user-installed CAs
+only when their network security configuration says so (<code>&lt;certificates src="user" /&gt;</code>), and most do not: they will
+refuse inspected connections (pinning detection reports them). Splice the destinations such apps use. Firefox: Settings &rarr;
+About Firefox, tap the logo five times, then Settings &rarr; Secret settings &rarr; <em>Use third party CA certificates</em>. A fleet:
+push the CA with your MDM (Android Enterprise); the same app limits apply.</p>`,
     ),
     step(
       'Debian, Ubuntu',

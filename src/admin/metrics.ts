@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BUILD } from '../observability/build-info';
 import { subscribe } from '../observability/events';
 
 /** Facts read at scrape time rather than counted from events. */
@@ -7,7 +8,12 @@ export interface MetricSources {
   readonly policyVersion: () => string;
   readonly lastReload: () => { readonly ok: boolean; readonly at: Date };
   readonly openConnections: () => number;
+  /** The gateway CA's expiry; absent in embedders without a CA. */
+  readonly caNotAfter?: () => Date;
 }
+
+/** The label of decisions no rule made. */
+const DEFAULT_RULE = 'default_action';
 
 /** Front-ends whose flows are HTTP connections decided per request, not tunnels. */
 
@@ -117,10 +123,46 @@ export class GatewayMetrics {
       registers,
     });
     const authFailures = new Counter({ name: 'tollgate_auth_failures_total', help: 'Failed proxy or SOCKS authentications', labelNames: ['frontend', 'reason'], registers });
+    // Rule ids only, never destination names: the label values are bounded by the policy.
+    const ruleDecisions = new Counter({
+      name: 'tollgate_rule_decisions_total',
+      help: 'Destination policy decisions by deciding rule (default_action when none matched) and action; tunnels: one per flow, plain HTTP: one per request',
+      labelNames: ['rule', 'action'],
+      registers,
+    });
+    const httpRuleDecisions = new Counter({
+      name: 'tollgate_http_rule_decisions_total',
+      help: 'Requests decided by an HTTP rule (allow, deny) or denied by upload inspection (rule "<destination rule>/dlp")',
+      labelNames: ['rule', 'action'],
+      registers,
+    });
+    const auditFailures = new Counter({
+      name: 'tollgate_audit_write_failures_total',
+      help: 'Failed writes to the audit sink (each loses the records of one batch; the log names how many)',
+      registers,
+    });
+    new Gauge({
+      name: 'tollgate_build_info',
+      help: 'The running build: tollgate version and Node.js version (value 1)',
+      labelNames: ['version', 'node'],
+      registers,
+    }).set({ version: BUILD.version, node: BUILD.node }, 1);
+    const caNotAfter = sources.caNotAfter;
+    if (caNotAfter) {
+      new Gauge({
+        name: 'tollgate_ca_not_after_timestamp_seconds',
+        help: 'When the gateway CA certificate expires (Unix time); minted certificates never outlive it',
+        registers,
+        collect() {
+          this.set(caNotAfter().getTime() / 1000);
+        },
+      });
+    }
 
     this.unsubscribers.push(
       subscribe('tollgate:flow:decided', (m) => {
         decisions.inc({ frontend: m.frontend, action: m.action, code: m.code });
+        ruleDecisions.inc({ rule: m.rule ?? DEFAULT_RULE, action: m.action });
       }),
       subscribe('tollgate:tunnel:opened', () => {
         this.activeTunnels++;
@@ -137,7 +179,10 @@ export class GatewayMetrics {
       subscribe('tollgate:request:completed', (m) => {
         requestDuration.observe({ scheme: m.scheme, status_class: m.status > 0 ? `${Math.floor(m.status / 100)}xx` : 'none' }, m.durationMs / 1000);
         if (m.cache !== null) cache.inc({ result: m.cache });
+        if (m.httpRule !== null) httpRuleDecisions.inc({ rule: m.httpRule, action: m.decisionCode === 'http_rule' ? 'deny' : 'allow' });
+        if (m.decisionCode === 'dlp') httpRuleDecisions.inc({ rule: `${m.rule ?? DEFAULT_RULE}/dlp`, action: 'deny' });
       }),
+      subscribe('tollgate:audit:write-failed', () => auditFailures.inc()),
       subscribe('tollgate:cert:minted', (m) => {
         minted.inc();
         mintDuration.observe(m.durationMs / 1000);

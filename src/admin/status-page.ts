@@ -37,6 +37,7 @@ ${row('Open client connections', String(facts.openConnections))}
 <h2>Endpoints</h2>
 <ul>
 <li><a href="/healthz">/healthz</a> process up &middot; <a href="/readyz">/readyz</a> ready for traffic</li>
+<li><a href="/flows">/flows</a> recent flows and requests, live (from the addresses in flow_view.allow)</li>
 <li><a href="/metrics">/metrics</a> Prometheus metrics</li>
 <li><a href="/install">/install</a> trust the CA on clients &middot; <a href="/ca.pem">/ca.pem</a> &middot; <a href="/ca.der">/ca.der</a></li>
 <li><a href="/proxy.pac">/proxy.pac</a> proxy auto-configuration</li>

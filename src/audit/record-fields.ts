@@ -1,6 +1,7 @@
 /**
  * The audit record formats: the field names below are the contract with whoever reads the
  * audit trail (SIEM pipelines, the network team's scripts); change them only deliberately.
+ * docs/audit.md describes each field, and src/audit/records.test.ts keeps the two in step.
  * One `connection` record per flow; one `request` record per HTTP request the gateway saw
  * inside an inspected tunnel or through its plain HTTP front-ends.
  */
@@ -17,8 +18,10 @@ interface CommonFields {
   readonly client: string;
   readonly client_port: number;
   readonly user: string | null;
+  /** deny, splice, inspect; `none` when no decision was made. An HTTP-rule or DLP denial is `deny`. */
   readonly action: string;
   readonly rule: string | null;
+  /** rule, default, port, sni, pinning, fronting, http_rule, dlp, none. */
   readonly decision_code: string;
   readonly reason: string;
   readonly policy_version: string;

@@ -101,7 +101,9 @@ export interface RequestFacts extends ClientFacts {
 export function requestRecord(f: RequestFacts): RequestRecord {
   return {
     type: 'request',
-    time: new Date().toISOString(),
+    // When the request arrived, as a connection record's time is when its flow began: the
+    // record is written at the end, `duration_ms` later.
+    time: new Date(Date.now() - f.durationMs).toISOString(),
     request_id: f.requestId,
     flow_id: f.flowId,
     frontend: f.frontend,

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, statSync, write, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { AuditRecord } from './record-fields';
 
@@ -12,9 +12,17 @@ export interface AuditSink extends RecordWriter {
   flush(): Promise<void>;
   /** Flushes and closes; later writes are dropped (and counted). */
   close(): Promise<void>;
+  /**
+   * Log rotation: hands what is queued to the file in use, then opens the configured path anew
+   * (a new file after `mv` or logrotate's rename). Never loses a record; returns what happened.
+   */
+  reopen(): ReopenResult;
   /** Records accepted, written to the OS, and dropped after close. */
   readonly stats: { readonly accepted: number; readonly written: number; readonly dropped: number };
 }
+
+/** What a reopen did: `reopened` a file (`rotated` when the path named another file than the one in use). */
+export type ReopenResult = { readonly reopened: false; readonly reason: string } | { readonly reopened: true; readonly rotated: boolean; readonly file: string };
 
 /**
  * An NDJSON sink: one JSON object per line, appended. To a file, the records accepted during
@@ -38,16 +46,55 @@ export class NdjsonAuditSink implements AuditSink {
   private dropped = 0;
 
   private constructor(
-    private readonly fd: number,
+    private fd: number,
     private readonly ownsFd: boolean,
-    private readonly onError: (err: Error) => void,
+    private readonly onError: (err: Error, lostRecords: number) => void,
+    private readonly file: string | null,
   ) {}
 
   /** `target` is a file path or 'stdout'. The file is created 0640: audit data is sensitive. */
-  static open(target: string, onError: (err: Error) => void): NdjsonAuditSink {
-    if (target === 'stdout') return new NdjsonAuditSink(1, false, onError);
+  static open(target: string, onError: (err: Error, lostRecords: number) => void): NdjsonAuditSink {
+    if (target === 'stdout') return new NdjsonAuditSink(1, false, onError, null);
     mkdirSync(path.dirname(target), { recursive: true });
-    return new NdjsonAuditSink(openSync(target, 'a', 0o640), true, onError);
+    return new NdjsonAuditSink(openSync(target, 'a', 0o640), true, onError, target);
+  }
+
+  /**
+   * For log rotation (SIGHUP, SIGUSR1): after `mv audit.ndjson audit.ndjson.1` the open file
+   * descriptor still points at the renamed file, so records keep going there until the path is
+   * opened again. What is queued is written to the old file first (synchronously, as a turn's
+   * batch would be), then the path is opened (created 0640 if the rotation left none) and
+   * replaces the old descriptor, which is synced and closed. If the path cannot be opened the
+   * old file stays in use: records are never dropped for a failed rotation.
+   */
+  reopen(): ReopenResult {
+    if (!this.ownsFd || this.file === null) return { reopened: false, reason: 'the audit trail goes to stdout; rotate it where stdout is collected' };
+    if (this.closed) return { reopened: false, reason: 'the audit sink is closed' };
+    let rotated = true;
+    try {
+      const current = fstatSync(this.fd);
+      const named = statSync(this.file, { throwIfNoEntry: false });
+      rotated = !named || named.ino !== current.ino || named.dev !== current.dev;
+    } catch {
+      // Cannot tell: reopen anyway, which is always safe.
+    }
+    if (this.queue.length > 0) this.writeTurn();
+    let next: number;
+    try {
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      next = openSync(this.file, 'a', 0o640);
+    } catch (err) {
+      return { reopened: false, reason: `cannot open ${this.file}: ${(err as Error).message}; records keep going to the file in use` };
+    }
+    const previous = this.fd;
+    this.fd = next;
+    try {
+      fsyncSync(previous);
+    } catch {
+      // The data is already with the OS.
+    }
+    closeSync(previous);
+    return { reopened: true, rotated, file: this.file };
   }
 
   get stats() {
@@ -95,7 +142,7 @@ export class NdjsonAuditSink implements AuditSink {
       while (offset < buffer.length) offset += writeSync(this.fd, buffer, offset, buffer.length - offset);
       this.written += lines.length;
     } catch (err) {
-      this.onError(err as Error);
+      this.onError(err as Error, lines.length);
     }
     this.writing = false;
     const waiters = this.waiters;
@@ -112,7 +159,7 @@ export class NdjsonAuditSink implements AuditSink {
       writeSync(this.fd, lines.join(''));
       this.written += lines.length;
     } catch (err) {
-      this.onError(err as Error);
+      this.onError(err as Error, lines.length);
     }
   }
 
@@ -134,7 +181,7 @@ export class NdjsonAuditSink implements AuditSink {
     write(this.fd, buffer, offset, buffer.length - offset, null, (err, bytes) => {
       if (err) {
         // Keep the gateway serving, but loudly: the caller logs and counts audit failures.
-        this.onError(err);
+        this.onError(err, lineCount);
         this.drain();
         return;
       }

@@ -1,12 +1,25 @@
 import { loadConfig } from '../config/load-config';
-import { loadUsersFile } from '../identity/users-file';
-import { loadPolicy } from '../policy/load-policy';
-import type { CompiledPolicy, PolicyRule } from '../policy/types';
-import { formatHttpRules, formatRuleTable } from '../policy/rule-table';
 import { SUPPORTED_ACTIONS } from '../config/runtime';
+import type { GatewayConfig } from '../config/schema';
+import type { Principal } from '../identity/principal';
+import { loadUsersFile, type UsersTable } from '../identity/users-file';
+import { describeDlp } from '../policy/dlp/compile-dlp';
+import { loadPolicy } from '../policy/load-policy';
+import { formatHttpRules, formatRuleTable, ruleAudience, ruleTableRows } from '../policy/rule-table';
+import { describeHttpRule } from '../policy/rules/compile-rules';
+import type { CompiledPolicy, PolicyRule } from '../policy/types';
+import { findUnreachable, type Unreachable } from './reachability';
 
-/** `tollgate check`: validate the configuration and every policy file; print the rule table. */
-export function runCheck(configPath: string, out: (line: string) => void): void {
+interface Checked {
+  readonly configPath: string;
+  readonly config: GatewayConfig;
+  readonly users: UsersTable | null;
+  readonly policy: CompiledPolicy;
+  readonly unreachable: readonly Unreachable[];
+}
+
+/** Loads everything the gateway would; throws ConfigError naming every problem. */
+function load(configPath: string): Checked {
   const config = loadConfig(configPath);
   const users = config.auth.usersFile === null ? null : loadUsersFile(config.auth.usersFile);
   const policy = loadPolicy(config.policiesDir, {
@@ -15,6 +28,17 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
     supportedActions: SUPPORTED_ACTIONS,
     authConfigured: users !== null,
   });
+  const principals: Principal[] | null = users === null ? null : [...users.users.values()].map((u) => ({ user: u.name, groups: u.groups }));
+  return { configPath, config, users, policy, unreachable: findUnreachable(policy, principals) };
+}
+
+/**
+ * `tollgate check`: validate the configuration, every policy file and the users file; print the
+ * rule table (with who each rule applies to) and the rules no request can reach. Throws
+ * ConfigError when anything is invalid; unreachable rules are warnings, not errors.
+ */
+export function runCheck(configPath: string, out: (line: string) => void): void {
+  const { config, users, policy, unreachable } = load(configPath);
   out(`configuration ${configPath}: ok`);
   if (users === null) out('users: none (auth.users_file is not set; clients are not authenticated)');
   else {
@@ -26,14 +50,69 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
   out(`allowed_ports: tunnel ${config.allowedPorts.tunnel.join(',') || '(none)'}; http ${config.allowedPorts.http.join(',') || '(none)'}`);
   for (const line of describePinning(policy, config.pinning.mode, config.pinning.minClients)) out(line);
   out('');
-  out('Rules, most specific first (the first row that matches a destination decides):');
-  out(formatRuleTable(policy));
+  out('Rules, most specific first (the first row that matches a destination, port and user decides):');
+  out(formatRuleTable(policy, (rule, pattern) => (unreachable.some((u) => u.rule === rule && u.pattern === pattern) ? ' (never decides)' : '')));
+  if (unreachable.length > 0) {
+    out('');
+    out('Rules no request can reach (warnings; the policy is valid):');
+    for (const u of unreachable) out(`  ${u.rule.id} (${u.rule.file}:${u.rule.line}), pattern ${u.pattern.text}: ${u.why}`);
+  }
   const http = formatHttpRules(policy);
   if (http !== '') {
     out('');
     out('HTTP rules and upload inspection, tried in this order for each request (allow and deny end the evaluation):');
     out(http);
   }
+}
+
+/** `tollgate check --json`: the same facts as one JSON document. */
+export function checkJson(configPath: string): Record<string, unknown> {
+  const { config, users, policy, unreachable } = load(configPath);
+  const rules = policy.rules.map((rule) => ({
+    id: rule.id,
+    file: rule.file,
+    line: rule.line,
+    action: rule.action,
+    match: rule.patterns.map((p) => p.text),
+    ports: rule.ports === null ? null : [...rule.ports],
+    users: rule.users === null ? null : [...rule.users],
+    groups: rule.groups === null ? null : [...rule.groups],
+    reason: rule.reason,
+    cache: rule.cache,
+    upstream_insecure: rule.upstreamInsecure,
+    required: rule.required,
+    auto_splice_allowed: rule.autoSpliceAllowed,
+    http: rule.http.map((h) => ({ id: h.id, action: h.action, description: describeHttpRule(h).replace(/\s+/, ' ') })),
+    dlp: rule.dlp ? describeDlp(rule.dlp) : null,
+    unreachable: unreachable.filter((u) => u.rule === rule).map((u) => ({ pattern: u.pattern.text, why: u.why })),
+  }));
+  const table = ruleTableRows(policy).map(({ rule, pattern }) => ({
+    pattern: pattern.text,
+    action: rule.action,
+    ports: rule.ports === null ? 'allowed_ports' : [...rule.ports],
+    who: ruleAudience(rule),
+    rule: rule.id,
+    decides: !unreachable.some((u) => u.rule === rule && u.pattern === pattern),
+  }));
+  return {
+    ok: true,
+    configuration: configPath,
+    users: users === null ? null : { file: config.auth.usersFile, users: users.users.size, groups: new Set([...users.users.values()].flatMap((u) => u.groups)).size, version: users.version },
+    policy: {
+      directory: config.policiesDir,
+      version: policy.version,
+      default_action: policy.defaultAction,
+      allowed_ports: { tunnel: config.allowedPorts.tunnel, http: config.allowedPorts.http },
+      rules,
+      table,
+    },
+    pinning: {
+      mode: config.pinning.mode,
+      min_clients: config.pinning.minClients,
+      never_auto_spliced: policy.rules.filter((r) => r.action === 'inspect' && neverAutoSpliced(r) !== null).map((r) => r.id),
+    },
+    warnings: unreachable.map((u) => `${u.rule.id}, pattern ${u.pattern.text}: ${u.why}`),
+  };
 }
 
 /** Why pinning detection may never splice an inspect rule's names, or null when it may. */

@@ -8,18 +8,58 @@ import type { Principal } from '../identity/principal';
 import { loadUsersFile } from '../identity/users-file';
 import { decide } from '../policy/decide';
 import { loadPolicy } from '../policy/load-policy';
-import type { FrontendKind } from '../policy/types';
+import type { Decision, FrontendKind } from '../policy/types';
 import { parseConnectAuthority, parseHostAndOptionalPort, targetText, type Target } from '../protocol/target';
+
+/** What `explain` is asked: a destination, and how a client would reach it. */
+export interface ExplainRequest {
+  readonly destination: string;
+  readonly user: string | null;
+  /** --frontend as given, or null for the explicit proxy. */
+  readonly frontend: string | null;
+  /** --method; GET when a URL is given without it. */
+  readonly method: string | null;
+  /** --header values, "Name: value". */
+  readonly headers: readonly string[];
+}
 
 interface ExplainTarget {
   readonly target: Target;
   readonly frontend: FrontendKind;
   readonly how: string;
-  /** Request path for HTTP rules, when a URL was given. */
+  /** Request path (with query) for HTTP rules, when a URL was given. */
   readonly path: string | null;
 }
 
-function parseTarget(arg: string): ExplainTarget {
+/** Front-ends by what the destination is: a plain http:// URL, or a tunnel (https://, host:port). */
+const PLAIN: Readonly<Record<string, FrontendKind>> = { explicit: 'explicit-http', 'explicit-http': 'explicit-http', transparent: 'transparent-http', 'transparent-http': 'transparent-http' };
+const TUNNEL: Readonly<Record<string, FrontendKind>> = {
+  explicit: 'explicit-connect',
+  'explicit-connect': 'explicit-connect',
+  socks: 'socks',
+  transparent: 'transparent-tls',
+  'transparent-tls': 'transparent-tls',
+};
+const HOW: Readonly<Record<FrontendKind, string>> = {
+  'explicit-http': 'plain HTTP request to the explicit proxy',
+  'explicit-connect': 'CONNECT tunnel',
+  socks: 'SOCKS tunnel',
+  'transparent-tls': 'redirected TLS connection (transparent, by SNI)',
+  'transparent-http': 'redirected HTTP request (transparent, by Host)',
+};
+
+function pickFrontend(given: string | null, plain: boolean): FrontendKind {
+  const table = plain ? PLAIN : TUNNEL;
+  const frontend = table[given ?? 'explicit'];
+  if (frontend) return frontend;
+  const known = 'explicit, socks, transparent (or explicit-http, explicit-connect, transparent-tls, transparent-http)';
+  if (given !== null && ((plain ? TUNNEL : PLAIN)[given] || given === 'socks')) {
+    throw new UsageError(`--frontend ${given} does not carry ${plain ? 'a plain http:// request' : 'an https:// URL or a tunnel'} (use ${Object.keys(table).join(', ')})`);
+  }
+  throw new UsageError(`unknown --frontend "${given}" (${known})`);
+}
+
+function parseTarget(arg: string, frontendFlag: string | null): ExplainTarget {
   const url = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/i.exec(arg);
   if (url) {
     const scheme = url[1]!.toLowerCase();
@@ -27,13 +67,13 @@ function parseTarget(arg: string): ExplainTarget {
     const parsed = parseHostAndOptionalPort(url[2]!, scheme === 'https' ? 443 : 80);
     if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason}`);
     const path = url[3] === '' ? '/' : url[3]!;
-    return scheme === 'https'
-      ? { target: parsed.target, frontend: 'explicit-connect', how: 'CONNECT tunnel (https)', path }
-      : { target: parsed.target, frontend: 'explicit-http', how: 'plain HTTP request', path };
+    const frontend = pickFrontend(frontendFlag, scheme === 'http');
+    return { target: parsed.target, frontend, how: scheme === 'https' ? `${HOW[frontend]} (https)` : HOW[frontend], path };
   }
   const parsed = parseConnectAuthority(arg.includes(':') ? arg : `${arg}:443`);
   if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason} (give a URL or host:port)`);
-  return { target: parsed.target, frontend: 'explicit-connect', how: 'CONNECT tunnel', path: null };
+  const frontend = pickFrontend(frontendFlag, false);
+  return { target: parsed.target, frontend, how: HOW[frontend], path: null };
 }
 
 /** A user's principal from the users file, so group-limited rules are explained as they apply. */
@@ -44,44 +84,158 @@ function principalFor(usersFile: string | null, user: string): Principal {
   return { user: entry.name, groups: entry.groups };
 }
 
+/** "Name: value" -> [name, value]. */
+function parseHeader(text: string): [string, string] {
+  const colon = text.indexOf(':');
+  const name = colon < 0 ? '' : text.slice(0, colon).trim();
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new UsageError(`--header "${text}": expected "Name: value"`);
+  return [name, text.slice(colon + 1).trim()];
+}
+
+/** What the HTTP rules say about the one request a URL stands for. */
+interface RequestVerdict {
+  readonly method: string;
+  readonly path: string;
+  readonly canonicalPath: string | null;
+  /** allow: no allow/deny rule matched, or an allow did; deny: an HTTP rule denies; refused: 400. */
+  readonly verdict: 'allow' | 'deny' | 'refused';
+  readonly httpRule: string | null;
+  readonly reason: string | null;
+  readonly flaggedBy: readonly string[];
+  readonly responseRules: readonly string[];
+}
+
+export interface Explanation {
+  readonly destination: string;
+  readonly kind: string;
+  readonly how: string;
+  readonly frontend: FrontendKind;
+  readonly principal: Principal | null;
+  readonly decision: Decision;
+  readonly httpRules: readonly { readonly id: string; readonly action: string; readonly description: string }[];
+  readonly uploads: string | null;
+  readonly request: RequestVerdict | null;
+  /** The answer: deny when the destination or an HTTP rule denies, else the destination's action. */
+  readonly result: 'deny' | 'splice' | 'inspect';
+}
+
 /**
- * `tollgate explain <url or host:port> [--user NAME]`: which rule decides a destination and
- * why, from the files on disk, without starting the gateway.
+ * `tollgate explain <url or host:port>`: which rule decides a destination and why, from the
+ * files on disk, without starting the gateway; for a URL to an inspected destination, what the
+ * HTTP rules do with the request (method and headers as given).
  */
-export function runExplain(configPath: string, destination: string, user: string | null, out: (line: string) => void): void {
+export function explain(configPath: string, ask: ExplainRequest): Explanation {
+  const { target, frontend, how, path } = parseTarget(ask.destination, ask.frontend);
+  if (path === null && (ask.method !== null || ask.headers.length > 0)) throw new UsageError('--method and --header describe an HTTP request: give a URL (http:// or https://)');
+  const headers = ask.headers.flatMap(parseHeader);
   const config = loadConfig(configPath);
   const authConfigured = config.auth.usersFile !== null;
   const policy = loadPolicy(config.policiesDir, { defaultAction: config.defaultAction, allowedPorts: config.allowedPorts, supportedActions: SUPPORTED_ACTIONS, authConfigured });
-  const principal = user === null ? null : principalFor(config.auth.usersFile, user);
-  const { target, frontend, how, path } = parseTarget(destination);
-  const sni = frontend === 'explicit-connect' && target.host.kind === 'name' ? target.host : null;
+  const principal = ask.user === null ? null : principalFor(config.auth.usersFile, ask.user);
+  const tunnel = frontend !== 'explicit-http' && frontend !== 'transparent-http';
+  const sni = tunnel && target.host.kind === 'name' ? target.host : null;
   const decision = decide({ target: target.host, port: target.port, sni, frontend, principal }, policy);
-  out(`destination:    ${targetText(target)} (${target.host.kind === 'name' ? 'name' : `${target.host.kind} address`}), as a ${how}`);
-  if (principal) out(`user:           ${principal.user}${principal.groups.length > 0 ? ` (groups: ${principal.groups.join(', ')})` : ''}`);
-  out(`decision:       ${decision.action}`);
   const rule = decision.rule;
-  out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${decision.pattern}` : 'default_action (no rule matches)'}`);
-  out(`reason:         ${decision.reason}`);
-  out(`policy version: ${decision.policyVersion}`);
-  if (rule?.dlp) out(`uploads:        ${describeDlp(rule.dlp)}`);
-  if (!rule || rule.http.length === 0) return;
-  out('');
-  out('HTTP rules for this destination, in the order they are tried:');
-  rule.http.forEach((http, i) => {
-    out(`  ${i + 1}. ${describeHttpRule(http)}`);
-  });
-  if (path !== null && decision.action !== 'deny') {
-    const target = ruleTarget(path, { allowEncodedSlashes: rule.allowEncodedSlashes });
-    out('');
-    if (!target.ok) {
-      out(`A GET of ${path}: refused (400): ${target.reason}`);
-      return;
+  let request: RequestVerdict | null = null;
+  // HTTP rules see requests the gateway reads: plain HTTP, and HTTPS when inspected.
+  const seesRequests = decision.action !== 'deny' && (!tunnel || decision.action === 'inspect');
+  if (path !== null && rule && rule.http.length > 0 && seesRequests) {
+    const method = (ask.method ?? 'GET').toUpperCase();
+    const ruled = ruleTarget(path, { allowEncodedSlashes: rule.allowEncodedSlashes });
+    if (!ruled.ok) {
+      request = { method, path, canonicalPath: null, verdict: 'refused', httpRule: null, reason: ruled.reason, flaggedBy: [], responseRules: [] };
+    } else {
+      const result = evaluateRequest(rule.http, requestFacts(method, ruled.path, ruled.query, headers, 0));
+      const verdict = result.verdict;
+      request = {
+        method,
+        path,
+        canonicalPath: ruled.path,
+        verdict: verdict?.action === 'deny' ? 'deny' : 'allow',
+        httpRule: verdict?.rule.id ?? null,
+        reason: verdict?.action === 'deny' ? (verdict.rule.reason ?? `HTTP rule ${verdict.rule.id} denies this request`) : null,
+        flaggedBy: result.logged,
+        responseRules: result.responseRules.map((r) => r.id),
+      };
     }
-    const result = evaluateRequest(rule.http, requestFacts('GET', target.path, target.query, [], 0));
-    const verdict = result.verdict ? `${result.verdict.action === 'deny' ? 'denied' : 'allowed'} by ${result.verdict.rule.id}` : 'allowed (no allow/deny rule matches)';
-    if (target.path !== path.split('?')[0]) out(`The rules see the path as ${target.path}.`);
-    out(
-      `A GET of ${path}: ${verdict}${result.logged.length > 0 ? `; flagged by ${result.logged.join(', ')}` : ''}${result.responseRules.length > 0 ? `; response rules still apply: ${result.responseRules.map((r) => r.id).join(', ')}` : ''}`,
-    );
   }
+  const denied = decision.action === 'deny' || (request !== null && request.verdict !== 'allow');
+  return {
+    destination: targetText(target),
+    kind: target.host.kind === 'name' ? 'name' : `${target.host.kind} address`,
+    how,
+    frontend,
+    principal,
+    decision,
+    httpRules: (rule?.http ?? []).map((h) => ({ id: h.id, action: h.action, description: describeHttpRule(h).replace(/\s+/, ' ') })),
+    uploads: rule?.dlp ? describeDlp(rule.dlp) : null,
+    request,
+    result: denied ? 'deny' : (decision.action as 'splice' | 'inspect'),
+  };
+}
+
+export function printExplanation(e: Explanation, out: (line: string) => void): void {
+  out(`destination:    ${e.destination} (${e.kind}), as a ${e.how}`);
+  if (e.principal) out(`user:           ${e.principal.user}${e.principal.groups.length > 0 ? ` (groups: ${e.principal.groups.join(', ')})` : ''}`);
+  out(`decision:       ${e.decision.action}`);
+  const rule = e.decision.rule;
+  out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${e.decision.pattern}` : 'default_action (no rule matches)'}`);
+  out(`reason:         ${e.decision.reason}`);
+  out(`policy version: ${e.decision.policyVersion}`);
+  if (e.uploads) out(`uploads:        ${e.uploads}`);
+  if (e.httpRules.length > 0) {
+    out('');
+    out('HTTP rules for this destination, in the order they are tried:');
+    e.httpRules.forEach((h, i) => {
+      out(`  ${i + 1}. ${h.description}`);
+    });
+  }
+  const r = e.request;
+  if (r) {
+    out('');
+    const what = `A ${r.method} of ${r.path}`;
+    if (r.verdict === 'refused') out(`${what}: refused (400): ${r.reason}`);
+    else {
+      if (r.canonicalPath !== null && r.canonicalPath !== r.path.split('?')[0]) out(`The rules see the path as ${r.canonicalPath}.`);
+      const verdict = r.verdict === 'deny' ? `denied by ${r.httpRule}` : r.httpRule ? `allowed by ${r.httpRule}` : 'allowed (no allow/deny rule matches)';
+      out(
+        `${what}: ${verdict}${r.flaggedBy.length > 0 ? `; flagged by ${r.flaggedBy.join(', ')}` : ''}${r.responseRules.length > 0 ? `; response rules still apply: ${r.responseRules.join(', ')}` : ''}`,
+      );
+    }
+  }
+  out('');
+  out(`result:         ${e.result}`);
+}
+
+export function explanationJson(e: Explanation): Record<string, unknown> {
+  const rule = e.decision.rule;
+  return {
+    destination: e.destination,
+    kind: e.kind,
+    frontend: e.frontend,
+    user: e.principal ? { name: e.principal.user, groups: e.principal.groups } : null,
+    decision: {
+      action: e.decision.action,
+      code: e.decision.code,
+      rule: rule?.id ?? null,
+      file: rule?.file ?? null,
+      line: rule?.line ?? null,
+      pattern: e.decision.pattern,
+      reason: e.decision.reason,
+      policy_version: e.decision.policyVersion,
+    },
+    http_rules: e.httpRules,
+    uploads: e.uploads,
+    request: e.request && {
+      method: e.request.method,
+      path: e.request.path,
+      canonical_path: e.request.canonicalPath,
+      verdict: e.request.verdict,
+      http_rule: e.request.httpRule,
+      reason: e.request.reason,
+      flagged_by: e.request.flaggedBy,
+      response_rules: e.request.responseRules,
+    },
+    result: e.result,
+  };
 }

@@ -2,11 +2,13 @@ import cluster from 'node:cluster';
 import { loadConfig } from '../config/load-config';
 import { Gateway } from '../gateway';
 import { createLogger } from '../logging/logger';
+import { onRotationSignal } from './rotation-signal';
 import { runPrimary, workerCount } from './workers';
 import { startBanner } from './start-banner';
 
 /**
- * Runs the gateway until SIGTERM/SIGINT, then drains and exits 0; SIGHUP reloads. The signal
+ * Runs the gateway until SIGTERM/SIGINT, then drains and exits 0. SIGHUP reloads the policy and
+ * reopens the audit file; SIGUSR1 only reopens the audit file (log rotation). The signal
  * handlers are installed before the gateway starts: a SIGTERM that arrives while it is still
  * starting (its listeners may already be bound and logged) must drain, not kill the process
  * with the default action.
@@ -43,14 +45,21 @@ export async function runGateway(configPath: string): Promise<number> {
     if (gateway) drain(gateway, signal);
   };
   const onReload = (): void => {
-    if (gateway) gateway.reload('SIGHUP');
-    else logger.warn('SIGHUP while starting: the configuration being started is already the newest');
+    if (gateway) {
+      gateway.reopenAudit('SIGHUP');
+      gateway.reload('SIGHUP');
+    } else logger.warn('SIGHUP while starting: the configuration being started is already the newest');
+  };
+  // While starting, the audit file is being opened now: a rotation before that needs nothing.
+  const onRotate = (): void => {
+    gateway?.reopenAudit('SIGUSR1');
   };
   // A worker is stopped by its primary (SIGTERM); a Ctrl-C reaches the whole process group.
   const onInterrupt = cluster.isWorker ? (): void => undefined : onStop;
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onInterrupt);
   process.on('SIGHUP', onReload);
+  onRotationSignal(onRotate);
 
   try {
     gateway = await Gateway.start(config, { logger });

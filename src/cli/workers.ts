@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { GatewayConfig } from '../config/schema';
 import type { Logger } from '../logging/logger';
 import { loadGatewayAuthority } from '../config/runtime';
+import { onRotationSignal } from './rotation-signal';
 
 /** `workers: auto` is one process per core; a number is taken as given. */
 export function workerCount(setting: GatewayConfig['workers']): number {
@@ -21,7 +22,8 @@ const MIN_UPTIME_MS = 5_000;
  * and every worker's leaves chain to the one CA, so clients see consistent certificates. The
  * audit file is opened O_APPEND by every worker and each batch of records is one write(2) of
  * whole lines, so lines from different workers never interleave. Signals are passed on:
- * SIGTERM/SIGINT drain every worker, SIGHUP reloads every worker. The handlers are installed
+ * SIGTERM/SIGINT drain every worker, SIGHUP reloads every worker (and each reopens the audit
+ * file), SIGUSR1 makes every worker reopen the audit file (log rotation). The handlers are installed
  * before the CA is created: a SIGTERM during start-up (generating a CA takes a while) must
  * stop the primary cleanly, not kill it with the default action.
  */
@@ -57,6 +59,9 @@ export async function runPrimary(config: GatewayConfig, count: number, logger: L
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   process.on('SIGHUP', reload);
+  onRotationSignal(() => {
+    for (const worker of workers()) worker.process.kill('SIGUSR1');
+  });
 
   try {
     await loadGatewayAuthority(config, logger);

@@ -84,7 +84,12 @@ describe('configuration', () => {
     ['listen:\n  proxy_protocol: [admin]\n', /listen\.proxy_protocol\[0\]: expected a list of: explicit, socks, transparent_tls, transparent_http/],
     ['pac:\n  direct: ["bad name!"]\n', /pac\.direct\[0\]: expected a name/],
     ['pac:\n  proxy_address: "proxy.example"\n', /pac\.proxy_address: expected host:port/],
-    ['limits:\n  proxy_header_timeout: 50ms\n', /:2: limits\.proxy_header_timeout: must be at least 100 ms/],
+    ['limits:\n  proxy_header_timeout: 50ms\n', /:2: limits\.proxy_header_timeout: must be at least 100ms/],
+    // A bare number for a duration: seconds to a person, milliseconds to a parser. Refused.
+    ['limits:\n  peek_timeout: 10\n', /:2: limits\.peek_timeout: 10 has no unit: write 10s for seconds or 10ms for milliseconds/],
+    ['upstream:\n  connect_timeout: "5"\n', /:2: upstream\.connect_timeout: 5 has no unit: write 5s for seconds or 5ms/],
+    ['allowed_ports:\n  tunnel: 443\n', /:2: allowed_ports\.tunnel: expected a list: write \[443\] for one item/],
+    ['http:\n  x_forwarded_for: "yes"\n', /:2: http\.x_forwarded_for: expected true or false, not "yes"/],
     ['limits:\n  proxy_header_timeout: 5m\n', /:2: limits\.proxy_header_timeout: must be at most 1m/],
   ])('%j is refused with file, line, key and the fix', (text, message) => {
     const problems = problemsOf(text);

@@ -209,6 +209,14 @@ export function configSchema(baseDir: string) {
     cacheTtlMs: v.cache_ttl,
   }));
 
+  const flowView = section({
+    enabled: z.boolean().default(true),
+    // Who may watch traffic on /flows: client addresses of the admin listener. Loopback unless
+    // you widen it; the other admin pages are not affected.
+    allow: z.array(cidr).default(['127.0.0.0/8', '::1']),
+    records: z.number({ error: 'expected a number of records such as 1000' }).int().min(10).max(100_000).default(1000),
+  }).transform((v) => ({ enabled: v.enabled, allow: v.allow, records: v.records }));
+
   const log = section({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   });
@@ -233,6 +241,7 @@ export function configSchema(baseDir: string) {
     auth: auth.prefault({}),
     log: log.prefault({}),
     pac: pac.prefault({}),
+    flow_view: flowView.prefault({}),
   }).transform((v) => ({
     workers: v.workers,
     listen: v.listen,
@@ -250,6 +259,7 @@ export function configSchema(baseDir: string) {
     auth: v.auth,
     log: v.log,
     pac: v.pac,
+    flowView: v.flow_view,
   }));
 }
 

@@ -55,6 +55,12 @@ export type FirstBytes = 'tls' | 'http' | 'other' | 'none';
 export interface FlowServices {
   readonly logger: Logger;
   readonly audit: RecordWriter;
+  /**
+   * Whether the `flow closed` log line carries the connection record (default true). False when
+   * the audit trail itself goes to stdout, where the log goes too: the record would be printed
+   * twice.
+   */
+  readonly recordInLog?: boolean;
 }
 
 /**
@@ -94,7 +100,7 @@ export class Flow {
     const peer = peerAddress(client);
     this.clientAddress = peer.address;
     this.clientPort = peer.port;
-    this.log = services.logger.child({ flow: this.id });
+    this.log = services.logger.child({ flow_id: this.id });
   }
 
   get target(): Target | null {
@@ -228,7 +234,8 @@ export class Flow {
       durationMs: record.duration_ms,
     });
     this.services.audit.write(record);
-    this.log.info({ record }, 'flow closed');
+    if (this.services.recordInLog === false) this.log.debug('flow closed');
+    else this.log.info({ record }, 'flow closed');
     return record;
   }
 
@@ -236,6 +243,6 @@ export class Flow {
     const decision = this.decisionFact;
     if (!decision || this.decisionPublished) return;
     this.decisionPublished = true;
-    publish('tollgate:flow:decided', { frontend: this.frontend, action: decision.action, code: decision.code });
+    publish('tollgate:flow:decided', { frontend: this.frontend, action: decision.action, code: decision.code, rule: decision.rule?.id ?? null });
   }
 }

@@ -135,9 +135,11 @@ export interface EnforcementAudit {
   readonly httpRule: string | null;
   readonly flaggedBy: readonly string[];
   readonly dlp: readonly DlpAuditEntry[] | null;
+  /** Set when an HTTP rule or DLP denied the exchange: the record then says `action: deny`. */
+  readonly denied: { readonly code: 'http_rule' | 'dlp'; readonly reason: string } | null;
 }
 
-export const NO_ENFORCEMENT_AUDIT: EnforcementAudit = Object.freeze({ httpRule: null, flaggedBy: [], dlp: null });
+export const NO_ENFORCEMENT_AUDIT: EnforcementAudit = Object.freeze({ httpRule: null, flaggedBy: [], dlp: null, denied: null });
 
 function ruleRefusal(rule: HttpRule, fallback: string): Refusal {
   return { kind: 'http-deny', ruleId: rule.id, reason: rule.reason ?? fallback };
@@ -256,10 +258,19 @@ export class Enforcement {
 
   audit(): EnforcementAudit {
     if (!this.outcome && this.findings.length === 0 && !this.rule?.dlp) return NO_ENFORCEMENT_AUDIT;
+    const decided = this.outcome?.decidedBy ?? null;
+    const blocked = this.findings.find((f) => f.action === 'deny');
+    const denied =
+      decided?.action === 'deny'
+        ? { code: 'http_rule' as const, reason: decided.reason ?? `HTTP rule ${decided.id} denies this request` }
+        : blocked
+          ? { code: 'dlp' as const, reason: `the upload matched the DLP detector ${blocked.detector} at byte ${blocked.offset}` }
+          : null;
     return {
-      httpRule: this.outcome?.decidedBy?.id ?? null,
+      httpRule: decided?.id ?? null,
       flaggedBy: [...(this.outcome?.flaggedBy ?? []), ...this.dlpFlag],
       dlp: this.rule?.dlp ? [...this.findings] : null,
+      denied,
     };
   }
 }

@@ -89,23 +89,35 @@ export class RequestTracker {
     const status = this.statusOverride ?? (res.headersSent ? res.statusCode : 0);
     const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
     const cache = this.cache?.outcome ?? null;
-    publish('tollgate:request:completed', { scheme: ctx.scheme, status, durationMs, cache });
-    this.options.audit.write(
-      buildRequestRecord(ctx, req, {
-        status,
-        bytesFromClient: this.up,
-        bytesToClient: this.down,
-        durationMs,
-        error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
-        upstreamCertSha256: this.originCert,
-        upstreamTls: this.upstreamTls,
-        responseHeaders: this.respHeaders,
-        redactor: this.options.redactor,
-        cache,
-        rules: this.rules.audit(),
-      }),
-    );
+    const record = buildRequestRecord(ctx, req, {
+      status,
+      bytesFromClient: this.up,
+      bytesToClient: this.down,
+      durationMs,
+      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
+      upstreamCertSha256: this.originCert,
+      upstreamTls: this.upstreamTls,
+      responseHeaders: this.respHeaders,
+      redactor: this.options.redactor,
+      cache,
+      rules: this.rules.audit(),
+    });
+    publishCompleted(record);
+    this.options.audit.write(record);
   }
+}
+
+function publishCompleted(record: RequestRecord): void {
+  publish('tollgate:request:completed', {
+    scheme: record.scheme,
+    status: record.status,
+    durationMs: record.duration_ms,
+    cache: record.cache,
+    action: record.action,
+    decisionCode: record.decision_code,
+    rule: record.rule,
+    httpRule: record.http_rule,
+  });
 }
 
 export interface RequestOutcome {
@@ -132,6 +144,9 @@ function presentedAuthority(req: InboundRequest): string | null {
 
 function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: RequestOutcome): RequestRecord {
   const { flow } = ctx;
+  // An HTTP rule or DLP that denied the exchange decided it: the record says deny, and why.
+  const denied = outcome.rules?.denied;
+  const decision = denied ? { ...ctx.decision, action: 'deny', code: denied.code, reason: denied.reason } : ctx.decision;
   return requestRecord({
     requestId: ctx.requestId,
     flowId: flow.id,
@@ -147,7 +162,7 @@ function buildRequestRecord(ctx: RequestContext, req: InboundRequest, outcome: R
     method: req.method ?? '',
     path: outcome.redactor.target(req.url ?? ''),
     httpVersion: req.httpVersion,
-    decision: ctx.decision,
+    decision,
     status: outcome.status,
     bytesFromClient: outcome.bytesFromClient,
     bytesToClient: outcome.bytesToClient,
@@ -194,5 +209,5 @@ export function refuseRequest(
     rules,
   });
   records.audit.write(record);
-  publish('tollgate:request:completed', { scheme: ctx.scheme, status: record.status, durationMs: record.duration_ms, cache: null });
+  publishCompleted(record);
 }

@@ -15,6 +15,6 @@ export async function withProgress<T>(logger: Logger, message: string, work: Pro
     return await work;
   } finally {
     clearTimeout(timer);
-    if (shown) logger.info({ ms: Date.now() - started }, `${message}: done`);
+    if (shown) logger.info({ duration_ms: Date.now() - started }, `${message}: done`);
   }
 }

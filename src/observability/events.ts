@@ -8,16 +8,29 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 
 /** The channel names and the message each carries. */
 export interface GatewayEvents {
-  /** A flow's decision was made (one per flow). */
-  'tollgate:flow:decided': { frontend: string; action: string; code: string };
+  /** A flow's decision was made (one per flow; plain HTTP: one per request). `rule` is null for default_action. */
+  'tollgate:flow:decided': { frontend: string; action: string; code: string; rule: string | null };
   /** A tunnel (CONNECT, SOCKS, transparent TLS) was handed to the tunnel pipeline. */
   'tollgate:tunnel:opened': { frontend: string };
   /** A tunnel that was opened ended (exactly once per opened tunnel). */
   'tollgate:tunnel:closed': { frontend: string };
   /** A flow ended. */
   'tollgate:flow:closed': { frontend: string; action: string; close: string; bytesFromClient: number; bytesToClient: number; durationMs: number };
-  /** One HTTP request inside an inspected tunnel or through a plain HTTP front-end completed. */
-  'tollgate:request:completed': { scheme: 'http' | 'https'; status: number; durationMs: number; cache: string | null };
+  /**
+   * One HTTP request inside an inspected tunnel or through a plain HTTP front-end completed.
+   * `action` and `decisionCode` are its record's: `deny` with `http_rule` or `dlp` when an HTTP
+   * rule or DLP denied it; `rule` is the destination rule, `httpRule` the HTTP rule that decided.
+   */
+  'tollgate:request:completed': {
+    scheme: 'http' | 'https';
+    status: number;
+    durationMs: number;
+    cache: string | null;
+    action: string;
+    decisionCode: string;
+    rule: string | null;
+    httpRule: string | null;
+  };
   /** A configured limit was breached; `limit` is the config key (e.g. `header_timeout`). */
   'tollgate:limit:breached': { limit: string; frontend: string };
   /** A leaf certificate was minted. */
@@ -26,6 +39,8 @@ export interface GatewayEvents {
   'tollgate:policy:reloaded': { ok: boolean; version: string };
   /** A proxy or SOCKS authentication failed. */
   'tollgate:auth:failed': { frontend: string; reason: string };
+  /** Audit records could not be written (a failed write(2) of one batch of `records`). */
+  'tollgate:audit:write-failed': { records: number };
   /** A DLP detector matched an upload; never carries the matched value. */
   'tollgate:dlp:matched': { detector: string; action: 'deny' | 'log' };
 }

@@ -40,20 +40,34 @@ function pad(cells: readonly string[][]): string {
   return cells.map((row) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n');
 }
 
-/**
- * The compiled rule table, most specific first: what `tollgate check` prints so a reviewer sees
- * the order in which patterns are tried.
- */
-export function formatRuleTable(policy: CompiledPolicy): string {
+/** Who a rule applies to: `everyone`, or its users and groups. */
+export function ruleAudience(rule: PolicyRule): string {
+  const parts: string[] = [];
+  if (rule.users !== null) parts.push(`users: ${[...rule.users].join(',')}`);
+  if (rule.groups !== null) parts.push(`groups: ${[...rule.groups].join(',')}`);
+  return parts.length === 0 ? 'everyone' : parts.join('; ');
+}
+
+/** Every (pattern, rule) pair in the order they are tried: most specific pattern first. */
+export function ruleTableRows(policy: CompiledPolicy): readonly { readonly pattern: Pattern; readonly rule: PolicyRule }[] {
   const rows: Row[] = [];
   for (const rule of policy.rules) for (const pattern of rule.patterns) rows.push({ rank: rankOf(pattern, rule), pattern, rule });
-  rows.sort(compareRows);
-  const cells = [['PATTERN', 'ACTION', 'PORTS', 'RULE', 'REASON']];
-  for (const row of rows) {
-    const flags = (row.rule.upstreamInsecure ? ' (upstream_insecure!)' : '') + (row.rule.cache ? '' : ' (no cache)');
-    cells.push([row.pattern.text, row.rule.action + flags, row.rule.ports === null ? 'allowed_ports' : [...row.rule.ports].join(','), row.rule.id, row.rule.reason ?? '']);
+  return rows.sort(compareRows);
+}
+
+/**
+ * The compiled rule table, most specific first: what `tollgate check` prints so a reviewer sees
+ * the order in which patterns are tried. WHO shows user and group conditions: a rule for a group
+ * next to one for everyone with the same pattern is two rows that both decide. `note` adds a
+ * remark to a row (check marks rules no request can reach).
+ */
+export function formatRuleTable(policy: CompiledPolicy, note: (rule: PolicyRule, pattern: Pattern) => string = () => ''): string {
+  const cells = [['PATTERN', 'ACTION', 'PORTS', 'WHO', 'RULE', 'REASON']];
+  for (const row of ruleTableRows(policy)) {
+    const flags = (row.rule.upstreamInsecure ? ' (upstream_insecure!)' : '') + (row.rule.cache ? '' : ' (no cache)') + note(row.rule, row.pattern);
+    cells.push([row.pattern.text, row.rule.action + flags, row.rule.ports === null ? 'allowed_ports' : [...row.rule.ports].join(','), ruleAudience(row.rule), row.rule.id, row.rule.reason ?? '']);
   }
-  cells.push(['(anything else)', policy.defaultAction, 'allowed_ports', 'default_action', '']);
+  cells.push(['(anything else)', policy.defaultAction, 'allowed_ports', 'everyone', 'default_action', '']);
   return pad(cells);
 }
 

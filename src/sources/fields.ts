@@ -7,6 +7,25 @@ import { DURATION_HINT, SIZE_HINT, parseDuration, parseSize } from './units';
  * says, in its message, what a correct value looks like.
  */
 
+/**
+ * Messages for wrong types that zod would word for programmers ("expected array, received
+ * number"): a person who wrote `ports: 443` needs to read `write [443]`. Set once for the
+ * process, for every schema (configuration, policies, users file); a message a schema gives
+ * itself still wins.
+ */
+z.config({
+  customError: (issue) => {
+    if (issue.code !== 'invalid_type') return undefined;
+    const input = (issue as { input?: unknown }).input;
+    if (issue.expected === 'array') {
+      if (input === null || input === undefined) return 'expected a list such as [a, b]; leave the key out for none';
+      return `expected a list: write [${typeof input === 'string' ? input : JSON.stringify(input)}] for one item, or [a, b] for several`;
+    }
+    if (issue.expected === 'boolean') return `expected true or false, not ${JSON.stringify(input)}`;
+    return undefined;
+  },
+});
+
 /** A mapping that refuses unknown keys and lists the known ones, which catches typos early. */
 export function section<T extends z.core.$ZodLooseShape>(shape: T) {
   const known = Object.keys(shape).join(', ');
@@ -38,19 +57,28 @@ export function size(options: { min?: number; max?: number } = {}) {
   });
 }
 
+/**
+ * A duration with its unit (`30s`, `500ms`). A bare number is refused, 0 aside: `peek_timeout: 10`
+ * reads as ten seconds to a person and as ten milliseconds to a parser that assumes a unit.
+ */
 export function duration(options: { min?: number; max?: number; maxText?: string } = {}) {
   return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bare = typeof value === 'number' ? value : /^\s*\d+(?:\.\d+)?\s*$/.test(value) ? Number(value) : null;
+    if (bare !== null && bare !== 0) {
+      ctx.addIssue({ code: 'custom', message: `${value} has no unit: write ${bare}s for seconds or ${bare}ms for milliseconds (${DURATION_HINT})` });
+      return z.NEVER;
+    }
     const ms = parseDuration(value);
     if (ms === null) {
       ctx.addIssue({ code: 'custom', message: `"${value}" is not ${DURATION_HINT}` });
       return z.NEVER;
     }
     if (options.min !== undefined && ms < options.min) {
-      ctx.addIssue({ code: 'custom', message: `must be at least ${options.min} ms` });
+      ctx.addIssue({ code: 'custom', message: `must be at least ${options.min}ms` });
       return z.NEVER;
     }
     if (options.max !== undefined && ms > options.max) {
-      ctx.addIssue({ code: 'custom', message: `must be at most ${options.maxText ?? `${options.max} ms`}` });
+      ctx.addIssue({ code: 'custom', message: `must be at most ${options.maxText ?? `${options.max}ms`}` });
       return z.NEVER;
     }
     return ms;

@@ -1,7 +1,8 @@
 /**
  * Human units for sizes and durations in configuration files: `64KiB`, `1.5MB`, `30s`, `5m`.
- * A bare number is bytes or milliseconds. Parsers return null on anything they do not
- * understand so the schema can say which key is wrong and what it expected.
+ * A bare number is bytes or milliseconds here; the configuration schema (fields.ts) refuses a
+ * bare number for a duration, where the unit is never obvious. Parsers return null on anything
+ * they do not understand so the schema can say which key is wrong and what it expected.
  */
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {

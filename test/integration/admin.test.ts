@@ -90,6 +90,13 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
     expect(metrics).toContain('# TYPE tollgate_limit_breaches_total counter');
     expect(metrics).toContain('# TYPE tollgate_auth_failures_total counter');
     expect(metrics).toContain('# TYPE tollgate_http_cache_total counter');
+    // Per-rule counters: rule ids (here file:line, the rules have no names) as labels.
+    expect(metrics).toMatch(/^tollgate_rule_decisions_total\{rule="[^"]*p\.yaml:6",action="deny"\} [1-9]/m);
+    expect(metrics).toMatch(/^tollgate_rule_decisions_total\{rule="[^"]*p\.yaml:4",action="splice"\} [1-9]/m);
+    const ca = new X509Certificate(readFileSync(gw.caFile));
+    expect(sample(metrics, 'tollgate_ca_not_after_timestamp_seconds')).toBe(Date.parse(ca.validTo) / 1000);
+    expect(metrics).toMatch(/^tollgate_build_info\{version="[0-9.]+",node="v[0-9.]+"\} 1$/m);
+    expect(sample(metrics, 'tollgate_audit_write_failures_total')).toBe(0);
     // Destination names never become label values (unbounded cardinality, and they are audit data).
     expect(metrics).not.toContain('origin.test');
   });
@@ -147,6 +154,9 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
     expect(cert.fingerprint256).toBe(new X509Certificate(readFileSync(gw.caFile)).fingerprint256);
     const headers = await curl(['-I', `${admin}/ca.der`]);
     expect(headers.headers['content-type']).toBe('application/x-x509-ca-cert');
+    // Android's certificate installer lists .crt files.
+    const crt = await curl(['-I', `${admin}/ca.crt`]);
+    expect(crt.headers['content-disposition']).toBe('attachment; filename="tollgate-ca.crt"');
     // openssl reads the DER as a CA certificate.
     const openssl = await run('openssl', ['x509', '-inform', 'der', '-noout', '-fingerprint', '-sha256'], { input: der.stdout });
     expect(openssl.stdout.toString().replace(/^.*=/, '').trim()).toBe(cert.fingerprint256);
@@ -169,6 +179,10 @@ describe('admin listener: health, readiness, metrics, status page, CA download',
       'keytool -importcert',
       'NODE_EXTRA_CA_CERTS',
       'REQUESTS_CA_BUNDLE',
+      '<h2>Android</h2>',
+      'Install a certificate',
+      `${admin}/ca.crt`,
+      '&lt;certificates src="user" /&gt;',
     ]) {
       expect(page.body).toContain(text);
     }

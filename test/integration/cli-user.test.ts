@@ -113,7 +113,7 @@ describe('tollgate user', () => {
     expect(check.out).toMatch(/users .*users\.yaml: 1 users in 2 groups/);
     const brokenDir = writeSetup({ 'tollgate.yaml': 'policies: p\nauth:\n  users_file: users.yaml\n', 'p/x.yaml': 'rules: []\n', 'users.yaml': 'users:\n  eve:\n    password: plain-text\n' });
     const broken = await tollgate(['check', '--config', path.join(brokenDir, 'tollgate.yaml')]);
-    expect(broken.code).toBe(2);
+    expect(broken.code).toBe(3);
     expect(broken.stderr).toMatch(/users\.yaml:3: users\.eve\.password: not a password hash: .*tollgate user add eve/);
     expectNoStackTrace(broken.stderr);
     const explained = await tollgate(['explain', 'wiki.corp.example:443', '--user', 'alice', '--config', config]);

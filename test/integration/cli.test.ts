@@ -37,9 +37,9 @@ describe('tollgate CLI', () => {
     const result = await tollgate(['check', '--config', path.join(ROOT, 'tollgate.yaml')]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.out).toMatch(/PATTERN\s+ACTION\s+PORTS\s+RULE\s+REASON/);
+    expect(result.out).toMatch(/PATTERN\s+ACTION\s+PORTS\s+WHO\s+RULE\s+REASON/);
     expect(result.out).toMatch(/\.pastebin\.com\s+deny/);
-    expect(result.out).toMatch(/\(anything else\)\s+deny\s+allowed_ports\s+default_action/);
+    expect(result.out).toMatch(/\(anything else\)\s+deny\s+allowed_ports\s+everyone\s+default_action/);
   });
 
   test('check orders rules most specific first', async () => {
@@ -66,7 +66,7 @@ describe('tollgate CLI', () => {
       'p/bad.yaml': 'rules:\n  - match: example.org\n    action: allow\n  - match: "exa*mple.net"\n    action: deny\n  - match: example.com\n    action: deny\n',
     });
     const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
-    expect(result.code).toBe(2);
+    expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/p\/bad\.yaml:3: rules\[0\]\.action: expected one of: deny, splice, inspect/);
     expect(result.stderr).toMatch(/p\/bad\.yaml:4: rules\[1\]\.match: "exa\*mple\.net": "\*" is only allowed as the whole first label/);
     expect(result.stderr).toMatch(/p\/good\.yaml:2: match: pattern "example\.com" is also used by the rule at .*p\/bad\.yaml:6/);
@@ -76,14 +76,14 @@ describe('tollgate CLI', () => {
   test('a bad configuration stops start-up with the key and line, no stack trace', async () => {
     const dir = writeSetup({ 'tollgate.yaml': 'listen:\n  explicit: 127.0.0.1:3128\n  sock: 127.0.0.1:1080\n' });
     const result = await tollgate(['--config', path.join(dir, 'tollgate.yaml')]);
-    expect(result.code).toBe(2);
+    expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/tollgate\.yaml:3: listen\.sock: unknown key; known keys here: explicit, socks/);
     expectNoStackTrace(result.stderr);
   });
 
   test('a missing configuration file says so', async () => {
     const result = await tollgate(['--config', '/nonexistent/tollgate.yaml']);
-    expect(result.code).toBe(2);
+    expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/cannot read configuration: file not found/);
   });
 
@@ -178,7 +178,7 @@ describe('tollgate ca export', () => {
     expect((await tollgate(['ca', 'export', '--config', config])).code).toBe(0);
     chmodSync(path.join(dir, 'c/ca.key'), 0o644);
     const result = await tollgate(['ca', 'export', '--config', config]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(4);
     expect(result.stderr).toMatch(/chmod 600/);
     expectNoStackTrace(result.stderr);
   });
@@ -215,20 +215,24 @@ describe('tollgate explain', () => {
     const dir = setup();
     const result = await tollgate(['explain', 'https://wiki.corp.example/admin/users', '--config', path.join(dir, 'tollgate.yaml')]);
     expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
     expect(result.out).toMatch(/destination:\s+wiki\.corp\.example:443 \(name\), as a CONNECT tunnel \(https\)/);
     expect(result.out).toMatch(/decision:\s+inspect/);
     expect(result.out).toMatch(/decided by:\s+rule corp \(.*p\/a\.yaml:2\), pattern \.corp\.example/);
     expect(result.out).toMatch(/reason:\s+corporate services are inspected/);
     expect(result.out).toMatch(/1\. deny\s+no-admin: path \/admin\/\*\*/);
     expect(result.out).toMatch(/A GET of \/admin\/users: denied by no-admin/);
+    // The destination is inspected, but this request is denied: the answer is deny, exit 1.
+    expect(result.out).toMatch(/result:\s+deny/);
+    expect(result.code).toBe(1);
   });
 
   test('host:port and the default action', async () => {
     const dir = setup();
     const spliced = await tollgate(['explain', 'bank.example:443', '--config', path.join(dir, 'tollgate.yaml')]);
     expect(spliced.out).toMatch(/decision:\s+splice/);
+    expect(spliced.code).toBe(0);
     const other = await tollgate(['explain', 'http://elsewhere.example/', '--config', path.join(dir, 'tollgate.yaml')]);
+    expect(other.code).toBe(1);
     expect(other.out).toMatch(/decision:\s+deny/);
     expect(other.out).toMatch(/decided by:\s+default_action \(no rule matches\)/);
     const bad = await tollgate(['explain', 'not a host', '--config', path.join(dir, 'tollgate.yaml')]);
@@ -252,7 +256,7 @@ describe('tollgate explain', () => {
         'rules:\n  - match: .corp.example\n    action: inspect\n    dlp:\n      action: deny\n      patterns:\n        - name: anything\n          regex: "secret=.+"\n        - name: nested\n          regex: "(a{1,9}){1,9}"\n',
     });
     const result = await tollgate(['check', '--config', path.join(dir, 'tollgate.yaml')]);
-    expect(result.code).toBe(2);
+    expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/p\/a\.yaml:8: rules\[0\]\.dlp\.patterns\[0\]\.regex: unbounded repetition "\.\+"/);
     expect(result.stderr).toMatch(/p\/a\.yaml:10: rules\[0\]\.dlp\.patterns\[1\]\.regex: nested repetition/);
     expectNoStackTrace(result.stderr);

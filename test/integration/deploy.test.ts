@@ -67,7 +67,7 @@ describe('deployment files', () => {
     const systemd = parseConfig(readFileSync(path.join(ROOT, 'deploy/systemd/tollgate.yaml'), 'utf8'), '/etc/tollgate/tollgate.yaml');
     expect(systemd.ca.key).toBe('/var/lib/tollgate/ca.key');
     const unit = readFileSync(path.join(ROOT, 'deploy/systemd/tollgate.service'), 'utf8');
-    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/tollgate\/dist\/src\/main\.js --config \/etc\/tollgate\/tollgate\.yaml$/m);
+    expect(unit).toMatch(/^ExecStart=\/opt\/tollgate\/bin\/tollgate --config \/etc\/tollgate\/tollgate\.yaml$/m);
   });
 
   test('the shipped HAProxy configuration passes haproxy -c', async () => {

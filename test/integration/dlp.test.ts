@@ -157,6 +157,7 @@ describe.each(['http', 'https'] as const)('DLP over %s', (scheme) => {
     expect(record.status).toBe(403);
     expect(record.error).toMatch(/^TG_ERR_DLP_BLOCKED/);
     expect(record.dlp).toEqual([{ detector: 'payment_card', offset: 5, action: 'deny' }]);
+    expect(record).toMatchObject({ action: 'deny', decision_code: 'dlp', reason: 'the upload matched the DLP detector payment_card at byte 5' });
     await gw.gateway.flushAudit();
     expectNoCardAnywhere();
   });
@@ -184,6 +185,7 @@ describe.each(['http', 'https'] as const)('DLP over %s', (scheme) => {
     const record = await recordFor(path);
     expect(record.flagged_by).toEqual(['uploads-watched/dlp']);
     expect(record.dlp).toEqual([{ detector: 'payment_card', offset: 5, action: 'log' }]);
+    expect(record).toMatchObject({ action: 'inspect', decision_code: 'rule' });
     await gw.gateway.flushAudit();
     expectNoCardAnywhere();
   });

@@ -192,6 +192,6 @@ describe('explicit proxy: plain HTTP and CONNECT splice', () => {
     expect(['client-closed', 'upstream-closed', 'client-reset']).toContain(rec.close);
     expect(rec.flow_id).toMatch(/^[A-Za-z0-9_-]{12}$/);
     const logged = gw.logs().find((l) => l.msg === 'flow closed' && (l.record as ConnectionRecord | undefined)?.flow_id === rec.flow_id);
-    expect(logged?.flow).toBe(rec.flow_id);
+    expect(logged?.flow_id).toBe(rec.flow_id);
   });
 });

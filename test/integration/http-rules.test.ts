@@ -125,6 +125,9 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     const record = await recordFor(path as string);
     expect(record.status).toBe(403);
     expect(record.http_rule).toBe(rule);
+    // The record says what happened: denied, by which HTTP rule (under which destination rule), and why.
+    expect(record).toMatchObject({ action: 'deny', decision_code: 'http_rule', rule: 'origin-tests' });
+    expect(record.reason).toMatch(reason as RegExp);
   });
 
   test('a denied request leaves the connection usable for the next one', async () => {
@@ -141,7 +144,7 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     const res = await curl([...clientArgs, `${base}/admin/public/page`]);
     expect(res.status).toBe(404);
     expect(reached('/admin/public/page')).toBe(true);
-    expect((await recordFor('/admin/public/page')).http_rule).toBe('admin-public');
+    expect(await recordFor('/admin/public/page')).toMatchObject({ http_rule: 'admin-public', action: 'inspect' });
   });
 
   test('strip_header and set_header edit what reaches the origin and the client', async () => {
@@ -164,13 +167,14 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     const record = await recordFor('/hello?trial=1');
     expect(record.flagged_by).toEqual(['trial-header']);
     expect(record.http_rule).toBeNull();
+    expect(record).toMatchObject({ action: 'inspect', decision_code: 'rule' });
   });
 
   test('response status deny: 403 instead of the origin answer', async () => {
     const res = await curl([...clientArgs, `${base}/missing`]);
     expect(res.status).toBe(403);
     expect(res.body).toMatch(/hide missing pages/);
-    expect((await recordFor('/missing')).http_rule).toBe('no-404');
+    expect(await recordFor('/missing')).toMatchObject({ http_rule: 'no-404', action: 'deny', decision_code: 'http_rule', reason: 'hide missing pages' });
   });
 
   test('response content type deny (with a request condition)', async () => {

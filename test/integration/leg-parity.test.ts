@@ -173,7 +173,7 @@ describe('origin faults look the same through the HTTP/1.1 and the HTTP/2 origin
     const error = record.error === null ? null : (/^TG_ERR_[A-Z_]+/.exec(record.error)?.[0] ?? record.error);
     const breaches = gw
       .logs()
-      .filter((line) => line.flow === record.flow_id && typeof line.limit === 'string')
+      .filter((line) => line.flow_id === record.flow_id && typeof line.limit === 'string')
       .map((line) => String(line.limit));
     return { records: records.length, status: record.status, error, breaches: [...new Set(breaches)].sort() };
   }
