@@ -4,6 +4,7 @@ import { GatewayError } from '../errors/gateway-error';
 import type { Target } from '../protocol/target';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import type { AddressGuard } from './address-guard';
+import { AheadConnections } from './ahead';
 import { classifyOriginError, connectTimeout } from './errors';
 import { TlsSessionCache } from './origin-tls';
 import type { ResolvedAddress, Resolver } from './resolve';
@@ -45,18 +46,6 @@ export interface ConnectOptions {
   readonly halfOpen?: boolean;
 }
 
-/**
- * A connection opened ahead of its first request (see `openAhead`), from the moment it is
- * dialled until a connect() takes it or it expires.
- */
-interface Ahead {
-  /** The ALPN protocols it offers; a connect() wanting a subset of what it may get takes it. */
-  readonly offered: readonly string[];
-  readonly opening: Promise<OriginConnection>;
-  /** Set once open: the connection and how to stop waiting for a taker. */
-  ready: { readonly connection: OriginConnection; readonly release: () => void } | null;
-}
-
 /** How long a connection opened ahead waits to be taken before it is closed. */
 const DEFAULT_AHEAD_MS = 10_000;
 
@@ -84,11 +73,12 @@ export interface OriginConnection {
 export class Egress {
   readonly connectTimeoutMs: number;
   private readonly sessions: TlsSessionCache;
-  private readonly ahead = new Map<string, Ahead>();
+  private readonly ahead: AheadConnections<OriginConnection>;
 
   constructor(private readonly options: EgressOptions) {
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.sessions = new TlsSessionCache(options.tlsSessionCacheSize ?? 1000);
+    this.ahead = new AheadConnections(options.aheadMs ?? DEFAULT_AHEAD_MS);
   }
 
   /** Why one address may not be dialled on `port` (a loop, or the destination guard), or null. */
@@ -118,8 +108,12 @@ export class Egress {
    * certificate, TLS, or the connect deadline).
    */
   connect(target: Target, options: ConnectOptions = {}): Promise<OriginConnection> {
-    const early = options.tls && !options.halfOpen ? this.takeAhead(target, options.tls) : null;
-    if (early) return early;
+    const early = options.tls && !options.halfOpen ? this.ahead.take(Egress.aheadKey(target, options.tls), options.tls.alpn ?? []) : null;
+    return early ?? this.dial(target, options);
+  }
+
+  /** connect() without looking at connections opened ahead: always a new connection. */
+  private dial(target: Target, options: ConnectOptions): Promise<OriginConnection> {
     const ms = this.connectTimeoutMs;
     const attempt: Attempt = { expired: false, socket: null };
     let timer: NodeJS.Timeout | null = null;
@@ -145,76 +139,21 @@ export class Egress {
    * Starts a verified TLS connection now, for a request expected shortly (the first request of a
    * newly inspected name, while its certificate is minted and the client's handshake runs), and
    * holds it for the next connect() to the same origin, server name and verification whose ALPN
-   * list accepts what it negotiates; one at a time per origin. Unclaimed, it is closed after
-   * 10 s. Resolves to the negotiated protocol ('h2', 'http/1.1', false without ALPN), or null
-   * when it failed (a connect() that took it meanwhile gets the failure itself).
+   * list accepts what it negotiates (ahead.ts); one per origin and offer at a time, closed
+   * after 10 s unclaimed. Resolves to the negotiated protocol ('h2', 'http/1.1', false without
+   * ALPN), or null when it failed (a connect() that took it meanwhile gets the failure itself).
    */
   openAhead(target: Target, tls: OriginTlsOptions): Promise<string | false | null> {
-    const key = Egress.aheadKey(target, tls);
-    if (this.ahead.has(key)) return Promise.resolve(null);
-    const opening = this.connect(target, { tls });
-    const entry: Ahead = { offered: tls.alpn ?? [], opening, ready: null };
-    this.ahead.set(key, entry);
-    return opening.then(
-      (connection) => {
-        const socket = connection.socket as TLSSocket;
-        if (this.ahead.get(key) === entry) this.hold(key, entry, connection);
-        return socket.alpnProtocol ?? false;
-      },
-      () => {
-        if (this.ahead.get(key) === entry) this.ahead.delete(key);
-        return null;
-      },
-    );
+    return this.ahead.open(Egress.aheadKey(target, tls), tls.alpn ?? [], () => this.dial(target, { tls }));
   }
 
-  /** True when a connection opened ahead for this origin is on its way or waiting. */
+  /** True when a connection opened ahead with this offer is on its way or waiting. */
   hasAhead(target: Target, tls: OriginTlsOptions): boolean {
-    return this.ahead.has(Egress.aheadKey(target, tls));
+    return this.ahead.has(Egress.aheadKey(target, tls), tls.alpn ?? []);
   }
 
   private static aheadKey(target: Target, tls: OriginTlsOptions): string {
     return `${hostAuthorityText(target.host)}:${target.port}|${tls.servername ?? ''}|${tls.verifyCertificate ? 'verified' : 'unverified'}`;
-  }
-
-  private hold(key: string, entry: Ahead, connection: OriginConnection): void {
-    const socket = connection.socket;
-    const drop = (): void => {
-      release();
-      socket.destroy();
-    };
-    const timer = setTimeout(drop, this.options.aheadMs ?? DEFAULT_AHEAD_MS).unref();
-    const release = (): void => {
-      clearTimeout(timer);
-      socket.removeListener('error', drop);
-      socket.removeListener('close', drop);
-      socket.removeListener('end', drop);
-      if (this.ahead.get(key) === entry) this.ahead.delete(key);
-    };
-    // An origin that closes or fails the waiting connection takes it out of the running.
-    socket.once('error', drop);
-    socket.once('close', drop);
-    socket.once('end', drop);
-    entry.ready = { connection, release };
-  }
-
-  /** A connection opened ahead that this connect() may use instead of dialling, or null. */
-  private takeAhead(target: Target, tls: OriginTlsOptions): Promise<OriginConnection> | null {
-    const key = Egress.aheadKey(target, tls);
-    const entry = this.ahead.get(key);
-    if (!entry) return null;
-    const wanted = tls.alpn ?? [];
-    const acceptable = (protocol: string): boolean => wanted.length === 0 || wanted.includes(protocol);
-    if (entry.ready) {
-      const socket = entry.ready.connection.socket as TLSSocket;
-      if (!acceptable(socket.alpnProtocol || 'http/1.1') || socket.destroyed) return null;
-      entry.ready.release();
-      return Promise.resolve(entry.ready.connection);
-    }
-    // Still opening: taken only if whatever it negotiates will do.
-    if (!(entry.offered.length === 0 ? acceptable('http/1.1') : entry.offered.every(acceptable))) return null;
-    this.ahead.delete(key);
-    return entry.opening;
   }
 
   private async open(target: Target, options: ConnectOptions, attempt: Attempt): Promise<OriginConnection> {

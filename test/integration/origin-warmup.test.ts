@@ -51,7 +51,7 @@ describe('origin warm-up for newly inspected names', () => {
   beforeAll(async () => {
     const dir = tempDir('warmup');
     const ca = issue({ commonName: 'warmup origin CA', isCa: true });
-    const names = ['one.test', 'two.test', 'three.test', 'four.test', 'five.test', 'six.test'];
+    const names = ['one.test', 'two.test', 'three.test', 'four.test', 'five.test', 'six.test', 'seven.test', 'eight.test'];
     const leaf = issue({ commonName: 'one.test', dnsNames: names, issuer: ca });
     caFile = writePem(dir, 'origin-ca.pem', ca.certPem);
     origin = await startCountingOrigin(leaf.certPem + ca.certPem, leaf.keyPem);
@@ -107,6 +107,22 @@ describe('origin warm-up for newly inspected names', () => {
     expect(seen('two.test')).toEqual([{ servername: 'two.test', protocol: 'h2' }]);
   });
 
+  test('an HTTP/2 client after an HTTP/1.1 one that sent nothing still gets h2 (a held connection is no ALPN answer)', async () => {
+    // The first client's tunnel leaves an HTTP/1.1 connection held for a request that never comes.
+    const proxy = gw.proxy.replace('http://', '');
+    await run('openssl', ['s_client', '-proxy', proxy, '-connect', `eight.test:${origin.port}`, '-servername', 'eight.test', '-alpn', 'http/1.1', '-CAfile', gw.caFile], {
+      input: '',
+      timeoutMs: 10_000,
+    });
+    expect(await settledCount('eight.test', 1)).toBe(1);
+    expect((await curl(['--http2', '-x', gw.proxy, '--cacert', gw.caFile, url('eight.test', '/then-h2')])).status).toBe(200);
+    const [record] = await eventually(
+      () => gw.requestRecords('/then-h2'),
+      (r) => r.length === 1,
+    );
+    expect(record!.http_version).toBe('2.0');
+  });
+
   test('a client that completes its handshake but sends no request costs one origin connection, no more', async () => {
     const proxy = gw.proxy.replace('http://', '');
     const res = await run('openssl', ['s_client', '-proxy', proxy, '-connect', `three.test:${origin.port}`, '-servername', 'three.test', '-CAfile', gw.caFile, '-verify_return_error'], {
@@ -125,7 +141,7 @@ describe('origin warm-up for newly inspected names', () => {
 
     beforeAll(() => {
       egress = new Egress({
-        resolver: new Resolver({ hosts: { 'four.test': '127.0.0.1', 'five.test': '127.0.0.1', 'six.test': '127.0.0.1' } }),
+        resolver: new Resolver({ hosts: { 'four.test': '127.0.0.1', 'five.test': '127.0.0.1', 'six.test': '127.0.0.1', 'seven.test': '127.0.0.1' } }),
         guard: new AddressGuard(['127.0.0.0/8']),
         isOwnListener: () => false,
         connectTimeoutMs: 5_000,
@@ -143,8 +159,9 @@ describe('origin warm-up for newly inspected names', () => {
 
     test('taken by a connect() whose protocols accept it; one at a time per origin', async () => {
       const [first, second] = await Promise.all([egress.openAhead(target('four.test'), tls('four.test', ['http/1.1'])), egress.openAhead(target('four.test'), tls('four.test', ['http/1.1']))]);
+      // The second asks for what is already on its way: it shares the outcome, nothing is dialled.
       expect(first).toBe('http/1.1');
-      expect(second).toBeNull();
+      expect(second).toBe('http/1.1');
       expect(egress.hasAhead(target('four.test'), tls('four.test', ['http/1.1']))).toBe(true);
       // An HTTP/2 connect() cannot use an http/1.1 connection: it dials its own.
       const h2 = await egress.connect(target('four.test'), { tls: tls('four.test', ['h2']) });
@@ -154,6 +171,19 @@ describe('origin warm-up for newly inspected names', () => {
       expect(egress.hasAhead(target('four.test'), tls('four.test', ['http/1.1']))).toBe(false);
       // Counted before the sockets close: a server counts a handshake only once it completes.
       expect(await settledCount('four.test', 2)).toBe(2);
+      h1.socket.destroy();
+      h2.socket.destroy();
+    });
+
+    test('a connection held for HTTP/1.1 does not stand in for an ALPN question', async () => {
+      expect(await egress.openAhead(target('seven.test'), tls('seven.test', ['http/1.1']))).toBe('http/1.1');
+      expect(await egress.openAhead(target('seven.test'), tls('seven.test', ['h2', 'http/1.1']))).toBe('h2');
+      expect(await settledCount('seven.test', 2)).toBe(2);
+      // Each is taken by the connect() its protocol suits.
+      const h2 = await egress.connect(target('seven.test'), { tls: tls('seven.test', ['h2']) });
+      const h1 = await egress.connect(target('seven.test'), { tls: tls('seven.test', ['http/1.1']) });
+      expect([(h2.socket as TLSSocket).alpnProtocol, (h1.socket as TLSSocket).alpnProtocol]).toEqual(['h2', 'http/1.1']);
+      expect(await settledCount('seven.test', 2)).toBe(2);
       h1.socket.destroy();
       h2.socket.destroy();
     });
