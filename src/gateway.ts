@@ -35,6 +35,7 @@ import { withProgress } from './logging/progress';
 import { PolicyStore, type ReloadStatus } from './policy/policy-store';
 import type { CompiledPolicy } from './policy/types';
 import { watchForChanges } from './policy/watch';
+import { OriginReads } from './relay/origin-reads';
 import { Relay } from './relay/relay';
 import { TlsInspector } from './terminals/inspect';
 import { PinningMonitor } from './terminals/pinning-monitor';
@@ -156,8 +157,10 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     autoSpliced: () => pinning.splicedNames(),
     dial: async (target, client) => {
       // halfOpen: each side's FIN travels through the splice as a FIN.
-      const connection = await egress.connect(target, { halfOpen: true });
-      return { leg: new Relay(client, connection.socket, limits.clientIdleTimeoutMs), address: connection.remote.address };
+      // The origin's bytes are read into reused buffers and written straight to the client.
+      const reads = new OriginReads();
+      const connection = await egress.connect(target, { halfOpen: true, onread: reads.onread });
+      return { leg: new Relay(client, connection.socket, limits.clientIdleTimeoutMs, reads), address: connection.remote.address };
     },
     check: (target) => egress.resolveAllowed(target),
     peek: (client, initial, timeoutMs) => peekClientBytes(client, initial, { timeoutMs }),

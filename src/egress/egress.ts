@@ -44,6 +44,8 @@ export interface ConnectOptions {
    * leave the pool, not be reused for the next request.
    */
   readonly halfOpen?: boolean;
+  /** Reads into caller-supplied buffers (net's `onread`; a splice, relay/origin-reads.ts). */
+  readonly onread?: net.OnReadOpts;
 }
 
 /** How long a connection opened ahead waits to be taken before it is closed. */
@@ -163,7 +165,7 @@ export class Egress {
     for (const remote of addresses) {
       if (attempt.expired) break;
       try {
-        const socket = await this.tcp(remote, target.port, options.halfOpen === true, attempt);
+        const socket = await this.tcp(remote, target.port, options, attempt);
         if (!tlsOptions) return { socket, remote };
         return { socket: await this.handshake(socket, target, remote, tlsOptions, attempt), remote };
       } catch (err) {
@@ -175,9 +177,10 @@ export class Egress {
     throw lastError ?? connectTimeout(hostText(target.host), this.connectTimeoutMs);
   }
 
-  private tcp(remote: ResolvedAddress, port: number, allowHalfOpen: boolean, attempt: Attempt): Promise<net.Socket> {
+  private tcp(remote: ResolvedAddress, port: number, options: ConnectOptions, attempt: Attempt): Promise<net.Socket> {
+    const allowHalfOpen = options.halfOpen === true;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: remote.address, port, family: remote.family, noDelay: true, allowHalfOpen });
+      const socket = net.connect({ host: remote.address, port, family: remote.family, noDelay: true, allowHalfOpen, ...(options.onread ? { onread: options.onread } : {}) });
       attempt.socket = socket;
       const where = `${bracketedAddress(remote.address)}:${port}`;
       socket.once('connect', () => {

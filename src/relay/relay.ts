@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { OriginReads } from './origin-reads';
 /** How a relay ended: which side closed or reset first, or the idle timeout, or an error. */
 export type RelayEnd = 'client-closed' | 'upstream-closed' | 'client-reset' | 'upstream-reset' | 'timeout' | 'error';
 
@@ -28,7 +29,8 @@ function resetOrDestroy(socket: Socket): void {
 }
 
 /**
- * Relays bytes both ways between a client and an origin, untouched: backpressure by `pipe`,
+ * Relays bytes both ways between a client and an origin, untouched: backpressure (by `pipe`,
+ * or for an origin socket reading into reused buffers by origin-reads.ts),
  * half-close preserved (one side's FIN becomes the other side's FIN while the opposite
  * direction keeps flowing), a reset on one side becomes a reset on the other, and an idle
  * timer covers both directions. The origin → client direction may start before the client's
@@ -47,6 +49,8 @@ export class Relay {
     private readonly client: Socket,
     private readonly upstream: Socket,
     idleTimeoutMs: number,
+    /** Set when the origin socket reads into reused buffers (origin-reads.ts); else `pipe()`. */
+    private readonly reads: OriginReads | null = null,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     client.setNoDelay(true);
@@ -70,7 +74,8 @@ export class Relay {
   startDownstream(): void {
     if (this.downstreamStarted) return;
     this.downstreamStarted = true;
-    this.upstream.pipe(this.client);
+    if (this.reads) this.reads.attach(this.upstream, this.client);
+    else this.upstream.pipe(this.client);
   }
 
   /** Client -> origin, after writing the bytes peeked from the client. */
@@ -94,7 +99,8 @@ export class Relay {
 
   /** Stop relaying the origin side without touching the client (the flow goes elsewhere). */
   detachUpstream(): void {
-    this.upstream.unpipe(this.client);
+    if (this.reads) this.reads.detach();
+    else this.upstream.unpipe(this.client);
     this.upstream.removeAllListeners();
     this.upstream.on('error', () => undefined);
     this.upstream.destroy();
