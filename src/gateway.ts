@@ -5,8 +5,11 @@ import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { pinningRecord } from './audit/records';
 import { Redactor } from './audit/redact';
-import { NdjsonAuditSink } from './audit/sink';
+import type { AuditSink } from './audit/sink';
+import type { SyslogAuditSink } from './audit/syslog-sink';
+import type { RedisStateStore } from './backplane/redis-state';
 import { loadGatewayAuthority, loadUsers, policyCompiler } from './config/runtime';
+import { connectStateStore, openAudit, pinningLedger } from './config/shared-services';
 import type { GatewayConfig } from './config/schema';
 import { AddressGuard } from './egress/address-guard';
 import { OriginAlpnCache } from './egress/alpn-probe';
@@ -42,6 +45,7 @@ import { LeafCache } from './tls/leaf-cache';
 import { peekClientBytes } from './tunnel/peek';
 import type { TunnelDeps } from './tunnel/tunnel';
 import { bracketedAddress } from './protocol/address-text';
+import { packageVersion } from './sources/package-version';
 
 export type { ListenerName } from './frontends/listeners';
 
@@ -64,7 +68,9 @@ const ORIGIN_ALPN_TTL_MS = 10 * 60_000;
 
 /** The long-lived services the pipeline shares, built once from the configuration. */
 interface Services {
-  readonly audit: NdjsonAuditSink;
+  readonly audit: AuditSink;
+  readonly syslog: SyslogAuditSink | null;
+  readonly state: RedisStateStore | null;
   readonly policies: PolicyStore;
   readonly users: UserStore | null;
   readonly authority: CertificateAuthority;
@@ -82,12 +88,24 @@ interface Services {
 
 async function buildServices(config: GatewayConfig, options: GatewayOptions, listeners: Listeners): Promise<Services> {
   const { logger } = options;
-  const users = loadUsers(config, logger);
+  const state = await connectStateStore(config, logger);
+  try {
+    return await buildWithState(config, options, listeners, state);
+  } catch (err) {
+    // Its reconnect timers would keep a process that failed to start alive.
+    await state?.close();
+    throw err;
+  }
+}
+
+async function buildWithState(config: GatewayConfig, options: GatewayOptions, listeners: Listeners, state: RedisStateStore | null): Promise<Services> {
+  const { logger } = options;
+  const users = loadUsers(config, logger, state?.failureCounter(config.auth.maxFailures, config.auth.failureWindowMs));
   const policies = new PolicyStore(policyCompiler(config, users !== null, logger), logger);
   const authority = await loadGatewayAuthority(config, logger);
   const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
   const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
-  const audit = NdjsonAuditSink.open(config.audit.file, (err) => logger.error({ err }, 'audit write failed'));
+  const { audit, syslog } = openAudit(config, logger);
   const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
   const { upstream, limits } = config;
   const egress = new Egress({
@@ -128,7 +146,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     auth: users ? { store: users, realm: config.auth.realm } : null,
     transparentPort: config.transparent.httpOriginPort,
   });
-  const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => audit.write(pinningRecord(name, clients, until)));
+  const pinning = new PinningMonitor({ ...config.pinning, ledger: pinningLedger(config, state) }, logger, (name, clients, until) => audit.write(pinningRecord(name, clients, until)));
   const inspector = new TlsInspector({
     leaves,
     entry,
@@ -159,7 +177,12 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     h1Pools.destroy();
     h2Sessions.destroy();
   };
-  return { audit, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+  return { audit, syslog, state, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+}
+
+function syslogFacts(sink: SyslogAuditSink): { connected: boolean; since: Date; queued: number; spilled: number } {
+  const stats = sink.syslogStats;
+  return { connected: stats.connected, since: stats.since, queued: stats.queuedRecords, spilled: Object.values(stats.spilled).reduce((a, b) => a + b, 0) };
 }
 
 /**
@@ -260,6 +283,8 @@ export class Gateway {
       caNotAfter: this.services.authority.notAfter,
       policyRules: this.policy.rules.length,
       draining: this.draining,
+      stateStore: this.services.state?.health() ?? null,
+      auditSyslog: this.services.syslog ? syslogFacts(this.services.syslog) : null,
     });
   }
 
@@ -291,6 +316,9 @@ export class Gateway {
       policyVersion: () => policies.current.version,
       lastReload: () => policies.lastReload,
       openConnections: () => this.listeners.openConnections,
+      version: packageVersion(),
+      stateStore: () => this.services.state?.health() ?? null,
+      auditSyslog: () => this.services.syslog?.syslogStats ?? null,
     });
     this.metrics = metrics;
     return createAdminServer({
@@ -331,6 +359,7 @@ export class Gateway {
     this.draining = true;
     for (const timer of this.timers) clearInterval(timer);
     this.stopWatching();
+    this.services.pinning.stop();
     this.services.pinning.persist();
     await this.listeners.drain(graceMs);
     await this.listeners.closeAdmin();
@@ -339,6 +368,7 @@ export class Gateway {
     // Connection records are written on socket close; give those callbacks a turn.
     await new Promise((resolve) => setImmediate(resolve));
     await this.services.audit.close();
+    await this.services.state?.close();
     this.logger.info({ audit_records: this.services.audit.stats.written }, 'gateway stopped');
   }
 }

@@ -93,7 +93,7 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
       const readiness = ctx.readiness();
       const reload = ctx.status().lastReload;
       // Still ready (see readiness.ts), but a person reading this should know.
-      const warning = reload.ok ? '' : `warning: the last policy reload (${reload.trigger}) failed; the previous policy stays in force\n`;
+      const warning = [...(reload.ok ? [] : [`the last policy reload (${reload.trigger}) failed; the previous policy stays in force`]), ...readiness.warnings].map((w) => `warning: ${w}\n`).join('');
       const body = readiness.ready ? `ready\n${warning}` : `not ready:\n${readiness.reasons.map((r) => `- ${r}\n`).join('')}${warning}`;
       send(res, readiness.ready ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body, head);
       return;

@@ -19,7 +19,9 @@ function row(name: string, value: string): string {
 }
 
 export function statusPage(facts: StatusFacts, now = new Date()): string {
-  const ready = facts.readiness.ready ? '<span class="ok">ready</span>' : `<span class="bad">not ready</span>: ${escapeHtml(facts.readiness.reasons.join('; '))}`;
+  const notReady = `<span class="bad">not ready</span>: ${escapeHtml(facts.readiness.reasons.join('; '))}`;
+  const warnings = facts.readiness.warnings.map((w) => `<br><span class="bad">warning</span>: ${escapeHtml(w)}`).join('');
+  const ready = `${facts.readiness.ready ? '<span class="ok">ready</span>' : notReady}${warnings}`;
   const reload = facts.lastReload.ok
     ? `<span class="ok">ok</span> (${escapeHtml(facts.lastReload.trigger)}, ${escapeHtml(facts.lastReload.at.toISOString())})`
     : `<span class="bad">failed</span> (${escapeHtml(facts.lastReload.trigger)}, ${escapeHtml(facts.lastReload.at.toISOString())}; the previous policy stays in force): ${escapeHtml(facts.lastReload.problems.join('; '))}`;

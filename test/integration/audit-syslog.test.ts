@@ -1,11 +1,16 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import pino from 'pino';
 import type { AuditRecord } from '../../src/audit/record-fields';
 import { NdjsonAuditSink } from '../../src/audit/sink';
 import { SyslogAuditSink, type SyslogSinkOptions } from '../../src/audit/syslog-sink';
 import { syslogConnector } from '../../src/backplane/syslog-transport';
+import { loadConfig } from '../../src/config/load-config';
+import { Gateway } from '../../src/gateway';
 import { eventually } from './support/gateway';
+import { startHttpOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
+import { curl } from './support/run';
 import { type Rsyslog, startRsyslog } from './support/rsyslog';
 
 /**
@@ -251,3 +256,82 @@ describe('audit to syslog over TLS and UDP', () => {
   });
 });
 
+describe('a gateway with audit.syslog', () => {
+  let rsyslog: Rsyslog;
+  let origin: Origin;
+  let gateway: Gateway;
+  let dir = '';
+
+  beforeAll(async () => {
+    rsyslog = await startRsyslog();
+    origin = await startHttpOrigin('syslog');
+    dir = tempDir('gw-syslog');
+    mkdirSync(path.join(dir, 'policies'));
+    writeFileSync(path.join(dir, 'policies/p.yaml'), 'rules:\n  - match: origin.test\n    action: splice\n');
+    const configFile = path.join(dir, 'tollgate.yaml');
+    writeFileSync(
+      configFile,
+      [
+        'listen:\n  explicit: 127.0.0.1:0\n  admin: 127.0.0.1:0',
+        `allowed_ports:\n  http: [${origin.port}]`,
+        'upstream:\n  hosts:\n    origin.test: 127.0.0.1\n  allow_addresses: [127.0.0.0/8]',
+        `audit:\n  file: audit.ndjson\n  syslog:\n    address: 127.0.0.1:${rsyslog.port}\n    protocol: tcp\n    facility: local3\n    app_name: tollgate-test\n    hostname: replica-a`,
+        'ca:\n  cert: ca/ca.pem\n  key: ca/ca.key',
+        'pinning:\n  state_file: null',
+      ].join('\n'),
+    );
+    gateway = await Gateway.start(loadConfig(configFile), { logger: pino({ level: 'silent' }) });
+  });
+
+  afterAll(async () => {
+    await gateway.stop(500);
+    await rsyslog.stop();
+    await origin.close();
+  });
+
+  const admin = async (urlPath: string): Promise<{ status: number; body: string }> => {
+    const res = await curl([`http://127.0.0.1:${gateway.address('admin')!.port}${urlPath}`]);
+    return { status: res.status, body: res.body };
+  };
+  const proxied = (urlPath: string) => curl(['-x', `http://127.0.0.1:${gateway.address('explicit')!.port}`, `http://origin.test:${origin.port}${urlPath}`]);
+
+  test('every record reaches the collector and the file; metrics and readiness describe the collector', async () => {
+    expect((await proxied('/hello?to=syslog')).status).toBe(200);
+    const messages = await eventually(
+      () => rsyslog.messages().filter((m) => m.msgId === 'request'),
+      (m) => m.length > 0,
+    );
+    expect(messages[0]).toMatchObject({ pri: 19 * 8 + 6, hostname: 'replica-a', appName: 'tollgate-test', procId: String(process.pid) });
+    expect(JSON.parse(messages[0]!.msg)).toMatchObject({ type: 'request', path: '/hello?to=syslog', status: 200 });
+    await gateway.flushAudit();
+    expect(readFileSync(path.join(dir, 'audit.ndjson'), 'utf8')).toContain('"path":"/hello?to=syslog"');
+
+    const metrics = (await admin('/metrics')).body;
+    expect(metrics).toMatch(/^tollgate_audit_syslog_connected 1$/m);
+    expect(metrics).toMatch(/^tollgate_audit_syslog_records_total\{outcome="sent"\} [1-9]/m);
+    expect(metrics).toMatch(/^tollgate_audit_syslog_spilled_total\{reason="overflow"\} 0$/m);
+    expect(metrics).toMatch(/^tollgate_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
+    expect(await admin('/readyz')).toEqual({ status: 200, body: 'ready\n' });
+  });
+
+  test('a collector that goes away is a warning in /readyz and a metric; records wait and arrive when it is back', async () => {
+    await rsyslog.stop();
+    await eventually(
+      () => gateway.readiness().warnings.length,
+      (n) => n > 0,
+    );
+    const readyz = await admin('/readyz');
+    expect(readyz.status).toBe(200);
+    expect(readyz.body).toMatch(/^ready\nwarning: syslog collector \(audit\.syslog\) unreachable since \S+: \d+ records waiting in the buffer, 0 spilled to audit\.file so far\n$/);
+    expect((await admin('/metrics')).body).toMatch(/^tollgate_audit_syslog_connected 0$/m);
+    expect((await proxied('/hello?while=down')).status).toBe(200);
+    await rsyslog.start();
+    const back = await eventually(
+      () => rsyslog.messages().filter((m) => m.msg.includes('/hello?while=down')),
+      (m) => m.length > 0,
+      15_000,
+    );
+    expect(back).toHaveLength(1);
+    expect((await admin('/readyz')).body).toBe('ready\n');
+  });
+});

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -6,6 +5,7 @@ import path from 'node:path';
 import { buildCli } from './support/build';
 import { tempDir } from './support/pki';
 import { curl } from './support/run';
+import { httpGet as get, spawnGateway } from './support/spawned-gateway';
 
 /**
  * What a Kubernetes rollout relies on (deploy/kubernetes): on SIGTERM the replica says at once
@@ -50,55 +50,6 @@ function startHoldingOrigin(): Promise<HoldingOrigin> {
         },
       });
     });
-  });
-}
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly ports: Record<string, number>;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
-
-/** Starts the CLI and resolves with its bound ports once both listeners are up (bounded). */
-function start(dir: string): Promise<Started> {
-  const child = spawn(process.execPath, [MAIN, '--config', path.join(dir, 'tollgate.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway did not start: ${out}`));
-    }, 20_000);
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const ports: Record<string, number> = {};
-      for (const line of out.split('\n')) {
-        if (!line.includes('"msg":"listening"')) continue;
-        const parsed = JSON.parse(line) as { listener: string; port: number };
-        ports[parsed.listener] = parsed.port;
-      }
-      if (ports.explicit && ports.admin && out.includes('"msg":"policy loaded"')) {
-        clearTimeout(timer);
-        child.stdout!.removeListener('data', onData);
-        child.stdout!.on('data', (more: Buffer) => (out += more.toString()));
-        resolve({ child, ports, exited, output: () => out });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  });
-}
-
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
   });
 }
 
@@ -147,7 +98,7 @@ describe('readiness during a SIGTERM drain', () => {
         'limits:\n  shutdown_grace: 60s',
       ].join('\n'),
     );
-    const gw = await start(dir);
+    const gw = await spawnGateway(MAIN, dir);
     try {
       expect(await get(gw.ports.admin!, '/readyz')).toEqual({ status: 200, body: 'ready\n' });
       let finished = false;
