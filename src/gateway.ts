@@ -329,6 +329,7 @@ export class Gateway {
       readiness: () => this.readiness(),
       explicitAddress: () => this.address('explicit'),
       status: () => ({
+        version: packageVersion(),
         readiness: this.readiness(),
         startedAt: this.startedAt,
         listeners: this.listeners.boundNames.map((name) => {

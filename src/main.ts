@@ -2,6 +2,7 @@ import { runCaExport } from './cli/ca-export';
 import { runCheck } from './cli/check';
 import { runExplain } from './cli/explain';
 import { runPinningReport } from './cli/pinning-report';
+import { parseAdminUrls, runStatus } from './cli/status';
 import { type ParsedArgs, UsageError, parseArgs, stringFlag } from './cli/args';
 import { runGateway } from './cli/run';
 import { promptPassword, readPasswordFromStdin, runUserAdd, runUserList, runUserRemove } from './cli/user';
@@ -16,6 +17,9 @@ const HELP: Readonly<Record<string, string>> = {
        tollgate explain URL|HOST:PORT [--user NAME] [--config FILE]
                                          show which rule decides a destination, and why
        tollgate pinning [--config FILE]  names whose minted certificates clients reject (pinning)
+       tollgate status --admin URL[,URL...]
+                                         a running replica's version, policy, uptime, open flows
+                                         and listeners, from its admin listener; compares several
        tollgate ca export [--format pem|der] [--config FILE]
                                          print the gateway CA certificate for client installation
        tollgate user add|remove|list ...  manage the users file for proxy authentication
@@ -40,6 +44,13 @@ file). For inspected destinations the HTTP rules are listed in the order they ar
 Prints the certificate-pinning report the running gateway keeps in pinning.state_file: names
 whose minted certificates clients rejected, how many distinct clients did, and which names are
 currently spliced because of it (pinning.mode: auto_splice).`,
+  status: `Usage: tollgate status --admin URL[,URL...]
+
+Asks running replicas' admin listeners (listen.admin, e.g. http://127.0.0.1:9090) for their
+version, policy version and last reload, uptime, open flows (client connections), listeners,
+readiness and warnings, and prints them; with several URLs it says whether they agree on version
+and policy, as after a rollout. Exits 1 when a replica does not answer or is not ready, or when
+versions or policies differ.`,
   user: `Usage: tollgate user add NAME [--groups a,b] [--password-stdin] [--users-file FILE] [--config FILE]
        tollgate user remove NAME [--users-file FILE] [--config FILE]
        tollgate user list [--users-file FILE] [--config FILE]
@@ -101,6 +112,13 @@ async function main(argv: readonly string[]): Promise<number> {
       if (args.flags.has('help')) return usage('pinning');
       runPinningReport(configPath(args), (line) => process.stdout.write(`${line}\n`));
       return 0;
+    }
+    case 'status': {
+      const args = parseArgs(rest, { admin: true, help: false });
+      if (args.flags.has('help')) return usage('status');
+      const admin = stringFlag(args, 'admin');
+      if (admin === undefined || args.positionals.length > 0) throw new UsageError('status takes --admin URL[,URL...]');
+      return runStatus(parseAdminUrls(admin), (line) => process.stdout.write(`${line}\n`));
     }
     case 'ca': {
       const args = parseArgs(rest, { config: true, format: true, help: false });

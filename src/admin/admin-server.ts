@@ -6,6 +6,7 @@ import { caInstallPage } from './ca-install-page';
 import type { GatewayMetrics } from './metrics';
 import { buildPac } from './pac';
 import type { Readiness } from './readiness';
+import { statusDocument } from './status-json';
 import { type StatusFacts, statusPage } from './status-page';
 import { bracketedAddress } from '../protocol/address-text';
 
@@ -105,6 +106,9 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     }
     case '/':
       send(res, 200, HTML_HEADERS, statusPage(ctx.status()), head);
+      return;
+    case '/status.json':
+      send(res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, `${JSON.stringify(statusDocument(ctx.status()))}\n`, head);
       return;
     case '/ca.pem':
       send(res, 200, { 'content-type': 'application/x-pem-file', 'content-disposition': 'attachment; filename="tollgate-ca.pem"' }, ctx.authority.certPem, head);

@@ -6,7 +6,7 @@ import { eventually } from './support/gateway';
 import { startHttpOrigin, type Origin } from './support/origins';
 import { tempDir } from './support/pki';
 import { type RedisServer, startRedis } from './support/redis-server';
-import { curl } from './support/run';
+import { curl, run } from './support/run';
 import { httpGet, type SpawnedGateway, spawnGateway } from './support/spawned-gateway';
 import { usersYaml } from './support/users';
 
@@ -78,6 +78,26 @@ describe('a fleet of two replicas sharing state through Redis', () => {
     expect(await attempt(b, '127.0.0.4', `alice:${ALICE.password}`)).toBe(200);
     const metrics = (await httpGet(b.ports.admin!, '/metrics')).body;
     expect(metrics).toMatch(/^tollgate_state_store_up 1$/m);
+  });
+
+  test('tollgate status compares the replicas: version, policy, uptime, open flows, listeners', async () => {
+    const admins = [a, b].map((r) => `http://127.0.0.1:${r.ports.admin}`);
+    const result = await run(process.execPath, [MAIN, 'status', '--admin', admins.join(',')]);
+    const out = result.stdout.toString();
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    const policy = /policy_version":"([^"]+)"/.exec(a.output())![1]!;
+    for (const [i, replica] of [a, b].entries()) {
+      expect(out).toContain(`${admins[i]}/\n  version        `);
+      expect(out).toContain(`  listeners      explicit 127.0.0.1:${replica.ports.explicit}, admin 127.0.0.1:${replica.ports.admin}\n`);
+    }
+    expect(out).toMatch(/^ {2}open flows {5}\d+$/m);
+    expect(out).toMatch(/^ {2}uptime {9}[0-9dhms ]+ \(since \S+\)$/m);
+    expect(out).toMatch(new RegExp(`^2 of 2 replicas answered: version \\S+ everywhere; policy ${policy} everywhere$`, 'm'));
+
+    const partly = await run(process.execPath, [MAIN, 'status', '--admin', `${admins[0]},http://127.0.0.1:9`]);
+    expect(partly.code).toBe(1);
+    expect(partly.stdout.toString()).toMatch(/^http:\/\/127\.0\.0\.1:9\/\n {2}unreachable {4}ECONNREFUSED$/m);
+    expect(partly.stdout.toString()).toMatch(/1 of 2 unreachable$/m);
   });
 
   test('Redis down: authentication fails closed (503), the replicas stay ready and say why; back up: it works again', async () => {
