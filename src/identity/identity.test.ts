@@ -217,6 +217,18 @@ describe('UserStore', () => {
     expect(log).toMatch(/readable by group or others; chmod 600/);
   });
 
+  test("group read by the process's own group is not exposure (a Kubernetes Secret volume with fsGroup); others' read is", async () => {
+    const { chmodSync } = await import('node:fs');
+    const { store, file, lines } = await storeWith({ alice: { password: 'alice-password' } });
+    const before = lines.length;
+    chmodSync(file, 0o440);
+    store.reload('test');
+    expect(lines.slice(before).join('')).not.toMatch(/readable by group or others/);
+    chmodSync(file, 0o604);
+    store.reload('test');
+    expect(lines.slice(before).join('')).toMatch(/readable by group or others; chmod 600/);
+  });
+
   test('a failure count that cannot be reached fails closed: nothing is checked, not even a cached success', async () => {
     let reachable = true;
     const local = new FailureThrottle(3, 60_000);

@@ -118,11 +118,18 @@ export class UserStore implements Authenticator {
     return entry ? { user: entry.name, groups: entry.groups } : null;
   }
 
-  /** Hashes are slow to crack, not impossible: the file should be its owner's alone. */
+  /**
+   * Hashes are slow to crack, not impossible: the file should be its owner's alone. Read access
+   * for a group this process belongs to is no wider than the process itself: that is how a
+   * Kubernetes Secret volume arrives with an fsGroup (the kubelet adds group read for the pod's
+   * own group whatever defaultMode says), and nobody could chmod it anyway.
+   */
   private warnIfExposed(): void {
     try {
-      const mode = statSync(this.options.file).mode & 0o777;
-      if ((mode & 0o077) !== 0) {
+      const st = statSync(this.options.file);
+      const mode = st.mode & 0o777;
+      const ownGroup = process.getgroups?.().includes(st.gid) || process.getgid?.() === st.gid;
+      if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !ownGroup)) {
         this.logger.warn({ users_file: this.options.file, mode: mode.toString(8) }, 'the users file is readable by group or others; chmod 600 it');
       }
     } catch {
