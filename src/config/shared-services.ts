@@ -48,7 +48,8 @@ export function openAudit(config: GatewayConfig, logger: Logger): { audit: Audit
     header: { facility: settings.facility, hostname: settings.hostname ?? hostname(), appName: settings.appName, procId: String(process.pid) },
     bufferBytes: settings.bufferBytes,
     maxMessageBytes: settings.maxMessageBytes,
-    spill: file,
+    // With also_file every record is in the file already: a spill is counted, not written twice.
+    spill: settings.alsoFile ? { write: () => undefined } : file,
     log: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) },
   });
   return { audit: new FanOutAuditSink(settings.alsoFile ? [file, syslog] : [syslog], [syslog, file]), syslog };

@@ -5,12 +5,14 @@ import type { AuditRecord } from '../../src/audit/record-fields';
 import { NdjsonAuditSink } from '../../src/audit/sink';
 import { SyslogAuditSink, type SyslogSinkOptions } from '../../src/audit/syslog-sink';
 import { syslogConnector } from '../../src/backplane/syslog-transport';
-import { loadConfig } from '../../src/config/load-config';
+import { loadConfig, parseConfig } from '../../src/config/load-config';
+import { openAudit } from '../../src/config/shared-services';
 import { Gateway } from '../../src/gateway';
 import { eventually } from './support/gateway';
 import { startHttpOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
 import { curl } from './support/run';
+import { freePort } from './support/redis-server';
 import { type Rsyslog, startRsyslog } from './support/rsyslog';
 
 /**
@@ -333,5 +335,50 @@ describe('a gateway with audit.syslog', () => {
     );
     expect(back).toHaveLength(1);
     expect((await admin('/readyz')).body).toBe('ready\n');
+  });
+});
+
+describe('audit.file next to audit.syslog', () => {
+  const flowIds = (file: string): string[] =>
+    existsSync(file)
+      ? readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => (JSON.parse(l) as { flow_id: string }).flow_id)
+      : [];
+  const configFor = (dir: string, port: number, extra: string) => parseConfig(`audit:\n  file: audit.ndjson\n  syslog:\n    address: 127.0.0.1:${port}\n${extra}`, path.join(dir, 'tollgate.yaml'));
+
+  test('also_file: true, collector absent: every record is in the file exactly once, spilled or not', async () => {
+    const dir = tempDir('audit-both');
+    const { audit, syslog } = openAudit(configFor(dir, await freePort(), '    buffer_size: 64KiB\n'), pino({ level: 'silent' }));
+    for (let i = 0; i < 400; i++) audit.write(record(600_000 + i, { pad: 'p'.repeat(200) }));
+    expect(syslog!.syslogStats.spilled.overflow).toBeGreaterThan(0);
+    await audit.close();
+    expect(syslog!.syslogStats.spilled.overflow + syslog!.syslogStats.spilled.shutdown).toBe(400);
+    const inFile = flowIds(path.join(dir, 'audit.ndjson'));
+    expect(inFile).toHaveLength(400);
+    expect(new Set(inFile).size).toBe(400);
+  });
+
+  test('also_file: false, collector present: the file holds only what the collector could not take', async () => {
+    const rsyslog = await startRsyslog();
+    try {
+      const dir = tempDir('audit-spill-only');
+      const { audit } = openAudit(configFor(dir, rsyslog.port, '    also_file: false\n    max_message_size: 1KiB\n'), pino({ level: 'silent' }));
+      for (let i = 0; i < 10; i++) audit.write(record(700_000 + i));
+      audit.write(record(700_099, { pad: 'p'.repeat(2000) }));
+      await audit.close();
+      expect(flowIds(path.join(dir, 'audit.ndjson'))).toEqual(['f700099']);
+      expect(
+        (
+          await eventually(
+            () => received(rsyslog),
+            (ids) => ids.length >= 10,
+          )
+        ).sort(),
+      ).toEqual(Array.from({ length: 10 }, (_, i) => `f${700_000 + i}`));
+    } finally {
+      await rsyslog.stop();
+    }
   });
 });
