@@ -1,6 +1,7 @@
 import type { AuditRecord } from './record-fields';
 import type { AuditSink, RecordWriter } from './sink';
 import { formatSyslogMessage, type SyslogHeader } from './syslog-format';
+import { MessageQueue } from './message-queue';
 
 /**
  * One connection to a syslog collector, as the sink sees it. The transport (TCP, TLS, UDP)
@@ -62,13 +63,6 @@ export interface SyslogSinkOptions {
   readonly closeTimeoutMs?: number;
 }
 
-interface Entry {
-  readonly record: AuditRecord;
-  readonly message: Buffer;
-  sentAt: number;
-  resend: boolean;
-}
-
 /**
  * Data handed to a TCP connection is not delivered yet: it may sit in this host's send buffer or
  * in the collector's receive buffer when the collector restarts, and plain syslog has no
@@ -89,55 +83,6 @@ const STALL_TIMEOUT_MS = 30_000;
 const DEFAULT_REPORT_INTERVAL_MS = 10_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 3_000;
 
-/** A FIFO of entries with O(1) removal at the head. */
-class Fifo {
-  private items: Entry[] = [];
-  private head = 0;
-  bytes = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-  push(entry: Entry): void {
-    this.items.push(entry);
-    this.bytes += entry.message.length;
-  }
-  peek(): Entry | undefined {
-    return this.items[this.head];
-  }
-  shift(): Entry | undefined {
-    const entry = this.items[this.head];
-    if (!entry) return undefined;
-    this.head++;
-    this.bytes -= entry.message.length;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return entry;
-  }
-  pop(): Entry | undefined {
-    if (this.length === 0) return undefined;
-    const entry = this.items.pop()!;
-    this.bytes -= entry.message.length;
-    return entry;
-  }
-  /** Takes every entry out, oldest first. */
-  drain(): Entry[] {
-    const out = this.items.slice(this.head);
-    this.items = [];
-    this.head = 0;
-    this.bytes = 0;
-    return out;
-  }
-  /** Puts entries back at the head, in their order. */
-  unshiftAll(entries: readonly Entry[]): void {
-    this.items = [...entries, ...this.items.slice(this.head)];
-    this.head = 0;
-    this.bytes = this.items.reduce((n, e) => n + e.message.length, 0);
-  }
-}
-
 /**
  * Audit records to a syslog collector, one RFC 5424 message each. Never blocks the gateway and
  * never drops a record silently: write() only queues; the queue is bounded (`bufferBytes`), and
@@ -147,8 +92,8 @@ class Fifo {
  * again (see CONFIRM_AFTER_MS).
  */
 export class SyslogAuditSink implements AuditSink {
-  private readonly queue = new Fifo();
-  private readonly unconfirmed = new Fifo();
+  private readonly queue = new MessageQueue();
+  private readonly unconfirmed = new MessageQueue();
   private link: SyslogLink | null = null;
   private connecting = false;
   private waitingDrain = false;
