@@ -310,15 +310,16 @@ export class Gateway {
   }
 
   private createAdmin(): Server {
-    const { policies, authority, leaves } = this.services;
+    const { policies, authority, leaves, state, syslog } = this.services;
     const metrics = new GatewayMetrics({
       leafCacheSize: () => leaves.size,
       policyVersion: () => policies.current.version,
       lastReload: () => policies.lastReload,
       openConnections: () => this.listeners.openConnections,
       version: packageVersion(),
-      stateStore: () => this.services.state?.health() ?? null,
-      auditSyslog: () => this.services.syslog?.syslogStats ?? null,
+      // Only what is configured is exported: a state_store_up of 0 must mean down, not absent.
+      ...(state ? { stateStore: () => state.health() } : {}),
+      ...(syslog ? { auditSyslog: () => syslog.syslogStats } : {}),
     });
     this.metrics = metrics;
     return createAdminServer({

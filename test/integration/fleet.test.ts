@@ -78,6 +78,7 @@ describe('a fleet of two replicas sharing state through Redis', () => {
     expect(await attempt(b, '127.0.0.4', `alice:${ALICE.password}`)).toBe(200);
     const metrics = (await httpGet(b.ports.admin!, '/metrics')).body;
     expect(metrics).toMatch(/^tollgate_state_store_up 1$/m);
+    expect(metrics).not.toMatch(/tollgate_audit_syslog_connected/);
   });
 
   test('tollgate status compares the replicas: version, policy, uptime, open flows, listeners', async () => {
