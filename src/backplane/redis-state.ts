@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
 import { Redis } from 'ioredis';
 import type { CounterSlot, FailureCount, FailureCounter } from '../identity/failure-throttle';
 import type { Logger } from '../logging/logger';
 import type { PinningLedger } from '../terminals/pinning-monitor';
+import { readConfiguredFile } from './configured-file';
 import { FAILURE_SCRIPTS, PINNING_SCRIPTS } from './redis-scripts';
 
 export interface RedisStateOptions {
@@ -68,10 +69,11 @@ export class RedisStateStore {
 
   static connect(options: RedisStateOptions, logger: Logger): RedisStateStore {
     const url = new URL(options.url);
-    const password = options.passwordFile ? readFileSync(options.passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined;
+    const password = options.passwordFile ? readConfiguredFile(options.passwordFile, 'state.password_file').replace(/\r?\n$/, '') : undefined;
+    const ca = options.caFile ? readConfiguredFile(options.caFile, 'state.ca_file') : undefined;
     const redis = new Redis(options.url, {
       ...(password !== undefined ? { password } : {}),
-      ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname, ...(options.caFile ? { ca: readFileSync(options.caFile, 'utf8') } : {}) } } : {}),
+      ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname, ...(ca ? { ca: [...tls.rootCertificates, ca] } : {}) } } : {}),
       keyPrefix: options.keyPrefix,
       // No offline queue and no retries per command: a call made while Redis is unreachable
       // fails at once instead of waiting for a reconnect that may never come.

@@ -1,9 +1,9 @@
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { octetCountingFrame } from '../audit/syslog-format';
 import type { SyslogConnector, SyslogLink } from '../audit/syslog-sink';
+import { readConfiguredFile } from './configured-file';
 
 export interface SyslogTransportOptions {
   readonly host: string;
@@ -60,7 +60,7 @@ function streamLink(socket: net.Socket): SyslogLink {
   };
 }
 
-function dialStream(options: SyslogTransportOptions): Promise<SyslogLink> {
+function dialStream(options: SyslogTransportOptions, ca: string[] | null): Promise<SyslogLink> {
   return new Promise((resolve, reject) => {
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const socket =
@@ -70,7 +70,7 @@ function dialStream(options: SyslogTransportOptions): Promise<SyslogLink> {
             port: options.port,
             // The collector's certificate is verified like any origin's: system roots plus ca_file, its name.
             ...(net.isIP(options.host) === 0 ? { servername: options.host } : {}),
-            ...(options.caFile ? { ca: [...tls.rootCertificates, readFileSync(options.caFile, 'utf8')] } : {}),
+            ...(ca ? { ca } : {}),
             minVersion: 'TLSv1.2',
           })
         : net.connect({ host: options.host, port: options.port });
@@ -143,7 +143,9 @@ function dialDatagram(options: SyslogTransportOptions): Promise<SyslogLink> {
   });
 }
 
-/** Connections to the configured syslog collector (audit.syslog). */
+/** Connections to the configured syslog collector (audit.syslog). Reads ca_file now: a wrong path fails start-up, not every connect. */
 export function syslogConnector(options: SyslogTransportOptions): SyslogConnector {
-  return options.protocol === 'udp' ? () => dialDatagram(options) : () => dialStream(options);
+  if (options.protocol === 'udp') return () => dialDatagram(options);
+  const ca = options.caFile ? [...tls.rootCertificates, readConfiguredFile(options.caFile, 'audit.syslog.ca_file')] : null;
+  return () => dialStream(options, ca);
 }

@@ -203,3 +203,12 @@ describe('an unreachable store', () => {
     await inspect.ping().catch(() => undefined);
   });
 });
+
+describe('configured files', () => {
+  test('a state.password_file that cannot be read fails start-up, naming the key', () => {
+    const { logger } = captureLogger();
+    expect(() => RedisStateStore.connect({ url: redis.url, passwordFile: '/nonexistent/redis-password', caFile: null, keyPrefix: PREFIX, timeoutMs: 500 }, logger)).toThrow(
+      /state\.password_file: cannot read \/nonexistent\/redis-password: ENOENT/,
+    );
+  });
+});
