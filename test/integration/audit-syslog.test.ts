@@ -131,9 +131,12 @@ describe('audit to syslog (rsyslogd over TCP)', () => {
       10_000,
     );
     await h.close();
-    const ids = new Set([...received(rsyslog), ...h.spilled().map((r) => (r as unknown as { flow_id: string }).flow_id)]);
-    const missing = Array.from({ length: total }, (_, i) => `f${100_000 + i}`).filter((id) => !ids.has(id));
-    expect(missing).toEqual([]);
+    // rsyslog writes what it received asynchronously: give its queue time to reach the file.
+    const missingNow = (): string[] => {
+      const ids = new Set([...received(rsyslog), ...h.spilled().map((r) => (r as unknown as { flow_id: string }).flow_id)]);
+      return Array.from({ length: total }, (_, i) => `f${100_000 + i}`).filter((id) => !ids.has(id));
+    };
+    expect(await eventually(missingNow, (missing) => missing.length === 0, 10_000)).toEqual([]);
     const stats = h.sink.syslogStats;
     expect(stats.dropped).toBe(0);
     expect(stats.accepted).toBe(total);
@@ -183,11 +186,13 @@ describe('an absent collector', () => {
         15_000,
       );
       await h.close();
-      const delivered = new Set(received(rsyslog));
       const spilled = new Set(h.spilled().map((r) => (r as unknown as { flow_id: string }).flow_id));
       expect(spilled.size).toBe(spilledNow);
-      const missing = Array.from({ length: 600 }, (_, i) => `f${200_000 + i}`).filter((id) => !delivered.has(id) && !spilled.has(id));
-      expect(missing).toEqual([]);
+      const missingNow = (): string[] => {
+        const delivered = new Set(received(rsyslog));
+        return Array.from({ length: 600 }, (_, i) => `f${200_000 + i}`).filter((id) => !delivered.has(id) && !spilled.has(id));
+      };
+      expect(await eventually(missingNow, (missing) => missing.length === 0, 10_000)).toEqual([]);
     } finally {
       await rsyslog.stop();
     }
