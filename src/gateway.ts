@@ -7,8 +7,11 @@ import { GatewayMetrics } from './admin/metrics';
 import { checkReadiness, type Readiness } from './admin/readiness';
 import { pinningRecord } from './audit/records';
 import { Redactor } from './audit/redact';
-import { NdjsonAuditSink, type ReopenResult } from './audit/sink';
+import type { AuditSink, ReopenResult } from './audit/sink';
+import type { SyslogAuditSink } from './audit/syslog-sink';
+import type { RedisStateStore } from './backplane/redis-state';
 import { loadGatewayAuthority, loadUsers, policyCompiler } from './config/runtime';
+import { connectStateStore, openAudit, pinningLedger } from './config/shared-services';
 import type { GatewayConfig } from './config/schema';
 import { AddressGuard } from './egress/address-guard';
 import { OriginWarmup } from './egress/warmup';
@@ -45,6 +48,7 @@ import { LeafCache } from './tls/leaf-cache';
 import { peekClientBytes } from './tunnel/peek';
 import type { TunnelDeps } from './tunnel/tunnel';
 import { bracketedAddress } from './protocol/address-text';
+import { BUILD } from './observability/build-info';
 import { publish } from './observability/events';
 
 export type { ListenerName } from './frontends/listeners';
@@ -68,9 +72,11 @@ const ORIGIN_ALPN_TTL_MS = 10 * 60_000;
 
 /** The long-lived services the pipeline shares, built once from the configuration. */
 interface Services {
-  readonly audit: NdjsonAuditSink;
+  readonly audit: AuditSink;
   /** Recent records for the flow view; null without an admin listener or with flow_view.enabled false. */
   readonly recentFlows: RecentFlows | null;
+  readonly syslog: SyslogAuditSink | null;
+  readonly state: RedisStateStore | null;
   readonly policies: PolicyStore;
   readonly users: UserStore | null;
   readonly authority: CertificateAuthority;
@@ -88,17 +94,29 @@ interface Services {
 
 async function buildServices(config: GatewayConfig, options: GatewayOptions, listeners: Listeners): Promise<Services> {
   const { logger } = options;
-  const users = loadUsers(config, logger);
+  const state = await connectStateStore(config, logger);
+  try {
+    return await buildWithState(config, options, listeners, state);
+  } catch (err) {
+    // Its reconnect timers would keep a process that failed to start alive.
+    await state?.close();
+    throw err;
+  }
+}
+
+async function buildWithState(config: GatewayConfig, options: GatewayOptions, listeners: Listeners, state: RedisStateStore | null): Promise<Services> {
+  const { logger } = options;
+  const users = loadUsers(config, logger, state?.failureCounter(config.auth.maxFailures, config.auth.failureWindowMs));
   const policies = new PolicyStore(policyCompiler(config, users !== null, logger), logger);
   const authority = await loadGatewayAuthority(config, logger);
   const keys = await withProgress(logger, 'generating leaf keys', LeafKeyPool.create({ keyType: config.ca.leafKeyType, caSpkiDer: authority.spkiDer, logger }));
   const leaves = new LeafCache({ authority, keys, maxEntries: config.ca.leafCacheSize, validityMs: config.ca.leafValidityMs, logger });
-  const audit = NdjsonAuditSink.open(config.audit.file, (err, lost) => {
+  const { audit, syslog } = openAudit(config, logger, (err, lost) => {
     logger.error({ err, lost_records: lost }, 'audit write failed');
     publish('tollgate:audit:write-failed', { records: lost });
   });
   const recentFlows = config.flowView.enabled && config.listen.admin ? new RecentFlows(config.flowView.records) : null;
-  // Everything that writes records writes through this: to the sink, and a summary to /flows.
+  // Everything that writes records writes through this: to the sink(s), and a summary to /flows.
   const records = recentFlows ? teeRecords(audit, recentFlows) : audit;
   const redactor = new Redactor({ headers: config.audit.redactHeaders, queryParams: config.audit.redactQueryParams });
   const { upstream, limits } = config;
@@ -140,7 +158,7 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     auth: users ? { store: users, realm: config.auth.realm } : null,
     transparentPort: config.transparent.httpOriginPort,
   });
-  const pinning = new PinningMonitor(config.pinning, logger, (name, clients, until) => records.write(pinningRecord(name, clients, until)));
+  const pinning = new PinningMonitor({ ...config.pinning, ledger: pinningLedger(config, state) }, logger, (name, clients, until) => records.write(pinningRecord(name, clients, until)));
   const inspector = new TlsInspector({
     leaves,
     entry,
@@ -173,7 +191,12 @@ async function buildServices(config: GatewayConfig, options: GatewayOptions, lis
     h1Pools.destroy();
     h2Sessions.destroy();
   };
-  return { audit, recentFlows, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+  return { audit, recentFlows, syslog, state, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+}
+
+function syslogFacts(sink: SyslogAuditSink): { connected: boolean; since: Date; queued: number; spilled: number } {
+  const stats = sink.syslogStats;
+  return { connected: stats.connected, since: stats.since, queued: stats.queuedRecords, spilled: Object.values(stats.spilled).reduce((a, b) => a + b, 0) };
 }
 
 /**
@@ -286,6 +309,8 @@ export class Gateway {
       caNotAfter: this.services.authority.notAfter,
       policyRules: this.policy.rules.length,
       draining: this.draining,
+      stateStore: this.services.state?.health() ?? null,
+      auditSyslog: this.services.syslog ? syslogFacts(this.services.syslog) : null,
     });
   }
 
@@ -311,13 +336,16 @@ export class Gateway {
   }
 
   private createAdmin(): Server {
-    const { policies, authority, leaves } = this.services;
+    const { policies, authority, leaves, state, syslog } = this.services;
     const metrics = new GatewayMetrics({
       leafCacheSize: () => leaves.size,
       policyVersion: () => policies.current.version,
       lastReload: () => policies.lastReload,
       openConnections: () => this.listeners.openConnections,
       caNotAfter: () => authority.notAfter,
+      // Only what is configured is exported: a state_store_up of 0 must mean down, not absent.
+      ...(state ? { stateStore: () => state.health() } : {}),
+      ...(syslog ? { auditSyslog: () => syslog.syslogStats } : {}),
     });
     this.metrics = metrics;
     const recent = this.services.recentFlows;
@@ -331,6 +359,7 @@ export class Gateway {
       readiness: () => this.readiness(),
       explicitAddress: () => this.address('explicit'),
       status: () => ({
+        version: BUILD.version,
         readiness: this.readiness(),
         startedAt: this.startedAt,
         listeners: this.listeners.boundNames.map((name) => {
@@ -361,6 +390,7 @@ export class Gateway {
     this.draining = true;
     for (const timer of this.timers) clearInterval(timer);
     this.stopWatching();
+    this.services.pinning.stop();
     this.services.pinning.persist();
     await this.listeners.drain(graceMs);
     await this.listeners.closeAdmin();
@@ -369,6 +399,7 @@ export class Gateway {
     // Connection records are written on socket close; give those callbacks a turn.
     await new Promise((resolve) => setImmediate(resolve));
     await this.services.audit.close();
+    await this.services.state?.close();
     this.logger.info({ audit_records: this.services.audit.stats.written }, 'gateway stopped');
   }
 }

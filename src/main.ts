@@ -10,6 +10,7 @@ import type * as CheckCommand from './cli/check';
 import type * as ExplainCommand from './cli/explain';
 import type * as PinningCommand from './cli/pinning-report';
 import type * as CaCommand from './cli/ca-export';
+import type * as StatusCommand from './cli/status';
 import type * as TailCommand from './cli/tail';
 import type * as UserCommand from './cli/user';
 
@@ -28,6 +29,7 @@ const COMMANDS: Readonly<Record<string, FlagSpec>> = {
   explain: { user: true, method: true, header: 'list', frontend: true },
   tail: { follow: false, filter: true, format: true, lines: true, file: true },
   pinning: {},
+  status: { admin: true },
   ca: { format: true },
   user: { 'users-file': true, groups: true, 'password-stdin': false },
   help: {},
@@ -95,6 +97,12 @@ async function main(argv: readonly string[]): Promise<number> {
       const { runPinningReport } = load<typeof PinningCommand>('./cli/pinning-report');
       runPinningReport(configPath(args), out);
       return EXIT.ok;
+    }
+    case 'status': {
+      const admin = stringFlag(args, 'admin');
+      if (admin === undefined || args.positionals.length > 0) throw new UsageError('status takes --admin URL[,URL...]');
+      const { parseAdminUrls, runStatus } = load<typeof StatusCommand>('./cli/status');
+      return runStatus(parseAdminUrls(admin), out);
     }
     case 'ca': {
       if (args.positionals[0] !== 'export' || args.positionals.length > 1) throw new UsageError('expected "tollgate ca export"');

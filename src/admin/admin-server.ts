@@ -7,6 +7,7 @@ import type { FlowView } from './flow-view/flow-routes';
 import type { GatewayMetrics } from './metrics';
 import { buildPac } from './pac';
 import type { Readiness } from './readiness';
+import { statusDocument } from './status-json';
 import { type StatusFacts, statusPage } from './status-page';
 import { bracketedAddress } from '../protocol/address-text';
 
@@ -102,7 +103,7 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
       const readiness = ctx.readiness();
       const reload = ctx.status().lastReload;
       // Still ready (see readiness.ts), but a person reading this should know.
-      const warning = reload.ok ? '' : `warning: the last policy reload (${reload.trigger}) failed; the previous policy stays in force\n`;
+      const warning = [...(reload.ok ? [] : [`the last policy reload (${reload.trigger}) failed; the previous policy stays in force`]), ...readiness.warnings].map((w) => `warning: ${w}\n`).join('');
       const body = readiness.ready ? `ready\n${warning}` : `not ready:\n${readiness.reasons.map((r) => `- ${r}\n`).join('')}${warning}`;
       send(res, readiness.ready ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body, head);
       return;
@@ -114,6 +115,9 @@ async function route(ctx: AdminContext, req: IncomingMessage, res: ServerRespons
     }
     case '/':
       send(res, 200, HTML_HEADERS, statusPage(ctx.status()), head);
+      return;
+    case '/status.json':
+      send(res, 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, `${JSON.stringify(statusDocument(ctx.status()))}\n`, head);
       return;
     case '/ca.pem':
       send(res, 200, { 'content-type': 'application/x-pem-file', 'content-disposition': 'attachment; filename="tollgate-ca.pem"' }, ctx.authority.certPem, head);

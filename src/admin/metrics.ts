@@ -10,6 +10,18 @@ export interface MetricSources {
   readonly openConnections: () => number;
   /** The gateway CA's expiry; absent in embedders without a CA. */
   readonly caNotAfter?: () => Date;
+  /** The fleet's shared state store (state.redis); absent or null when not configured. */
+  readonly stateStore?: () => { readonly up: boolean; readonly failedCommands: number } | null;
+  /** The syslog audit sink (audit.syslog); absent or null when not configured. */
+  readonly auditSyslog?: () => {
+    readonly connected: boolean;
+    readonly sent: number;
+    readonly resent: number;
+    readonly dropped: number;
+    readonly spilled: Readonly<Record<string, number>>;
+    readonly queuedRecords: number;
+    readonly queuedBytes: number;
+  } | null;
 }
 
 /** The label of decisions no rule made. */
@@ -115,6 +127,8 @@ export class GatewayMetrics {
         this.set({ version: sources.policyVersion() }, 1);
       },
     });
+    if (sources.stateStore) this.addStateStoreMetrics(sources.stateStore, registers);
+    if (sources.auditSyslog) this.addSyslogMetrics(sources.auditSyslog, registers);
     const breaches = new Counter({ name: 'tollgate_limit_breaches_total', help: 'Configured limits breached, by config key and front-end', labelNames: ['limit', 'frontend'], registers });
     const dlpMatches = new Counter({
       name: 'tollgate_dlp_matches_total',
@@ -192,6 +206,78 @@ export class GatewayMetrics {
       subscribe('tollgate:auth:failed', (m) => authFailures.inc({ frontend: m.frontend, reason: m.reason })),
       subscribe('tollgate:dlp:matched', (m) => dlpMatches.inc({ detector: m.detector, action: m.action })),
     );
+  }
+
+  private addStateStoreMetrics(read: NonNullable<MetricSources['stateStore']>, registers: Registry[]): void {
+    new Gauge({
+      name: 'tollgate_state_store_up',
+      help: '1 while the shared state store (state.redis) is reachable; 0: authentication fails closed, pinning detection is report-only',
+      registers,
+      collect() {
+        this.set(read()?.up ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'tollgate_state_store_failed_commands_total',
+      help: 'State store commands that failed (unreachable, timed out, error)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read()?.failedCommands ?? 0);
+      },
+    });
+  }
+
+  private addSyslogMetrics(read: NonNullable<MetricSources['auditSyslog']>, registers: Registry[]): void {
+    new Gauge({
+      name: 'tollgate_audit_syslog_connected',
+      help: '1 while the syslog collector (audit.syslog) is connected',
+      registers,
+      collect() {
+        this.set(read()?.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_audit_syslog_queued_records',
+      help: 'Audit records waiting for the syslog collector (bounded by audit.syslog.buffer_size)',
+      registers,
+      collect() {
+        this.set(read()?.queuedRecords ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'tollgate_audit_syslog_queued_bytes',
+      help: 'Bytes of audit messages waiting for the syslog collector',
+      registers,
+      collect() {
+        this.set(read()?.queuedBytes ?? 0);
+      },
+    });
+    new Counter({
+      name: 'tollgate_audit_syslog_records_total',
+      help: 'Audit records by what became of them: sent, resent (after a connection failed), spilled (to audit.file), dropped (after close)',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const stats = read();
+        this.reset();
+        if (!stats) return;
+        const spilled = Object.values(stats.spilled).reduce((a, b) => a + b, 0);
+        for (const [outcome, value] of Object.entries({ sent: stats.sent, resent: stats.resent, spilled, dropped: stats.dropped })) this.inc({ outcome }, value);
+      },
+    });
+    new Counter({
+      name: 'tollgate_audit_syslog_spilled_total',
+      help: 'Audit records written to audit.file instead of the syslog collector, by reason (overflow, too_large, send_failed, shutdown)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const stats = read();
+        this.reset();
+        if (!stats) return;
+        for (const [reason, value] of Object.entries(stats.spilled)) this.inc({ reason }, value);
+      },
+    });
   }
 
   /** Stops counting (the registry keeps its last values). */

@@ -13,7 +13,8 @@ export const EXIT = {
   failure: 4,
 } as const;
 
-const EXIT_CODES = `Exit codes: 0 ok (explain: allowed), 1 explain: denied (user remove: no such user),
+const EXIT_CODES = `Exit codes: 0 ok (explain: allowed), 1 explain: denied (user remove: no such user; status:
+a replica down, not ready or different),
 2 usage error, 3 invalid configuration, policy or users file, 4 other failure.`;
 
 export const HELP: Readonly<Record<string, string>> = {
@@ -25,6 +26,9 @@ export const HELP: Readonly<Record<string, string>> = {
        tollgate tail [--follow] [--filter EXPR] [--format line|json] [--file FILE|-]
                                          print audit records as access-log lines or JSON
        tollgate pinning                  names whose minted certificates clients reject (pinning)
+       tollgate status --admin URL[,URL...]
+                                         running replicas' version, policy, uptime, open flows and
+                                         listeners, from their admin listeners; compares several
        tollgate ca export [--format pem|der]
                                          print the gateway CA certificate for client installation
        tollgate user add|remove|list ...  manage the users file for proxy authentication
@@ -72,6 +76,13 @@ names (docs/audit.md). The line format is described in docs/audit.md.`,
 Prints the certificate-pinning report the running gateway keeps in pinning.state_file: names
 whose minted certificates clients rejected, how many distinct clients did, and which names are
 currently spliced because of it (pinning.mode: auto_splice).`,
+  status: `Usage: tollgate status --admin URL[,URL...]
+
+Asks running replicas' admin listeners (listen.admin, e.g. http://127.0.0.1:9090) for their
+version, policy version and last reload, uptime, open flows (client connections), listeners,
+readiness and warnings, and prints them; with several URLs it says whether they agree on version
+and policy, as after a rollout. Exits 1 when a replica does not answer or is not ready, or when
+versions or policies differ.`,
   user: `Usage: tollgate user add NAME [--groups a,b] [--password-stdin] [--users-file FILE] [--config FILE]
        tollgate user remove NAME [--users-file FILE] [--config FILE]
        tollgate user list [--users-file FILE] [--config FILE]

@@ -97,3 +97,42 @@ describe('configuration', () => {
     for (const p of problems) expect(p).toMatch(/tollgate\.yaml/);
   });
 });
+
+describe('fleet keys: state and audit.syslog', () => {
+  test('defaults: state in this process, no syslog', () => {
+    const config = parseConfig('', '/etc/tollgate/tollgate.yaml');
+    expect(config.state).toEqual({ redis: null, passwordFile: null, caFile: null, keyPrefix: 'tollgate:', timeoutMs: 500 });
+    expect(config.audit.syslog).toBeNull();
+  });
+
+  test('state.redis with a password file; the password never in the URL', () => {
+    const config = parseConfig('state:\n  redis: rediss://tollgate@redis.internal:6380/2\n  password_file: secrets/redis\n  timeout: 250ms\n', '/etc/tollgate/tollgate.yaml');
+    expect(config.state).toMatchObject({ redis: 'rediss://tollgate@redis.internal:6380/2', passwordFile: path.resolve('/etc/tollgate/secrets/redis'), timeoutMs: 250 });
+    expect(problemsOf('state:\n  redis: redis://:hunter2@redis:6379/0\n')).toEqual([expect.stringMatching(/state\.redis: no password in the URL .* state\.password_file/)]);
+    expect(problemsOf('state:\n  redis: http://redis:6379\n')).toEqual([expect.stringMatching(/state\.redis: expected a redis:\/\/ or rediss:\/\/ URL/)]);
+    expect(problemsOf('state:\n  password_file: x\n')).toEqual([expect.stringMatching(/state\.redis: password_file and ca_file need state\.redis/)]);
+  });
+
+  test('audit.syslog: address, protocol, facility by name or number, limits', () => {
+    const config = parseConfig('audit:\n  syslog:\n    address: "[2001:db8::5]:6514"\n    protocol: tls\n    facility: local4\n    buffer_size: 1MiB\n', '/x/t.yaml');
+    expect(config.audit.syslog).toEqual({
+      host: '2001:db8::5',
+      port: 6514,
+      protocol: 'tls',
+      facility: 20,
+      appName: 'tollgate',
+      hostname: null,
+      alsoFile: true,
+      bufferBytes: 1024 * 1024,
+      maxMessageBytes: 64 * 1024,
+      caFile: null,
+    });
+    expect(parseConfig('audit:\n  syslog:\n    address: siem:514\n    facility: 13\n', '/x/t.yaml').audit.syslog).toMatchObject({ host: 'siem', port: 514, protocol: 'tcp', facility: 13 });
+    expect(problemsOf('audit:\n  syslog:\n    address: siem\n')).toEqual([expect.stringMatching(/audit\.syslog\.address: "siem": expected host:port/)]);
+    expect(problemsOf('audit:\n  syslog:\n    address: siem:514\n    facility: local9\n')).toEqual([expect.stringMatching(/audit\.syslog\.facility: expected a facility name/)]);
+    expect(problemsOf('audit:\n  syslog:\n    address: siem:514\n    ca_file: ca.pem\n')).toEqual([expect.stringMatching(/audit\.syslog\.ca_file: ca_file is for protocol: tls/)]);
+    expect(problemsOf('audit:\n  syslog:\n    address: siem:514\n    protocol: udp\n    max_message_size: 128KiB\n')).toEqual([
+      expect.stringMatching(/audit\.syslog\.max_message_size: a UDP datagram/),
+    ]);
+  });
+});

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { FailureCounter } from '../identity/failure-throttle';
 import { UserStore } from '../identity/user-store';
 import type { Logger } from '../logging/logger';
 import { withProgress } from '../logging/progress';
@@ -29,7 +30,7 @@ function compilePolicyFor(config: GatewayConfig, authConfigured: boolean): Compi
 }
 
 /** Configuration sections a reload cannot change in a running process. */
-const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'auth', 'log', 'pac', 'flowView'] as const;
+const RESTART_SECTIONS = ['workers', 'listen', 'transparent', 'ca', 'upstream', 'http', 'cache', 'limits', 'audit', 'pinning', 'auth', 'log', 'pac', 'flowView', 'state'] as const;
 
 function sectionsNeedingRestart(running: GatewayConfig, next: GatewayConfig): string[] {
   return RESTART_SECTIONS.filter((key) => JSON.stringify(running[key]) !== JSON.stringify(next[key]));
@@ -51,15 +52,18 @@ export function policyCompiler(config: GatewayConfig, authConfigured: boolean, l
   };
 }
 
-/** Loads the users file when one is configured; throws ConfigError (file and line) if invalid. */
-export function loadUsers(config: GatewayConfig, logger: Logger): UserStore | null {
+/**
+ * Loads the users file when one is configured; throws ConfigError (file and line) if invalid.
+ * `counter`: where failed authentications are counted when not in this process (state.redis).
+ */
+export function loadUsers(config: GatewayConfig, logger: Logger, counter?: FailureCounter): UserStore | null {
   const { auth } = config;
   if (auth.usersFile === null) return null;
   if (path.dirname(auth.usersFile) === config.policiesDir) {
     // Every *.yaml file there is read as a policy file.
     throw new ConfigError([{ file: config.sourcePath, line: null, path: 'auth.users_file', message: 'the users file may not be in the policy directory; move it next to the configuration file' }]);
   }
-  const store = UserStore.load({ file: auth.usersFile, maxFailures: auth.maxFailures, failureWindowMs: auth.failureWindowMs, cacheTtlMs: auth.cacheTtlMs }, logger);
+  const store = UserStore.load({ file: auth.usersFile, maxFailures: auth.maxFailures, failureWindowMs: auth.failureWindowMs, cacheTtlMs: auth.cacheTtlMs, ...(counter ? { counter } : {}) }, logger);
   logger.info({ users_file: auth.usersFile, users: store.userCount, users_version: store.version, realm: auth.realm }, 'proxy authentication on: users loaded');
   return store;
 }

@@ -28,6 +28,63 @@ const pacPattern = z.string().regex(/^(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]
   error: 'expected a name (intranet.example), a suffix (.corp.example or *.corp.example), or an IPv4 address or block',
 });
 
+/** Syslog facility names (RFC 5424 section 6.2.1), by code. */
+export const SYSLOG_FACILITIES = [
+  'kern',
+  'user',
+  'mail',
+  'daemon',
+  'auth',
+  'syslog',
+  'lpr',
+  'news',
+  'uucp',
+  'cron',
+  'authpriv',
+  'ftp',
+  'ntp',
+  'audit',
+  'alert',
+  'clock',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
+] as const;
+
+/** `host:port` of a syslog collector: a name or an address (IPv6 in brackets). */
+const collectorAddress = z.string().transform((text, ctx) => {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(text.trim());
+  const portNumber = Number(match?.[3]);
+  if (!match || portNumber < 1 || portNumber > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${text}": expected host:port of the collector, such as siem.corp.example:6514 or [2001:db8::5]:514` });
+    return z.NEVER;
+  }
+  return { host: (match[1] ?? match[2])!, port: portNumber };
+});
+
+/**
+ * `redis://[user@]host:port[/db]` or `rediss://` (TLS). A password in the URL is refused: the
+ * configuration file is usually no secret (a ConfigMap), so the password comes from a file.
+ */
+const redisUrl = z.string().superRefine((text, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${text}": expected redis://host:6379/0 or rediss://host:6380/0` });
+    return;
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') ctx.addIssue({ code: 'custom', message: 'expected a redis:// or rediss:// URL' });
+  else if (url.hostname === '') ctx.addIssue({ code: 'custom', message: 'the URL names no host' });
+  else if (url.password !== '') ctx.addIssue({ code: 'custom', message: 'no password in the URL (it would be in every copy of this file): put it in state.password_file' });
+  else if (!/^\/?[0-9]{0,2}$/.test(url.pathname)) ctx.addIssue({ code: 'custom', message: 'the path is the database number, such as /0' });
+});
+
 export function configSchema(baseDir: string) {
   const resolvedPath = filePath.transform((file) => path.resolve(baseDir, file));
 
@@ -163,8 +220,48 @@ export function configSchema(baseDir: string) {
     shutdownGraceMs: v.shutdown_grace,
   }));
 
+  const syslog = section({
+    address: collectorAddress,
+    protocol: z.enum(['tcp', 'tls', 'udp'], { error: 'expected tcp, tls or udp' }).default('tcp'),
+    facility: z.union([z.enum(SYSLOG_FACILITIES), z.number().int().min(0).max(23)], { error: `expected a facility name (${SYSLOG_FACILITIES.join(', ')}) or a number 0-23` }).default('local0'),
+    app_name: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,48}$/, { error: 'expected 1-48 printable ASCII characters without spaces (RFC 5424 APP-NAME)' })
+      .default('tollgate'),
+    // RFC 5424 HOSTNAME; the default is the machine's (in Kubernetes: the pod's) name.
+    hostname: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,255}$/, { error: 'expected 1-255 printable ASCII characters without spaces (RFC 5424 HOSTNAME)' })
+      .nullable()
+      .default(null),
+    // true: every record goes to audit.file too. false: audit.file gets only what the collector
+    // could not take (the spill), so nothing is ever dropped silently.
+    also_file: z.boolean().default(true),
+    buffer_size: size({ min: 64 * 1024, max: 1024 * 1024 * 1024 }).default(16 * 1024 * 1024),
+    // Larger records go to audit.file instead (counted); keep it at or below the collector's
+    // limit (rsyslog: global(maxMessageSize), 8k by default).
+    max_message_size: size({ min: 1024, max: 16 * 1024 * 1024 }).default(64 * 1024),
+    // tls: extra trust anchors for the collector's certificate, added to the system's.
+    ca_file: resolvedPath.nullable().default(null),
+  })
+    .refine((v) => v.protocol === 'tls' || v.ca_file === null, { error: 'ca_file is for protocol: tls', path: ['ca_file'] })
+    .refine((v) => v.protocol !== 'udp' || v.max_message_size <= 65_000, { error: 'a UDP datagram holds at most 65000 bytes of message here', path: ['max_message_size'] })
+    .transform((v) => ({
+      host: v.address.host,
+      port: v.address.port,
+      protocol: v.protocol,
+      facility: typeof v.facility === 'number' ? v.facility : SYSLOG_FACILITIES.indexOf(v.facility),
+      appName: v.app_name,
+      hostname: v.hostname,
+      alsoFile: v.also_file,
+      bufferBytes: v.buffer_size,
+      maxMessageBytes: v.max_message_size,
+      caFile: v.ca_file,
+    }));
+
   const audit = section({
     file: z.string().min(1).default('logs/audit.ndjson'),
+    syslog: syslog.nullable().default(null),
     redact_query_params: z.array(z.string().min(1)).default([]),
     redact_headers: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: 'expected a header name such as X-Api-Key' })).default([...DEFAULT_REDACTED_HEADERS]),
   }).transform((v) => ({
@@ -174,7 +271,26 @@ export function configSchema(baseDir: string) {
     redactQueryParams: v.redact_query_params.map((p) => p.toLowerCase()),
     /** Besides Authorization, Proxy-Authorization, Cookie and Set-Cookie, which always are. */
     redactHeaders: v.redact_headers.map((h) => h.toLowerCase()),
+    /** Null: no syslog; audit goes to `file` only. */
+    syslog: v.syslog,
   }));
+
+  // State shared by the replicas of a fleet; without a store it stays in each process.
+  const state = section({
+    redis: redisUrl.nullable().default(null),
+    password_file: resolvedPath.nullable().default(null),
+    // rediss://: extra trust anchors for the server's certificate, added to the system's.
+    ca_file: resolvedPath.nullable().default(null),
+    // Keys are prefixed so that one Redis can serve several fleets.
+    key_prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9:_.-]{1,64}$/, { error: 'expected 1-64 letters, digits and : _ . -' })
+      .default('tollgate:'),
+    // Every command has this deadline: past it the store counts as unreachable for that call.
+    timeout: duration({ min: 10, max: 10_000, maxText: '10s' }).default(500),
+  })
+    .refine((v) => v.redis !== null || (v.password_file === null && v.ca_file === null), { error: 'password_file and ca_file need state.redis', path: ['redis'] })
+    .transform((v) => ({ redis: v.redis, passwordFile: v.password_file, caFile: v.ca_file, keyPrefix: v.key_prefix, timeoutMs: v.timeout }));
 
   const pinning = section({
     mode: z.enum(['report', 'auto_splice'], { error: 'expected report or auto_splice' }).default('report'),
@@ -242,6 +358,7 @@ export function configSchema(baseDir: string) {
     log: log.prefault({}),
     pac: pac.prefault({}),
     flow_view: flowView.prefault({}),
+    state: state.prefault({}),
   }).transform((v) => ({
     workers: v.workers,
     listen: v.listen,
@@ -260,6 +377,7 @@ export function configSchema(baseDir: string) {
     log: v.log,
     pac: v.pac,
     flowView: v.flow_view,
+    state: v.state,
   }));
 }
 

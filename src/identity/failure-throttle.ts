@@ -109,3 +109,47 @@ export class FailureThrottle {
     return true;
   }
 }
+
+/** What a failure-slot settlement reports: failures in the window, and whether this one locked the address. */
+export interface FailureCount {
+  readonly failures: number;
+  readonly locked: boolean;
+}
+
+/** A failure slot held while one check runs, where the count may live in another process. */
+export interface CounterSlot {
+  confirm(): Promise<FailureCount>;
+  /** Gives the slot back; never throws (a slot that cannot be given back expires with its window). */
+  release(): void;
+}
+
+/**
+ * The failed-authentication count per client address as the user store uses it: in this process
+ * (`LocalFailureCounter`) or shared by every replica of a fleet (a Redis-backed counter, see
+ * backplane/). A counter that cannot answer rejects; the user store then refuses to check
+ * credentials at all (fail closed): an uncounted guess is a free guess.
+ */
+export interface FailureCounter {
+  retryAfterMs(address: string): Promise<number>;
+  reserve(address: string): Promise<CounterSlot | null>;
+  recordFailure(address: string): Promise<FailureCount>;
+}
+
+/** The in-process counter: a FailureThrottle behind the asynchronous interface. */
+export class LocalFailureCounter implements FailureCounter {
+  constructor(private readonly throttle: FailureThrottle) {}
+
+  retryAfterMs(address: string): Promise<number> {
+    return Promise.resolve(this.throttle.retryAfterMs(address));
+  }
+
+  reserve(address: string): Promise<CounterSlot | null> {
+    const slot = this.throttle.reserve(address);
+    if (!slot) return Promise.resolve(null);
+    return Promise.resolve({ confirm: () => Promise.resolve(slot.confirm()), release: () => slot.release() });
+  }
+
+  recordFailure(address: string): Promise<FailureCount> {
+    return Promise.resolve(this.throttle.recordFailure(address));
+  }
+}

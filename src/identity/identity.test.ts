@@ -7,7 +7,7 @@ import pino from 'pino';
 import { ConfigError } from '../sources/config-error';
 import { parseBasic, parseProxyAuthorization } from './basic-credentials';
 import { ConcurrencyLimit } from './concurrency-limit';
-import { FailureThrottle } from './failure-throttle';
+import { type FailureCounter, FailureThrottle } from './failure-throttle';
 import { hashPassword, parsePasswordHash, verifyPassword, type ScryptParams } from './password-hash';
 import { UserStore } from './user-store';
 import { parseUsersFile } from './users-file';
@@ -187,7 +187,7 @@ describe('concurrency limit for password checks', () => {
 });
 
 describe('UserStore', () => {
-  async function storeWith(users: Record<string, { password: string; groups?: string[] }>, maxFailures = 3) {
+  async function storeWith(users: Record<string, { password: string; groups?: string[] }>, maxFailures = 3, counter?: FailureCounter) {
     const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-store-'));
     const file = path.join(dir, 'users.yaml');
     const write = async (entries: typeof users): Promise<void> => {
@@ -197,7 +197,7 @@ describe('UserStore', () => {
     };
     await write(users);
     const { logger, lines } = capture();
-    const store = UserStore.load({ file, maxFailures, failureWindowMs: 60_000 }, logger);
+    const store = UserStore.load({ file, maxFailures, failureWindowMs: 60_000, ...(counter ? { counter } : {}) }, logger);
     return { store, file, write, lines };
   }
 
@@ -209,12 +209,53 @@ describe('UserStore', () => {
     expect(await store.verify('alice', 'bad-guess-2', '10.0.0.1')).toBeNull();
     // Throttled: even the right password is refused from this address, but not from another.
     expect(await store.verify('alice', 'alice-password', '10.0.0.1')).toBeNull();
-    expect(store.throttledFor('10.0.0.1')).toBeGreaterThan(0);
+    expect(await store.throttledFor('10.0.0.1')).toBeGreaterThan(0);
     expect(await store.verify('alice', 'alice-password', '10.0.0.2')).not.toBeNull();
     const log = lines.join('');
     expect(log).not.toMatch(/alice-password|bad-guess|whatever-pass|mallory/);
     expect(log).toMatch(/too many failed authentications/);
     expect(log).toMatch(/readable by group or others; chmod 600/);
+  });
+
+  test("group read by the process's own group is not exposure (a Kubernetes Secret volume with fsGroup); others' read is", async () => {
+    const { chmodSync } = await import('node:fs');
+    const { store, file, lines } = await storeWith({ alice: { password: 'alice-password' } });
+    const before = lines.length;
+    chmodSync(file, 0o440);
+    store.reload('test');
+    expect(lines.slice(before).join('')).not.toMatch(/readable by group or others/);
+    chmodSync(file, 0o604);
+    store.reload('test');
+    expect(lines.slice(before).join('')).toMatch(/readable by group or others; chmod 600/);
+  });
+
+  test('a failure count that cannot be reached fails closed: nothing is checked, not even a cached success', async () => {
+    let reachable = true;
+    const local = new FailureThrottle(3, 60_000);
+    const down = (): Promise<never> => Promise.reject(new Error('ECONNREFUSED'));
+    const counter: FailureCounter = {
+      retryAfterMs: (a) => (reachable ? Promise.resolve(local.retryAfterMs(a)) : down()),
+      reserve: (a) => {
+        if (!reachable) return down();
+        const slot = local.reserve(a);
+        return Promise.resolve(slot && { confirm: () => Promise.resolve(slot.confirm()), release: () => slot.release() });
+      },
+      recordFailure: (a) => (reachable ? Promise.resolve(local.recordFailure(a)) : down()),
+    };
+    const { store, lines } = await storeWith({ alice: { password: 'alice-password' } }, 3, counter);
+    expect(await store.verify('alice', 'alice-password', '10.0.9.1')).not.toBeNull();
+    reachable = false;
+    const spy = jest.spyOn(crypto, 'scrypt');
+    try {
+      const outcomes = await Promise.all([store.authenticate('alice', 'alice-password', '10.0.9.1', 'test'), store.authenticate('alice', 'guess', '10.0.9.2', 'test')]);
+      expect(outcomes.map((o) => (o.ok ? 'ok' : o.reason))).toEqual(['unavailable', 'unavailable']);
+      expect(spy).not.toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines.join('')).toMatch(/refused without checking: the shared failure count/);
+    reachable = true;
+    expect(await store.verify('alice', 'alice-password', '10.0.9.1')).not.toBeNull();
   });
 
   describe('concurrent attempts from one address', () => {
@@ -253,10 +294,10 @@ describe('UserStore', () => {
         store.authenticate('alice', 'guess-2', '10.0.2.1', 'test'),
       ]);
       expect(first.map((o) => (o.ok ? 'ok' : o.reason))).toEqual(['wrong-password', 'ok', 'wrong-password']);
-      expect(store.throttledFor('10.0.2.1')).toBe(0);
+      expect(await store.throttledFor('10.0.2.1')).toBe(0);
       // Two failures so far: one more wrong password is still checked, then the address is locked.
       expect((await store.authenticate('alice', 'guess-3', '10.0.2.1', 'test')).ok).toBe(false);
-      expect(store.throttledFor('10.0.2.1')).toBeGreaterThan(0);
+      expect(await store.throttledFor('10.0.2.1')).toBeGreaterThan(0);
     });
 
     test('one burst of the right credentials (a browser opening many connections) shares one check and is never throttled', async () => {
@@ -264,7 +305,7 @@ describe('UserStore', () => {
       const { result, checks } = await countingChecks(() => Promise.all(Array.from({ length: 20 }, () => store.authenticate('alice', 'alice-password', '10.0.3.1', 'test'))));
       expect(result.every((o) => o.ok)).toBe(true);
       expect(checks).toBe(1);
-      expect(store.throttledFor('10.0.3.1')).toBe(0);
+      expect(await store.throttledFor('10.0.3.1')).toBe(0);
     });
 
     test('one burst of the same wrong credentials runs one check', async () => {
@@ -272,7 +313,7 @@ describe('UserStore', () => {
       const { result, checks } = await countingChecks(() => Promise.all(Array.from({ length: 20 }, () => store.authenticate('alice', 'same-guess', '10.0.4.1', 'test'))));
       expect(checks).toBe(1);
       expect(result.every((o) => !o.ok)).toBe(true);
-      expect(store.throttledFor('10.0.4.1')).toBeGreaterThan(0);
+      expect(await store.throttledFor('10.0.4.1')).toBeGreaterThan(0);
     });
   });
 

@@ -39,8 +39,19 @@ export async function authenticateProxyRequest(auth: ProxyAuthSettings, rawHeade
 
 type Checked = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly error: GatewayError; readonly missing: boolean; readonly reason: AuthFailure };
 
+/** The shared failure count (state.redis) cannot be reached: credentials are not checked at all. */
+function unavailable(): Checked {
+  return {
+    ok: false,
+    missing: false,
+    reason: 'unavailable',
+    error: new GatewayError('TG_ERR_OVERLOADED', 'auth', 'proxy authentication is unavailable: the shared failure count cannot be reached; try again shortly'),
+  };
+}
+
 async function check(auth: ProxyAuthSettings, rawHeaders: readonly string[], clientAddress: string, frontend: string): Promise<Checked> {
-  const wait = auth.store.throttledFor(clientAddress);
+  const wait = await auth.store.throttledFor(clientAddress);
+  if (wait === null) return unavailable();
   if (wait > 0) return throttled(auth.realm, wait);
   const parsed = parseProxyAuthorization(rawHeaders);
   const required = (message: string, reason: AuthFailure, missing = false): Checked => ({ ok: false, missing, reason, error: new ProxyAuthError('TG_ERR_AUTH_REQUIRED', message, auth.realm) });
@@ -48,12 +59,13 @@ async function check(auth: ProxyAuthSettings, rawHeaders: readonly string[], cli
     case 'none':
       return required('proxy authentication required: send Proxy-Authorization: Basic', 'malformed', true);
     case 'invalid':
-      auth.store.fail(clientAddress, frontend, 'malformed');
+      await auth.store.fail(clientAddress, frontend, 'malformed');
       return required(`invalid proxy credentials: ${parsed.reason}`, 'malformed');
     case 'ok': {
       const outcome = await auth.store.authenticate(parsed.credentials.username, parsed.credentials.password, clientAddress, frontend);
       if (outcome.ok) return outcome;
       if (outcome.reason === 'throttled') return throttled(auth.realm, outcome.retryAfterMs);
+      if (outcome.reason === 'unavailable') return unavailable();
       if (outcome.reason === 'busy') {
         return { ok: false, missing: false, reason: 'busy', error: new GatewayError('TG_ERR_OVERLOADED', 'auth', 'too many authentications in progress; try again shortly') };
       }

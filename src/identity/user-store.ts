@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../sources/config-error';
 import type { Logger } from '../logging/logger';
 import { ConcurrencyLimit } from './concurrency-limit';
-import { type FailureSlot, FailureThrottle } from './failure-throttle';
+import { type CounterSlot, type FailureCount, type FailureCounter, FailureThrottle, LocalFailureCounter } from './failure-throttle';
 import { DEFAULT_SCRYPT, type ParsedHash, verifyPassword } from './password-hash';
 import type { Authenticator, Principal } from './principal';
 import { type UsersTable, loadUsersFile } from './users-file';
@@ -16,10 +16,18 @@ export interface UserStoreOptions {
   /** How long a successful verification is remembered (scrypt is deliberately slow). */
   readonly cacheTtlMs?: number;
   readonly now?: () => number;
+  /**
+   * Where failures are counted: shared by a fleet (state.redis), or by default in this process
+   * with maxFailures and failureWindowMs.
+   */
+  readonly counter?: FailureCounter;
 }
 
-/** `busy`: too many password checks are waiting; the credentials were not checked. */
-export type AuthFailure = 'unknown-user' | 'wrong-password' | 'malformed' | 'throttled' | 'busy';
+/**
+ * `busy`: too many password checks are waiting; `unavailable`: the shared failure count cannot
+ * be reached. In both cases the credentials were not checked.
+ */
+export type AuthFailure = 'unknown-user' | 'wrong-password' | 'malformed' | 'throttled' | 'busy' | 'unavailable';
 
 export type AuthOutcome = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly reason: AuthFailure; readonly retryAfterMs: number };
 
@@ -29,6 +37,15 @@ export interface UsersReloadStatus {
   readonly problems: readonly string[];
 }
 
+/** How one password check ended, shared by every attempt that joined it. */
+type CheckResult = 'match' | 'mismatch' | 'busy' | 'throttled' | 'unavailable';
+
+/** A check and the failure slot its first attempt holds (joiners hold none). */
+interface OwnedCheck {
+  readonly slot: CounterSlot | null;
+  readonly result: CheckResult;
+}
+
 interface CachedSuccess {
   /** The hash the password was checked against: a changed password invalidates the entry. */
   readonly encoded: string;
@@ -36,6 +53,8 @@ interface CachedSuccess {
 }
 
 const DEFAULT_CACHE_TTL_MS = 60_000;
+/** What a client is told to wait while the shared failure count cannot be reached. */
+const UNAVAILABLE_RETRY_MS = 5_000;
 /** Two scrypt runs at once leave the rest of libuv's four-thread pool to file I/O. */
 const MAX_CONCURRENT_CHECKS = 2;
 const MAX_WAITING_CHECKS = 256;
@@ -48,7 +67,7 @@ const MAX_WAITING_CHECKS = 256;
 export class UserStore implements Authenticator {
   readonly required = true;
   private table: UsersTable;
-  private readonly throttle: FailureThrottle;
+  private readonly counter: FailureCounter;
   /**
    * Keyed by an HMAC of name and password under a key that lives only in this process: the
    * plain password is never a key, and a memory dump does not yield an unsalted fast hash.
@@ -56,7 +75,7 @@ export class UserStore implements Authenticator {
   private readonly cache: LRUCache<string, CachedSuccess>;
   private readonly cacheKey = randomBytes(32);
   private readonly cacheTtlMs: number;
-  private readonly inFlight = new Map<string, Promise<boolean | null>>();
+  private readonly inFlight = new Map<string, Promise<CheckResult>>();
   private readonly limit = new ConcurrencyLimit(MAX_CONCURRENT_CHECKS, MAX_WAITING_CHECKS);
   /** Checked for unknown users so that a wrong name costs as long as a wrong password. */
   private readonly decoy: ParsedHash = { params: DEFAULT_SCRYPT, salt: randomBytes(16), hash: randomBytes(32) };
@@ -67,7 +86,7 @@ export class UserStore implements Authenticator {
   ) {
     this.table = loadUsersFile(options.file);
     this.warnIfExposed();
-    this.throttle = new FailureThrottle(options.maxFailures, options.failureWindowMs, options.now);
+    this.counter = options.counter ?? new LocalFailureCounter(new FailureThrottle(options.maxFailures, options.failureWindowMs, options.now));
     this.cacheTtlMs = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
     this.cache = new LRUCache({ max: 10_000, ttl: Math.max(1, this.cacheTtlMs), ...(options.now ? { perf: { now: options.now } } : {}) });
   }
@@ -99,11 +118,18 @@ export class UserStore implements Authenticator {
     return entry ? { user: entry.name, groups: entry.groups } : null;
   }
 
-  /** Hashes are slow to crack, not impossible: the file should be its owner's alone. */
+  /**
+   * Hashes are slow to crack, not impossible: the file should be its owner's alone. Read access
+   * for a group this process belongs to is no wider than the process itself: that is how a
+   * Kubernetes Secret volume arrives with an fsGroup (the kubelet adds group read for the pod's
+   * own group whatever defaultMode says), and nobody could chmod it anyway.
+   */
   private warnIfExposed(): void {
     try {
-      const mode = statSync(this.options.file).mode & 0o777;
-      if ((mode & 0o077) !== 0) {
+      const st = statSync(this.options.file);
+      const mode = st.mode & 0o777;
+      const ownGroup = process.getgroups?.().includes(st.gid) || process.getgid?.() === st.gid;
+      if ((mode & 0o007) !== 0 || ((mode & 0o070) !== 0 && !ownGroup)) {
         this.logger.warn({ users_file: this.options.file, mode: mode.toString(8) }, 'the users file is readable by group or others; chmod 600 it');
       }
     } catch {
@@ -126,9 +152,18 @@ export class UserStore implements Authenticator {
     }
   }
 
-  /** Milliseconds until this client address may authenticate again; 0 when it may now. */
-  throttledFor(clientAddress: string): number {
-    return this.throttle.retryAfterMs(clientAddress);
+  /**
+   * Milliseconds until this client address may authenticate again (0: now), or null when the
+   * failure count cannot be read: then nothing is checked (fail closed), because a guess that is
+   * not counted is a free guess.
+   */
+  async throttledFor(clientAddress: string): Promise<number | null> {
+    try {
+      return await this.counter.retryAfterMs(clientAddress);
+    } catch (err) {
+      this.logger.debug({ client: clientAddress, err }, 'failure count unavailable');
+      return null;
+    }
   }
 
   async verify(username: string, password: string, clientAddress: string, frontend = 'unknown'): Promise<Principal | null> {
@@ -137,7 +172,8 @@ export class UserStore implements Authenticator {
   }
 
   async authenticate(username: string, password: string, clientAddress: string, frontend: string): Promise<AuthOutcome> {
-    const wait = this.throttledFor(clientAddress);
+    const wait = await this.throttledFor(clientAddress);
+    if (wait === null) return this.unavailable(clientAddress, frontend);
     if (wait > 0) {
       return { ok: false, reason: 'throttled', retryAfterMs: wait };
     }
@@ -149,22 +185,32 @@ export class UserStore implements Authenticator {
     // Joining a check already running for the same credentials costs nothing (a browser sends
     // one burst of identical credentials). A new check takes its failure slot before scrypt
     // starts: counted only afterwards, every guess of a concurrent burst would be checked
-    // before the first failure was.
-    let running = this.inFlight.get(key);
-    let slot: FailureSlot | null = null;
-    if (!running) {
-      slot = this.throttle.reserve(clientAddress);
-      if (!slot) return { ok: false, reason: 'throttled', retryAfterMs: this.throttledFor(clientAddress) };
-      running = this.check(key, password, entry?.hash ?? this.decoy);
+    // before the first failure was. The check is registered before the slot is asked for, so
+    // a burst joins it even while a shared counter is still answering.
+    let joined = this.inFlight.get(key);
+    let owned: Promise<OwnedCheck> | null = null;
+    if (!joined) {
+      owned = this.reserveThenCheck(clientAddress, password, entry?.hash ?? this.decoy);
+      const shared = owned.then((o) => o.result);
+      joined = shared;
+      this.inFlight.set(key, shared);
+      void shared.finally(() => {
+        if (this.inFlight.get(key) === shared) this.inFlight.delete(key);
+      });
     }
-    const matches = await running;
-    if (matches === null) {
-      slot?.release();
-      this.logger.warn({ client: clientAddress, frontend }, 'too many password checks waiting; authentication refused without checking');
-      return { ok: false, reason: 'busy', retryAfterMs: 1000 };
+    const { slot, result } = owned ? await owned : { slot: null, result: await joined };
+    switch (result) {
+      case 'unavailable':
+        return this.unavailable(clientAddress, frontend);
+      case 'throttled':
+        return { ok: false, reason: 'throttled', retryAfterMs: Math.max(1, (await this.throttledFor(clientAddress)) ?? UNAVAILABLE_RETRY_MS) };
+      case 'busy':
+        slot?.release();
+        this.logger.warn({ client: clientAddress, frontend }, 'too many password checks waiting; authentication refused without checking');
+        return { ok: false, reason: 'busy', retryAfterMs: 1000 };
     }
     // The table may have been reloaded while scrypt ran; decide against the entry we checked.
-    if (entry && matches) {
+    if (entry && result === 'match') {
       slot?.release();
       const principal: Principal = Object.freeze({ user: entry.name, groups: entry.groups });
       if (this.cacheTtlMs > 0) this.cache.set(key, { encoded: entry.encoded, principal });
@@ -178,33 +224,58 @@ export class UserStore implements Authenticator {
    * front-end detects). The attempted name is logged only when it is a real user: people type
    * passwords into the name field.
    */
-  fail(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy'>, knownUser: string | null = null): AuthOutcome {
+  fail(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy' | 'unavailable'>, knownUser: string | null = null): Promise<AuthOutcome> {
     return this.recordFailed(clientAddress, frontend, reason, knownUser, null);
   }
 
+  private unavailable(clientAddress: string, frontend: string): AuthOutcome {
+    this.logger.info({ client: clientAddress, frontend }, 'proxy authentication refused without checking: the shared failure count (state.redis) is unreachable');
+    return { ok: false, reason: 'unavailable', retryAfterMs: UNAVAILABLE_RETRY_MS };
+  }
+
   /** `slot`: the one this attempt's own check held, which now becomes its failure. */
-  private recordFailed(clientAddress: string, frontend: string, reason: Exclude<AuthFailure, 'throttled' | 'busy'>, knownUser: string | null, slot: FailureSlot | null): AuthOutcome {
-    const { failures, locked } = slot ? slot.confirm() : this.throttle.recordFailure(clientAddress);
-    this.logger.info({ client: clientAddress, frontend, user: knownUser, reason, failures }, 'proxy authentication failed');
-    const retryAfterMs = this.throttle.retryAfterMs(clientAddress);
-    if (locked) {
-      this.logger.warn({ client: clientAddress, frontend, failures, retry_after_ms: retryAfterMs }, 'too many failed authentications: this client address is refused until the window ends');
+  private async recordFailed(
+    clientAddress: string,
+    frontend: string,
+    reason: Exclude<AuthFailure, 'throttled' | 'busy' | 'unavailable'>,
+    knownUser: string | null,
+    slot: CounterSlot | null,
+  ): Promise<AuthOutcome> {
+    let counted: FailureCount | null = null;
+    try {
+      counted = slot ? await slot.confirm() : await this.counter.recordFailure(clientAddress);
+    } catch (err) {
+      // The attempt failed all the same; the store's own log says why counting did not work.
+      this.logger.debug({ client: clientAddress, err }, 'failure count unavailable');
+    }
+    this.logger.info({ client: clientAddress, frontend, user: knownUser, reason, failures: counted?.failures ?? null }, 'proxy authentication failed');
+    const retryAfterMs = (await this.throttledFor(clientAddress)) ?? 0;
+    if (counted?.locked) {
+      this.logger.warn(
+        { client: clientAddress, frontend, failures: counted.failures, retry_after_ms: retryAfterMs },
+        'too many failed authentications: this client address is refused until the window ends',
+      );
     }
     return { ok: false, reason, retryAfterMs };
   }
 
-  /** Concurrent checks of the same credentials share one scrypt run; null when too busy. */
-  private check(key: string, password: string, hash: ParsedHash): Promise<boolean | null> {
-    const running = this.inFlight.get(key);
-    if (running) return running;
-    const started = this.limit
+  /** Takes a failure slot, then runs scrypt in the bounded pool; the slot is the caller's to settle. */
+  private async reserveThenCheck(clientAddress: string, password: string, hash: ParsedHash): Promise<OwnedCheck> {
+    let slot: CounterSlot | null;
+    try {
+      slot = await this.counter.reserve(clientAddress);
+    } catch (err) {
+      this.logger.debug({ client: clientAddress, err }, 'failure count unavailable');
+      return { slot: null, result: 'unavailable' };
+    }
+    if (!slot) return { slot: null, result: 'throttled' };
+    const matches = await this.limit
       .run(() => verifyPassword(password, hash))
       .catch((err: unknown) => {
         this.logger.error({ err }, 'password verification failed');
         return false;
-      })
-      .finally(() => this.inFlight.delete(key));
-    this.inFlight.set(key, started);
-    return started;
+      });
+    if (matches === null) return { slot, result: 'busy' };
+    return { slot, result: matches ? 'match' : 'mismatch' };
   }
 }

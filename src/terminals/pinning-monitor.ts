@@ -16,6 +16,30 @@ export interface PinningOptions {
   /** Where the current state is written for `tollgate pinning`; null = not written. */
   readonly stateFile: string | null;
   readonly clock?: () => number;
+  /**
+   * Observations shared by the replicas of a fleet (state.redis): rejections are counted over
+   * every replica, and a name switched by one is spliced by all. Null: this process alone.
+   */
+  readonly ledger?: PinningLedger | null;
+  /** How often the names spliced fleet-wide are fetched from the ledger. */
+  readonly syncIntervalMs?: number;
+}
+
+/**
+ * Pinning observations shared by the replicas of a fleet. Each call may fail (the store is
+ * unreachable): detection is then report-only until it answers again.
+ */
+export interface PinningLedger {
+  /** Records a rejection of `name` by `client`; resolves with the distinct clients that rejected it fleet-wide within the window. */
+  observe(name: string, client: string): Promise<number>;
+  /**
+   * Claims switching `name` to splice for the configured time. `claimed`: this replica switched it
+   * (and audits the switch); otherwise another replica already had, until `until` (epoch ms).
+   * Null when the ledger holds as many spliced names as it may.
+   */
+  claimSplice(name: string): Promise<{ readonly claimed: boolean; readonly until: number } | null>;
+  /** Names spliced fleet-wide now, with the epoch ms at which each ends. */
+  splicedNames(): Promise<ReadonlyMap<string, number>>;
 }
 
 /**
@@ -55,6 +79,7 @@ interface NameState {
 
 const MAX_NAMES = 10_000;
 const MAX_CLIENTS_PER_NAME = 64;
+const DEFAULT_SYNC_INTERVAL_MS = 5_000;
 
 /**
  * Certificate-pinning detection. Apps that pin their server certificates reject a minted one
@@ -73,14 +98,51 @@ export class PinningMonitor {
   /** Cached result of splicedNames(), valid until the earliest expiry in it. */
   private spliced: ReadonlySet<string> = new Set();
   private splicedValidUntil = Number.POSITIVE_INFINITY;
+  private readonly ledger: PinningLedger | null;
+  private syncTimer: NodeJS.Timeout | null = null;
+  /** Whether the last call to the ledger failed (report-only until one succeeds). */
+  private ledgerDown = false;
 
   constructor(
     private readonly options: PinningOptions,
     private readonly logger: Logger,
-    /** Called once when a name is switched to splice (for the audit trail). */
+    /** Called once when a name is switched to splice (for the audit trail; once per fleet with a ledger). */
     private readonly onSwitch: (name: string, clients: number, until: Date) => void,
   ) {
     this.clock = options.clock ?? Date.now;
+    this.ledger = options.ledger ?? null;
+    if (this.ledger) {
+      this.syncTimer = setInterval(() => void this.sync(), options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS);
+      this.syncTimer.unref();
+    }
+  }
+
+  /** Stops fetching the fleet's spliced names. */
+  stop(): void {
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = null;
+  }
+
+  /** Fetches the names spliced fleet-wide (by whichever replica switched them). */
+  async sync(): Promise<void> {
+    if (!this.ledger) return;
+    let names: ReadonlyMap<string, number>;
+    try {
+      names = await this.ledger.splicedNames();
+    } catch (err) {
+      this.noteLedgerDown(err);
+      return;
+    }
+    this.noteLedgerUp();
+    const now = this.clock();
+    for (const [name, until] of names) {
+      if (until <= now) continue;
+      const state = this.stateOf(name, 'alert-unknown-ca', now);
+      if (state.splicedUntil === null || state.splicedUntil < until) {
+        state.splicedUntil = until;
+        this.splicedValidUntil = 0;
+      }
+    }
   }
 
   /**
@@ -89,12 +151,7 @@ export class PinningMonitor {
    */
   record(name: string, client: string, signal: PinningSignal, autoSpliceAllowed: boolean): void {
     const now = this.clock();
-    let state = this.names.get(name);
-    if (!state) {
-      if (this.names.size >= MAX_NAMES) this.evictOldest();
-      state = { clients: new Map(), failures: 0, lastSignal: signal, firstSeen: now, lastSeen: now, splicedUntil: null };
-      this.names.set(name, state);
-    }
+    const state = this.stateOf(name, signal, now);
     state.failures++;
     state.lastSignal = signal;
     state.lastSeen = now;
@@ -106,25 +163,88 @@ export class PinningMonitor {
     }
     if (state.clients.size < MAX_CLIENTS_PER_NAME || state.clients.has(client)) state.clients.set(client, now);
     this.forgetOld(state, now);
-    const clients = state.clients.size;
-    this.logger.info({ name, client, signal, distinct_clients: clients, threshold: this.options.minClients }, 'possible certificate pinning: client rejected the minted certificate');
-    if (clients >= this.options.minClients && !this.isSpliced(name)) {
-      if (this.options.mode !== 'auto_splice') {
-        this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected (pinning.mode is report: still inspected)');
-      } else if (!autoSpliceAllowed) {
-        this.logger.warn(
-          { name, distinct_clients: clients },
-          'certificate pinning detected, but its rule does not allow auto-splice (required, or HTTP rules or DLP without pinning.auto_splice_allowed): still inspected',
-        );
-      } else {
-        state.splicedUntil = now + this.options.spliceForMs;
-        const until = new Date(state.splicedUntil);
-        this.splicedValidUntil = 0;
-        this.logger.warn({ name, distinct_clients: clients, until: until.toISOString() }, 'certificate pinning detected: splicing this name for a while');
-        this.onSwitch(name, clients, until);
-      }
-    }
     this.schedulePersist();
+    if (!this.ledger) {
+      this.judge(name, client, signal, state.clients.size, autoSpliceAllowed, false);
+      return;
+    }
+    this.ledger.observe(name, client).then(
+      (clients) => {
+        this.noteLedgerUp();
+        this.judge(name, client, signal, clients, autoSpliceAllowed, false);
+      },
+      (err: unknown) => {
+        this.noteLedgerDown(err);
+        // What this replica saw alone, reported only: a switch is the fleet's decision.
+        this.judge(name, client, signal, state.clients.size, autoSpliceAllowed, true);
+      },
+    );
+  }
+
+  private stateOf(name: string, signal: PinningSignal, now: number): NameState {
+    let state = this.names.get(name);
+    if (!state) {
+      if (this.names.size >= MAX_NAMES) this.evictOldest();
+      state = { clients: new Map(), failures: 0, lastSignal: signal, firstSeen: now, lastSeen: now, splicedUntil: null };
+      this.names.set(name, state);
+    }
+    return state;
+  }
+
+  /** `clients`: distinct rejecting clients (fleet-wide with a ledger). `reportOnly`: the ledger is unreachable. */
+  private judge(name: string, client: string, signal: PinningSignal, clients: number, autoSpliceAllowed: boolean, reportOnly: boolean): void {
+    this.logger.info({ name, client, signal, distinct_clients: clients, threshold: this.options.minClients }, 'possible certificate pinning: client rejected the minted certificate');
+    if (clients < this.options.minClients || this.isSpliced(name)) return;
+    if (this.options.mode !== 'auto_splice') {
+      this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected (pinning.mode is report: still inspected)');
+    } else if (!autoSpliceAllowed) {
+      this.logger.warn(
+        { name, distinct_clients: clients },
+        'certificate pinning detected, but its rule does not allow auto-splice (required, or HTTP rules or DLP without pinning.auto_splice_allowed): still inspected',
+      );
+    } else if (reportOnly) {
+      this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected, but the state store is unreachable: report-only, still inspected');
+    } else if (this.ledger) {
+      this.ledger.claimSplice(name).then(
+        (claim) => {
+          if (!claim) {
+            this.logger.warn({ name, distinct_clients: clients }, 'certificate pinning detected, but the fleet already splices as many names as it may: still inspected');
+            return;
+          }
+          this.spliceUntil(name, claim.until);
+          if (claim.claimed) this.switched(name, clients, claim.until);
+        },
+        (err: unknown) => this.noteLedgerDown(err),
+      );
+    } else {
+      this.switched(name, clients, this.clock() + this.options.spliceForMs);
+    }
+  }
+
+  private spliceUntil(name: string, until: number): void {
+    const state = this.stateOf(name, 'alert-unknown-ca', this.clock());
+    state.splicedUntil = Math.max(state.splicedUntil ?? 0, until);
+    this.splicedValidUntil = 0;
+    this.schedulePersist();
+  }
+
+  private switched(name: string, clients: number, untilMs: number): void {
+    this.spliceUntil(name, untilMs);
+    const until = new Date(untilMs);
+    this.logger.warn({ name, distinct_clients: clients, until: until.toISOString() }, 'certificate pinning detected: splicing this name for a while');
+    this.onSwitch(name, clients, until);
+  }
+
+  private noteLedgerDown(err: unknown): void {
+    if (this.ledgerDown) return;
+    this.ledgerDown = true;
+    this.logger.warn({ err }, 'pinning detection: the state store is unreachable; report-only until it answers (names already spliced stay spliced)');
+  }
+
+  private noteLedgerUp(): void {
+    if (!this.ledgerDown) return;
+    this.ledgerDown = false;
+    this.logger.info('pinning detection: the state store answers again; switching by fleet-wide counts resumes');
   }
 
   /** True while `name` is auto-spliced. */

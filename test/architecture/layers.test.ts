@@ -2,10 +2,23 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /**
- * The structure of src/, enforced: folders depend downward only, and only egress/ opens
- * outbound connections. A module may import from its own folder and from any folder in a lower
- * layer, never from a folder in its own layer or above. Type-only imports count too: a type is
- * a dependency on the meaning of another module.
+ * The structure of src/, enforced: folders depend downward only, and only egress/ and
+ * backplane/ open outbound connections. A module may import from its own folder and from any
+ * folder in a lower layer, never from a folder in its own layer or above. Type-only imports
+ * count too: a type is a dependency on the meaning of another module.
+ *
+ * Two doors out, for two kinds of destination:
+ * - egress/ dials where a *client* asked to go. Every such connection is resolved by the
+ *   gateway, checked by the destination guard (no internal addresses) and the loop check, and
+ *   carries the policy's decision. Nothing else may reach a client-chosen destination.
+ * - backplane/ dials the infrastructure the *operator* named in the configuration or on the
+ *   command line: the shared-state Redis, the syslog collector, a replica's admin listener for
+ *   `tollgate status`. These are usually internal addresses, which the destination guard
+ *   rightly refuses, and they are never chosen by a client; routing them through egress/ would
+ *   mean either exempting them from the guard there (weakening the one door clients use) or
+ *   listing infrastructure in upstream.allow_addresses (opening it to clients). backplane/ sits
+ *   above the layers whose ports it implements (identity's failure counter, terminals' pinning
+ *   ledger, audit's syslog transport), and only gateway.ts (composition) and cli/ import it.
  *
  * Layers, top to bottom (see the README's "How a connection goes through"):
  */
@@ -14,7 +27,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
   ['gateway.ts'],
   ['config'],
-  ['admin', 'frontends'],
+  ['admin', 'frontends', 'backplane'],
   ['tunnel'],
   ['terminals'],
   ['http'],
@@ -61,8 +74,21 @@ function importsOf(file: string): string[] {
   });
 }
 
-/** Calls that open connections or create HTTP clients: only egress/ may make them. */
-const OUTBOUND = [/\bnet\.(connect|createConnection)\s*\(/, /\btls\.connect\s*\(/, /\bhttps?\.(request|get)\s*\(/, /\bhttp2\.connect\s*\(/, /\bnew\s+(https?\.)?Agent\s*\(/, /from\s+'undici'/];
+/** Calls that open connections or create network clients: only egress/ and backplane/ may make them. */
+const OUTBOUND = [
+  /\bnet\.(connect|createConnection)\s*\(/,
+  /\btls\.connect\s*\(/,
+  /\bhttps?\.(request|get)\s*\(/,
+  /\bhttp2\.connect\s*\(/,
+  /\bnew\s+(https?\.)?Agent\s*\(/,
+  /from\s+'undici'/,
+  /\bdgram\.createSocket\s*\(/,
+  /from\s+'ioredis'/,
+  /\bfetch\s*\(/,
+];
+
+/** The folders allowed to open connections, and why (see the comment at the top). */
+const DOORS_OUT = new Set(['egress', 'backplane']);
 
 describe('the layering of src/', () => {
   const files = sourceFiles(SRC);
@@ -84,10 +110,10 @@ describe('the layering of src/', () => {
     expect(upward).toEqual([]);
   });
 
-  test('only egress/ opens outbound connections', () => {
+  test('only egress/ and backplane/ open outbound connections', () => {
     const offenders: string[] = [];
     for (const file of files) {
-      if (unitOf(file) === 'egress') continue;
+      if (DOORS_OUT.has(unitOf(file))) continue;
       const text = readFileSync(file, 'utf8');
       for (const pattern of OUTBOUND) if (pattern.test(text)) offenders.push(`${path.relative(SRC, file)}: ${pattern.source}`);
     }
@@ -98,6 +124,11 @@ describe('the layering of src/', () => {
     expect(importsOf(path.join(SRC, 'http/origin-h1.ts')).map((f) => path.relative(SRC, f))).toContain(path.join('egress', 'h1-pools.ts'));
     expect(OUTBOUND.some((p) => p.test('const s = tls.connect({ host })'))).toBe(true);
     expect(OUTBOUND.some((p) => p.test('new http.Agent({ keepAlive: true })'))).toBe(true);
+    expect(OUTBOUND.some((p) => p.test("import { Redis } from 'ioredis';"))).toBe(true);
+    expect(OUTBOUND.some((p) => p.test("const socket = dgram.createSocket('udp4');"))).toBe(true);
     expect(layerOf('frontends')).toBeLessThan(layerOf('http'));
+    // backplane/ implements ports of lower layers and is composed only from above.
+    expect(layerOf('backplane')).toBeLessThan(layerOf('terminals'));
+    expect(layerOf('backplane')).toBeGreaterThan(layerOf('gateway.ts'));
   });
 });
