@@ -19,7 +19,7 @@ export class OriginReads {
   private origin: Socket | null = null;
   private readonly held: Buffer[] = [];
 
-  /** For `net.connect({ onread })`. */
+  /** The `onread` option of a net socket's connect call. */
   readonly onread: OnReadOpts = {
     buffer: () => this.buffer,
     callback: (bytes: number, buffer: Uint8Array) => this.deliver(Buffer.from(buffer.buffer, buffer.byteOffset, bytes)),

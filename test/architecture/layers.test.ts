@@ -90,6 +90,12 @@ const OUTBOUND = [
 /** The folders allowed to open connections, and why (see the comment at the top). */
 const DOORS_OUT = new Set(['egress', 'backplane']);
 
+/**
+ * Text the gateway serves to the operator's browser and never runs itself: a `fetch(` in it is
+ * the browser asking the admin listener it was loaded from, not a connection out of tollgate.
+ */
+const BROWSER_SCRIPTS = new Set([path.join('admin', 'flow-view', 'flows-script.ts')]);
+
 describe('the layering of src/', () => {
   const files = sourceFiles(SRC);
 
@@ -113,7 +119,7 @@ describe('the layering of src/', () => {
   test('only egress/ and backplane/ open outbound connections', () => {
     const offenders: string[] = [];
     for (const file of files) {
-      if (DOORS_OUT.has(unitOf(file))) continue;
+      if (DOORS_OUT.has(unitOf(file)) || BROWSER_SCRIPTS.has(path.relative(SRC, file))) continue;
       const text = readFileSync(file, 'utf8');
       for (const pattern of OUTBOUND) if (pattern.test(text)) offenders.push(`${path.relative(SRC, file)}: ${pattern.source}`);
     }

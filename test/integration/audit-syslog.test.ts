@@ -317,7 +317,7 @@ describe('a gateway with audit.syslog', () => {
     expect(metrics).toMatch(/^tollgate_audit_syslog_connected 1$/m);
     expect(metrics).toMatch(/^tollgate_audit_syslog_records_total\{outcome="sent"\} [1-9]/m);
     expect(metrics).toMatch(/^tollgate_audit_syslog_spilled_total\{reason="overflow"\} 0$/m);
-    expect(metrics).toMatch(/^tollgate_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
+    expect(metrics).toMatch(/^tollgate_build_info\{version="\d+\.\d+\.\d+[^"]*",node="v\d+[^"]*"\} 1$/m);
     // Not configured here, so not exported (0 would read as "down").
     expect(metrics).not.toMatch(/tollgate_state_store_up/);
     expect(await admin('/readyz')).toEqual({ status: 200, body: 'ready\n' });
