@@ -1,6 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { type BenchReportFile, compareRuns } from './compare';
 import { createBenchPki } from './pki';
 import { startPeers } from './peers';
 import { formatScenario } from './report';
@@ -8,9 +9,12 @@ import { type BenchContext, type BenchSizes, type ScenarioResult, type Variant, 
 import { NEW_NAME_SUFFIX, ORIGIN_NAME, type OriginPorts, type Subject, direct, startJsonChild, startRelay, startTollgate, stopChild } from './subjects';
 
 /**
- * `npm run bench [-- --quick | --tiny] [--peers] [--out FILE]`: starts a local origin, the
- * baselines, tollgate and (with --peers) the peer proxies on loopback, runs scenarios (a)-(h)
- * and prints a table; the JSON goes to bench/results/<date>.json (or --out).
+ * `npm run bench [-- --quick | --tiny] [--peers] [--out FILE] [--compare FILE]`: starts a local
+ * origin, the baselines, tollgate and (with --peers) the peer proxies on loopback, runs scenarios
+ * (a)-(h) and prints a table; the JSON goes to bench/results/<date>.json (or --out). With
+ * --compare, every figure is printed beside the same figure of that earlier run and the exit
+ * code is 1 when a CPU-per-unit figure of tollgate rose by more than 15% (see compare.ts).
+ * `--compare OLD --results NEW` compares two saved runs without running anything.
  */
 const SIZES: Record<'full' | 'quick' | 'tiny', BenchSizes> = {
   full: { reps: 3, bulkBytes: 128 * 2 ** 20, durationMs: 2000, manyTunnels: 32, newTunnelConcurrency: 8, newNameSamples: 20, idleCounts: [1000, 10000], settleMs: 1000, idleBudgetMs: 60_000 },
@@ -23,13 +27,20 @@ interface Args {
   readonly peers: boolean;
   readonly out: string | null;
   readonly only: Set<string> | null;
+  readonly compare: string | null;
+  /** Compare this saved run instead of running the bench. */
+  readonly results: string | null;
 }
+
+const USAGE = 'usage: npm run bench -- [--quick|--tiny] [--peers] [--only a,b,...] [--out FILE] [--compare FILE [--results FILE]]';
 
 function parseArgs(argv: readonly string[]): Args {
   let mode: Args['mode'] = 'full';
   let peers = false;
   let out: string | null = null;
   let only: Set<string> | null = null;
+  let compare: string | null = null;
+  let results: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') mode = 'quick';
@@ -37,9 +48,12 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--peers') peers = true;
     else if (arg === '--out') out = argv[++i] ?? null;
     else if (arg === '--only') only = new Set((argv[++i] ?? '').split(','));
-    else throw new Error(`unknown argument ${arg}; usage: npm run bench -- [--quick|--tiny] [--peers] [--only a,b,...] [--out FILE]`);
+    else if (arg === '--compare') compare = argv[++i] ?? null;
+    else if (arg === '--results') results = argv[++i] ?? null;
+    else throw new Error(`unknown argument ${arg}; ${USAGE}`);
   }
-  return { mode, peers, out, only };
+  if (results !== null && compare === null) throw new Error(`--results needs --compare; ${USAGE}`);
+  return { mode, peers, out, only, compare, results };
 }
 
 function machine(): Record<string, unknown> {
@@ -60,8 +74,27 @@ function skippedScenario(title: string, reason: string): ScenarioResult {
   return { title, headline: null, rows: [], skipped: [], skipped_reason: reason, notes: [] };
 }
 
+function readReport(file: string): BenchReportFile {
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<BenchReportFile>;
+  if (typeof parsed.scenarios !== 'object' || parsed.scenarios === null) throw new Error(`${file} is not a bench result (no "scenarios")`);
+  return parsed as BenchReportFile;
+}
+
+/** Prints the comparison; a regression makes the exit code 1. */
+function printComparison(current: BenchReportFile, baselineFile: string): void {
+  const { lines, regressions } = compareRuns(current, readReport(baselineFile));
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  if (regressions.length > 0) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.compare !== null && args.results !== null) {
+    printComparison(readReport(args.results), args.compare);
+    return;
+  }
+  // A wrong path fails now, not after minutes of measuring.
+  if (args.compare !== null) readReport(args.compare);
   const sizes = SIZES[args.mode];
   const distDir = path.resolve(__dirname, '..');
   const repoDir = path.resolve(distDir, '..');
@@ -185,6 +218,7 @@ async function main(): Promise<void> {
     process.stdout.write(`tollgate bench (${args.mode}, ${sizes.reps} repetitions; ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores, Node ${process.version})\n\n`);
     for (const key of SCENARIO_KEYS) if (results[key]) process.stdout.write(`${formatScenario(results[key]!)}\n\n`);
     process.stdout.write(`peers: ${peerNotes.join('; ')}\nJSON: ${out}\ntook ${report.duration_s} s\n`);
+    if (args.compare !== null) printComparison(report, args.compare);
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     if (process.env.BENCH_KEEP) log(`kept ${workDir}`);
