@@ -106,7 +106,7 @@ export function buildAuthority(certDer: Buffer, privateKey: KeyObject, chainDers
     const label = `certificate ${i + 1} of the gateway CA chain file ${opts.chainPath ?? ''}`;
     const cert = parseX509(der, label);
     if (!cert.ca) throw caError(`${label} is not a CA certificate; the chain file holds only intermediates`);
-    if (now > new Date(cert.validTo)) opts.logger.warn({ subject: cert.subject, validTo: cert.validTo }, 'gateway CA chain certificate has expired');
+    if (now > new Date(cert.validTo)) opts.logger.warn({ subject: cert.subject, not_after: cert.validTo }, 'gateway CA chain certificate has expired');
     if (!previous.checkIssued(cert)) {
       opts.logger.warn({ subject: cert.subject }, 'gateway CA chain file is not in issuing order; clients may fail to build a path');
     }
@@ -115,7 +115,7 @@ export function buildAuthority(certDer: Buffer, privateKey: KeyObject, chainDers
   });
 
   if (notAfter.getTime() - now.getTime() < EXPIRY_WARNING_MS) {
-    opts.logger.warn({ certPath: where, notAfter: notAfter.toISOString() }, 'gateway CA expires within 30 days; leaves will be cut short');
+    opts.logger.warn({ cert_path: where, not_after: notAfter.toISOString() }, 'gateway CA expires within 30 days; leaves will be cut short');
   }
 
   return Object.freeze({

@@ -27,7 +27,7 @@ async function generateKey(keyType: CaKeyType): Promise<KeyObject> {
  */
 export async function generateAuthority(opts: LoadCaOptions): Promise<CertificateAuthority> {
   const keyType = opts.keyType ?? 'ecdsa-p256';
-  opts.logger.info({ certPath: opts.certPath, keyType }, 'generating a new gateway CA, this happens once');
+  opts.logger.info({ cert_path: opts.certPath, key_type: keyType }, 'generating a new gateway CA, this happens once');
   let privateKey: KeyObject;
   try {
     privateKey = await generateKey(keyType);
@@ -48,7 +48,7 @@ export async function generateAuthority(opts: LoadCaOptions): Promise<Certificat
   }
   const authority = buildAuthority(certDer, privateKey, [], opts, now);
   opts.logger.info(
-    { certPath: opts.certPath, keyPath: opts.keyPath, fingerprint256: authority.fingerprint256, notAfter: authority.notAfter.toISOString() },
+    { cert_path: opts.certPath, key_path: opts.keyPath, fingerprint256: authority.fingerprint256, not_after: authority.notAfter.toISOString() },
     'generated gateway CA; clients must install its certificate',
   );
   return authority;

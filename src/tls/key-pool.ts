@@ -75,7 +75,7 @@ export class LeafKeyPool {
       throw new GatewayError('TG_ERR_CA', 'startup', `generating ${keyType} leaf keys failed: ${(err as Error).message}`, { cause: err });
     }
     for (const key of keys) assertNotCaKey(key, opts.caSpkiDer);
-    opts.logger.debug({ size, keyType }, 'leaf key pool ready');
+    opts.logger.debug({ size, key_type: keyType }, 'leaf key pool ready');
     return new LeafKeyPool(keys, keyType, opts.caSpkiDer, opts.logger);
   }
 

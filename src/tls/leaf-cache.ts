@@ -166,7 +166,7 @@ export class LeafCache {
     const refreshAt = Math.max(context.leaf.notAfter.getTime() - this.refreshBeforeMs, now + MIN_ENTRY_LIFE_MS);
     this.entries.set(key, { context, refreshAt });
     const ms = performance.now() - started;
-    this.logger.debug({ name, serial: context.leaf.serialHex, ms }, 'minted leaf certificate');
+    this.logger.debug({ name, serial: context.leaf.serialHex, duration_ms: ms }, 'minted leaf certificate');
     publish('tollgate:cert:minted', { durationMs: ms, cacheSize: this.entries.size });
     if (this.onMint) {
       try {

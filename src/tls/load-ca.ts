@@ -21,11 +21,11 @@ export async function loadAuthority(opts: LoadCaOptions, keyMode: number): Promi
   const authority = buildAuthority(certDer, privateKey, chainDers, opts, new Date());
   opts.logger.info(
     {
-      certPath: opts.certPath,
+      cert_path: opts.certPath,
       fingerprint256: authority.fingerprint256,
-      commonName: authority.commonName,
-      notAfter: authority.notAfter.toISOString(),
-      chainLength: authority.chainPems.length,
+      common_name: authority.commonName,
+      not_after: authority.notAfter.toISOString(),
+      chain_length: authority.chainPems.length,
     },
     'loaded gateway CA',
   );
