@@ -30,9 +30,11 @@ interface Args {
   readonly compare: string | null;
   /** Compare this saved run instead of running the bench. */
   readonly results: string | null;
+  /** Only these proxy variants (by label, e.g. `tollgate splice`), besides the baselines: for a profile of one path. */
+  readonly variants: Set<string> | null;
 }
 
-const USAGE = 'usage: npm run bench -- [--quick|--tiny] [--peers] [--only a,b,...] [--out FILE] [--compare FILE [--results FILE]]';
+const USAGE = "usage: npm run bench -- [--quick|--tiny] [--peers] [--only a,b,...] [--variants 'tollgate splice,...'] [--out FILE] [--compare FILE [--results FILE]]";
 
 function parseArgs(argv: readonly string[]): Args {
   let mode: Args['mode'] = 'full';
@@ -41,6 +43,7 @@ function parseArgs(argv: readonly string[]): Args {
   let only: Set<string> | null = null;
   let compare: string | null = null;
   let results: string | null = null;
+  let variants: Set<string> | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') mode = 'quick';
@@ -50,10 +53,11 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--only') only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--compare') compare = argv[++i] ?? null;
     else if (arg === '--results') results = argv[++i] ?? null;
+    else if (arg === '--variants') variants = new Set((argv[++i] ?? '').split(','));
     else throw new Error(`unknown argument ${arg}; ${USAGE}`);
   }
   if (results !== null && compare === null) throw new Error(`--results needs --compare; ${USAGE}`);
-  return { mode, peers, out, only, compare, results };
+  return { mode, peers, out, only, compare, results, variants };
 }
 
 function machine(): Record<string, unknown> {
@@ -142,8 +146,12 @@ async function main(): Promise<void> {
     const spliced = (s: Subject): Variant => ({ label: `${s.name} splice`, subject: s, mode: 'splice' });
     const inspected = (s: Subject): Variant => ({ label: `${s.name} ${s.name === 'tollgate' ? 'inspect' : 'bump'}`, subject: s, mode: 'inspect' });
     const subjects = [tollgate, ...peers];
-    const tunnelVariants = [...baselines, ...subjects.flatMap((s) => [...(s.can.splice ? [spliced(s)] : []), ...(s.can.inspect ? [inspected(s)] : [])])];
-    const inspectVariants = [...baselines, ...subjects.filter((s) => s.can.inspect).map(inspected)];
+    // --variants narrows every scenario to the named proxy variants (the baselines stay), so a
+    // --cpu-prof of the gateway holds one path only.
+    const wantedVariants = args.variants;
+    const picked = (variants: Variant[]): Variant[] => (wantedVariants === null ? variants : variants.filter((v) => baselines.includes(v) || wantedVariants.has(v.label)));
+    const tunnelVariants = picked([...baselines, ...subjects.flatMap((s) => [...(s.can.splice ? [spliced(s)] : []), ...(s.can.inspect ? [inspected(s)] : [])])]);
+    const inspectVariants = picked([...baselines, ...subjects.filter((s) => s.can.inspect).map(inspected)]);
     const wanted = (key: string): boolean => args.only === null || args.only.has(key) || args.only.has(key[0]!);
 
     const results: Record<string, ScenarioResult> = {};
@@ -177,7 +185,7 @@ async function main(): Promise<void> {
     await run('b_keepalive', () => keepAliveRequests(inspectVariants, ctx, [1, sizes.manyTunnels]));
     await run('c_new_tunnels', () => newTunnels(tunnelVariants, ctx));
     await run('d_new_names', () => newNames([{ label: 'direct', subject: direct, mode: 'none' }, ...subjects.filter((s) => s.can.inspect && s.can.manyNames).map(inspected)], ctx));
-    await run('e_plain_http', () => plainHttp([...baselines, ...subjects.filter((s) => s.can.plainHttp).map((s) => ({ label: s.name, subject: s, mode: 'none' as const }))], ctx));
+    await run('e_plain_http', () => plainHttp(picked([...baselines, ...subjects.filter((s) => s.can.plainHttp).map((s) => ({ label: s.name, subject: s, mode: 'none' as const }))]), ctx));
     // Only subjects with an HTTP cache: mitmproxy and http-mitm-proxy have none (their (f) would be (b)).
     await run('f_cache', () => cacheHits([...baselines, ...subjects.filter((s) => s.can.inspect && s.can.cache).map(inspected)], ctx));
     await run('h_workers', async () => {
