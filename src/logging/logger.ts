@@ -1,5 +1,4 @@
 import pino from 'pino';
-import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -39,6 +38,8 @@ export function createLogger(level: LogLevel = 'info', destination?: pino.Destin
  */
 function stdoutDestination(): pino.DestinationStream {
   if (process.stdout.isTTY && process.env.TOLLGATE_LOG_FORMAT !== 'json') {
+    // Loaded only for a terminal: a gateway logging JSON never needs it (about 10 MB of RSS).
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
     return pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,svc', singleLine: true, sync: true });
   }
   return pino.destination({ fd: 1, sync: false });
