@@ -19,7 +19,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** The keys of an object literal's body: `a, b: x, c: f(y, z), ...rest` → a, b, c. */
-export function literalKeys(body: string): string[] {
+function literalKeys(body: string): string[] {
   const keys: string[] = [];
   let depth = 0;
   let start = 0;
@@ -40,7 +40,7 @@ export function literalKeys(body: string): string[] {
   return keys;
 }
 
-export function offendingKeys(text: string): string[] {
+function offendingKeys(text: string): string[] {
   const found: string[] = [];
   for (const match of text.matchAll(LOG_CALL)) for (const key of literalKeys(match[1]!)) if (/[A-Z]/.test(key)) found.push(key);
   return found;
