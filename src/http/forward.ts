@@ -269,7 +269,7 @@ function timeoutKey(error: GatewayError): LimitKey | null {
  */
 function cutUpload(ctx: RequestContext, req: InboundRequest, res: InboundResponse, refusal: Refusal, origin: string, tracker: RequestTracker): void {
   if (refusal.kind === 'error') tracker.fail(refusal.error);
-  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal), reason: refusalReason(refusal) }, 'upload stopped by policy');
+  ctx.flow.log.info({ request_id: ctx.requestId, origin, code: refusalCode(refusal), reason: refusalReason(refusal) }, 'upload stopped by policy');
   if (res.headersSent) {
     const finished = res.writableFinished;
     // A finished HTTP/1.1 response no longer holds the socket: reset the connection itself.

@@ -192,7 +192,7 @@ export function refuseRequest(
 ): void {
   const start = performance.now();
   const origin = `${ctx.scheme}://${targetText(ctx.target)}`;
-  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
+  ctx.flow.log.info({ request_id: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
   // Drain whatever body the client sends so the connection can be reused for its next request.
   req.resume();
   writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);

@@ -42,7 +42,7 @@ export function sendStoredReply(ctx: RequestContext, via: string, cache: CacheEx
 export function serveStaleOnError(ctx: RequestContext, via: string, cache: CacheExchange | null, rules: Enforcement, res: InboundResponse, tracker: RequestTracker, error: GatewayError): boolean {
   const stale = cache?.staleIfError(null) ?? null;
   if (!cache || !stale) return false;
-  ctx.flow.log.info({ request: ctx.requestId, code: error.code, reason: error.message }, 'origin failed; serving a stale cached response (stale-if-error)');
+  ctx.flow.log.info({ request_id: ctx.requestId, code: error.code, reason: error.message }, 'origin failed; serving a stale cached response (stale-if-error)');
   sendStoredReply(ctx, via, cache, rules, stale, res, tracker);
   return true;
 }
@@ -54,6 +54,6 @@ export function serveStaleOnError(ctx: RequestContext, via: string, cache: Cache
 export function cutResponse(ctx: RequestContext, res: InboundResponse, tracker: RequestTracker, rules: Enforcement): void {
   const rule = rules.audit().httpRule ?? '?';
   tracker.note(`response cut after ${tracker.bytesDown} bytes: larger than HTTP rule ${rule} allows`);
-  ctx.flow.log.info({ request: ctx.requestId, http_rule: rule }, 'response stopped by policy');
+  ctx.flow.log.info({ request_id: ctx.requestId, http_rule: rule }, 'response stopped by policy');
   abortResponse(res);
 }

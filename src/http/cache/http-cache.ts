@@ -64,7 +64,7 @@ export class HttpCache {
       return new CacheExchange(this.store, this.options.name, ctx, req, sentHeaders);
     } catch (err) {
       // The cache is an optimisation: a request it cannot judge is forwarded as if it were off.
-      ctx.flow.log.warn({ request: ctx.requestId, err: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
+      ctx.flow.log.warn({ request_id: ctx.requestId, reason: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
       return null;
     }
   }
@@ -286,7 +286,7 @@ export class CacheExchange {
     try {
       policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(single(upRes.headers['vary']))), { status, headers: upRes.headers }, { shared: true });
     } catch (err) {
-      this.ctx.flow.log.warn({ request: this.ctx.requestId, err: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
+      this.ctx.flow.log.warn({ request_id: this.ctx.requestId, reason: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
       return;
     }
     if (!this.isStorable(policy, upRes.headers, status)) {
