@@ -48,6 +48,23 @@ export function serveStaleOnError(ctx: RequestContext, via: string, cache: Cache
 }
 
 /**
+ * CACHE (only-if-cached): the request may only be answered from the cache and nothing stored
+ * can answer it: 504, as RFC 9111 5.2.1.7 says, with no origin contact. `cache` is null when
+ * the cache is off (then nothing can ever answer such a request).
+ */
+export function answerOnlyIfCachedMiss(ctx: RequestContext, via: string, cache: CacheExchange | null, res: InboundResponse, tracker: RequestTracker): void {
+  ctx.flow.log.info({ request_id: ctx.requestId }, 'only-if-cached request not in the cache: 504 without contacting the origin');
+  const body = Buffer.from('Gateway Timeout: the response is not in the cache, and the request said only-if-cached.\n');
+  cache?.onlyIfCachedMiss();
+  const raw = forwardResponseHeaders(['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'cache-control', 'no-store'], '1.1', via);
+  const headers = cache ? cache.responseHeaders(raw, 504) : raw;
+  writeResponseHead(res, 504, 'Gateway Timeout', headers);
+  tracker.responseHeaders(headers);
+  tracker.countDown(body.length);
+  res.end(body);
+}
+
+/**
  * A response body stopped by a size rule while it streamed: its head is already sent, so the
  * client's connection (HTTP/2: stream) is reset and the record says which rule cut it.
  */
