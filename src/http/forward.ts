@@ -11,11 +11,12 @@ import { refreshInBackground } from './cache-refresh';
 import { Enforcement } from './enforcement';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './inbound';
 import { type BodyFraming, requestBodyFraming } from './framing';
-import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
+import { forwardRequestHeaders, forwardResponseHeaders, rawHeaderValue, viaNamesUs } from './headers';
 import type { OriginExchange, OriginLeg, OriginReply, UpgradedReply } from './origin-leg';
 import { type RequestContext, hostHeaderFor } from './request-context';
 import { type RecordOptions, RequestTracker, refuseRequest } from './request-record';
 import { answerOnlyIfCachedMiss, cutResponse, sendStoredReply, serveStaleOnError } from './respond';
+import { handshakeForInspection, websocketDlpEvents } from './websocket-dlp-audit';
 import { relayUpgraded } from './websocket-relay';
 
 export interface ForwarderOptions extends RecordOptions {
@@ -182,7 +183,8 @@ export class HttpForwarder {
         method: req.method ?? 'GET',
         path: req.url ?? '/',
         // CACHE: revalidating a stale entry sends its validators (If-None-Match/If-Modified-Since).
-        headers: cache ? cache.upstreamRequestHeaders(forwarded) : forwarded,
+        // DLP on WebSocket messages: no extension is offered, so payloads are never compressed.
+        headers: cache ? cache.upstreamRequestHeaders(forwarded) : ctx.upgrade && ctx.decision.rule?.dlp ? handshakeForInspection(forwarded) : forwarded,
         framing,
         upgrade: ctx.upgrade !== undefined,
       },
@@ -295,8 +297,21 @@ export class HttpForwarder {
     }
     tracker.originTls(reply.tls);
     tracker.responseHeaders(reply.rawHeaders);
+    const rule = ctx.decision.rule;
+    const dlp = rule?.dlp ?? null;
+    if (dlp && rawHeaderValue(reply.rawHeaders, 'sec-websocket-extensions') !== undefined) {
+      // An extension nobody offered (RFC 6455 9.1: the client must fail the connection); its
+      // frames could not be inspected.
+      reply.socket.destroy();
+      const error = new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', 'the origin accepted the WebSocket with an extension that was not offered; its messages could not be inspected');
+      tracker.fail(error);
+      res.once('close', () => tracker.finish());
+      writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+      return;
+    }
     res.detachSocket(client.socket);
-    relayUpgraded({ client, upgrade: reply, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log }).then(
+    const inspection = dlp && rule ? { policy: dlp, events: websocketDlpEvents(tracker, dlp, rule.id, ctx.flow.log, ctx.requestId) } : null;
+    relayUpgraded({ client, upgrade: reply, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log, dlp: inspection }).then(
       (outcome) => tracker.finishUpgraded(outcome.status, outcome.bytesUp, outcome.bytesDown, outcome.close),
       () => tracker.finishUpgraded(101, 0, 0, 'error'),
     );
