@@ -305,6 +305,8 @@ export class HttpForwarder {
       reply.socket.destroy();
       const error = new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', 'the origin accepted the WebSocket with an extension that was not offered; its messages could not be inspected');
       tracker.fail(error);
+      // The upgrade's response is detached from its socket when finished: it may never close.
+      res.once('finish', () => tracker.finish());
       res.once('close', () => tracker.finish());
       writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
       return;

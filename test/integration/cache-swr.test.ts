@@ -113,7 +113,7 @@ describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
     gw = await startTestGateway({
       allowedPorts: { tunnel: [443], http: [origin.port] },
       extraConfig: 'cache:\n  max_size: 1MiB\n  max_object_size: 64KiB\n',
-      policies: { 'cache.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n' },
+      policies: { 'cache.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n  - match: other.test\n    action: inspect\n    cache: false\n' },
     });
   });
 
@@ -123,6 +123,7 @@ describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
   });
 
   const get = (path: string, extra: string[] = []) => curl(['-x', gw.proxy, ...extra, `http://origin.test:${origin.port}${path}`]);
+  const getOff = (path: string, extra: string[] = []) => curl(['-x', gw.proxy, ...extra, `http://other.test:${origin.port}${path}`]);
 
   describe('stale-while-revalidate', () => {
     test('within the window every client gets the stale entry at once; one background request refreshes it', async () => {
@@ -248,6 +249,14 @@ describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
       );
       expect(record).toMatchObject({ status: 504, cache: 'miss', error: null });
       expect(gw.logs().some((l) => l.request_id === record!.request_id && String(l.msg).includes('only-if-cached'))).toBe(true);
+    });
+
+    test('with the cache off for the destination (cache: false) every only-if-cached request is 504', async () => {
+      const path = '/fresh?t=oic-off';
+      expect((await getOff(path)).body).toBe('fresh #1\n');
+      const reply = await getOff(path, ['-H', 'Cache-Control: only-if-cached']);
+      expect(reply.status).toBe(504);
+      expect(origin.hits(path)).toBe(1);
     });
 
     test('a hit is answered from the store', async () => {

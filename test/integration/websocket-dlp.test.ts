@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -132,6 +133,8 @@ describe('DLP on WebSocket messages', () => {
   let gw: TestGateway;
   let plain: Origin;
   let secure: Origin;
+  /** Accepts every handshake with permessage-deflate, offered or not (a non-conforming origin). */
+  let pushy: net.Server;
   let ca: string;
 
   beforeAll(async () => {
@@ -140,8 +143,17 @@ describe('DLP on WebSocket messages', () => {
     const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test'], issuer: root });
     plain = await startOrigin();
     secure = await startOrigin({ cert: leaf.certPem, key: leaf.keyPem });
+    pushy = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', (head: Buffer) => {
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(head.toString('latin1'))?.[1] ?? '';
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n`);
+      });
+    });
+    await new Promise<void>((resolve) => pushy.listen(0, '127.0.0.1', resolve));
     gw = await startTestGateway({
-      allowedPorts: { tunnel: [secure.port], http: [plain.port] },
+      allowedPorts: { tunnel: [secure.port], http: [plain.port, (pushy.address() as AddressInfo).port] },
       upstreamCaFile: writePem(dir, 'root.pem', root.certPem),
       hostNames: ['nodlp.test'],
       policies: { 'ws.yaml': POLICY },
@@ -153,6 +165,9 @@ describe('DLP on WebSocket messages', () => {
     await gw.stop();
     await plain.close();
     await secure.close();
+    await new Promise<void>((resolve) => {
+      pushy.close(() => resolve());
+    });
   });
 
   const url = (host: string, path: string) => `ws://${host}:${plain.port}${path}`;
@@ -258,6 +273,21 @@ describe('DLP on WebSocket messages', () => {
     await control.closed;
     // The origin saw the offer only from the flow without DLP.
     expect(plain.extensions.slice(-2).map((e) => e !== undefined)).toEqual([false, true]);
+  });
+
+  test('an origin that negotiates an extension nobody offered gets the client a 502', async () => {
+    const port = (pushy.address() as AddressInfo).port;
+    const failure = await open(`ws://origin.test:${port}/echo?t=pushy`, gw).then(
+      (client) => {
+        client.ws.terminate();
+        return 'opened';
+      },
+      (err: Error) => err.message,
+    );
+    expect(failure).toMatch(/502/);
+    const record = await recordFor(gw, '/echo?t=pushy');
+    expect(record.status).toBe(502);
+    expect(record.error).toMatch(/^TG_ERR_UPSTREAM_PROTOCOL: .*extension that was not offered/);
   });
 
   test('wss:// through TLS interception: the same inspection inside the decrypted tunnel', async () => {
