@@ -6,7 +6,8 @@ import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../e
 import { type LimitKey, noteLimitBreach } from '../observability/limit-breach';
 import { targetText } from '../protocol/target';
 import { abortResponse } from './abort-response';
-import { asksOnlyIfCached, type HttpCache } from './cache/http-cache';
+import { asksOnlyIfCached } from './cache/directives';
+import type { HttpCache } from './cache/http-cache';
 import { refreshInBackground } from './cache-refresh';
 import { Enforcement } from './enforcement';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './inbound';

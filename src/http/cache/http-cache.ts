@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import CachePolicy from 'http-cache-semantics';
 import type { InboundRequest, InboundResponse } from '../inbound';
 import type { RequestContext } from '../request-context';
+import { allowsAuthorized, requestDirective, responseDirectives, single, toRawHeaders } from './directives';
 import { cacheKey, headerObject, retainedRequest } from './request-view';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
@@ -108,42 +109,6 @@ type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
 const SAFE_CACHEABLE = new Set(['GET', 'HEAD']);
 const SAFE_OTHER = new Set(['OPTIONS', 'TRACE']);
-
-function responseDirectives(entry: StoredResponse): Readonly<Record<string, string | boolean>> {
-  return entry.policy.toObject().rescc as Record<string, string | boolean>;
-}
-
-/** RFC 9111 section 3.5: a shared cache serves a request carrying Authorization only from such responses. */
-function allowsAuthorized(entry: StoredResponse): boolean {
-  const cc = responseDirectives(entry);
-  return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
-}
-
-/** `Cache-Control: only-if-cached` in a raw field list (for requests the cache takes no part in). */
-export function asksOnlyIfCached(rawHeaders: readonly string[]): boolean {
-  return requestDirective(headerObject(rawHeaders), 'only-if-cached');
-}
-
-/** Whether the request's Cache-Control carries a directive (RFC 9111 5.2.1), by name. */
-function requestDirective(headers: RequestHeaders, name: string): boolean {
-  const value = headers['cache-control'];
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-  return text.split(',').some((d) => d.split('=', 1)[0]!.trim().toLowerCase() === name);
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-function toRawHeaders(headers: CachePolicy.Headers): string[] {
-  const raw: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
-    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
-    else raw.push(name, value);
-  }
-  return raw;
-}
 
 /** One request's passage through the cache, created by `HttpCache.open()` for each forwarded request. */
 export class CacheExchange {
