@@ -1,6 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import { issue, tempDir, writePem } from './support/pki';
 import { curl } from './support/run';
 
 /**
@@ -24,7 +26,8 @@ interface Origin {
   close(): Promise<void>;
 }
 
-async function startOrigin(): Promise<Origin> {
+/** Plain HTTP/1.1, or with `tls` an HTTP/2 origin (HTTP/1.1 for clients that offer only that). */
+async function startOrigin(tls?: { cert: string; key: string }): Promise<Origin> {
   const counts = new Map<string, number>();
   const headers = new Map<string, http.IncomingHttpHeaders>();
   const waiting: (() => void)[] = [];
@@ -57,14 +60,18 @@ async function startOrigin(): Promise<Origin> {
         return void send(404, {}, 'not found\n');
     }
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const key = req.url ?? '/';
     const n = (counts.get(key) ?? 0) + 1;
     counts.set(key, n);
     headers.set(key, req.headers);
     if (state.held) waiting.push(() => answer(req, res, n));
     else answer(req, res, n);
-  });
+  };
+  // The compatibility API takes the same handler (writeHead/end, url, headers).
+  const server = tls
+    ? http2.createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: true }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void)
+    : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
@@ -96,7 +103,7 @@ async function startOrigin(): Promise<Origin> {
       new Promise<void>((resolve) => {
         state.held = false;
         for (const go of waiting.splice(0)) go();
-        server.closeAllConnections();
+        if (server instanceof http.Server) server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
@@ -107,11 +114,17 @@ const SWR_HIT = /^tollgate; hit; ttl=-?\d+; detail=stale-while-revalidate$/;
 describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
   let gw: TestGateway;
   let origin: Origin;
+  let h2: Origin;
 
   beforeAll(async () => {
+    const dir = tempDir('cache-swr');
+    const root = issue({ commonName: 'cache swr root', isCa: true });
+    const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test'], issuer: root });
     origin = await startOrigin();
+    h2 = await startOrigin({ cert: leaf.certPem, key: leaf.keyPem });
     gw = await startTestGateway({
-      allowedPorts: { tunnel: [443], http: [origin.port] },
+      allowedPorts: { tunnel: [h2.port], http: [origin.port] },
+      upstreamCaFile: writePem(dir, 'root.pem', root.certPem),
       extraConfig: 'cache:\n  max_size: 1MiB\n  max_object_size: 64KiB\n',
       policies: { 'cache.yaml': 'rules:\n  - match: origin.test\n    action: inspect\n  - match: other.test\n    action: inspect\n    cache: false\n' },
     });
@@ -120,6 +133,7 @@ describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
   afterAll(async () => {
     await gw.stop();
     await origin.close();
+    await h2.close();
   });
 
   const get = (path: string, extra: string[] = []) => curl(['-x', gw.proxy, ...extra, `http://origin.test:${origin.port}${path}`]);
@@ -161,6 +175,29 @@ describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
       );
       expect(records.slice(0, 6).map((r) => r.cache)).toEqual(['miss', 'stale', 'stale', 'stale', 'stale', 'stale']);
       expect(records.every((r) => r.status === 200 && r.error === null)).toBe(true);
+    });
+
+    test('inspected HTTPS over HTTP/2 both ways: served stale at once, refreshed once over the h2 leg', async () => {
+      const path = '/swr?t=h2';
+      const get2 = () => curl(['--http2', '-x', gw.proxy, '--cacert', gw.caFile, `https://origin.test:${h2.port}${path}`]);
+      h2.version = 1;
+      expect((await get2()).body).toBe('/swr #1 v1\n');
+      h2.held = true;
+      h2.version = 2;
+      const replies = await Promise.all([1, 2, 3].map(() => get2()));
+      expect(replies.map((r) => r.body)).toEqual(Array(3).fill('/swr #1 v1\n'));
+      expect(replies.every((r) => SWR_HIT.test(r.headers['cache-status'] ?? ''))).toBe(true);
+      await eventually(
+        () => h2.hits(path),
+        (n) => n === 2,
+      );
+      expect(h2.hits(path)).toBe(2);
+      expect(h2.lastHeaders(path)?.['if-none-match']).toBe('"v1"');
+      // HTTP/2 on the origin side: the refresh carried pseudo-header fields.
+      expect(h2.lastHeaders(path)?.[':method']).toBe('GET');
+      h2.release();
+      const next = await eventually(get2, (r) => r.body === '/swr #2 v2\n');
+      expect(next.body).toBe('/swr #2 v2\n');
     });
 
     test('a 304 to the background refresh keeps the entry and refreshes its fields', async () => {
