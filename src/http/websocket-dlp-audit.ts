@@ -26,7 +26,8 @@ export function websocketDlpEvents(tracker: RequestTracker, dlp: DlpPolicy, rule
       tracker.dlpFinding({ detector: finding.detector, offset: finding.offset, action: dlp.action }, ruleId);
       publish('tollgate:dlp:matched', { detector: finding.detector, action: dlp.action });
       if (dlp.action !== 'deny') return;
-      const reason = `WebSocket message ${finding.message} from the ${finding.from} matched the DLP detector ${finding.detector} at byte ${finding.offset}`;
+      const what = finding.kind === 'control' ? `A WebSocket control frame (ping, pong or close) from the ${finding.from}` : `WebSocket message ${finding.message} from the ${finding.from}`;
+      const reason = `${what} matched the DLP detector ${finding.detector} at byte ${finding.offset}`;
       tracker.dlpDenied(reason);
       tracker.fail(new GatewayError('TG_ERR_DLP_BLOCKED', 'forward', `${reason} (rule ${ruleId})`));
     },

@@ -17,7 +17,7 @@ export type WebSocketSide = 'client' | 'origin';
 
 export interface WebSocketFinding extends DlpFinding {
   readonly from: WebSocketSide;
-  /** 1-based number of the message (control frames included) in its direction. */
+  /** 1-based number of the data message in its direction (for a control frame: of the last one). */
   readonly message: number;
   readonly kind: MessageKind;
 }
@@ -61,7 +61,7 @@ export function relayWithDlp(clientSocket: Socket, clientHead: Buffer, upSocket:
   const judge =
     (from: WebSocketSide) =>
     (payload: Buffer, kind: MessageKind): Verdict => {
-      messages[from]++;
+      if (kind !== 'control') messages[from]++;
       const deny = dlp.action === 'deny';
       const findings = scanMessage(dlp.detectors, payload, deny ? 1 : MAX_LOGGED_FINDINGS - logged[from]);
       for (const f of findings) events.onFinding({ ...f, from, message: messages[from], kind });

@@ -224,6 +224,15 @@ describe('DLP on WebSocket messages', () => {
     expect(record.dlp).toEqual([{ detector: 'aws_access_key_id', offset: 4, action: 'deny' }]);
   });
 
+  test('deny: a ping payload is application data too, and is scanned', async () => {
+    const client = await open(url('origin.test', '/echo?t=ping'), gw);
+    expect((await echo(client, 'before')).toString()).toBe('before');
+    client.ws.ping(Buffer.from(AWS_KEY));
+    expect(await client.closed).toBe(1008);
+    const record = await recordFor(gw, '/echo?t=ping');
+    expect(record.reason).toBe('A WebSocket control frame (ping, pong or close) from the client matched the DLP detector aws_access_key_id at byte 0');
+  });
+
   test('deny: a secret the origin sends never reaches the client', async () => {
     const client = await open(url('origin.test', `/echo?t=down&text=${encodeURIComponent(`card ${CARD}`)}`), gw);
     expect(await client.closed).toBe(1008);
