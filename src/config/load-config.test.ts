@@ -37,7 +37,7 @@ describe('configuration', () => {
 
   test('cache and resolver keys: defaults and human units', () => {
     const defaults = parseConfig('', '/x/t.yaml');
-    expect(defaults.cache).toEqual({ enabled: true, maxSizeBytes: 256 * 1024 * 1024, maxObjectBytes: 8 * 1024 * 1024 });
+    expect(defaults.cache).toEqual({ enabled: true, maxSizeBytes: 256 * 1024 * 1024, maxObjectBytes: 8 * 1024 * 1024, collapseMaxWaiters: 100, collapseMaxWaitMs: 5_000 });
     expect(defaults.upstream.dnsServers).toEqual([]);
     const config = parseConfig(
       'cache:\n  max_size: 1GiB\n  max_object_size: 32MiB\nupstream:\n  dns_servers: [10.0.0.53, "10.0.0.54:5353", "[2001:db8::53]:53"]\n  dns_negative_ttl: 2s\n',

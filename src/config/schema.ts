@@ -192,9 +192,18 @@ export function configSchema(baseDir: string) {
     enabled: z.boolean().default(true),
     max_size: size({ min: 0 }).default(256 * 1024 * 1024),
     max_object_size: size({ min: 0 }).default(8 * 1024 * 1024),
+    // Concurrent misses for one URL wait for the first one's response, this many at most, this long at most.
+    collapse_max_waiters: z.number().int().min(0).max(10_000).default(100),
+    collapse_max_wait: duration({ min: 100, max: 60_000, maxText: '1m' }).default(5_000),
   })
     .refine((v) => v.max_object_size <= v.max_size, { error: 'max_object_size must not exceed max_size', path: ['max_object_size'] })
-    .transform((v) => ({ enabled: v.enabled, maxSizeBytes: v.max_size, maxObjectBytes: v.max_object_size }));
+    .transform((v) => ({
+      enabled: v.enabled,
+      maxSizeBytes: v.max_size,
+      maxObjectBytes: v.max_object_size,
+      collapseMaxWaiters: v.collapse_max_waiters,
+      collapseMaxWaitMs: v.collapse_max_wait,
+    }));
 
   const limits = section({
     header_timeout: duration({ min: 100 }).default(30_000),

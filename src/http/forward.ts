@@ -6,15 +6,18 @@ import { type Refusal, refusalCode, refusalReason, writeHttpRefusal } from '../e
 import { type LimitKey, noteLimitBreach } from '../observability/limit-breach';
 import { targetText } from '../protocol/target';
 import { abortResponse } from './abort-response';
+import { asksOnlyIfCached } from './cache/directives';
 import type { HttpCache } from './cache/http-cache';
+import { refreshInBackground } from './cache-refresh';
 import { Enforcement } from './enforcement';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './inbound';
 import { type BodyFraming, requestBodyFraming } from './framing';
-import { forwardRequestHeaders, forwardResponseHeaders, viaNamesUs } from './headers';
+import { forwardRequestHeaders, forwardResponseHeaders, rawHeaderValue, viaNamesUs } from './headers';
 import type { OriginExchange, OriginLeg, OriginReply, UpgradedReply } from './origin-leg';
 import { type RequestContext, hostHeaderFor } from './request-context';
 import { type RecordOptions, RequestTracker, refuseRequest } from './request-record';
-import { cutResponse, sendStoredReply, serveStaleOnError } from './respond';
+import { answerOnlyIfCachedMiss, cutResponse, sendStoredReply, serveStaleOnError } from './respond';
+import { handshakeForInspection, websocketDlpEvents } from './websocket-dlp-audit';
 import { relayUpgraded } from './websocket-relay';
 
 export interface ForwarderOptions extends RecordOptions {
@@ -81,7 +84,8 @@ export class HttpForwarder {
     });
   }
 
-  private send(ctx: RequestContext, req: InboundRequest, res: InboundResponse, rules: Enforcement, framing: BodyFraming, bodyEnded: boolean): void {
+  /** `waited`: the tracker of a request that already waited for a collapsed miss (it waits once). */
+  private send(ctx: RequestContext, req: InboundRequest, res: InboundResponse, rules: Enforcement, framing: BodyFraming, bodyEnded: boolean, waited?: RequestTracker): void {
     const { target, scheme } = ctx;
     const { via } = this.options;
     const origin = `${scheme}://${targetText(target)}`;
@@ -89,7 +93,7 @@ export class HttpForwarder {
     if (!verifyCertificate) {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
     }
-    const tracker = new RequestTracker(ctx, req, res, this.options, rules);
+    const tracker = waited ?? new RequestTracker(ctx, req, res, this.options, rules);
     const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
       host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
       httpVersion: req.httpVersion,
@@ -99,18 +103,60 @@ export class HttpForwarder {
     // The cache lookup comes after the request rules, so a request they deny is never answered
     // from the cache. One cache for HTTP/1.1 and HTTP/2 on either leg: entries hold end-to-end
     // fields only. WebSocket handshakes pass it by.
-    const cache = ctx.upgrade ? null : (this.options.cache?.open(ctx, req, forwarded) ?? null);
+    const cache = ctx.upgrade ? null : (this.options.cache?.open(ctx, req, forwarded, { collapse: waited === undefined }) ?? null);
     tracker.cache = cache;
     const fresh = cache?.hit() ?? null;
+    const h2 = ctx.originH2 === true && scheme === 'https' && verifyCertificate && !ctx.upgrade ? this.options.legs.http2 : null;
+    const leg = h2 ?? this.options.legs.http1;
     if (cache && fresh) {
-      // CACHE: a fresh stored response answers the request; the origin is not contacted.
+      // CACHE: a stored response answers the request; the origin is not contacted for it.
       req.resume();
       res.on('close', () => tracker.finish());
       sendStoredReply(ctx, via, cache, rules, fresh, res, tracker);
+      // CACHE (stale-while-revalidate): a stale answer starts its key's one background refresh.
+      const refresh = cache.backgroundRefresh(forwarded);
+      const background = refresh ? this.options.cache?.open(ctx, req, refresh.headers, { background: true }) : null;
+      if (refresh && !background) refresh.done();
+      if (refresh && background) {
+        refreshInBackground({
+          cache: background,
+          leg,
+          request: { target, scheme, servername: ctx.servername, verifyCertificate, method: 'GET', path: req.url ?? '/', headers: refresh.headers, framing: { kind: 'none' }, upgrade: false },
+          rules: Enforcement.begin(ctx.decision.rule, req),
+          responseTimeoutMs: this.options.responseTimeoutMs,
+          idleTimeoutMs: this.options.originIdleTimeoutMs,
+          log: ctx.flow.log,
+          requestId: ctx.requestId,
+          done: refresh.done,
+        });
+      }
       return;
     }
-    const h2 = ctx.originH2 === true && scheme === 'https' && verifyCertificate && !ctx.upgrade ? this.options.legs.http2 : null;
-    const leg = h2 ?? this.options.legs.http1;
+    // CACHE (only-if-cached, RFC 9111 5.2.1.7): nothing stored answers, and the client asked
+    // that the origin not be contacted.
+    if (!ctx.upgrade && (cache ? cache.onlyIfCached : asksOnlyIfCached(forwarded))) {
+      req.resume();
+      res.on('close', () => tracker.finish());
+      answerOnlyIfCachedMiss(ctx, via, cache, res, tracker);
+      return;
+    }
+    // CACHE (collapse): another request is fetching this key; wait for it, then look again.
+    const wait = cache?.collapse() ?? null;
+    if (wait) {
+      ctx.flow.log.debug({ request_id: ctx.requestId }, 'cache miss collapsed: waiting for the response another request is fetching');
+      req.resume();
+      let gone = false;
+      const onClose = (): void => {
+        gone = true;
+        tracker.finish();
+      };
+      res.once('close', onClose);
+      void wait.then(() => {
+        res.removeListener('close', onClose);
+        if (!gone && !res.destroyed) this.send(ctx, req, res, rules, framing, bodyEnded, tracker);
+      });
+      return;
+    }
     // Set when the gateway itself stops the exchange (a rule, DLP, the deadline, the client
     // leaving): what the origin side does afterwards is no longer the client's concern.
     let cut = false;
@@ -138,7 +184,8 @@ export class HttpForwarder {
         method: req.method ?? 'GET',
         path: req.url ?? '/',
         // CACHE: revalidating a stale entry sends its validators (If-None-Match/If-Modified-Since).
-        headers: cache ? cache.upstreamRequestHeaders(forwarded) : forwarded,
+        // DLP on WebSocket messages: no extension is offered, so payloads are never compressed.
+        headers: cache ? cache.upstreamRequestHeaders(forwarded) : ctx.upgrade && ctx.decision.rule?.dlp ? handshakeForInspection(forwarded) : forwarded,
         framing,
         upgrade: ctx.upgrade !== undefined,
       },
@@ -197,6 +244,8 @@ export class HttpForwarder {
         .pipe(exchange.body!);
     }
     res.on('close', () => {
+      // CACHE (collapse): whatever became of the exchange, requests waiting on it look again.
+      cache?.release();
       if (upgraded) return;
       clearTimeout(responseTimer);
       // The client went away before the exchange completed: stop the origin side too.
@@ -249,8 +298,23 @@ export class HttpForwarder {
     }
     tracker.originTls(reply.tls);
     tracker.responseHeaders(reply.rawHeaders);
+    const rule = ctx.decision.rule;
+    const dlp = rule?.dlp ?? null;
+    if (dlp && rawHeaderValue(reply.rawHeaders, 'sec-websocket-extensions') !== undefined) {
+      // An extension nobody offered (RFC 6455 9.1: the client must fail the connection); its
+      // frames could not be inspected.
+      reply.socket.destroy();
+      const error = new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', 'the origin accepted the WebSocket with an extension that was not offered; its messages could not be inspected');
+      tracker.fail(error);
+      // The upgrade's response is detached from its socket when finished: it may never close.
+      res.once('finish', () => tracker.finish());
+      res.once('close', () => tracker.finish());
+      writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+      return;
+    }
     res.detachSocket(client.socket);
-    relayUpgraded({ client, upgrade: reply, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log }).then(
+    const inspection = dlp && rule ? { policy: dlp, events: websocketDlpEvents(tracker, dlp, rule.id, ctx.flow.log, ctx.requestId) } : null;
+    relayUpgraded({ client, upgrade: reply, via: this.options.via, idleTimeoutMs: this.options.tunnelIdleTimeoutMs, log: ctx.flow.log, dlp: inspection }).then(
       (outcome) => tracker.finishUpgraded(outcome.status, outcome.bytesUp, outcome.bytesDown, outcome.close),
       () => tracker.finishUpgraded(101, 0, 0, 'error'),
     );
@@ -269,7 +333,7 @@ function timeoutKey(error: GatewayError): LimitKey | null {
  */
 function cutUpload(ctx: RequestContext, req: InboundRequest, res: InboundResponse, refusal: Refusal, origin: string, tracker: RequestTracker): void {
   if (refusal.kind === 'error') tracker.fail(refusal.error);
-  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal), reason: refusalReason(refusal) }, 'upload stopped by policy');
+  ctx.flow.log.info({ request_id: ctx.requestId, origin, code: refusalCode(refusal), reason: refusalReason(refusal) }, 'upload stopped by policy');
   if (res.headersSent) {
     const finished = res.writableFinished;
     // A finished HTTP/1.1 response no longer holds the socket: reset the connection itself.

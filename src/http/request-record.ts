@@ -1,4 +1,4 @@
-import type { RequestRecord, TlsSummary } from '../audit/record-fields';
+import type { DlpAuditEntry, RequestRecord, TlsSummary } from '../audit/record-fields';
 import type { Redactor } from '../audit/redact';
 import { requestRecord } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
@@ -31,6 +31,10 @@ export class RequestTracker {
   private statusOverride: number | null = null;
   private closeNote: string | null = null;
   private done = false;
+  /** DLP on an upgraded (WebSocket) connection's messages: what it found and decided. */
+  private readonly wsFindings: DlpAuditEntry[] = [];
+  private wsFlag: string | null = null;
+  private wsDenied: string | null = null;
   cache: CacheExchange | null = null;
 
   constructor(
@@ -72,6 +76,33 @@ export class RequestTracker {
     this.respHeaders = raw;
   }
 
+  /** A DLP finding in a WebSocket message; report-only findings flag the record `<rule>/dlp`. */
+  dlpFinding(entry: DlpAuditEntry, ruleId: string): void {
+    this.wsFindings.push(entry);
+    if (entry.action === 'log') this.wsFlag ??= `${ruleId}/dlp`;
+  }
+
+  /** A WebSocket message passed on unscanned (larger than the scan bound, `action: log`). */
+  dlpUnscanned(ruleId: string): void {
+    this.wsFlag ??= `${ruleId}/dlp`;
+  }
+
+  /** DLP closed the WebSocket: the record says `action: deny`, `decision_code: dlp`, and why. */
+  dlpDenied(reason: string): void {
+    this.wsDenied ??= reason;
+  }
+
+  private rulesAudit(): EnforcementAudit {
+    const audit = this.rules.audit();
+    if (this.wsFindings.length === 0 && this.wsFlag === null && this.wsDenied === null) return audit;
+    return {
+      ...audit,
+      flaggedBy: this.wsFlag && !audit.flaggedBy.includes(this.wsFlag) ? [...audit.flaggedBy, this.wsFlag] : audit.flaggedBy,
+      dlp: [...(audit.dlp ?? []), ...this.wsFindings],
+      denied: audit.denied ?? (this.wsDenied === null ? null : { code: 'dlp', reason: this.wsDenied }),
+    };
+  }
+
   /** An upgraded exchange ended: one record for the whole WebSocket, with the bytes relayed. */
   finishUpgraded(status: number, bytesUp: number, bytesDown: number, close: string): void {
     this.statusOverride = status;
@@ -100,7 +131,7 @@ export class RequestTracker {
       responseHeaders: this.respHeaders,
       redactor: this.options.redactor,
       cache,
-      rules: this.rules.audit(),
+      rules: this.rulesAudit(),
     });
     publishCompleted(record);
     this.options.audit.write(record);
@@ -192,7 +223,7 @@ export function refuseRequest(
 ): void {
   const start = performance.now();
   const origin = `${ctx.scheme}://${targetText(ctx.target)}`;
-  ctx.flow.log.info({ request: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
+  ctx.flow.log.info({ request_id: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
   // Drain whatever body the client sends so the connection can be reused for its next request.
   req.resume();
   writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);

@@ -42,9 +42,26 @@ export function sendStoredReply(ctx: RequestContext, via: string, cache: CacheEx
 export function serveStaleOnError(ctx: RequestContext, via: string, cache: CacheExchange | null, rules: Enforcement, res: InboundResponse, tracker: RequestTracker, error: GatewayError): boolean {
   const stale = cache?.staleIfError(null) ?? null;
   if (!cache || !stale) return false;
-  ctx.flow.log.info({ request: ctx.requestId, code: error.code, reason: error.message }, 'origin failed; serving a stale cached response (stale-if-error)');
+  ctx.flow.log.info({ request_id: ctx.requestId, code: error.code, reason: error.message }, 'origin failed; serving a stale cached response (stale-if-error)');
   sendStoredReply(ctx, via, cache, rules, stale, res, tracker);
   return true;
+}
+
+/**
+ * CACHE (only-if-cached): the request may only be answered from the cache and nothing stored
+ * can answer it: 504, as RFC 9111 5.2.1.7 says, with no origin contact. `cache` is null when
+ * the cache is off (then nothing can ever answer such a request).
+ */
+export function answerOnlyIfCachedMiss(ctx: RequestContext, via: string, cache: CacheExchange | null, res: InboundResponse, tracker: RequestTracker): void {
+  ctx.flow.log.info({ request_id: ctx.requestId }, 'only-if-cached request not in the cache: 504 without contacting the origin');
+  const body = Buffer.from('Gateway Timeout: the response is not in the cache, and the request said only-if-cached.\n');
+  cache?.onlyIfCachedMiss();
+  const raw = forwardResponseHeaders(['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'cache-control', 'no-store'], '1.1', via);
+  const headers = cache ? cache.responseHeaders(raw, 504) : raw;
+  writeResponseHead(res, 504, 'Gateway Timeout', headers);
+  tracker.responseHeaders(headers);
+  tracker.countDown(body.length);
+  res.end(body);
 }
 
 /**
@@ -54,6 +71,6 @@ export function serveStaleOnError(ctx: RequestContext, via: string, cache: Cache
 export function cutResponse(ctx: RequestContext, res: InboundResponse, tracker: RequestTracker, rules: Enforcement): void {
   const rule = rules.audit().httpRule ?? '?';
   tracker.note(`response cut after ${tracker.bytesDown} bytes: larger than HTTP rule ${rule} allows`);
-  ctx.flow.log.info({ request: ctx.requestId, http_rule: rule }, 'response stopped by policy');
+  ctx.flow.log.info({ request_id: ctx.requestId, http_rule: rule }, 'response stopped by policy');
   abortResponse(res);
 }

@@ -1,10 +1,12 @@
 import type { Socket } from 'node:net';
 import type { CloseKind } from '../flow/flow';
 import type { Logger } from '../logging/logger';
+import type { DlpPolicy } from '../policy/dlp/dlp-types';
 import { Relay } from '../relay/relay';
 import { forwardResponseHeaders, rawHeaderValue } from './headers';
 import type { UpgradedReply } from './origin-leg';
 import type { UpgradeSocket } from './upgrade';
+import { relayWithDlp, type WebSocketDlpEvents } from './websocket-dlp';
 
 export interface UpgradedExchange {
   readonly client: UpgradeSocket;
@@ -13,6 +15,8 @@ export interface UpgradedExchange {
   readonly via: string;
   readonly idleTimeoutMs: number;
   readonly log: Logger;
+  /** DLP on the messages (the rule's `dlp`); null = frames are relayed as opaque bytes. */
+  readonly dlp?: { readonly policy: DlpPolicy; readonly events: WebSocketDlpEvents } | null;
 }
 
 export interface UpgradedOutcome {
@@ -34,14 +38,21 @@ function switchingHead(upgrade: UpgradedReply, via: string): string {
 
 /**
  * After the origin agreed to a WebSocket upgrade: send the client its 101, then relay frames
- * both ways as opaque bytes with the tunnel relay (backpressure, half-close, resets passed on,
- * idle timeout). Frames are not parsed: the handshake is what policy and audit decide on.
+ * both ways. Without DLP as opaque bytes with the tunnel relay (backpressure, half-close,
+ * resets passed on, idle timeout): the handshake is what policy and audit decide on. With DLP,
+ * every message is reassembled and scanned first (websocket-dlp.ts).
  */
 export async function relayUpgraded(exchange: UpgradedExchange): Promise<UpgradedOutcome> {
   const { client, upgrade } = exchange;
   // The origin connection is the net/TLS socket the egress door opened.
   const upSocket = upgrade.socket as Socket;
   const clientSocket = client.socket;
+  if (exchange.dlp) {
+    clientSocket.write(switchingHead(upgrade, exchange.via));
+    const result = await relayWithDlp(clientSocket, client.head, upSocket, exchange.dlp.policy, exchange.idleTimeoutMs, exchange.dlp.events);
+    exchange.log.debug({ close: result.close }, 'inspected websocket relay ended');
+    return { status: upgrade.status, ...result };
+  }
   const upWrittenAtStart = upSocket.bytesWritten;
   // Frames the origin sent right after its 101 were read already and are put back in the
   // socket's buffer: the relay passes them on, and they count as relayed.

@@ -1,11 +1,14 @@
+import type { Writable } from 'node:stream';
 import CachePolicy from 'http-cache-semantics';
 import type { InboundRequest, InboundResponse } from '../inbound';
 import type { RequestContext } from '../request-context';
+import { allowsAuthorized, requestDirective, responseDirectives, single, toRawHeaders } from './directives';
 import { cacheKey, headerObject, retainedRequest } from './request-view';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
 import { hasUnsupportedPrecondition, isNotModified } from './conditional';
 import { OriginResponse, type OriginResponseHead, plainlyUnstorable } from './origin-response';
+import { type CollapseRole, MissCollapser } from './miss-collapse';
 import { ResponseStore, type StoredResponse, varyNames } from './store';
 
 /**
@@ -19,10 +22,12 @@ import { ResponseStore, type StoredResponse, varyNames } from './store';
  * `abandon()` so it is not stored. Replies from the store are sent by forward.ts itself, so
  * response rules can apply to them as well.
  *
- * Concurrent misses for one URL are NOT collapsed: each goes to the origin and the last complete
- * fill wins. Collapsing would make every waiting client depend on the first one's origin
- * connection, its speed and its abort, which is a poor trade for a gateway whose hot objects
- * are filled once and then served many times.
+ * Concurrent misses for one key are collapsed (miss-collapse.ts): the first goes to the origin,
+ * the others wait for it, bounded in number and time, and are then served from the store. Only
+ * plain GETs take part: never a request with Authorization or Cookie (its response may be that
+ * user's), nor one that says `no-store` or `no-cache`. A stale entry within its
+ * `stale-while-revalidate` window (RFC 5861 section 3) is served at once and refreshed by one
+ * background request per key (`backgroundRefresh()`, carried out by cache-refresh.ts).
  */
 
 export interface HttpCacheOptions {
@@ -31,6 +36,18 @@ export interface HttpCacheOptions {
   readonly maxObjectBytes: number;
   /** Cache name in Cache-Status and pseudonym in Via (`http.via`). */
   readonly name: string;
+  /** Requests that may wait for another's fetch of the same key (`cache.collapse_max_waiters`); 0 = off. */
+  readonly collapseMaxWaiters: number;
+  /** How long such a request waits before going to the origin itself (`cache.collapse_max_wait`). */
+  readonly collapseMaxWaitMs: number;
+}
+
+/** How `HttpCache.open()` treats the request beyond the usual lookup. */
+export interface OpenOptions {
+  /** False after a collapsed wait: look up again, but do not wait a second time. */
+  readonly collapse?: boolean;
+  /** A background refresh (stale-while-revalidate): always revalidate, never serve. */
+  readonly background?: boolean;
 }
 
 /**
@@ -48,9 +65,13 @@ export interface StoredReply {
 
 export class HttpCache {
   readonly store: ResponseStore | null;
+  readonly collapser: MissCollapser;
+  /** Keys with a background refresh in flight: one per key, however many clients are served stale. */
+  readonly refreshing = new Set<string>();
 
   constructor(readonly options: HttpCacheOptions) {
     this.store = options.enabled && options.maxSizeBytes > 0 ? new ResponseStore(options) : null;
+    this.collapser = new MissCollapser({ maxWaiters: options.collapseMaxWaiters, maxWaitMs: options.collapseMaxWaitMs });
   }
 
   /**
@@ -58,13 +79,13 @@ export class HttpCache {
    * `sentHeaders` are the fields the origin will receive (after the rules' edits): a stored
    * response's Vary is matched against what was sent to obtain it, not what the client wrote.
    */
-  open(ctx: RequestContext, req: InboundRequest, sentHeaders: readonly string[]): CacheExchange | null {
+  open(ctx: RequestContext, req: InboundRequest, sentHeaders: readonly string[], options: OpenOptions = {}): CacheExchange | null {
     if (!this.store) return null;
     try {
-      return new CacheExchange(this.store, this.options.name, ctx, req, sentHeaders);
+      return new CacheExchange(this, this.store, this.options.name, ctx, req, sentHeaders, options);
     } catch (err) {
       // The cache is an optimisation: a request it cannot judge is forwarded as if it were off.
-      ctx.flow.log.warn({ request: ctx.requestId, err: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
+      ctx.flow.log.warn({ request_id: ctx.requestId, reason: (err as Error).message }, 'HTTP cache lookup failed; forwarding without the cache');
       return null;
     }
   }
@@ -80,36 +101,14 @@ type Mode =
   /** A stale entry: forwarded with validators; a matching 304 refreshes and serves it. */
   | 'revalidate'
   /** Served from the store. */
-  | 'hit';
+  | 'hit'
+  /** A stale entry within stale-while-revalidate: served from the store, refreshed in the background. */
+  | 'swr';
 
 type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
 const SAFE_CACHEABLE = new Set(['GET', 'HEAD']);
 const SAFE_OTHER = new Set(['OPTIONS', 'TRACE']);
-
-function responseDirectives(entry: StoredResponse): Readonly<Record<string, string | boolean>> {
-  return entry.policy.toObject().rescc as Record<string, string | boolean>;
-}
-
-/** RFC 9111 section 3.5: a shared cache serves a request carrying Authorization only from such responses. */
-function allowsAuthorized(entry: StoredResponse): boolean {
-  const cc = responseDirectives(entry);
-  return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-function toRawHeaders(headers: CachePolicy.Headers): string[] {
-  const raw: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
-    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
-    else raw.push(name, value);
-  }
-  return raw;
-}
 
 /** One request's passage through the cache, created by `HttpCache.open()` for each forwarded request. */
 export class CacheExchange {
@@ -126,23 +125,30 @@ export class CacheExchange {
   private abandoned = false;
   /** Cache-Status of a response served from the store; null = forwarded. */
   private status: CacheStatusParams | null = null;
+  /** Set while this exchange leads a collapsed miss: tells the waiters to look again. */
+  private settleCollapse: (() => void) | null = null;
   outcome: CacheOutcome;
+  /** `Cache-Control: only-if-cached` (RFC 9111 5.2.1.7): answer from the store or with 504, never from the origin. */
+  readonly onlyIfCached: boolean;
 
   constructor(
+    private readonly cache: HttpCache,
     private readonly store: ResponseStore,
     private readonly name: string,
     private readonly ctx: RequestContext,
     private readonly req: InboundRequest,
     sentHeaders: readonly string[],
+    private readonly openOptions: OpenOptions,
   ) {
     const method = req.method ?? 'GET';
     this.isHead = method === 'HEAD';
     this.key = cacheKey(ctx, req.url ?? '/');
     this.headers = headerObject(sentHeaders);
+    this.onlyIfCached = requestDirective(this.headers, 'only-if-cached');
     // HEAD is evaluated as GET: a stored GET response answers it (RFC 9110 9.3.2).
     this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: this.headers };
     this.mode = this.classify(method);
-    this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
+    this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'swr' ? 'stale' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
   }
 
   private classify(method: string): Mode {
@@ -169,9 +175,24 @@ export class CacheExchange {
       return 'forward';
     }
     const evaluation = entry.policy.evaluateRequest(this.policyRequest);
-    if (!evaluation.revalidation) {
+    if (!evaluation.revalidation && !this.openOptions.background) {
       this.entry = entry;
       return 'hit';
+    }
+    // stale-while-revalidate: http-cache-semantics says the entry may be served while it is
+    // revalidated asynchronously. Not for a credentialed request: the refresh runs for everyone
+    // and must not carry one user's Authorization or Cookie; such a request revalidates itself.
+    if (evaluation.revalidation && !evaluation.revalidation.synchronous && !this.openOptions.background && !this.isCredentialed()) {
+      this.entry = entry;
+      this.validators = evaluation.revalidation.headers;
+      return 'swr';
+    }
+    if (!evaluation.revalidation) {
+      // A background refresh of an entry that is fresh again (another refresh won): revalidate anyway.
+      this.entry = entry;
+      this.validators = entry.policy.revalidationHeaders(this.policyRequest);
+      this.fwd = 'stale';
+      return 'revalidate';
     }
     const noCache = /no-cache/i.test(String(this.headers['cache-control'] ?? '')) || /no-cache/i.test(String(this.headers.pragma ?? ''));
     this.fwd = noCache ? 'request' : 'stale';
@@ -187,11 +208,82 @@ export class CacheExchange {
     return 'bypass';
   }
 
-  /** CACHE (lookup): the stored response for a fresh hit, or null = go to the origin. */
+  /**
+   * CACHE (lookup): the stored response for a fresh hit, or for a stale entry within its
+   * stale-while-revalidate window (then call `backgroundRefresh()`); null = go to the origin.
+   */
   hit(): StoredReply | null {
-    if (this.mode !== 'hit' || !this.entry) return null;
-    this.status = { hit: true, ttlSeconds: this.entry.policy.timeToLive() / 1000 };
+    if (!this.entry) return null;
+    if (this.mode === 'hit') {
+      this.status = { hit: true, ttlSeconds: this.entry.policy.timeToLive() / 1000 };
+      return this.reply(this.entry);
+    }
+    if (this.mode !== 'swr') return null;
+    // RFC 9211: a hit with a negative ttl is a stale response served from the cache.
+    this.status = { hit: true, ttlSeconds: this.entry.policy.maxAge() - this.entry.policy.age(), detail: 'stale-while-revalidate' };
     return this.reply(this.entry);
+  }
+
+  /**
+   * CACHE (stale-while-revalidate): after a stale entry was served, claims its key's one
+   * background refresh. Returns the sent fields for it (the client's own validators removed),
+   * or null when a refresh is already running or none is due. `done` must be called when the
+   * refresh ends, however it ends. An only-if-cached client asked for no origin contact.
+   */
+  backgroundRefresh(sentHeaders: readonly string[]): { readonly headers: string[]; readonly done: () => void } | null {
+    if (this.mode !== 'swr' || this.isHead || this.onlyIfCached || this.cache.refreshing.has(this.key)) return null;
+    this.cache.refreshing.add(this.key);
+    const headers: string[] = [];
+    for (let i = 0; i < sentHeaders.length; i += 2) {
+      const lower = sentHeaders[i]!.toLowerCase();
+      if (lower !== 'if-none-match' && lower !== 'if-modified-since') headers.push(sentHeaders[i]!, sentHeaders[i + 1]!);
+    }
+    let done = false;
+    return {
+      headers,
+      done: () => {
+        if (done) return;
+        done = true;
+        this.cache.refreshing.delete(this.key);
+      },
+    };
+  }
+
+  /**
+   * CACHE (collapse): a plain GET miss either leads (null: go to the origin, the others wait for
+   * this exchange) or waits for the leader (a promise; then open the cache again with
+   * `collapse: false`). Null also when the request may not take part.
+   */
+  collapse(): Promise<unknown> | null {
+    if (!this.mayCollapse()) return null;
+    const role: CollapseRole = this.cache.collapser.join(this.key);
+    if (role.kind === 'lead') {
+      this.settleCollapse = role.settle;
+      return null;
+    }
+    return role.kind === 'wait' ? role.done : null;
+  }
+
+  /** CACHE (only-if-cached): nothing stored can answer; the 504 says why in Cache-Status. */
+  onlyIfCachedMiss(): void {
+    this.status = { detail: 'only-if-cached' };
+    this.outcome = 'miss';
+  }
+
+  /** The exchange is over (its response ended, failed or was refused): waiters look again. */
+  release(): void {
+    this.settleCollapse?.();
+    this.settleCollapse = null;
+  }
+
+  private mayCollapse(): boolean {
+    if (this.mode !== 'forward' || this.isHead || this.req.method !== 'GET' || this.openOptions.collapse === false || this.openOptions.background) return false;
+    if (this.isCredentialed()) return false;
+    return !requestDirective(this.headers, 'no-store') && !requestDirective(this.headers, 'no-cache') && !/no-cache/i.test(String(this.headers.pragma ?? ''));
+  }
+
+  private isCredentialed(): boolean {
+    return this.headers.authorization !== undefined || this.headers.cookie !== undefined;
   }
 
   /** CACHE (revalidation): the validators of the stored entry replace the client's own. */
@@ -267,7 +359,7 @@ export class CacheExchange {
    * stayed within `max_object_size`; anything else (client abort, origin reset, too large,
    * `abandon()`) leaves no entry. Call before piping the body to `res`.
    */
-  fill(reply: OriginResponseHead, res: InboundResponse): void {
+  fill(reply: OriginResponseHead, res: InboundResponse | Writable): void {
     const store = this.store;
     const status = reply.status;
     if (this.mode === 'unsafe') {
@@ -279,6 +371,7 @@ export class CacheExchange {
     // Most responses say plainly that they may not be kept: no policy object is built for them.
     if (plainlyUnstorable(reply.rawHeaders)) {
       this.replaced(status);
+      this.release();
       return;
     }
     const upRes = new OriginResponse(reply);
@@ -286,17 +379,22 @@ export class CacheExchange {
     try {
       policy = new CachePolicy(retainedRequest(this.policyRequest, varyNames(single(upRes.headers['vary']))), { status, headers: upRes.headers }, { shared: true });
     } catch (err) {
-      this.ctx.flow.log.warn({ request: this.ctx.requestId, err: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
+      this.ctx.flow.log.warn({ request_id: this.ctx.requestId, reason: (err as Error).message }, 'HTTP cache cannot judge this response; not stored');
+      this.release();
       return;
     }
     if (!this.isStorable(policy, upRes.headers, status)) {
       this.replaced(status);
+      this.release();
       return;
     }
     const length = single(upRes.headers['content-length']);
     const declared = length === undefined ? null : Number(length);
     const maxObject = store.options.maxObjectBytes;
-    if (declared !== null && (!Number.isSafeInteger(declared) || declared > maxObject)) return;
+    if (declared !== null && (!Number.isSafeInteger(declared) || declared > maxObject)) {
+      this.release();
+      return;
+    }
     const chunks: Buffer[] = [];
     let bytes = 0;
     let done = false;
@@ -327,8 +425,12 @@ export class CacheExchange {
         store.put(this.key, this.headers, { policy, status, statusMessage: upRes.statusMessage, httpVersion: upRes.httpVersion, body });
       }
       stop();
+      this.release();
     });
-    res.once('close', stop);
+    res.once('close', () => {
+      stop();
+      this.release();
+    });
   }
 
   /**
@@ -343,6 +445,7 @@ export class CacheExchange {
   abandon(): void {
     this.abandoned = true;
     this.abandonFill?.();
+    this.release();
   }
 
   private isStorable(policy: CachePolicy, headers: CachePolicy.Headers, status: number): boolean {

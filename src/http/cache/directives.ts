@@ -1,0 +1,43 @@
+import type CachePolicy from 'http-cache-semantics';
+import { headerObject } from './request-view';
+import type { StoredResponse } from './store';
+
+/** Cache-Control directives and header shapes, as the cache reads them. */
+
+export type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+export function responseDirectives(entry: StoredResponse): Readonly<Record<string, string | boolean>> {
+  return entry.policy.toObject().rescc as Record<string, string | boolean>;
+}
+
+/** RFC 9111 section 3.5: a shared cache serves a request carrying Authorization only from such responses. */
+export function allowsAuthorized(entry: StoredResponse): boolean {
+  const cc = responseDirectives(entry);
+  return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
+}
+
+/** `Cache-Control: only-if-cached` in a raw field list (for requests the cache takes no part in). */
+export function asksOnlyIfCached(rawHeaders: readonly string[]): boolean {
+  return requestDirective(headerObject(rawHeaders), 'only-if-cached');
+}
+
+/** Whether the request's Cache-Control carries a directive (RFC 9111 5.2.1), by name. */
+export function requestDirective(headers: RequestHeaders, name: string): boolean {
+  const value = headers['cache-control'];
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return text.split(',').some((d) => d.split('=', 1)[0]!.trim().toLowerCase() === name);
+}
+
+export function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+export function toRawHeaders(headers: CachePolicy.Headers): string[] {
+  const raw: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
+    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
+    else raw.push(name, value);
+  }
+  return raw;
+}
