@@ -1,0 +1,232 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { RequestRecord } from '../../src/audit/record-fields';
+import { startCacheOrigin, type CacheOrigin } from './support/cache-origin';
+import { eventually, startTestGateway, type TestGateway } from './support/gateway';
+import { type Origin, startHttpsOrigin } from './support/origins';
+import { issue, tempDir, writePem } from './support/pki';
+import { curl } from './support/run';
+import { startTestOrigins, type TestOrigins } from './support/test-origins';
+
+/**
+ * The reverse-proxy (ingress) listener with real clients: curl --resolve sends the application's
+ * name to the listener, over TLS (HTTP/1.1 and HTTP/2) and cleartext, in front of local HTTP and
+ * HTTPS backends the test starts.
+ */
+const POLICY = `rules:
+  - name: apps
+    match: [app.example, cache.example, bad.example, new.example, .apps.example]
+    action: inspect
+    http:
+      - name: no-admin
+        request: { path: "/admin/**" }
+        action: deny
+        reason: the admin console is internal
+    dlp:
+      detectors: [aws_access_key_id]
+      action: deny
+  - name: blocked-app
+    match: blocked.example
+    action: deny
+    reason: this application is closed
+`;
+
+type ReverseRecord = RequestRecord & { readonly route: string | null; readonly backend: string | null };
+
+describe('reverse-proxy listener', () => {
+  let origins: TestOrigins;
+  let cacheOrigin: CacheOrigin;
+  let badOrigin: Origin;
+  let gw: TestGateway;
+  let tlsPort: number;
+  let httpPort: number;
+  let caFile: string;
+  let certFile: string;
+  let keyFile: string;
+  let dir: string;
+  const names = ['app.example', 'cache.example', 'bad.example', 'blocked.example', '*.apps.example'];
+  let reverseCa: ReturnType<typeof issue>;
+
+  const https = (name: string, urlPath: string, args: string[] = []): ReturnType<typeof curl> =>
+    curl(['--cacert', caFile, '--resolve', `${name}:${tlsPort}:127.0.0.1`, ...args, `https://${name}:${tlsPort}${urlPath}`]);
+  const plain = (name: string, urlPath: string, args: string[] = []): ReturnType<typeof curl> => curl(['--resolve', `${name}:${httpPort}:127.0.0.1`, ...args, `http://${name}:${httpPort}${urlPath}`]);
+
+  async function recordFor(urlPath: string): Promise<ReverseRecord> {
+    const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.path === urlPath));
+    const record = records.find((x): x is RequestRecord => x.type === 'request' && x.path === urlPath);
+    if (!record) throw new Error(`no audit record for ${urlPath}`);
+    return record as ReverseRecord;
+  }
+
+  function writeServerCertificate(dnsNames: readonly string[]): void {
+    const leaf = issue({ commonName: dnsNames[0]!, dnsNames, issuer: reverseCa });
+    // Written aside and renamed, as configuration management replaces files.
+    writeFileSync(`${keyFile}.new`, leaf.keyPem);
+    writeFileSync(`${certFile}.new`, leaf.certPem);
+    renameSync(`${keyFile}.new`, keyFile);
+    renameSync(`${certFile}.new`, certFile);
+  }
+
+  beforeAll(async () => {
+    dir = tempDir('reverse');
+    reverseCa = issue({ commonName: 'reverse test CA', isCa: true });
+    caFile = writePem(dir, 'reverse-ca.pem', reverseCa.certPem);
+    certFile = path.join(dir, 'server.pem');
+    keyFile = path.join(dir, 'server.key');
+    writeServerCertificate(names);
+    origins = await startTestOrigins();
+    cacheOrigin = await startCacheOrigin();
+    // A backend whose certificate no configured CA vouches for.
+    const selfSigned = issue({ commonName: 'bad.test', dnsNames: ['bad.test'] });
+    badOrigin = await startHttpsOrigin('bad', { cert: selfSigned.certPem, key: selfSigned.keyPem });
+    const reverse = [
+      'reverse:',
+      '  certificates:',
+      `    - { cert: ${certFile}, key: ${keyFile} }`,
+      '  routes:',
+      `    - { host: app.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
+      `    - { host: app.example, path_prefix: /secure/, backend: "https://origin.test:${origins.tls.port}", ca_file: ${origins.originCaFile} }`,
+      `    - { host: cache.example, backend: "http://127.0.0.1:${cacheOrigin.port}" }`,
+      `    - { host: bad.example, backend: "https://bad.test:${badOrigin.port}" }`,
+      `    - { host: blocked.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
+      `    - { host: new.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
+      `    - { host: "*.apps.example", backend: "http://127.0.0.1:${origins.plain.port}" }`,
+    ].join('\n');
+    gw = await startTestGateway({
+      listenSection: 'listen:\n  reverse: 127.0.0.1:0\n  reverse_http: 127.0.0.1:0',
+      hostNames: ['bad.test'],
+      policies: { 'apps.yaml': POLICY },
+      extraConfig: reverse,
+    });
+    tlsPort = gw.gateway.address('reverse')!.port;
+    httpPort = gw.gateway.address('reverseHttp')!.port;
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await origins?.close();
+    await cacheOrigin?.close();
+    await badOrigin?.close();
+  });
+
+  test('HTTP/1.1 over TLS reaches the backend, with the forwarding fields replaced', async () => {
+    const res = await https('app.example', '/echo?case=h1', ['-H', 'X-Forwarded-For: 6.6.6.6', '-H', 'Forwarded: for=6.6.6.6']);
+    expect(res.status).toBe(200);
+    const seen = JSON.parse(res.body) as { headers: Record<string, string> };
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('https');
+    expect(seen.headers['x-forwarded-host']).toBe(`app.example:${tlsPort}`);
+    expect(seen.headers.forwarded).toBe(`for=127.0.0.1;proto=https;host="app.example:${tlsPort}"`);
+    const record = await recordFor('/echo?case=h1');
+    expect(record).toMatchObject({ frontend: 'reverse', status: 200, action: 'inspect', rule: 'apps', route: 'app.example/', backend: `http://127.0.0.1:${origins.plain.port}` });
+  });
+
+  test('HTTP/2 to the client (curl --http2), HTTP/1.1 to the backend', async () => {
+    const res = await https('app.example', '/hello?case=h2', ['--http2']);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('hello from plain\n');
+    const record = await recordFor('/hello?case=h2');
+    expect(record.http_version).toBe('2.0');
+    expect(record.frontend).toBe('reverse');
+  });
+
+  test('the longest path prefix wins: /secure/ goes to the HTTPS backend, verified with its ca_file', async () => {
+    const before = origins.tls.seen.length;
+    const res = await https('app.example', '/secure/hello');
+    // The TLS backend has no such page: its own 404 says the request reached it, path unchanged.
+    expect(res.status).toBe(404);
+    expect(origins.tls.seen.slice(before).map((s) => s.url)).toEqual(['/secure/hello']);
+    expect((await recordFor('/secure/hello')).route).toBe('app.example/secure/');
+  });
+
+  test('a wildcard route serves one more label', async () => {
+    const res = await https('one.apps.example', '/hello?case=wild');
+    expect(res.status).toBe(200);
+    expect((await recordFor('/hello?case=wild')).route).toBe('*.apps.example/');
+  });
+
+  test('cleartext listener: same routes, X-Forwarded-Proto http', async () => {
+    const res = await plain('app.example', '/echo?case=plain');
+    expect(res.status).toBe(200);
+    expect((JSON.parse(res.body) as { headers: Record<string, string> }).headers['x-forwarded-proto']).toBe('http');
+  });
+
+  test('an HTTP rule blocks a path with 403; the backend never sees it', async () => {
+    const before = origins.plain.seen.length;
+    const res = await https('app.example', '/admin/users');
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('the admin console is internal');
+    expect(origins.plain.seen.slice(before).some((s) => s.url === '/admin/users')).toBe(false);
+    expect((await recordFor('/admin/users')).http_rule).toBe('no-admin');
+  });
+
+  test('a route whose host policy denies gets 403', async () => {
+    const res = await plain('blocked.example', '/hello?case=blocked');
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('this application is closed');
+  });
+
+  test('DLP: an upload carrying an AWS access key id is stopped before the backend', async () => {
+    const before = origins.plain.seen.length;
+    const res = await https('app.example', '/echo?case=dlp', ['--data-binary', 'key=AKIAQWERTYUIOPASDFGH&x=1']);
+    expect(res.status).toBe(403);
+    expect(origins.plain.seen.slice(before).some((s) => s.url === '/echo?case=dlp')).toBe(false);
+    const record = await recordFor('/echo?case=dlp');
+    expect(record).toMatchObject({ action: 'deny', decision_code: 'dlp' });
+    expect(record.dlp?.[0]?.detector).toBe('aws_access_key_id');
+  });
+
+  test('a cacheable backend response is served from the cache the second time', async () => {
+    const first = await https('cache.example', '/max-age');
+    const second = await https('cache.example', '/max-age');
+    expect(first.status).toBe(200);
+    expect(second.body).toBe(first.body);
+    expect(cacheOrigin.hits('/max-age')).toBe(1);
+    const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path === '/max-age');
+    expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
+  });
+
+  test('an unknown host gets 421 with a page that says why, and an audit record; no upstream is contacted', async () => {
+    const before = origins.plain.seen.length;
+    const res = await plain('elsewhere.example', '/hello?case=unknown');
+    expect(res.status).toBe(421);
+    expect(res.body).toContain('no route in reverse.routes serves elsewhere.example');
+    expect(origins.plain.seen.length).toBe(before);
+    const record = await recordFor('/hello?case=unknown');
+    expect(record).toMatchObject({ frontend: 'reverse', status: 421, route: null, error: expect.stringContaining('TG_ERR_MISDIRECTED') });
+  });
+
+  test('a backend with a certificate nothing vouches for: 502, its content never served', async () => {
+    const res = await https('bad.example', '/hello?case=badcert');
+    expect(res.status).toBe(502);
+    expect(res.body).not.toContain('hello from bad');
+    expect(badOrigin.seen.length).toBe(0);
+    expect((await recordFor('/hello?case=badcert')).error).toMatch(/TG_ERR_UPSTREAM_CERT/);
+  });
+
+  test('certificates reload when their files change: a new SNI name is served', async () => {
+    const before = await https('new.example', '/hello?case=before-reload');
+    // The current certificate does not name new.example: curl refuses it.
+    expect(before.status).toBe(0);
+    writeServerCertificate([...names, 'new.example']);
+    const after = await eventually(
+      () => https('new.example', '/hello?case=after-reload'),
+      (r) => r.status === 200,
+      8000,
+    );
+    expect(after.status).toBe(200);
+    expect(after.body).toBe('hello from plain\n');
+    expect(gw.logs().some((l) => l.msg === 'reverse proxy routes and certificates reloaded')).toBe(true);
+  });
+
+  test('a broken certificate update keeps the last good set, with a log line', async () => {
+    writeFileSync(certFile, 'not a certificate\n');
+    await eventually(
+      () => gw.logs().some((l) => l.msg === 'reverse proxy reload failed; the previous routes and certificates stay in force'),
+      (seen) => seen,
+      8000,
+    );
+    const res = await https('new.example', '/hello?case=kept');
+    expect(res.status).toBe(200);
+  });
+});
