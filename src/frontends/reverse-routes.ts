@@ -1,5 +1,5 @@
 import type { ReverseBackend } from '../http/entry';
-import { type Host, hostText, normaliseHost } from '../protocol/host';
+import { type Host, hostAuthorityText, normaliseHost } from '../protocol/host';
 import type { Target } from '../protocol/target';
 import { ConfigError } from '../sources/config-error';
 
@@ -71,7 +71,7 @@ export class ReverseRouter {
       seen.set(label, key);
       const { scheme, target, servername } = backendTarget(backend, key, sourcePath);
       // One backend is dialled with one trust store: two routes may not disagree about it.
-      const endpoint = `${scheme}://${hostText(target.host)}:${target.port}`;
+      const endpoint = `${scheme}://${hostAuthorityText(target.host)}:${target.port}`;
       const other = caOf.get(endpoint);
       if (other && other.caFile !== caFile) {
         throw new ConfigError([

@@ -1,6 +1,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RequestRecord } from '../../src/audit/record-fields';
+import { documentedFields, recordFields } from './support/audit-doc';
 import { startCacheOrigin, type CacheOrigin } from './support/cache-origin';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { type Origin, startHttpsOrigin } from './support/origins';
@@ -119,6 +120,8 @@ describe('reverse-proxy listener', () => {
     expect(seen.headers.forwarded).toBe(`for=127.0.0.1;proto=https;host="app.example:${tlsPort}"`);
     const record = await recordFor('/echo?case=h1');
     expect(record).toMatchObject({ frontend: 'reverse', status: 200, action: 'inspect', rule: 'apps', route: 'app.example/', backend: `http://127.0.0.1:${origins.plain.port}` });
+    // Every field of the record, route and backend included, is described in docs/audit.md.
+    expect(recordFields(record).filter((f) => !documentedFields().request.has(f))).toEqual([]);
   });
 
   test('HTTP/2 to the client (curl --http2), HTTP/1.1 to the backend', async () => {
