@@ -27,6 +27,7 @@ import { TlsInspector } from '../terminals/inspect';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { ServerCertificateSet } from '../tls/server-certificates';
+import { ConfigError } from '../sources/config-error';
 import { peekClientBytes } from '../tunnel/peek';
 import type { Resolver } from '../egress/resolve';
 import { type HttpListenerLimits, createHttpListener } from './http-listener';
@@ -89,6 +90,7 @@ export class ReverseProxy {
   /** The route of each request between routing and its audit record. */
   private readonly routes = new Map<string, ReverseBackend>();
   private stopWatching: () => void = () => undefined;
+  private closed = false;
   private readonly unsubscribe: () => void;
 
   private constructor(private readonly options: ReverseProxyOptions) {
@@ -199,8 +201,10 @@ export class ReverseProxy {
     }
   }
 
-  /** Stops watching files and listening for reloads; closes backend connections. */
+  /** Stops watching files and listening for reloads; closes backend connections (once, for either server). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.unsubscribe();
     this.stopWatching();
     this.pools.destroy();
@@ -210,7 +214,9 @@ export class ReverseProxy {
     const router = ReverseRouter.compile(config, this.options.sourcePath);
     const { set, warnings } = ServerCertificateSet.load(config.certificates, 'reverse.certificates');
     if (this.options.tlsListener && set.certificates.length === 0) {
-      throw new GatewayError('TG_ERR_CONFIG', 'config', `${this.options.sourcePath}: listen.reverse needs reverse.certificates (a list of { cert, key } PEM files); add one or remove listen.reverse`);
+      throw new ConfigError([
+        { file: this.options.sourcePath, line: null, path: 'reverse.certificates', message: 'listen.reverse needs at least one { cert, key } pair of PEM files; add one or remove listen.reverse' },
+      ]);
     }
     for (const warning of warnings) this.options.logger.warn({ reason: warning }, 'reverse proxy certificate');
     return { router, certificates: set, files: config.certificates };

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RequestRecord } from '../../src/audit/record-fields';
 import { documentedFields, recordFields } from './support/audit-doc';
@@ -222,6 +222,21 @@ describe('reverse-proxy listener', () => {
     expect(gw.logs().some((l) => l.msg === 'reverse proxy routes and certificates reloaded')).toBe(true);
   });
 
+  test('routes reload with the policy: a route added to the configuration is served after a reload', async () => {
+    const before = await plain('late.example', '/hello?case=late-before');
+    expect(before.status).toBe(421);
+    appendFileSync(path.join(gw.dir, 'tollgate.yaml'), `\n    - { host: late.example, backend: "http://127.0.0.1:${origins.plain.port}" }\n`);
+    gw.gateway.reload('test');
+    const after = await eventually(
+      () => plain('late.example', '/hello?case=late-after'),
+      (r) => r.status !== 421,
+      8000,
+    );
+    // late.example has no policy rule: default_action (deny) decides, as for any destination.
+    expect(after.status).toBe(403);
+    expect((await recordFor('/hello?case=late-after')).route).toBe('late.example/');
+  });
+
   test('a broken certificate update keeps the last good set, with a log line', async () => {
     writeFileSync(certFile, 'not a certificate\n');
     await eventually(
@@ -231,5 +246,49 @@ describe('reverse-proxy listener', () => {
     );
     const res = await https('new.example', '/hello?case=kept');
     expect(res.status).toBe(200);
+  });
+});
+
+describe('reverse-proxy listener without allow_addresses', () => {
+  let origins: TestOrigins;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    origins = await startTestOrigins();
+    gw = await startTestGateway({
+      listenSection: 'listen:\n  explicit: 127.0.0.1:0\n  reverse_http: 127.0.0.1:0',
+      allowedPorts: { tunnel: [443], http: [80, origins.plain.port] },
+      // No allow_addresses: the destination guard refuses loopback for everything but backends.
+      upstreamSection: 'upstream:\n  hosts:\n    origin.test: 127.0.0.1',
+      policies: { 'p.yaml': 'rules:\n  - name: all\n    match: [app.example, origin.test]\n    action: inspect\n' },
+      extraConfig: `reverse:\n  routes:\n    - { host: app.example, backend: "http://origin.test:${origins.plain.port}" }`,
+    });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await origins?.close();
+  });
+
+  test('a configured backend on loopback is served; the same origin through the forward proxy is refused', async () => {
+    const port = gw.gateway.address('reverseHttp')!.port;
+    const reverse = await curl(['--resolve', `app.example:${port}:127.0.0.1`, `http://app.example:${port}/hello`]);
+    expect(reverse.status).toBe(200);
+    expect(reverse.body).toBe('hello from plain\n');
+    const forward = await curl(['-x', gw.proxy, `http://origin.test:${origins.plain.port}/hello`]);
+    expect(forward.status).toBe(403);
+    expect(forward.body).toContain('TG_ERR_DESTINATION_FORBIDDEN');
+  });
+});
+
+describe('reverse-proxy listener configuration errors', () => {
+  test('listen.reverse without reverse.certificates does not start, and says which key to fix', async () => {
+    await expect(
+      startTestGateway({
+        listenSection: 'listen:\n  reverse: 127.0.0.1:0',
+        policies: { 'p.yaml': 'rules: []\n' },
+        extraConfig: 'reverse:\n  routes:\n    - { host: app.example, backend: "http://127.0.0.1:9" }',
+      }),
+    ).rejects.toThrow(/reverse\.certificates.*listen\.reverse needs at least one/s);
   });
 });
