@@ -361,8 +361,14 @@ export class Gateway {
         handshakeTimeoutMs: limits.tlsHandshakeTimeoutMs,
         tlsListener: listen.reverse !== null,
       });
-      if (listen.reverse) await this.listeners.bind('reverse', reverse.tlsServer(), listen.reverse);
-      if (listen.reverseHttp) await this.listeners.bind('reverseHttp', reverse.httpServer(), listen.reverseHttp);
+      try {
+        if (listen.reverse) await this.listeners.bind('reverse', reverse.tlsServer(), listen.reverse);
+        if (listen.reverseHttp) await this.listeners.bind('reverseHttp', reverse.httpServer(), listen.reverseHttp);
+      } catch (err) {
+        // A server that never listened never closes: stop its watchers here.
+        reverse.close();
+        throw err;
+      }
     }
   }
 

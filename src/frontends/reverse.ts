@@ -273,6 +273,12 @@ export class ReverseProxy {
       port: 443,
       clientTls: tunnel.clientTls,
       clientSni: tunnel.clientSni,
+      misdirected: (host) => {
+        const sni = tunnel.name.kind === 'name' && tunnel.clientSni !== null ? tunnel.name.name : null;
+        const name = host.kind === 'name' ? host.name : host.address;
+        if (this.state.certificates.coversOnConnection(sni, name)) return null;
+        return `this connection was opened for ${sni} and its certificate does not name ${name}; open a connection for ${name}`;
+      },
       route: (host, p) => this.state.router.route(host, p),
       routed: (id, backend) => this.noteRoute(id, backend),
     };

@@ -272,9 +272,10 @@ export class HttpEntry {
       return;
     }
     const host = parsed.target.host;
-    const backend = source.route(host, req.url ?? '/');
+    const misdirected = source.misdirected?.(host) ?? null;
+    const backend = misdirected === null ? source.route(host, req.url ?? '/') : null;
     if (!backend) {
-      const error = new GatewayError('TG_ERR_MISDIRECTED', 'decide', `no route in reverse.routes serves ${authority.trim()} and there is no reverse.default_route`);
+      const error = new GatewayError('TG_ERR_MISDIRECTED', 'decide', misdirected ?? `no route in reverse.routes serves ${authority.trim()} and there is no reverse.default_route`);
       flow.log.info({ request_id: requestId, host: authority.trim(), reason: error.message }, 'reverse request refused: unknown host');
       refuse(error, false);
       return;
@@ -432,6 +433,8 @@ export interface ReverseSource {
   readonly clientTls: TlsSummary | null;
   readonly clientSni: string | null;
   readonly route: (host: Host, path: string) => ReverseBackend | null;
+  /** Why this connection may not carry a request for `host` (421), or null (RFC 9110 7.4). */
+  readonly misdirected?: (host: Host) => string | null;
   /** Set: refuse the request with 400 for this reason before routing it. */
   readonly refusal?: string;
   /** Told the route of each request before its record is written (null: refused before routing). */

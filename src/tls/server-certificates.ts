@@ -113,6 +113,17 @@ export class ServerCertificateSet {
     return this.certificates[0] ?? null;
   }
 
+  /**
+   * Whether the certificate served for `sni` also covers `host`: a client may send requests for
+   * another host on a connection only when the certificate it accepted names that host too
+   * (HTTP/2 connection reuse, RFC 9113 9.1.1); a client that sent no SNI got the default one.
+   */
+  coversOnConnection(sni: string | null, host: string): boolean {
+    if (sni === null || sni === host) return true;
+    const served = this.select(sni);
+    return served !== null && (served.addresses.includes(host) || served.names.some((pattern) => certificateNameMatches(pattern, host)));
+  }
+
   /** Whether some certificate names `name` (for `tollgate check`). */
   covers(name: string): boolean {
     return this.certificates.some((c) => c.names.some((pattern) => certificateNameMatches(pattern, name)));

@@ -207,6 +207,19 @@ describe('reverse-proxy listener', () => {
     expect((await recordFor('/hello?case=badcert')).error).toMatch(/TG_ERR_UPSTREAM_CERT/);
   });
 
+  test("a request for a host the connection's certificate does not name gets 421 (no domain fronting)", async () => {
+    const before = origins.plain.seen.length;
+    // new.example has a route, but the certificate served for app.example does not name it (yet).
+    const res = await https('app.example', '/hello?case=fronted', ['-H', 'Host: new.example']);
+    expect(res.status).toBe(421);
+    expect(res.body).toContain('its certificate does not name new.example');
+    expect(origins.plain.seen.length).toBe(before);
+    // A host the same certificate names may share the connection (HTTP/2 reuse).
+    const shared = await https('app.example', '/hello?case=shared', ['-H', 'Host: one.apps.example']);
+    expect(shared.status).toBe(200);
+    expect((await recordFor('/hello?case=shared')).route).toBe('*.apps.example/');
+  });
+
   test('certificates reload when their files change: a new SNI name is served', async () => {
     const before = await https('new.example', '/hello?case=before-reload');
     // The current certificate does not name new.example: curl refuses it.
