@@ -11,6 +11,7 @@ import { loadPolicy } from '../policy/load-policy';
 import type { Decision, FrontendKind } from '../policy/types';
 import { parseConnectAuthority, parseHostAndOptionalPort, targetText, type Target } from '../protocol/target';
 import { ReverseRouter } from '../frontends/reverse-routes';
+import { REVERSE_FRONTEND } from '../frontends/reverse';
 
 /** What `explain` is asked: a destination, and how a client would reach it. */
 export interface ExplainRequest {
@@ -177,8 +178,8 @@ export function explain(configPath: string, ask: ExplainRequest): Explanation {
 }
 
 export function printExplanation(e: Explanation, out: (line: string) => void): void {
-  if (isReverseExplanation(e)) printRoute(e, out);
   out(`destination:    ${e.destination} (${e.kind}), as a ${e.how}`);
+  if (isReverseExplanation(e)) printRoute(e, out);
   if (e.principal) out(`user:           ${e.principal.user}${e.principal.groups.length > 0 ? ` (groups: ${e.principal.groups.join(', ')})` : ''}`);
   out(`decision:       ${e.decision.action}`);
   const rule = e.decision.rule;
@@ -269,9 +270,9 @@ function explainReverse(configPath: string, ask: ExplainRequest): ReverseExplana
   const how = `request to the reverse-proxy listener (${url[1]!.toLowerCase()})`;
   if (!route) {
     const reason = 'no route in reverse.routes serves this host and there is no reverse.default_route';
-    return { ...base, how, reverse: { route: null, status: 421, reason }, result: 'deny' };
+    return { ...base, how, frontend: REVERSE_FRONTEND, reverse: { route: null, status: 421, reason }, result: 'deny' };
   }
-  return { ...base, how, reverse: { route: route.route, backend: route.backend, ca_file: route.caFile } };
+  return { ...base, how, frontend: REVERSE_FRONTEND, reverse: { route: route.route, backend: route.backend, ca_file: route.caFile } };
 }
 
 function printRoute(e: ReverseExplanation, out: (line: string) => void): void {

@@ -47,9 +47,9 @@ describe('check and explain for the reverse-proxy listener', () => {
     const e = explain(config, ask('https://app.example/api/v1/users'));
     const lines: string[] = [];
     printExplanation(e, (l) => lines.push(l));
-    expect(lines[0]).toMatch(/^route: +app\.example\/api\/ -> https:\/\/api\.internal:8443 \(verified with .*internal-ca\.pem\)$/);
+    expect(lines[1]).toMatch(/^route: +app\.example\/api\/ -> https:\/\/api\.internal:8443 \(verified with .*internal-ca\.pem\)$/);
     expect(lines.join('\n')).toContain('reverse-proxy listener (https)');
-    expect(explanationJson(e)).toMatchObject({ reverse: { route: 'app.example/api/', backend: 'https://api.internal:8443' }, result: 'inspect' });
+    expect(explanationJson(e)).toMatchObject({ frontend: 'reverse', reverse: { route: 'app.example/api/', backend: 'https://api.internal:8443' }, result: 'inspect' });
     expect(explanationJson(explain(config, ask('https://x.apps.example/')))).toMatchObject({ reverse: { route: '*.apps.example/' } });
   });
 
@@ -58,7 +58,7 @@ describe('check and explain for the reverse-proxy listener', () => {
     expect(explanationJson(e)).toMatchObject({ reverse: { route: null, status: 421 }, result: 'deny' });
     const lines: string[] = [];
     printExplanation(e, (l) => lines.push(l));
-    expect(lines[0]).toContain('421 Misdirected Request');
+    expect(lines[1]).toContain('421 Misdirected Request');
   });
 
   test('check fails naming the file and key when a certificate does not match its key', () => {
