@@ -1,4 +1,6 @@
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { RequestRecord } from '../../src/audit/record-fields';
 import { documentedFields, recordFields } from './support/audit-doc';
@@ -16,7 +18,7 @@ import { startTestOrigins, type TestOrigins } from './support/test-origins';
  */
 const POLICY = `rules:
   - name: apps
-    match: [app.example, cache.example, bad.example, new.example, .apps.example]
+    match: [app.example, cache.example, bad.example, new.example, .apps.example, .tenants.example]
     action: inspect
     http:
       - name: no-admin
@@ -38,6 +40,9 @@ describe('reverse-proxy listener', () => {
   let origins: TestOrigins;
   let cacheOrigin: CacheOrigin;
   let badOrigin: Origin;
+  /** A multi-tenant backend: answers per X-Forwarded-Host, cacheable, and says so with Vary. */
+  let tenants: http.Server;
+  let tenantHits = 0;
   let gw: TestGateway;
   let tlsPort: number;
   let httpPort: number;
@@ -80,6 +85,13 @@ describe('reverse-proxy listener', () => {
     // A backend whose certificate no configured CA vouches for.
     const selfSigned = issue({ commonName: 'bad.test', dnsNames: ['bad.test'] });
     badOrigin = await startHttpsOrigin('bad', { cert: selfSigned.certPem, key: selfSigned.keyPem });
+    tenants = http.createServer((req, res) => {
+      tenantHits++;
+      const body = `tenant ${String(req.headers['x-forwarded-host'])}\n`;
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', vary: 'X-Forwarded-Host' });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => tenants.listen(0, '127.0.0.1', resolve));
     const reverse = [
       'reverse:',
       '  certificates:',
@@ -92,6 +104,7 @@ describe('reverse-proxy listener', () => {
       `    - { host: blocked.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
       `    - { host: new.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
       `    - { host: "*.apps.example", backend: "http://127.0.0.1:${origins.plain.port}" }`,
+      `    - { host: "*.tenants.example", backend: "http://127.0.0.1:${(tenants.address() as AddressInfo).port}" }`,
     ].join('\n');
     gw = await startTestGateway({
       listenSection: 'listen:\n  reverse: 127.0.0.1:0\n  reverse_http: 127.0.0.1:0',
@@ -108,6 +121,7 @@ describe('reverse-proxy listener', () => {
     await origins?.close();
     await cacheOrigin?.close();
     await badOrigin?.close();
+    await new Promise((resolve) => tenants?.close(resolve));
   });
 
   test('HTTP/1.1 over TLS reaches the backend, with the forwarding fields replaced', async () => {
@@ -187,6 +201,18 @@ describe('reverse-proxy listener', () => {
     expect(cacheOrigin.hits('/max-age')).toBe(1);
     const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path === '/max-age');
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
+  });
+
+  test('hosts sharing a backend share its cache only as its Vary allows', async () => {
+    const a1 = await plain('a.tenants.example', '/home');
+    const b1 = await plain('b.tenants.example', '/home');
+    const a2 = await plain('a.tenants.example', '/home');
+    expect(a1.body).toBe(`tenant a.tenants.example:${httpPort}\n`);
+    expect(b1.body).toBe(`tenant b.tenants.example:${httpPort}\n`);
+    expect(a2.body).toBe(a1.body);
+    expect(tenantHits).toBe(2);
+    const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path === '/home');
+    expect(records.map((r) => r.cache)).toEqual(['miss', 'miss', 'hit']);
   });
 
   test('an unknown host gets 421 with a page that says why, and an audit record; no upstream is contacted', async () => {
