@@ -20,8 +20,8 @@ const action = z.enum(ACTIONS as [string, ...string[]], { error: `expected one o
 const optionalListen = listenAddress.nullable().default(null);
 
 /** Listener keys that may take PROXY protocol v2, and their names in the typed config. */
-const PROXY_PROTOCOL_LISTENERS = ['explicit', 'socks', 'transparent_tls', 'transparent_http'] as const;
-const LISTENER_KEYS = { explicit: 'explicit', socks: 'socks', transparent_tls: 'transparentTls', transparent_http: 'transparentHttp' } as const;
+const PROXY_PROTOCOL_LISTENERS = ['explicit', 'socks', 'transparent_tls', 'transparent_http', 'reverse', 'reverse_http'] as const;
+const LISTENER_KEYS = { explicit: 'explicit', socks: 'socks', transparent_tls: 'transparentTls', transparent_http: 'transparentHttp', reverse: 'reverse', reverse_http: 'reverseHttp' } as const;
 
 /** A PAC `direct` entry: a host name, `.suffix` (the domain and its subdomains), or `*.suffix`. */
 const pacPattern = z.string().regex(/^(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$|^[0-9.]+(?:\/[0-9]{1,2})?$/, {

@@ -1,6 +1,7 @@
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import { encodeProxyV2 } from '../../src/protocol/proxy-v2';
 import path from 'node:path';
 import type { RequestRecord } from '../../src/audit/record-fields';
 import { documentedFields, recordFields } from './support/audit-doc';
@@ -317,6 +318,50 @@ describe('reverse-proxy listener without allow_addresses', () => {
     const forward = await curl(['-x', gw.proxy, `http://origin.test:${origins.plain.port}/hello`]);
     expect(forward.status).toBe(403);
     expect(forward.body).toContain('TG_ERR_DESTINATION_FORBIDDEN');
+  });
+});
+
+describe('reverse-proxy listener behind a balancer (PROXY protocol v2)', () => {
+  let origins: TestOrigins;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    origins = await startTestOrigins();
+    gw = await startTestGateway({
+      listenSection: 'listen:\n  reverse_http: 127.0.0.1:0\n  proxy_protocol: [reverse_http]',
+      policies: { 'p.yaml': 'rules:\n  - name: all\n    match: app.example\n    action: inspect\n' },
+      extraConfig: `reverse:\n  routes:\n    - { host: app.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
+    });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await origins?.close();
+  });
+
+  test('the backend is told the client the header names, not the balancer', async () => {
+    const port = gw.gateway.address('reverseHttp')!.port;
+    const header = encodeProxyV2({ command: 'proxy', family: 'tcp4', source: { address: '203.0.113.77', port: 40001 }, destination: { address: '10.0.0.5', port: 80 } });
+    const request = Buffer.from('GET /echo?case=balancer HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n');
+    const reply = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.concat([header, request])));
+      let text = '';
+      const timer = setTimeout(() => socket.destroy(), 5000);
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+    const seen = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> };
+    expect(seen.headers['x-forwarded-for']).toBe('203.0.113.77');
+    expect(seen.headers.forwarded).toBe('for=203.0.113.77;proto=http;host="app.example"');
+    const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.path === '/echo?case=balancer'));
+    expect(records.find((x) => x.type === 'request' && x.path === '/echo?case=balancer')).toMatchObject({ client: '203.0.113.77', frontend: 'reverse' });
   });
 });
 
