@@ -17,7 +17,7 @@ import { type DecryptedTunnel, HttpEntry, type ReverseBackend, type ReverseSourc
 import { HttpForwarder } from '../http/forward';
 import type { InboundRequest, InboundResponse } from '../http/inbound';
 import { Http1OriginLeg } from '../http/origin-h1';
-import type { UpgradeSocket } from '../http/upgrade';
+import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import type { Logger } from '../logging/logger';
 import { subscribe } from '../observability/events';
 import type { CompiledPolicy, FrontendKind } from '../policy/types';
@@ -170,6 +170,17 @@ export class ReverseProxy {
     const server = createHttpListener(this.options.httpLimits, 'reverse', logger);
     const source = this.httpSource();
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.entry.reverse(source, req, res));
+    // WebSocket handshakes take the same path as on the other listeners (http/upgrade.ts).
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'upgraded client socket error'));
+      serveUpgrade(
+        req,
+        socket,
+        head,
+        (r, res, upgrade) => this.entry.reverse(source, r, res, upgrade),
+        (res, reason) => this.entry.reverse({ ...source, refusal: reason }, req, res),
+      );
+    });
     server.on('connect', (req: IncomingMessage, socket: Socket) => {
       socket.on('error', () => undefined);
       const peer = peerAddress(socket);

@@ -1,6 +1,7 @@
-import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { encodeProxyV2 } from '../../src/protocol/proxy-v2';
 import path from 'node:path';
 import type { RequestRecord } from '../../src/audit/record-fields';
@@ -10,6 +11,8 @@ import { eventually, startTestGateway, type TestGateway } from './support/gatewa
 import { type Origin, startHttpsOrigin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
 import { curl } from './support/run';
+import WebSocket from 'ws';
+import { startWsOrigin, type WsOrigin } from './support/ws-origins';
 import { startTestOrigins, type TestOrigins } from './support/test-origins';
 
 /**
@@ -19,7 +22,7 @@ import { startTestOrigins, type TestOrigins } from './support/test-origins';
  */
 const POLICY = `rules:
   - name: apps
-    match: [app.example, cache.example, bad.example, new.example, .apps.example, .tenants.example]
+    match: [app.example, cache.example, bad.example, new.example, ws.example, .apps.example, .tenants.example]
     action: inspect
     http:
       - name: no-admin
@@ -44,6 +47,7 @@ describe('reverse-proxy listener', () => {
   /** A multi-tenant backend: answers per X-Forwarded-Host, cacheable, and says so with Vary. */
   let tenants: http.Server;
   let tenantHits = 0;
+  let ws: WsOrigin;
   let gw: TestGateway;
   let tlsPort: number;
   let httpPort: number;
@@ -51,7 +55,7 @@ describe('reverse-proxy listener', () => {
   let certFile: string;
   let keyFile: string;
   let dir: string;
-  const names = ['app.example', 'cache.example', 'bad.example', 'blocked.example', '*.apps.example'];
+  const names = ['app.example', 'cache.example', 'bad.example', 'blocked.example', 'ws.example', '*.apps.example'];
   let reverseCa: ReturnType<typeof issue>;
 
   const https = (name: string, urlPath: string, args: string[] = []): ReturnType<typeof curl> =>
@@ -93,6 +97,7 @@ describe('reverse-proxy listener', () => {
       res.end(body);
     });
     await new Promise<void>((resolve) => tenants.listen(0, '127.0.0.1', resolve));
+    ws = await startWsOrigin();
     const reverse = [
       'reverse:',
       '  certificates:',
@@ -105,6 +110,7 @@ describe('reverse-proxy listener', () => {
       `    - { host: blocked.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
       `    - { host: new.example, backend: "http://127.0.0.1:${origins.plain.port}" }`,
       `    - { host: "*.apps.example", backend: "http://127.0.0.1:${origins.plain.port}" }`,
+      `    - { host: ws.example, backend: "http://127.0.0.1:${ws.port}" }`,
       `    - { host: "*.tenants.example", backend: "http://127.0.0.1:${(tenants.address() as AddressInfo).port}" }`,
     ].join('\n');
     gw = await startTestGateway({
@@ -123,6 +129,7 @@ describe('reverse-proxy listener', () => {
     await cacheOrigin?.close();
     await badOrigin?.close();
     await new Promise((resolve) => tenants?.close(resolve));
+    await ws?.close();
   });
 
   test('HTTP/1.1 over TLS reaches the backend, with the forwarding fields replaced', async () => {
@@ -214,6 +221,31 @@ describe('reverse-proxy listener', () => {
     expect(tenantHits).toBe(2);
     const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path === '/home');
     expect(records.map((r) => r.cache)).toEqual(['miss', 'miss', 'hit']);
+  });
+
+  test.each([
+    ['cleartext', 'ws'],
+    ['TLS', 'wss'],
+  ])('a WebSocket through the %s listener is relayed to its backend', async (_kind, scheme) => {
+    const port = scheme === 'wss' ? tlsPort : httpPort;
+    // The socket is opened by hand, as --resolve does for curl: to the listener, for ws.example.
+    const client = new WebSocket(`${scheme}://ws.example:${port}/echo`, {
+      createConnection: () => (scheme === 'wss' ? tls.connect({ port, host: '127.0.0.1', servername: 'ws.example', ca: readFileSync(caFile) }) : net.connect(port, '127.0.0.1')),
+    });
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no echo')), 5000);
+      client.on('open', () => client.send(`through the reverse ${scheme} listener`));
+      client.on('message', (data: Buffer) => {
+        clearTimeout(timer);
+        resolve(data.toString());
+      });
+      client.on('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    client.close();
+    expect(echoed).toContain(`through the reverse ${scheme} listener`);
   });
 
   test('an unknown host gets 421 with a page that says why, and an audit record; no upstream is contacted', async () => {
