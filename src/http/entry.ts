@@ -276,7 +276,7 @@ export class HttpEntry {
     const backend = misdirected === null ? source.route(host, req.url ?? '/') : null;
     if (!backend) {
       const error = new GatewayError('TG_ERR_MISDIRECTED', 'decide', misdirected ?? `no route in reverse.routes serves ${authority.trim()} and there is no reverse.default_route`);
-      flow.log.info({ request_id: requestId, host: authority.trim(), reason: error.message }, 'reverse request refused: unknown host');
+      flow.log.info({ request_id: requestId, host: authority.trim(), reason: error.message }, 'reverse request refused: misdirected (421)');
       refuse(error, false);
       return;
     }
@@ -427,7 +427,10 @@ export interface ReverseSource {
   readonly frontend: FrontendKind;
   /** The front-end kind policy treats requests as (its allowed ports: http for cleartext, tunnel for TLS). */
   readonly policyFrontend: FrontendKind;
-  /** The scheme the client used, and the port policy sees when Host names none (443 or 80). */
+  /**
+   * The scheme the client used, and the port policy decides with: the application's public port
+   * (443 or 80), whatever port the listener is bound to or Host names.
+   */
   readonly scheme: 'http' | 'https';
   readonly port: number;
   readonly clientTls: TlsSummary | null;
