@@ -394,6 +394,8 @@ describe('reverse-proxy listener behind a balancer (PROXY protocol v2)', () => {
     expect(seen.headers.forwarded).toBe('for=203.0.113.77;proto=http;host="app.example"');
     const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.path === '/echo?case=balancer'));
     expect(records.find((x) => x.type === 'request' && x.path === '/echo?case=balancer')).toMatchObject({ client: '203.0.113.77', frontend: 'reverse' });
+    // Log lines name the listener by its configuration key.
+    expect(gw.logs().find((l) => l.msg === 'listening')).toMatchObject({ listener: 'reverse_http', proxy_protocol: true });
   });
 });
 
