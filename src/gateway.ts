@@ -26,6 +26,8 @@ import { LISTENER_CONFIG_KEYS, type ListenerName, Listeners } from './frontends/
 import { createSocksServer } from './frontends/socks';
 import { createTransparentHttpServer } from './frontends/transparent-http';
 import { createTransparentTlsServer } from './frontends/transparent-tls';
+import { ReverseProxy } from './frontends/reverse';
+import { loadConfig } from './config/load-config';
 import { HttpCache } from './http/cache/http-cache';
 import { HttpEntry } from './http/entry';
 import { HttpForwarder } from './http/forward';
@@ -332,6 +334,41 @@ export class Gateway {
     for (const [name, create] of servers) {
       const at = listen[name];
       if (create && at) await this.listeners.bind(name, create(), at);
+    }
+    // The reverse-proxy (ingress) listeners: their routes, certificates and backend dialling
+    // (frontends/reverse.ts), on the same policy, cache and audit as everything else.
+    if (listen.reverse || listen.reverseHttp) {
+      const { upstream } = this.config;
+      const reverse = ReverseProxy.create({
+        logger: this.logger,
+        flows,
+        policy: () => this.services.policies.current,
+        redactor,
+        cache: this.services.httpCache,
+        via: http.via,
+        initial: this.config.reverse,
+        reread: () => loadConfig(this.config.sourcePath).reverse,
+        sourcePath: this.config.sourcePath,
+        upstreamCaFile: upstream.caFile,
+        resolver: new Resolver({ hosts: upstream.hosts, servers: upstream.dnsServers, maxEntries: upstream.dnsCacheSize, negativeTtlMs: upstream.dnsNegativeTtlMs, maxTtlMs: upstream.dnsMaxTtlMs }),
+        isOwnListener: (address, port) => this.listeners.isOwnListener(address, port),
+        connectTimeoutMs: upstream.connectTimeoutMs,
+        responseTimeoutMs: upstream.responseTimeoutMs,
+        idleTimeoutMs: upstream.idleTimeoutMs,
+        maxSocketsPerHost: upstream.maxSocketsPerHost,
+        httpLimits,
+        peekTimeoutMs: limits.peekTimeoutMs,
+        handshakeTimeoutMs: limits.tlsHandshakeTimeoutMs,
+        tlsListener: listen.reverse !== null,
+      });
+      try {
+        if (listen.reverse) await this.listeners.bind('reverse', reverse.tlsServer(), listen.reverse);
+        if (listen.reverseHttp) await this.listeners.bind('reverseHttp', reverse.httpServer(), listen.reverseHttp);
+      } catch (err) {
+        // A server that never listened never closes: stop its watchers here.
+        reverse.close();
+        throw err;
+      }
     }
   }
 

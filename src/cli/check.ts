@@ -9,6 +9,10 @@ import { formatHttpRules, formatRuleTable, ruleAudience, ruleTableRows } from '.
 import { describeHttpRule } from '../policy/rules/compile-rules';
 import type { CompiledPolicy, PolicyRule } from '../policy/types';
 import { findUnreachable, type Unreachable } from './reachability';
+import { ReverseRouter } from '../frontends/reverse-routes';
+import { decide } from '../policy/decide';
+import { ConfigError } from '../sources/config-error';
+import { ServerCertificateSet } from '../tls/server-certificates';
 
 interface Checked {
   readonly configPath: string;
@@ -63,6 +67,7 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
     out('HTTP rules and upload inspection, tried in this order for each request (allow and deny end the evaluation):');
     out(http);
   }
+  for (const line of describeReverse(config, policy)) out(line);
 }
 
 /** `tollgate check --json`: the same facts as one JSON document. */
@@ -112,7 +117,51 @@ export function checkJson(configPath: string): Record<string, unknown> {
       never_auto_spliced: policy.rules.filter((r) => r.action === 'inspect' && neverAutoSpliced(r) !== null).map((r) => r.id),
     },
     warnings: unreachable.map((u) => `${u.rule.id}, pattern ${u.pattern.text}: ${u.why}`),
+    reverse: reverseJson(config, policy),
   };
+}
+
+/**
+ * The reverse-proxy listener's routes (most specific first, as they match), the policy decision
+ * on each route's host, and the certificates with the names they serve. Loading them validates
+ * the files (a ConfigError names file, key and fix).
+ */
+function reverseJson(config: GatewayConfig, policy: CompiledPolicy): Record<string, unknown> | null {
+  const { reverse, listen } = config;
+  if (!listen.reverse && !listen.reverseHttp && reverse.routes.length === 0) return null;
+  const router = ReverseRouter.compile(reverse, config.sourcePath);
+  const certificates = ServerCertificateSet.load(reverse.certificates, 'reverse.certificates').set;
+  if (listen.reverse && certificates.certificates.length === 0) {
+    throw new ConfigError([{ file: config.sourcePath, line: null, path: 'reverse.certificates', message: 'listen.reverse needs at least one { cert, key } pair; add one or remove listen.reverse' }]);
+  }
+  const routes = router.all.map((route) => {
+    const host = route.hostPattern === null ? null : route.hostPattern.replace(/^\*\./, 'x.');
+    const decision =
+      host === null
+        ? null
+        : decide({ target: { kind: 'name', name: host }, port: listen.reverse ? 443 : 80, sni: null, frontend: listen.reverse ? 'transparent-tls' : 'transparent-http', principal: null }, policy);
+    return {
+      route: route.route,
+      backend: route.backend,
+      ca_file: route.caFile,
+      action: decision?.action ?? null,
+      rule: decision?.rule?.id ?? null,
+      certificate: route.hostPattern === null || !listen.reverse ? null : certificates.covers(host!) ? 'covered' : 'NOT covered by reverse.certificates',
+    };
+  });
+  return { routes, certificates: certificates.certificates.map((c) => ({ cert: c.certFile, names: [...c.names, ...c.addresses], not_after: c.notAfter.toISOString() })) };
+}
+
+function describeReverse(config: GatewayConfig, policy: CompiledPolicy): string[] {
+  const facts = reverseJson(config, policy);
+  if (facts === null) return [];
+  const lines = ['', 'Reverse proxy routes (exact host before wildcard, then the longest path_prefix; else default_route; else 421):'];
+  for (const r of facts.routes as { route: string; backend: string; ca_file: string | null; action: string | null; rule: string | null; certificate: string | null }[]) {
+    const policyText = r.action === null ? 'policy: per request Host' : `policy: ${r.action} (${r.rule ?? 'default_action'})`;
+    lines.push(`  ${r.route} -> ${r.backend}${r.ca_file ? ` (ca_file ${r.ca_file})` : ''}; ${policyText}${r.certificate ? `; certificate ${r.certificate}` : ''}`);
+  }
+  for (const c of facts.certificates as { cert: string; names: string[]; not_after: string }[]) lines.push(`  certificate ${c.cert}: ${c.names.join(', ')} (until ${c.not_after})`);
+  return lines;
 }
 
 /** Why pinning detection may never splice an inspect rule's names, or null when it may. */

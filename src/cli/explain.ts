@@ -10,6 +10,8 @@ import { decide } from '../policy/decide';
 import { loadPolicy } from '../policy/load-policy';
 import type { Decision, FrontendKind } from '../policy/types';
 import { parseConnectAuthority, parseHostAndOptionalPort, targetText, type Target } from '../protocol/target';
+import { ReverseRouter } from '../frontends/reverse-routes';
+import { REVERSE_FRONTEND } from '../frontends/reverse';
 
 /** What `explain` is asked: a destination, and how a client would reach it. */
 export interface ExplainRequest {
@@ -125,6 +127,7 @@ export interface Explanation {
  * HTTP rules do with the request (method and headers as given).
  */
 export function explain(configPath: string, ask: ExplainRequest): Explanation {
+  if (ask.frontend === 'reverse') return explainReverse(configPath, ask);
   const { target, frontend, how, path } = parseTarget(ask.destination, ask.frontend);
   if (path === null && (ask.method !== null || ask.headers.length > 0)) throw new UsageError('--method and --header describe an HTTP request: give a URL (http:// or https://)');
   const headers = ask.headers.flatMap(parseHeader);
@@ -176,6 +179,7 @@ export function explain(configPath: string, ask: ExplainRequest): Explanation {
 
 export function printExplanation(e: Explanation, out: (line: string) => void): void {
   out(`destination:    ${e.destination} (${e.kind}), as a ${e.how}`);
+  if (isReverseExplanation(e)) printRoute(e, out);
   if (e.principal) out(`user:           ${e.principal.user}${e.principal.groups.length > 0 ? ` (groups: ${e.principal.groups.join(', ')})` : ''}`);
   out(`decision:       ${e.decision.action}`);
   const rule = e.decision.rule;
@@ -210,6 +214,7 @@ export function printExplanation(e: Explanation, out: (line: string) => void): v
 export function explanationJson(e: Explanation): Record<string, unknown> {
   const rule = e.decision.rule;
   return {
+    ...(isReverseExplanation(e) ? { reverse: e.reverse } : {}),
     destination: e.destination,
     kind: e.kind,
     frontend: e.frontend,
@@ -238,4 +243,40 @@ export function explanationJson(e: Explanation): Record<string, unknown> {
     },
     result: e.result,
   };
+}
+
+/** What the reverse-proxy listener does with a URL: its route and backend, or 421. */
+export interface ReverseExplanation extends Explanation {
+  readonly reverse: { readonly route: string; readonly backend: string; readonly ca_file: string | null } | { readonly route: null; readonly status: 421; readonly reason: string };
+}
+
+function isReverseExplanation(e: Explanation): e is ReverseExplanation {
+  return 'reverse' in e;
+}
+
+/**
+ * `explain --frontend reverse URL`: the route the URL's host and path take on the reverse-proxy
+ * listener (frontends/reverse-routes.ts), then the policy decision on that host, as the
+ * listener makes it (the port policy sees is the URL's).
+ */
+function explainReverse(configPath: string, ask: ExplainRequest): ReverseExplanation {
+  const url = /^(https?):\/\/([^/?#]*)([^#]*)/i.exec(ask.destination);
+  if (!url) throw new UsageError('--frontend reverse explains a URL: give http://host/path or https://host/path');
+  const parsed = parseHostAndOptionalPort(url[2]!, url[1]!.toLowerCase() === 'https' ? 443 : 80);
+  if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason}`);
+  const path = url[3] === '' ? '/' : url[3]!;
+  const base = explain(configPath, { ...ask, frontend: 'transparent' });
+  const route = ReverseRouter.compile(loadConfig(configPath).reverse, configPath).route(parsed.target.host, path);
+  const how = `request to the reverse-proxy listener (${url[1]!.toLowerCase()})`;
+  if (!route) {
+    const reason = 'no route in reverse.routes serves this host and there is no reverse.default_route';
+    return { ...base, how, frontend: REVERSE_FRONTEND, reverse: { route: null, status: 421, reason }, result: 'deny' };
+  }
+  return { ...base, how, frontend: REVERSE_FRONTEND, reverse: { route: route.route, backend: route.backend, ca_file: route.caFile } };
+}
+
+function printRoute(e: ReverseExplanation, out: (line: string) => void): void {
+  const r = e.reverse;
+  if (r.route === null) out(`route:          none: 421 Misdirected Request (${r.reason})`);
+  else out(`route:          ${r.route} -> ${r.backend}${r.ca_file ? ` (verified with ${r.ca_file})` : r.backend.startsWith('https:') ? ' (verified with upstream.ca_file and the system roots)' : ''}`);
 }

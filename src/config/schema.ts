@@ -20,8 +20,8 @@ const action = z.enum(ACTIONS as [string, ...string[]], { error: `expected one o
 const optionalListen = listenAddress.nullable().default(null);
 
 /** Listener keys that may take PROXY protocol v2, and their names in the typed config. */
-const PROXY_PROTOCOL_LISTENERS = ['explicit', 'socks', 'transparent_tls', 'transparent_http'] as const;
-const LISTENER_KEYS = { explicit: 'explicit', socks: 'socks', transparent_tls: 'transparentTls', transparent_http: 'transparentHttp' } as const;
+const PROXY_PROTOCOL_LISTENERS = ['explicit', 'socks', 'transparent_tls', 'transparent_http', 'reverse', 'reverse_http'] as const;
+const LISTENER_KEYS = { explicit: 'explicit', socks: 'socks', transparent_tls: 'transparentTls', transparent_http: 'transparentHttp', reverse: 'reverse', reverse_http: 'reverseHttp' } as const;
 
 /** A PAC `direct` entry: a host name, `.suffix` (the domain and its subdomains), or `*.suffix`. */
 const pacPattern = z.string().regex(/^(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$|^[0-9.]+(?:\/[0-9]{1,2})?$/, {
@@ -93,6 +93,8 @@ export function configSchema(baseDir: string) {
     socks: optionalListen,
     transparent_tls: optionalListen,
     transparent_http: optionalListen,
+    reverse: optionalListen,
+    reverse_http: optionalListen,
     admin: optionalListen,
     // Listeners that sit behind a load balancer sending PROXY protocol v2; only these accept
     // (and require) the header. The admin listener never does.
@@ -102,6 +104,8 @@ export function configSchema(baseDir: string) {
     socks: v.socks,
     transparentTls: v.transparent_tls,
     transparentHttp: v.transparent_http,
+    reverse: v.reverse,
+    reverseHttp: v.reverse_http,
     admin: v.admin,
     proxyProtocol: v.proxy_protocol.map((name) => LISTENER_KEYS[name]),
   }));
@@ -342,6 +346,39 @@ export function configSchema(baseDir: string) {
     records: z.number({ error: 'expected a number of records such as 1000' }).int().min(10).max(100_000).default(1000),
   }).transform((v) => ({ enabled: v.enabled, allow: v.allow, records: v.records }));
 
+  // The reverse-proxy (ingress) listeners: which backend a Host (and path prefix) is served by,
+  // and the certificates listen.reverse presents. Reloaded with the policy, unlike listen.
+  const backendUrl = z.string().superRefine((text, ctx) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(text);
+    } catch {
+      // Reported below.
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '')
+      ctx.addIssue({ code: 'custom', message: `"${text}": expected an http:// or https:// URL of the backend, such as https://app.internal:8443` });
+    else if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'no credentials in the backend URL' });
+    else if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '')
+      ctx.addIssue({ code: 'custom', message: 'the backend URL names only scheme, host and port (requests keep their own path)' });
+  });
+  const reverseRoute = section({
+    host: z.string().regex(/^(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?$/, { error: 'expected a host name such as app.example or *.apps.example' }),
+    path_prefix: z
+      .string()
+      .regex(/^\/[^\s?#]*$/, { error: 'expected a path starting with /, such as /api/' })
+      .default('/'),
+    backend: backendUrl,
+    ca_file: resolvedPath.nullable().default(null),
+  }).transform((v) => ({ host: v.host.toLowerCase().replace(/\.$/, ''), pathPrefix: v.path_prefix, backend: v.backend, caFile: v.ca_file }));
+  const reverse = section({
+    certificates: z.array(section({ cert: resolvedPath, key: resolvedPath })).default([]),
+    routes: z.array(reverseRoute).default([]),
+    default_route: section({ backend: backendUrl, ca_file: resolvedPath.nullable().default(null) })
+      .transform((v) => ({ backend: v.backend, caFile: v.ca_file }))
+      .nullable()
+      .default(null),
+  }).transform((v) => ({ certificates: v.certificates, routes: v.routes, defaultRoute: v.default_route }));
+
   const log = section({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   });
@@ -368,6 +405,7 @@ export function configSchema(baseDir: string) {
     pac: pac.prefault({}),
     flow_view: flowView.prefault({}),
     state: state.prefault({}),
+    reverse: reverse.prefault({}),
   }).transform((v) => ({
     workers: v.workers,
     listen: v.listen,
@@ -387,6 +425,7 @@ export function configSchema(baseDir: string) {
     pac: v.pac,
     flowView: v.flow_view,
     state: v.state,
+    reverse: v.reverse,
   }));
 }
 

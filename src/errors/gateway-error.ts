@@ -63,6 +63,12 @@ export const ERROR_CATALOGUE = {
     socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The gateway does not support this protocol feature.',
   },
+  TG_ERR_MISDIRECTED: {
+    httpStatus: 421,
+    socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,
+    socks4Reply: SOCKS4_REPLY.rejected,
+    summary: 'The reverse-proxy listener serves no application under this host name (no route in reverse.routes).',
+  },
   TG_ERR_LOOP: {
     httpStatus: 403,
     socks5Reply: SOCKS5_REPLY.notAllowedByRuleset,

@@ -7,7 +7,7 @@ import type { ListenAddress } from '../sources/fields';
 import { ConnectionLimiter, type ConnectionLimits, type OverloadReply, closeSilently } from './connection-limiter';
 import { requireProxyProtocol } from './proxy-protocol';
 
-export type ListenerName = 'explicit' | 'socks' | 'transparentTls' | 'transparentHttp' | 'admin';
+export type ListenerName = 'explicit' | 'socks' | 'transparentTls' | 'transparentHttp' | 'reverse' | 'reverseHttp' | 'admin';
 
 /** Config keys of the listeners, as operators write them (logs and readiness reasons name these). */
 export const LISTENER_CONFIG_KEYS: Readonly<Record<ListenerName, string>> = {
@@ -15,6 +15,8 @@ export const LISTENER_CONFIG_KEYS: Readonly<Record<ListenerName, string>> = {
   socks: 'socks',
   transparentTls: 'transparent_tls',
   transparentHttp: 'transparent_http',
+  reverse: 'reverse',
+  reverseHttp: 'reverse_http',
   admin: 'admin',
 };
 
@@ -24,14 +26,23 @@ export interface ListenersOptions extends ConnectionLimits {
   readonly proxyHeaderTimeoutMs: number;
 }
 
-/** The `frontend` label of a listener in logs and events. */
+/** The `frontend` label of a listener in logs and events (the audit records' `frontend`). */
 function frontendOf(name: ListenerName): string {
-  return name === 'transparentTls' ? 'transparent-tls' : name === 'transparentHttp' ? 'transparent-http' : name;
+  switch (name) {
+    case 'transparentTls':
+      return 'transparent-tls';
+    case 'transparentHttp':
+      return 'transparent-http';
+    case 'reverseHttp':
+      return 'reverse';
+    default:
+      return name;
+  }
 }
 
 /** Over a connection limit, HTTP front-ends answer 503; the others can only close. */
 function overloadReplyOf(name: ListenerName): OverloadReply {
-  if (name !== 'explicit' && name !== 'transparentHttp') return closeSilently;
+  if (name !== 'explicit' && name !== 'transparentHttp' && name !== 'reverseHttp') return closeSilently;
   return (socket, error) => {
     // Read and drop what the client sends: closing with unread bytes would send a reset that
     // can destroy the 503 before the client reads it.
@@ -110,11 +121,11 @@ export class Listeners {
       });
       server.listen({ host: at.host, port: at.port }, () => {
         server.removeListener('error', onError);
-        server.on('error', (err) => this.logger.error({ err, listener: name }, 'listener error'));
+        server.on('error', (err) => this.logger.error({ err, listener: LISTENER_CONFIG_KEYS[name] }, 'listener error'));
         const address = server.address() as AddressInfo;
         this.servers.set(name, server);
         this.bound.set(name, address);
-        this.logger.info({ listener: name, address: address.address, port: address.port, proxy_protocol: proxied }, 'listening');
+        this.logger.info({ listener: LISTENER_CONFIG_KEYS[name], address: address.address, port: address.port, proxy_protocol: proxied }, 'listening');
         resolve();
       });
     });

@@ -221,6 +221,78 @@ export class HttpEntry {
     this.refuseUndecided(flow, flow.nextRequest(), req, res, { kind: 'error', error: badRequest(reason) }, null, true);
   }
 
+  /**
+   * A request on a reverse-proxy (ingress) listener. The client believes it talks to the
+   * application: Host (HTTP/2 :authority) and path pick a route, policy decides on the route's
+   * host as the destination name, and the request goes to the route's backend and nowhere else.
+   * A Host no route serves gets 421 and never reaches an upstream. The client's forwarding
+   * fields are replaced (not appended to): the gateway is the edge, it does not trust them.
+   */
+  reverse(source: ReverseSource, req: InboundRequest, res: InboundResponse, upgrade?: UpgradeSocket): void {
+    const isH2 = req instanceof Http2ServerRequest;
+    const flow = source.flow ?? this.connectionFlow(req.socket as Socket, source.frontend);
+    const requestId = flow.nextRequest();
+    const policyVersion = this.options.policy().version;
+    const nowhere: Target = { host: { kind: 'name', name: 'invalid' }, port: 0 };
+    const ctx = (decision: Decision, backend: ReverseBackend | null): RequestContext => ({
+      flow,
+      requestId,
+      principal: null,
+      scheme: backend?.scheme ?? source.scheme,
+      target: backend?.target ?? nowhere,
+      servername: backend?.servername ?? null,
+      decision,
+      clientTls: source.clientTls,
+      clientSni: source.clientSni,
+      // The backend gets its own authority as Host; the client's is in X-Forwarded-Host.
+      hostHeader: null,
+      ...(upgrade ? { upgrade } : {}),
+    });
+    const refuse = (error: GatewayError, close: boolean): void => {
+      const decision: Decision = { action: 'deny', code: 'rule', rule: null, pattern: null, reason: error.message, policyVersion };
+      source.routed(requestId, null);
+      refuseRequest(ctx(decision, null), req, res, { kind: 'error', error }, this.options, close && !isH2 ? { connection: 'close' } : {});
+    };
+    const problem =
+      (source.refusal === undefined ? null : badRequest(source.refusal)) ??
+      this.validate(flow, req, !isH2) ??
+      ((req.url ?? '').startsWith('/') ? null : badRequest('the reverse-proxy listener expects origin-form requests (/path)'));
+    if (problem) {
+      refuse(problem, true);
+      return;
+    }
+    const authority = presentedAuthorities(req)[0];
+    if (authority === undefined || authority.trim() === '') {
+      refuse(badRequest('no Host header: the reverse-proxy listener picks the application by Host'), true);
+      return;
+    }
+    const parsed = parseHostAndOptionalPort(authority.trim(), source.port);
+    if (!parsed.ok) {
+      refuse(badRequest(`invalid ${isH2 ? 'authority' : 'Host header'}: ${parsed.reason}`), true);
+      return;
+    }
+    const host = parsed.target.host;
+    const misdirected = source.misdirected?.(host) ?? null;
+    const backend = misdirected === null ? source.route(host, req.url ?? '/') : null;
+    if (!backend) {
+      const error = new GatewayError('TG_ERR_MISDIRECTED', 'decide', misdirected ?? `no route in reverse.routes serves ${authority.trim()} and there is no reverse.default_route`);
+      flow.log.info({ request_id: requestId, host: authority.trim(), reason: error.message }, 'reverse request refused: misdirected (421)');
+      refuse(error, false);
+      return;
+    }
+    source.routed(requestId, backend);
+    const decision = decide({ target: host, port: source.port, sni: null, frontend: source.policyFrontend, principal: null }, this.options.policy());
+    flow.learnedTarget({ host, port: source.port });
+    flow.decided(decision, true);
+    const context = ctx(decision, backend);
+    if (decision.action === 'deny') {
+      refuseRequest(context, req, res, { kind: 'deny', decision }, this.options);
+      return;
+    }
+    replaceForwardingFields(req, { client: flow.clientAddress, proto: source.scheme, host: authority.trim() });
+    this.options.forwarder.forward(context, req, res);
+  }
+
   /** The checks every HTTP source shares; the error to answer with, or null. */
   private validate(flow: Flow, req: InboundRequest, http1: boolean): GatewayError | null {
     const max = this.options.maxHeaders;
@@ -334,6 +406,56 @@ export class HttpEntry {
     );
     return flow;
   }
+}
+
+/** Where a reverse-proxy route sends its requests (frontends/reverse-routes.ts builds them). */
+export interface ReverseBackend {
+  /** The route as the audit record names it: `host` + `path_prefix`, or `default_route`. */
+  readonly route: string;
+  /** The backend URL's scheme and authority, `https://app.internal:8443`. */
+  readonly backend: string;
+  readonly scheme: 'http' | 'https';
+  readonly target: Target;
+  /** SNI and verified name of an https backend; null for an address. */
+  readonly servername: string | null;
+}
+
+/** A reverse-proxy listener as the entry sees it. */
+export interface ReverseSource {
+  /** The flow of a TLS connection; absent for cleartext, whose flow is the connection's own. */
+  readonly flow?: Flow;
+  readonly frontend: FrontendKind;
+  /** The front-end kind policy treats requests as (its allowed ports: http for cleartext, tunnel for TLS). */
+  readonly policyFrontend: FrontendKind;
+  /**
+   * The scheme the client used, and the port policy decides with: the application's public port
+   * (443 or 80), whatever port the listener is bound to or Host names.
+   */
+  readonly scheme: 'http' | 'https';
+  readonly port: number;
+  readonly clientTls: TlsSummary | null;
+  readonly clientSni: string | null;
+  readonly route: (host: Host, path: string) => ReverseBackend | null;
+  /** Why this connection may not carry a request for `host` (421), or null (RFC 9110 7.4). */
+  readonly misdirected?: (host: Host) => string | null;
+  /** Set: refuse the request with 400 for this reason before routing it. */
+  readonly refusal?: string;
+  /** Told the route of each request before its record is written (null: refused before routing). */
+  readonly routed: (requestId: string, backend: ReverseBackend | null) => void;
+}
+
+/** X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) as the gateway saw them, the client's removed. */
+function replaceForwardingFields(req: InboundRequest, seen: { client: string; proto: string; host: string }): void {
+  const drop = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+  const kept: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (!drop.has(req.rawHeaders[i]!.toLowerCase())) kept.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  }
+  const node = seen.client.includes(':') ? `"[${seen.client}]"` : seen.client;
+  const host = seen.host.replace(/["\\]/g, '');
+  kept.push('X-Forwarded-For', seen.client, 'X-Forwarded-Proto', seen.proto, 'X-Forwarded-Host', host, 'Forwarded', `for=${node};proto=${seen.proto};host="${host}"`);
+  // rawHeaders is a getter on HTTP/2 requests; an own property shadows it for both kinds.
+  Object.defineProperty(req, 'rawHeaders', { value: kept, configurable: true, enumerable: true, writable: true });
 }
 
 function badRequest(reason: string): GatewayError {
