@@ -5,4 +5,7 @@ module.exports = {
   testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/**/*.test.ts', '<rootDir>/demo/**/*.test.ts', '<rootDir>/bench/**/*.test.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   testTimeout: 30000,
+  // Two workers on two cores: most suites wait on sockets and child processes, so the wall time
+  // halves; the soak and bench-smoke suites carry their own, longer timeouts.
+  maxWorkers: 2,
 };

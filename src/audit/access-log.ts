@@ -48,13 +48,24 @@ function mediaType(headers: RequestRecord['response_headers']): string | null {
   return typeof text === 'string' ? text.split(';')[0]!.trim() || null : null;
 }
 
-const PLAIN_HTTP_FRONTENDS = new Set(['explicit-http', 'transparent-http']);
+/** Front-ends whose connections carry requests without a tunnel: their connection line is no CONNECT. */
+const PLAIN_HTTP_FRONTENDS = new Set(['explicit-http', 'transparent-http', 'reverse']);
 
 function requestLine(r: RequestRecord): string {
   const aborted = r.status === 0 ? '_ABORTED' : '';
-  const code = r.action === 'deny' ? 'TCP_DENIED' : r.cache === 'hit' ? 'TCP_HIT' : r.cache === 'revalidated' ? 'TCP_REFRESH_UNMODIFIED' : r.cache === 'stale' ? 'TCP_REFRESH_FAIL_OLD' : 'TCP_MISS';
+  const code =
+    r.action === 'deny'
+      ? 'TCP_DENIED'
+      : r.cache === 'hit' || r.cache === 'stale-while-revalidate'
+        ? 'TCP_HIT'
+        : r.cache === 'revalidated'
+          ? 'TCP_REFRESH_UNMODIFIED'
+          : r.cache === 'stale'
+            ? 'TCP_REFRESH_FAIL_OLD'
+            : 'TCP_MISS';
   // Whether the origin answered: a TLS session with it, or a plain exchange without an error.
-  const reachedOrigin = r.action !== 'deny' && r.cache !== 'hit' && r.cache !== 'stale' && (r.upstream_tls !== null || (r.scheme === 'http' && r.error === null));
+  const reachedOrigin =
+    r.action !== 'deny' && r.cache !== 'hit' && r.cache !== 'stale' && r.cache !== 'stale-while-revalidate' && (r.upstream_tls !== null || (r.scheme === 'http' && r.error === null));
   const host = r.host.includes(':') ? `[${r.host}]` : r.host;
   const defaultPort = r.scheme === 'https' ? 443 : 80;
   const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(r.path) ? r.path : `${r.scheme}://${host}${r.port === defaultPort ? '' : `:${r.port}`}${r.path}`;

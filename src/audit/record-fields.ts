@@ -75,6 +75,10 @@ export interface RequestRecord extends CommonFields {
   readonly flagged_by: readonly string[];
   /** DLP findings: detector name and byte offset only, never the matched value; null = not scanned. */
   readonly dlp: readonly DlpAuditEntry[] | null;
+  /** Reverse-proxy requests only (absent elsewhere): the route that served it; null when none did (421). */
+  readonly route?: string | null;
+  /** Reverse-proxy requests only: the route's backend, scheme and authority; null when `route` is. */
+  readonly backend?: string | null;
 }
 
 export interface DlpAuditEntry {

@@ -1,5 +1,5 @@
 import { documentedFields, recordFields } from '../../test/integration/support/audit-doc';
-import { connectionRecord, pinningRecord, requestRecord } from './records';
+import { connectionRecord, pinningRecord, requestRecord, withReverseRoute } from './records';
 
 /**
  * docs/audit.md describes every field of every record type, and only those: a field added to a
@@ -26,33 +26,37 @@ const connection = connectionRecord({
   requests: 1,
 });
 
-const request = requestRecord({
-  ...client,
-  requestId: 'Xk3v9QmA1bZc-1',
-  scheme: 'https',
-  host: 'example.com',
-  port: 443,
-  sni: 'example.com',
-  authority: 'example.com',
-  method: 'POST',
-  path: '/upload',
-  httpVersion: '2.0',
-  decision,
-  status: 200,
-  bytesFromClient: 10,
-  bytesToClient: 20,
-  durationMs: 4.5,
-  error: null,
-  cache: 'miss',
-  upstreamCertSha256: 'AA:BB',
-  clientTls: { version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256' },
-  upstreamTls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
-  requestHeaders: { 'user-agent': 'curl/8', 'x-custom': ['a', 'b'] },
-  responseHeaders: { 'content-type': 'text/plain' },
-  httpRule: 'uploads',
-  flaggedBy: ['trial'],
-  dlp: [{ detector: 'payment_card', offset: 5, action: 'log' }],
-});
+// A reverse-proxy request, so that its route and backend are present too.
+const request = withReverseRoute(
+  requestRecord({
+    ...client,
+    requestId: 'Xk3v9QmA1bZc-1',
+    scheme: 'https',
+    host: 'example.com',
+    port: 443,
+    sni: 'example.com',
+    authority: 'example.com',
+    method: 'POST',
+    path: '/upload',
+    httpVersion: '2.0',
+    decision,
+    status: 200,
+    bytesFromClient: 10,
+    bytesToClient: 20,
+    durationMs: 4.5,
+    error: null,
+    cache: 'miss',
+    upstreamCertSha256: 'AA:BB',
+    clientTls: { version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256' },
+    upstreamTls: { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
+    requestHeaders: { 'user-agent': 'curl/8', 'x-custom': ['a', 'b'] },
+    responseHeaders: { 'content-type': 'text/plain' },
+    httpRule: 'uploads',
+    flaggedBy: ['trial'],
+    dlp: [{ detector: 'payment_card', offset: 5, action: 'log' }],
+  }),
+  { route: 'app.example/api/', backend: 'https://app.internal:8443' },
+);
 
 const pinning = pinningRecord('pinned.example', 3, new Date(0));
 

@@ -98,6 +98,11 @@ export interface RequestFacts extends ClientFacts {
   readonly dlp: readonly DlpAuditEntry[] | null;
 }
 
+/** A reverse-proxy listener's request record: the same record, with the route that served it and its backend. */
+export function withReverseRoute(record: RequestRecord, route: { readonly route: string; readonly backend: string } | null): RequestRecord {
+  return { ...record, route: route?.route ?? null, backend: route?.backend ?? null };
+}
+
 export function requestRecord(f: RequestFacts): RequestRecord {
   return {
     type: 'request',

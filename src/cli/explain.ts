@@ -48,6 +48,7 @@ const HOW: Readonly<Record<FrontendKind, string>> = {
   socks: 'SOCKS tunnel',
   'transparent-tls': 'redirected TLS connection (transparent, by SNI)',
   'transparent-http': 'redirected HTTP request (transparent, by Host)',
+  reverse: 'request to the reverse-proxy listener (by route)',
 };
 
 function pickFrontend(given: string | null, plain: boolean): FrontendKind {

@@ -50,14 +50,15 @@ rule with the same pattern tried before them, or limited to users nobody in the 
 Exits 0 when everything is valid (warnings included), 3 otherwise, naming the file, line and key
 of each problem.`,
   explain: `Usage: tollgate explain URL|HOST:PORT [--method M] [--header 'Name: value']... [--user NAME]
-                        [--frontend explicit|socks|transparent] [--config FILE] [--json]
+                        [--frontend explicit|socks|transparent|reverse] [--config FILE] [--json]
 
 Shows which policy rule decides a destination and why, using the files on disk, without starting
 the gateway. A URL (http://host/path or https://host/path) is explained as the request a client
 would send (GET unless --method; --header adds request headers, repeatable) and its HTTP rules
 are evaluated; HOST:PORT as a tunnel. --frontend says how the client reaches the gateway:
 explicit (the default: CONNECT for https and HOST:PORT, a proxied request for http), socks, or
-transparent (a redirected connection). --user decides as that user (groups from the users file).
+transparent (a redirected connection), or reverse (a request to the reverse-proxy listener: the
+route its host and path take, or 421 when none does). --user decides as that user (groups from the users file).
 Exits 0 when the answer is allow (splice or inspect, no HTTP rule denying), 1 when it is deny,
 2 for a usage error, 3 for an invalid configuration. --json prints the answer as JSON.`,
   tail: `Usage: tollgate tail [--follow] [--filter EXPR] [--format line|json] [--lines N] [--file FILE|-] [--config FILE]

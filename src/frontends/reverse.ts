@@ -2,7 +2,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import type { SecureContext } from 'node:tls';
-import type { RequestRecord } from '../audit/record-fields';
+import { withReverseRoute } from '../audit/records';
 import type { Redactor } from '../audit/redact';
 import type { RecordWriter } from '../audit/sink';
 import { BackendEgress } from '../egress/backends';
@@ -38,7 +38,7 @@ import { type ReverseConfig, ReverseRouter } from './reverse-routes';
  * list it yet; the policy never decides by front-end kind except for allowed ports, which the
  * reverse entry chooses explicitly (ReverseSource.policyFrontend).
  */
-export const REVERSE_FRONTEND = 'reverse' as string as FrontendKind;
+export const REVERSE_FRONTEND: FrontendKind = 'reverse';
 
 export interface ReverseProxyOptions {
   readonly logger: Logger;
@@ -323,8 +323,7 @@ export class ReverseProxy {
         }
         const backend = this.routes.get(record.request_id) ?? null;
         this.routes.delete(record.request_id);
-        const annotated: RequestRecord & { readonly route: string | null; readonly backend: string | null } = { ...record, route: backend?.route ?? null, backend: backend?.backend ?? null };
-        sink.write(annotated);
+        sink.write(withReverseRoute(record, backend));
       },
     };
   }

@@ -161,7 +161,7 @@ export interface RequestOutcome {
   readonly upstreamTls: TlsSummary | null;
   readonly responseHeaders: readonly string[] | null;
   readonly redactor: Redactor;
-  /** The cache outcome: hit, miss, revalidated, bypass; null when no cache took part. */
+  /** The cache outcome (CacheOutcome: hit, miss, revalidated, stale, stale-while-revalidate, bypass); null when no cache took part. */
   readonly cache?: string | null;
   /** HTTP rules and DLP outcome; absent = no rules applied. */
   readonly rules?: EnforcementAudit;

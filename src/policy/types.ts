@@ -7,7 +7,7 @@ export type Action = 'deny' | 'splice' | 'inspect';
 export const ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'];
 
 /** Which front-end saw the flow: decides which port allow-list applies. */
-export type FrontendKind = 'explicit-http' | 'explicit-connect' | 'socks' | 'transparent-tls' | 'transparent-http';
+export type FrontendKind = 'explicit-http' | 'explicit-connect' | 'socks' | 'transparent-tls' | 'transparent-http' | 'reverse';
 
 /** A destination pattern as written in a policy file, parsed. */
 export type Pattern =

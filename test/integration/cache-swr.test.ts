@@ -173,7 +173,14 @@ describe('HTTP cache: stale-while-revalidate and only-if-cached', () => {
         () => gw.requestRecords(path),
         (r) => r.length >= 7,
       );
-      expect(records.slice(0, 6).map((r) => r.cache)).toEqual(['miss', 'stale', 'stale', 'stale', 'stale', 'stale']);
+      expect(records.slice(0, 6).map((r) => r.cache)).toEqual([
+        'miss',
+        'stale-while-revalidate',
+        'stale-while-revalidate',
+        'stale-while-revalidate',
+        'stale-while-revalidate',
+        'stale-while-revalidate',
+      ]);
       expect(records.every((r) => r.status === 200 && r.error === null)).toBe(true);
     });
 

@@ -49,7 +49,7 @@ export const FLOWS_SCRIPT = `'use strict';
     cell(tr, r.type === 'request' ? 'request' : r.frontend, 'kind');
     cell(tr, r.client);
     cell(tr, r.user);
-    cell(tr, r.type === 'request' ? r.method : (r.frontend === 'explicit-http' || r.frontend === 'transparent-http' ? '' : 'CONNECT'));
+    cell(tr, r.type === 'request' ? r.method : (r.frontend === 'explicit-http' || r.frontend === 'transparent-http' || r.frontend === 'reverse' ? '' : 'CONNECT'));
     cell(tr, destination(r), 'url');
     cell(tr, r.type === 'request' ? r.status : r.close, 'num');
     cell(tr, r.action, 'action');

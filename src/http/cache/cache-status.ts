@@ -5,7 +5,7 @@
  */
 
 /** `stale`: a stale entry served because the origin failed (stale-if-error, RFC 5861). */
-export type CacheOutcome = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass';
+export type CacheOutcome = 'hit' | 'miss' | 'revalidated' | 'stale' | 'stale-while-revalidate' | 'bypass';
 
 /** RFC 9211 `fwd` values the gateway uses: why the request went to the origin. */
 export type ForwardReason = 'bypass' | 'method' | 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'partial';

@@ -148,7 +148,7 @@ export class CacheExchange {
     // HEAD is evaluated as GET: a stored GET response answers it (RFC 9110 9.3.2).
     this.policyRequest = { url: req.url ?? '/', method: 'GET', headers: this.headers };
     this.mode = this.classify(method);
-    this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'swr' ? 'stale' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
+    this.outcome = this.mode === 'hit' ? 'hit' : this.mode === 'swr' ? 'stale-while-revalidate' : this.mode === 'bypass' || this.mode === 'unsafe' ? 'bypass' : 'miss';
   }
 
   private classify(method: string): Mode {
