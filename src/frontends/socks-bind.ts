@@ -81,6 +81,7 @@ class BindWait {
   private timer: NodeJS.Timeout | null = null;
   private settled = false;
   private resolveRun!: (kind: CloseKind) => void;
+  private readonly onClientGone = (): void => this.finish('client-closed', 'client-closed');
 
   constructor(
     private readonly flow: Flow,
@@ -95,9 +96,8 @@ class BindWait {
       this.resolveRun = resolve;
       this.server.on('error', (err) => this.fail(err));
       this.server.on('connection', (peer: Socket) => this.onConnection(peer));
-      const onClientGone = (): void => this.finish('client-closed', 'client-closed');
-      this.client.once('close', onClientGone);
-      this.client.once('end', onClientGone);
+      this.client.once('close', this.onClientGone);
+      this.client.once('end', this.onClientGone);
       this.server.listen({ host: addressText(this.client.localAddress ?? '127.0.0.1'), port: 0, exclusive: true }, () => {
         const bound = this.server.address() as net.AddressInfo;
         this.flow.log.info({ bound: `${bracketedAddress(bound.address)}:${bound.port}`, expected_peers: [...this.expected] }, 'SOCKS5 BIND waiting for the connection back');
@@ -126,8 +126,9 @@ class BindWait {
     publish('tollgate:socks:bind', { result: 'connected' });
     this.flow.connected(address);
     this.flow.log.info({ peer: `${bracketedAddress(address)}:${peer.remotePort}` }, 'SOCKS5 BIND connected');
-    this.client.removeAllListeners('end');
-    this.client.removeAllListeners('close');
+    // From here the relay follows the client's FIN and close.
+    this.client.removeListener('end', this.onClientGone);
+    this.client.removeListener('close', this.onClientGone);
     this.client.write(encodeSocks5Reply(SOCKS5_REPLY.succeeded, { kind: address.includes(':') ? 'ipv6' : 'ipv4', address, port: peer.remotePort ?? 0 }));
     const relay = new Relay(this.client, peer, this.options.idleTimeoutMs);
     relay.startUpstream(this.initial);
