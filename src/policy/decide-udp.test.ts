@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ConfigError } from '../sources/config-error';
 import { normaliseHost, type Host } from '../protocol/host';
 import { decide } from './decide';
@@ -71,5 +73,24 @@ describe('socks_bind', () => {
     expect(load('rules:\n  - match: a.example\n    action: deny\n    socks_bind: true\n')).toThrow(ConfigError);
     expect(load('rules:\n  - match: a.example\n    action: deny\n    socks_bind: true\n')).toThrow(/policies\/b\.yaml:4.*socks_bind.*deny rule/s);
     expect(load('rules:\n  - match: a.example\n    action: splice\n    socks_bind: yes please\n')).toThrow(/socks_bind.*expected true or false/s);
+  });
+});
+
+describe("the README's SOCKS examples", () => {
+  const readme = readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+
+  test('the BIND rule compiles with socks_bind on', () => {
+    const example = /```yaml\n(rules:\n {2}- name: legacy-ftp\n[\s\S]*?)```/.exec(readme);
+    expect(example).not.toBeNull();
+    const compiled = compilePolicy([{ name: 'ftp.yaml', displayPath: 'README.md', text: example![1]! }], { defaultAction: 'deny', allowedPorts: { tunnel: [443], http: [80] } });
+    expect(compiled.rules.map((r) => [r.id, r.socksBind])).toEqual([['legacy-ftp', true]]);
+  });
+
+  test('the UDP policy example compiles and relays DNS to its resolvers', () => {
+    const example = /# policies\/dns\.yaml\n(rules:\n[\s\S]*?)```/.exec(readme);
+    expect(example).not.toBeNull();
+    const compiled = compilePolicy([{ name: 'dns.yaml', displayPath: 'README.md', text: example![1]! }], { defaultAction: 'deny', allowedPorts: { tunnel: [443], http: [80], udp: [53] } });
+    const datagram = (name: string, port: number) => decide({ target: host(name), port, sni: null, frontend: 'socks-udp', principal: null }, compiled).action;
+    expect([datagram('ns1.dns.corp.example', 53), datagram('sip.example.net', 5060), datagram('sip.example.net', 53), datagram('10.0.0.53', 123)]).toEqual(['splice', 'splice', 'deny', 'deny']);
   });
 });
