@@ -61,6 +61,8 @@ export interface UdpOriginLegOptions {
   readonly onStranger: (from: UdpPeer) => void;
   /** A socket error (not per datagram): the association should end. */
   readonly onError: (err: Error) => void;
+  /** One datagram could not be sent (no route, refused by the kernel): dropped, the association goes on. */
+  readonly onSendError: (to: UdpPeer, err: Error) => void;
   /** How many distinct address:port pairs the leg may send to (and accept replies from). */
   readonly maxPeers: number;
 }
@@ -104,7 +106,11 @@ export class UdpOriginLeg {
     const socket = await this.socketFor(remote.family);
     if (this.closed) return { kind: 'refused', code: 'association-ended', reason: 'the association has ended' };
     const peer: UdpPeer = { address: remote.address, family: remote.family, port: target.port };
-    socket.send(payload, target.port, remote.address);
+    // With a callback a failed send is this datagram's failure, not an 'error' event that would
+    // end the whole association.
+    socket.send(payload, target.port, remote.address, (err) => {
+      if (err) this.options.onSendError(peer, err);
+    });
     return peer;
   }
 

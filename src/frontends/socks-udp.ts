@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { UdpDestinationEntry } from '../audit/record-fields';
 import { udpAssociationRecord } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
-import { bindClientRelay, type ClientRelaySocket, type UdpPeer, type UdpRemoteInfo, type UdpResolver, UdpOriginLeg } from '../egress/udp';
+import { bindClientRelay, type ClientRelaySocket, type UdpPeer, type UdpRemoteInfo, type UdpResolver, type UdpSendRefusal, UdpOriginLeg } from '../egress/udp';
 import type { CloseKind, Flow } from '../flow/flow';
 import { publish } from '../observability/events';
 import { decide } from '../policy/decide';
@@ -42,6 +42,7 @@ export type UdpDropReason =
   | 'forbidden' // the destination guard, the loop check or DNS refused every address
   | 'destinations' // the association already sent to its maximum of distinct destinations
   | 'origin-stranger' // to the origin socket from an address:port the client never sent to
+  | 'send-failed' // the kernel would not send it (no route, unreachable, too large)
   | 'after-end'; // arrived while the association was ending
 
 /** Distinct address:port pairs one association may send to (and hear from). */
@@ -104,6 +105,7 @@ export class UdpAssociation {
       onReply: (from, payload) => this.fromOrigin(from, payload),
       onStranger: (from) => this.drop('origin-stranger', { from: `${bracketedAddress(from.address)}:${from.port}` }),
       onError: (err) => this.end('error', err.message),
+      onSendError: (to, err) => this.drop('send-failed', { target: `${bracketedAddress(to.address)}:${to.port}`, reason: err.message }),
     });
   }
 
@@ -257,17 +259,30 @@ export class UdpAssociation {
     this.bytesFromClient += payload.length;
     this.touch();
     // UDP cannot be decrypted: splice and inspect both relay the datagram; the record says which.
-    void this.leg.send(target, payload).then((sent) => {
+    void this.leg.send(target, payload).then(this.sent(text, payload.length, decision.action, decision.rule?.id ?? null), (err: Error) => this.refused(text, payload.length, 'forbidden', err.message));
+  }
+
+  /** What happens once a datagram from the client was sent, or refused by the egress door. */
+  private sent(text: string, bytes: number, action: string, rule: string | null): (sent: UdpPeer | UdpSendRefusal) => void {
+    return (sent) => {
       if (this.ended) return;
       if (!('port' in sent)) {
-        this.drop(sent.kind === 'too-many-destinations' ? 'destinations' : 'forbidden', { target: text, reason: sent.reason });
+        this.refused(text, bytes, sent.kind === 'too-many-destinations' ? 'destinations' : 'forbidden', sent.reason);
         return;
       }
-      const entry = this.destinationFor(text, sent, decision.action, decision.rule?.id ?? null);
+      const entry = this.destinationFor(text, sent, action, rule);
       entry.datagramsTo++;
-      entry.bytesTo += payload.length;
-      publish('tollgate:socks:udp-relayed', { direction: 'to-origin', bytes: payload.length });
-    });
+      entry.bytesTo += bytes;
+      publish('tollgate:socks:udp-relayed', { direction: 'to-origin', bytes });
+    };
+  }
+
+  /** A datagram counted as relayed (for the limits) that the egress door refused: uncounted, dropped. */
+  private refused(text: string, bytes: number, reason: UdpDropReason, detail: string): void {
+    if (this.ended) return;
+    this.datagramsFromClient--;
+    this.bytesFromClient -= bytes;
+    this.drop(reason, { target: text, reason: detail });
   }
 
   private destinationFor(target: string, peer: UdpPeer, action: string, rule: string | null): DestinationStats {
@@ -300,6 +315,8 @@ export class UdpAssociation {
       entry.bytesFrom += payload.length;
     }
     publish('tollgate:socks:udp-relayed', { direction: 'to-client', bytes: payload.length });
-    relay.send([header, payload], this.clientPort, this.clientAddress);
+    relay.send([header, payload], this.clientPort, this.clientAddress, (err) => {
+      if (err) this.drop('send-failed', { to: `${bracketedAddress(this.clientAddress)}:${this.clientPort}`, reason: err.message });
+    });
   }
 }

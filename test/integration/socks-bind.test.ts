@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { ConnectionRecord } from '../../src/audit/record-fields';
+import { GatewayMetrics } from '../../src/admin/metrics';
 import { subscribe } from '../../src/observability/events';
 import { eventually, type SocksTestGateway, startSocksTestGateway } from './support/gateway';
 
@@ -52,6 +53,7 @@ describe('SOCKS5 BIND', () => {
   let gw: SocksTestGateway;
   const results: string[] = [];
   let unsubscribe: () => void = () => undefined;
+  let metrics: GatewayMetrics;
 
   beforeAll(async () => {
     gw = await startSocksTestGateway({
@@ -74,10 +76,12 @@ describe('SOCKS5 BIND', () => {
       extraConfig: 'limits:\n  socks_bind_timeout: 800ms',
     });
     unsubscribe = subscribe('tollgate:socks:bind', (m) => results.push(m.result));
+    metrics = new GatewayMetrics({ leafCacheSize: () => 0, policyVersion: () => 'v', lastReload: () => ({ ok: true, at: new Date(0) }), openConnections: () => 0 });
   });
 
   afterAll(async () => {
     unsubscribe();
+    metrics.close();
     await gw.stop();
   });
 
@@ -163,5 +167,11 @@ describe('SOCKS5 BIND', () => {
       3000,
     );
     await expect(connectBack(boundPort, '127.0.0.1')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  test('each outcome above is a tollgate_socks_bind_total counter', async () => {
+    const data = await metrics.registry.getSingleMetric('tollgate_socks_bind_total')!.get();
+    const byResult = Object.fromEntries(data.values.map((v) => [String(v.labels.result), v.value]));
+    expect(byResult).toEqual({ 'wrong-peer': 1, connected: 1, timeout: 1, refused: 1, 'client-closed': 1 });
   });
 });

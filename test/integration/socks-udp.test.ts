@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AuditRecord, UdpAssociationRecord } from '../../src/audit/record-fields';
+import { GatewayMetrics } from '../../src/admin/metrics';
 import { subscribe } from '../../src/observability/events';
 import { startDnsServer, type DnsServer } from './support/dns-server';
 import { eventually, type SocksTestGateway, startSocksTestGateway } from './support/gateway';
@@ -112,15 +113,31 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
   let dns: DnsServer;
   let dnsPort: number;
   let gw: SocksTestGateway;
+  /** An origin that answers from another port than the one it was sent to (a spoofed reply). */
+  let spoofer: dgram.Socket;
+  let spoofReplier: dgram.Socket;
+  let spoofPort: number;
   const drops: string[] = [];
   const closes: string[] = [];
   const unsubscribe: (() => void)[] = [];
+  // The Prometheus counters, fed by the same process-wide events as the admin listener's.
+  let metrics: GatewayMetrics;
+  const counter = async (name: string, labels: Record<string, string>): Promise<number> => {
+    const data = await metrics.registry.getSingleMetric(name)!.get();
+    return data.values.find((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))?.value ?? 0;
+  };
 
   beforeAll(async () => {
     dns = await startDnsServer({ 'answer.test': { a: ['192.0.2.53'], ttl: 60 } });
     dnsPort = Number(dns.address.split(':')[1]);
+    spoofer = dgram.createSocket('udp4');
+    spoofReplier = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => spoofer.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => spoofReplier.bind(0, '127.0.0.1', resolve));
+    spoofPort = spoofer.address().port;
+    spoofer.on('message', (msg, from) => spoofReplier.send(msg, from.port, from.address));
     gw = await startSocksTestGateway({
-      hostNames: ['dns.test', 'blocked.test', 'other-port.test'],
+      hostNames: ['dns.test', 'blocked.test', 'other-port.test', 'spoof.test'],
       policies: {
         'udp.yaml': [
           'rules:',
@@ -132,6 +149,14 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
           '    match: blocked.test',
           '    action: deny',
           '    reason: no UDP to blocked.test',
+          '  - name: internal',
+          '    match: 10.0.0.0/8',
+          '    action: splice',
+          `    ports: [${dnsPort}]`,
+          '  - name: spoof',
+          '    match: spoof.test',
+          '    action: splice',
+          `    ports: [${spoofPort}]`,
           '  - name: no-port-list',
           '    match: other-port.test',
           '    action: inspect',
@@ -140,14 +165,18 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
       },
       extraConfig: 'limits:\n  socks_udp_idle_timeout: 2s',
     });
+    metrics = new GatewayMetrics({ leafCacheSize: () => 0, policyVersion: () => 'v', lastReload: () => ({ ok: true, at: new Date(0) }), openConnections: () => 0 });
     unsubscribe.push(subscribe('tollgate:socks:udp-dropped', (m) => drops.push(m.reason)));
     unsubscribe.push(subscribe('tollgate:socks:udp-closed', (m) => closes.push(m.close)));
   });
 
   afterAll(async () => {
     for (const u of unsubscribe) u();
+    metrics.close();
     await gw.stop();
     await dns.close();
+    spoofer.close();
+    spoofReplier.close();
   });
 
   const logged = (pattern: RegExp): boolean => gw.logs().some((line) => pattern.test(`${String(line.msg)} ${String(line.drop_reason ?? '')} ${String(line.reason ?? '')}`));
@@ -212,6 +241,23 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
     expect(dns.queries('answer.test', 'A')).toBe(before);
     expect(drops).toContain('port');
     expect(logged(/dropped port port \d+ is not allowed for other-port\.test/)).toBe(true);
+  });
+
+  test('an internal address the destination guard forbids is dropped as "forbidden", although the policy allows it', async () => {
+    const result = await pyQuery(gw.socksPort, '10.1.2.3', dnsPort, { atyp: 'ipv4' });
+    expect(result.timeout).toBe(true);
+    expect(drops).toContain('forbidden');
+    expect(logged(/dropped forbidden .*10\.1\.2\.3/)).toBe(true);
+    const records = await eventually(associations, (r) => r.some((a) => a.dropped.forbidden === 1), 5000);
+    const record = records.find((a) => a.dropped.forbidden === 1)!;
+    expect([record.datagrams_from_client, record.destinations]).toEqual([0, []]);
+  });
+
+  test('a reply from an address:port the client never sent to is dropped as "origin-stranger"', async () => {
+    const result = await pyQuery(gw.socksPort, 'spoof.test', spoofPort);
+    expect(result.timeout).toBe(true);
+    expect(drops).toContain('origin-stranger');
+    expect(logged(/dropped origin-stranger/)).toBe(true);
   });
 
   test('a fragment (FRAG != 0) is dropped and counted', async () => {
@@ -324,5 +370,18 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
   test('the gateway stays up: a new association after all of the above still resolves', async () => {
     const result = await pyQuery(gw.socksPort, 'dns.test', dnsPort);
     expect(result.answer).toBe('192.0.2.53');
+  });
+
+  test('every drop above is a Prometheus counter by reason; relayed datagrams and closed associations are counted', async () => {
+    for (const reason of ['denied', 'port', 'forbidden', 'origin-stranger', 'fragment', 'malformed', 'stranger']) {
+      expect([reason, await counter('tollgate_socks_udp_dropped_total', { reason })]).toEqual([reason, drops.filter((d) => d === reason).length]);
+      expect(await counter('tollgate_socks_udp_dropped_total', { reason })).toBeGreaterThan(0);
+    }
+    expect(await counter('tollgate_socks_udp_datagrams_total', { direction: 'to_origin' })).toBeGreaterThanOrEqual(4);
+    expect(await counter('tollgate_socks_udp_datagrams_total', { direction: 'to_client' })).toBeGreaterThanOrEqual(3);
+    // The python client may leave before or after the 2 s idle timeout: count both.
+    const closed = (await counter('tollgate_socks_udp_associations_closed_total', { close: 'timeout' })) + (await counter('tollgate_socks_udp_associations_closed_total', { close: 'client-closed' }));
+    expect(closed).toBe(closes.length);
+    expect(closed).toBeGreaterThanOrEqual(10);
   });
 });
