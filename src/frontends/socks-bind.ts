@@ -1,6 +1,6 @@
 import net, { type Socket } from 'node:net';
 import type { ResolvedAddress } from '../egress/resolve';
-import { asGatewayError } from '../errors/gateway-error';
+import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { writeSocksRefusal } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
 import { publish } from '../observability/events';
@@ -142,14 +142,18 @@ class BindWait {
     if (this.settled) return;
     this.flow.log.info({ limit: 'limits.socks_bind_timeout', frontend: 'socks', ms: this.options.timeoutMs }, 'limit reached: limits.socks_bind_timeout');
     publish('tollgate:limit:breached', { limit: 'socks_bind_timeout', frontend: 'socks' });
-    if (this.client.writable) this.client.end(encodeSocks5Reply(SOCKS5_REPLY.ttlExpired));
+    // The second reply (RFC 1928 section 6) is the failure: TTL expired, via the one error mapping.
+    const error = new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'connect', `nobody connected back to the BIND port within ${this.options.timeoutMs} ms`);
+    this.flow.failed(error);
+    if (this.client.writable) writeSocksRefusal(this.client, 5, { kind: 'error', error });
     setTimeout(() => this.client.destroy(), 1000).unref();
     this.finish('timeout', 'timeout');
   }
 
   private fail(err: Error): void {
-    this.flow.failed(asGatewayError(err, 'connect'));
-    if (this.client.writable) this.client.end(encodeSocks5Reply(SOCKS5_REPLY.generalFailure));
+    const error = asGatewayError(err, 'connect');
+    this.flow.failed(error);
+    if (this.client.writable) writeSocksRefusal(this.client, 5, { kind: 'error', error });
     this.finish('error', 'refused');
   }
 
