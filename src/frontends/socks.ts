@@ -41,7 +41,8 @@ type SocksRequest =
  * The SOCKS front-end: SOCKS4, SOCKS4a and SOCKS5 (RFC 1928) CONNECT, with RFC 1929
  * username/password when an authenticator is configured. The handshake only learns the target
  * (and the user); the tunnel then goes through the same pipeline as an HTTP CONNECT: decide,
- * connect, reply, peek at the first bytes, splice or inspect.
+ * connect, reply, peek at the first bytes, splice or inspect. SOCKS5 BIND (socks-bind.ts) and
+ * UDP ASSOCIATE (socks-udp.ts) are decided by the same policy once the handshake is done.
  */
 export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelDeps, flows: FlowServices): net.Server {
   // allowHalfOpen: a client's FIN must travel through a splice as a FIN, as for CONNECT.
