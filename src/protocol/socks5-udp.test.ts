@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { encodeSocks5DatagramHeader, parseSocks5Datagram } from './socks5-udp';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -51,5 +52,28 @@ describe('encodeSocks5DatagramHeader', () => {
   it('sends nothing for an address that is not of its family', () => {
     expect(encodeSocks5DatagramHeader(4, '::1', 53)).toBeNull();
     expect(encodeSocks5DatagramHeader(6, 'not-an-address', 53)).toBeNull();
+  });
+});
+
+describe('parseSocks5Datagram on any bytes', () => {
+  it('never throws, and a parsed datagram re-encodes to the bytes it came from (addresses)', () => {
+    fc.assert(
+      // Mostly SOCKS-shaped (RSV 0000, a FRAG, a known or unknown ATYP), sometimes anything at all.
+      fc.property(
+        fc.oneof(
+          fc.tuple(fc.integer({ min: 0, max: 255 }), fc.constantFrom(1, 3, 4, 5), fc.uint8Array({ maxLength: 40 })).map(([frag, atyp, rest]) => Buffer.from([0, 0, frag, atyp, ...rest])),
+          fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+        ),
+        (input) => {
+          const result = parseSocks5Datagram(input);
+          if (result.kind !== 'parsed' || result.value.target.kind === 'domain') return;
+          const { target, frag, payload } = result.value;
+          const header = encodeSocks5DatagramHeader(target.kind === 'ipv4' ? 4 : 6, target.address, target.port)!;
+          header[2] = frag;
+          expect(Buffer.concat([header, payload])).toEqual(input);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
