@@ -24,6 +24,8 @@ import type { FlowServices } from './flow/flow';
 import { createExplicitServer } from './frontends/explicit';
 import { LISTENER_CONFIG_KEYS, type ListenerName, Listeners } from './frontends/listeners';
 import { createSocksServer } from './frontends/socks';
+import type { SocksBindOptions } from './frontends/socks-bind';
+import type { SocksUdpOptions } from './frontends/socks-udp';
 import { createTransparentHttpServer } from './frontends/transparent-http';
 import { createTransparentTlsServer } from './frontends/transparent-tls';
 import { ReverseProxy } from './frontends/reverse';
@@ -88,6 +90,8 @@ interface Services {
   readonly entry: HttpEntry;
   readonly tunnels: TunnelDeps;
   readonly flows: FlowServices;
+  /** SOCKS5 UDP ASSOCIATE and BIND. */
+  readonly socksCommands: { readonly udp: SocksUdpOptions; readonly bind: SocksBindOptions };
   readonly redactor: Redactor;
   /** Closes the origin connection pools. */
   readonly closeOrigins: () => void;
@@ -189,11 +193,27 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
     idleTimeoutMs: limits.clientIdleTimeoutMs,
     connectTimeoutMs: upstream.connectTimeoutMs,
   };
+  const socksCommands = {
+    udp: {
+      policy: () => policies.current,
+      resolver: egress,
+      audit: records,
+      idleTimeoutMs: limits.socksUdpIdleTimeoutMs,
+      maxDatagrams: limits.socksUdpMaxDatagrams,
+      maxBytes: limits.socksUdpMaxBytes,
+    },
+    bind: {
+      policy: () => policies.current,
+      resolveAllowed: (target: Parameters<Egress['resolveAllowed']>[0]) => egress.resolveAllowed(target),
+      timeoutMs: limits.socksBindTimeoutMs,
+      idleTimeoutMs: limits.clientIdleTimeoutMs,
+    },
+  };
   const closeOrigins = (): void => {
     h1Pools.destroy();
     h2Sessions.destroy();
   };
-  return { audit, recentFlows, syslog, state, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+  return { audit, recentFlows, syslog, state, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, socksCommands, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
 }
 
 function syslogFacts(sink: SyslogAuditSink): { connected: boolean; since: Date; queued: number; spilled: number } {
@@ -323,7 +343,7 @@ export class Gateway {
     const auth = users ? { store: users, realm: this.config.auth.realm } : null;
     const servers: [ListenerName, (() => Server) | null][] = [
       ['explicit', listen.explicit ? () => createExplicitServer({ ...httpLimits, auth }, { entry, tunnels, flows, redactor }, this.logger) : null],
-      ['socks', listen.socks ? () => createSocksServer({ handshakeTimeoutMs: limits.socksHandshakeTimeoutMs, authenticator }, tunnels, flows) : null],
+      ['socks', listen.socks ? () => createSocksServer({ handshakeTimeoutMs: limits.socksHandshakeTimeoutMs, authenticator, ...this.services.socksCommands }, tunnels, flows) : null],
       [
         'transparentTls',
         listen.transparentTls ? () => createTransparentTlsServer({ originPort: transparent.tlsOriginPort, peekTimeoutMs: limits.peekTimeoutMs, noSni: transparent.noSni }, tunnels, flows) : null,

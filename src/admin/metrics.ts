@@ -206,6 +206,28 @@ export class GatewayMetrics {
       subscribe('tollgate:auth:failed', (m) => authFailures.inc({ frontend: m.frontend, reason: m.reason })),
       subscribe('tollgate:dlp:matched', (m) => dlpMatches.inc({ detector: m.detector, action: m.action })),
     );
+
+    // SOCKS5 UDP ASSOCIATE and BIND: label values are fixed sets (frontends/socks-udp.ts, socks-bind.ts).
+    const udpDatagrams = new Counter({ name: 'tollgate_socks_udp_datagrams_total', help: 'SOCKS5 UDP datagrams relayed, by direction (to_origin, to_client)', labelNames: ['direction'], registers });
+    const udpBytes = new Counter({ name: 'tollgate_socks_udp_bytes_total', help: 'SOCKS5 UDP payload bytes relayed, by direction', labelNames: ['direction'], registers });
+    const udpDropped = new Counter({ name: 'tollgate_socks_udp_dropped_total', help: 'SOCKS5 UDP datagrams dropped, by reason', labelNames: ['reason'], registers });
+    const udpClosed = new Counter({ name: 'tollgate_socks_udp_associations_closed_total', help: 'SOCKS5 UDP associations ended, by how', labelNames: ['close'], registers });
+    const binds = new Counter({
+      name: 'tollgate_socks_bind_total',
+      help: 'SOCKS5 BIND outcomes: connected, timeout, refused, wrong-peer (a connection turned away), client-closed',
+      labelNames: ['result'],
+      registers,
+    });
+    this.unsubscribers.push(
+      subscribe('tollgate:socks:udp-relayed', (m) => {
+        const direction = m.direction === 'to-origin' ? 'to_origin' : 'to_client';
+        udpDatagrams.inc({ direction });
+        udpBytes.inc({ direction }, m.bytes);
+      }),
+      subscribe('tollgate:socks:udp-dropped', (m) => udpDropped.inc({ reason: m.reason })),
+      subscribe('tollgate:socks:udp-closed', (m) => udpClosed.inc({ close: m.close })),
+      subscribe('tollgate:socks:bind', (m) => binds.inc({ result: m.result })),
+    );
   }
 
   private addStateStoreMetrics(read: NonNullable<MetricSources['stateStore']>, registers: Registry[]): void {

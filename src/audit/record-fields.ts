@@ -99,4 +99,38 @@ export interface PinningRecord {
   readonly reason: string;
 }
 
-export type AuditRecord = ConnectionRecord | RequestRecord | PinningRecord;
+export type AuditRecord = ConnectionRecord | RequestRecord | PinningRecord | UdpAssociationRecord;
+
+/** One destination of a SOCKS5 UDP association (docs/audit.md). */
+export interface UdpDestinationEntry {
+  /** As the client named it: host:port. */
+  readonly target: string;
+  /** The address datagrams went to, after resolution and the destination guard. */
+  readonly address: string;
+  readonly action: string;
+  readonly rule: string | null;
+  readonly datagrams_to_origin: number;
+  readonly bytes_to_origin: number;
+  readonly datagrams_from_origin: number;
+  readonly bytes_from_origin: number;
+}
+
+/** One SOCKS5 UDP ASSOCIATE, written when it ends (docs/audit.md). */
+export interface UdpAssociationRecord extends Omit<CommonFields, 'action' | 'rule' | 'decision_code' | 'reason'> {
+  readonly type: 'udp_association';
+  /** The relay port's address the client was told (BND.ADDR:BND.PORT). */
+  readonly relay_address: string;
+  /** Where the client's datagrams came from (address:port); null when none came. */
+  readonly client_udp: string | null;
+  readonly destinations: readonly UdpDestinationEntry[];
+  readonly datagrams_from_client: number;
+  readonly datagrams_to_client: number;
+  /** Payload bytes (DATA, without the SOCKS header) each way. */
+  readonly bytes_from_client: number;
+  readonly bytes_to_client: number;
+  /** Datagrams dropped, by reason. */
+  readonly dropped: Readonly<Record<string, number>>;
+  readonly duration_ms: number;
+  /** client-closed, timeout, limit, error, shutdown. */
+  readonly close: string;
+}

@@ -1,4 +1,4 @@
-import type { ConnectionRecord, DlpAuditEntry, PinningRecord, RequestRecord, TlsSummary } from './record-fields';
+import type { ConnectionRecord, DlpAuditEntry, PinningRecord, RequestRecord, TlsSummary, UdpAssociationRecord, UdpDestinationEntry } from './record-fields';
 
 /**
  * The one place every audit record is built, from the facts of a flow or request. The inputs
@@ -155,5 +155,45 @@ export function pinningRecord(name: string, clients: number, until: Date): Pinni
     distinct_clients: clients,
     until: until.toISOString(),
     reason: `${clients} distinct clients rejected the minted certificate for ${name}`,
+  };
+}
+
+/** What a SOCKS5 UDP association did, from its UDP ASSOCIATE to its end. */
+export interface UdpAssociationFacts extends ClientFacts {
+  readonly startTime: Date;
+  readonly relayAddress: string;
+  readonly clientUdp: string | null;
+  readonly destinations: readonly UdpDestinationEntry[];
+  readonly datagramsFromClient: number;
+  readonly datagramsToClient: number;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+  readonly dropped: Readonly<Record<string, number>>;
+  readonly policyVersion: string;
+  readonly durationMs: number;
+  readonly close: string;
+}
+
+/** One SOCKS5 UDP association: its destinations, datagrams and bytes each way, and what was dropped. */
+export function udpAssociationRecord(f: UdpAssociationFacts): UdpAssociationRecord {
+  return {
+    type: 'udp_association',
+    time: f.startTime.toISOString(),
+    flow_id: f.flowId,
+    frontend: f.frontend,
+    client: f.clientAddress,
+    client_port: f.clientPort,
+    user: f.user,
+    policy_version: f.policyVersion,
+    relay_address: f.relayAddress,
+    client_udp: f.clientUdp,
+    destinations: f.destinations,
+    datagrams_from_client: f.datagramsFromClient,
+    datagrams_to_client: f.datagramsToClient,
+    bytes_from_client: f.bytesFromClient,
+    bytes_to_client: f.bytesToClient,
+    dropped: f.dropped,
+    duration_ms: f.durationMs,
+    close: f.close,
   };
 }

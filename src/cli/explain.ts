@@ -49,6 +49,7 @@ const HOW: Readonly<Record<FrontendKind, string>> = {
   'transparent-tls': 'redirected TLS connection (transparent, by SNI)',
   'transparent-http': 'redirected HTTP request (transparent, by Host)',
   reverse: 'request to the reverse-proxy listener (by route)',
+  'socks-udp': 'SOCKS5 UDP datagram (relayed, never decrypted)',
 };
 
 function pickFrontend(given: string | null, plain: boolean): FrontendKind {
@@ -63,6 +64,8 @@ function pickFrontend(given: string | null, plain: boolean): FrontendKind {
 }
 
 function parseTarget(arg: string, frontendFlag: string | null): ExplainTarget {
+  const udp = parseUdpTarget(arg, frontendFlag);
+  if (udp) return udp;
   const url = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/i.exec(arg);
   if (url) {
     const scheme = url[1]!.toLowerCase();
@@ -77,6 +80,19 @@ function parseTarget(arg: string, frontendFlag: string | null): ExplainTarget {
   if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason} (give a URL or host:port)`);
   const frontend = pickFrontend(frontendFlag, false);
   return { target: parsed.target, frontend, how: HOW[frontend], path: null };
+}
+
+/**
+ * `udp://host:port` (port 53 when left out): a SOCKS5 UDP ASSOCIATE datagram, decided with
+ * `allowed_ports.udp`. UDP is never decrypted, so splice and inspect both mean "relayed".
+ */
+function parseUdpTarget(arg: string, frontendFlag: string | null): ExplainTarget | null {
+  const udp = /^udp:\/\/([^/?#]*)\/?$/i.exec(arg);
+  if (!udp) return null;
+  if (frontendFlag !== null && frontendFlag !== 'socks') throw new UsageError(`--frontend ${frontendFlag} does not carry UDP (only socks, the default for udp://)`);
+  const parsed = parseHostAndOptionalPort(udp[1]!, 53);
+  if (!parsed.ok) throw new UsageError(`invalid destination: ${parsed.reason}`);
+  return { target: parsed.target, frontend: 'socks-udp', how: HOW['socks-udp'], path: null };
 }
 
 /** A user's principal from the users file, so group-limited rules are explained as they apply. */
@@ -183,6 +199,7 @@ export function printExplanation(e: Explanation, out: (line: string) => void): v
   if (isReverseExplanation(e)) printRoute(e, out);
   if (e.principal) out(`user:           ${e.principal.user}${e.principal.groups.length > 0 ? ` (groups: ${e.principal.groups.join(', ')})` : ''}`);
   out(`decision:       ${e.decision.action}`);
+  if (e.frontend === 'socks-udp' && e.decision.action !== 'deny') out('                UDP is never decrypted: splice and inspect both relay the datagrams and audit them');
   const rule = e.decision.rule;
   out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${e.decision.pattern}` : 'default_action (no rule matches)'}`);
   out(`reason:         ${e.decision.reason}`);

@@ -149,6 +149,8 @@ export function configSchema(baseDir: string) {
   const allowedPorts = section({
     tunnel: z.array(port).default([443]),
     http: z.array(port).default([80]),
+    // SOCKS5 UDP ASSOCIATE: DNS only unless a rule lists its own ports.
+    udp: z.array(port).default([53]),
   });
 
   const upstream = section({
@@ -221,6 +223,11 @@ export function configSchema(baseDir: string) {
     shutdown_grace: duration({ min: 0 }).default(10_000),
     max_connections: z.number().int().min(1).default(10_000),
     max_connections_per_client: z.number().int().min(1).default(256),
+    // SOCKS5 UDP ASSOCIATE and BIND (README "SOCKS").
+    socks_udp_idle_timeout: duration({ min: 100 }).default(120_000),
+    socks_udp_max_datagrams: z.number().int().min(1).default(100_000),
+    socks_udp_max_bytes: size({ min: 1 }).default(64 * 1024 * 1024),
+    socks_bind_timeout: duration({ min: 100, max: 600_000, maxText: '10m' }).default(60_000),
   }).transform((v) => ({
     maxConnections: v.max_connections,
     maxConnectionsPerClient: v.max_connections_per_client,
@@ -231,6 +238,10 @@ export function configSchema(baseDir: string) {
     tlsHandshakeTimeoutMs: v.tls_handshake_timeout,
     clientIdleTimeoutMs: v.client_idle_timeout,
     shutdownGraceMs: v.shutdown_grace,
+    socksUdpIdleTimeoutMs: v.socks_udp_idle_timeout,
+    socksUdpMaxDatagrams: v.socks_udp_max_datagrams,
+    socksUdpMaxBytes: v.socks_udp_max_bytes,
+    socksBindTimeoutMs: v.socks_bind_timeout,
   }));
 
   const syslog = section({
@@ -413,7 +424,7 @@ export function configSchema(baseDir: string) {
     ca: v.ca,
     policiesDir: v.policies,
     defaultAction: v.default_action,
-    allowedPorts: { tunnel: v.allowed_ports.tunnel, http: v.allowed_ports.http },
+    allowedPorts: { tunnel: v.allowed_ports.tunnel, http: v.allowed_ports.http, udp: v.allowed_ports.udp },
     upstream: v.upstream,
     http: v.http,
     cache: v.cache,

@@ -13,28 +13,36 @@ import { encodeSocks4Reply, parseSocks4Request } from '../protocol/socks4-codec'
 import { encodeSocks5AuthStatus, encodeSocks5MethodSelection, encodeSocks5Reply, parseSocks5Greeting, parseSocks5Request, parseSocks5UserPass } from '../protocol/socks5-codec';
 import { runTunnel, type TunnelDeps } from '../tunnel/tunnel';
 import { HandshakeReader } from './handshake-reader';
+import { runSocksBind, type SocksBindOptions } from './socks-bind';
+import { UdpAssociation, type SocksUdpOptions } from './socks-udp';
 
 export interface SocksFrontendOptions {
   /** `limits.socks_handshake_timeout`: from accept to a complete request. */
   readonly handshakeTimeoutMs: number;
   /** Verifies RFC 1929 credentials; when `required`, SOCKS5 must authenticate and SOCKS4 is refused. */
   readonly authenticator: Authenticator | null;
+  /** SOCKS5 UDP ASSOCIATE; absent: answered "command not supported". */
+  readonly udp?: SocksUdpOptions;
+  /** SOCKS5 BIND (still only where a rule says `socks_bind: true`); absent: "command not supported". */
+  readonly bind?: SocksBindOptions;
 }
 
 /** Where the handshake is, so a timeout can be answered in the right message. */
 type Phase = 'version' | 'greeting' | 'auth' | 'request' | 'done';
 
-/** What the SOCKS front-end learned, ready for the tunnel pipeline. */
-interface SocksRequest {
-  readonly version: 4 | 5;
-  readonly target: Target;
-}
+/** What the SOCKS front-end learned: a CONNECT for the tunnel pipeline, a BIND, or a UDP ASSOCIATE. */
+type SocksRequest =
+  | { readonly command: 'connect'; readonly version: 4 | 5; readonly target: Target }
+  | { readonly command: 'bind'; readonly version: 5; readonly target: Target }
+  /** `declaredPort`: the DST.PORT of the request, where the client's datagrams will come from (0: not yet known). */
+  | { readonly command: 'udp-associate'; readonly version: 5; readonly declaredPort: number };
 
 /**
  * The SOCKS front-end: SOCKS4, SOCKS4a and SOCKS5 (RFC 1928) CONNECT, with RFC 1929
  * username/password when an authenticator is configured. The handshake only learns the target
  * (and the user); the tunnel then goes through the same pipeline as an HTTP CONNECT: decide,
- * connect, reply, peek at the first bytes, splice or inspect.
+ * connect, reply, peek at the first bytes, splice or inspect. SOCKS5 BIND (socks-bind.ts) and
+ * UDP ASSOCIATE (socks-udp.ts) are decided by the same policy once the handshake is done.
  */
 export function createSocksServer(options: SocksFrontendOptions, tunnels: TunnelDeps, flows: FlowServices): net.Server {
   // allowHalfOpen: a client's FIN must travel through a splice as a FIN, as for CONNECT.
@@ -87,8 +95,13 @@ class SocksHandshake {
       clearTimeout(this.timer);
       if (!request) return this.ended ?? 'refused';
       this.phase = 'done';
+      if (request.command === 'udp-associate') {
+        this.reader.detach();
+        return await this.associate(request.declaredPort, this.options.udp!);
+      }
       this.flow.learnedTarget(request.target);
       const initial = this.reader.detach();
+      if (request.command === 'bind') return await runSocksBind(this.flow, this.socket, request.target, initial, this.options.bind!);
       const version = request.version;
       return await runTunnel(
         this.flow,
@@ -145,7 +158,7 @@ class SocksHandshake {
     }
     const target = targetOf(request.target);
     if (typeof target === 'string') return this.refuse(new GatewayError('TG_ERR_BAD_TARGET', 'parse', target));
-    return { version: 4, target };
+    return { command: 'connect', version: 4, target };
   }
 
   private async negotiate5(): Promise<SocksRequest | null> {
@@ -170,12 +183,28 @@ class SocksHandshake {
     if (read.kind === 'closed') return this.clientLeft();
     if (read.kind === 'invalid') return this.refuse(errorForInvalid(read));
     const request = read.value;
-    if (request.command !== 'connect') {
-      return this.refuse(new GatewayError('TG_ERR_UNSUPPORTED', 'parse', `SOCKS5 command ${this.commandName(request.command)} is not supported (only CONNECT)`));
+    if (request.command === 'udp-associate' && this.options.udp) return { command: 'udp-associate', version: 5, declaredPort: request.target.port };
+    const supported = request.command === 'connect' || (request.command === 'bind' && this.options.bind !== undefined);
+    if (!supported) {
+      const commands = ['CONNECT', ...(this.options.bind ? ['BIND'] : []), ...(this.options.udp ? ['UDP ASSOCIATE'] : [])].join(', ');
+      return this.refuse(new GatewayError('TG_ERR_UNSUPPORTED', 'parse', `SOCKS5 command ${this.commandName(request.command)} is not supported (only ${commands})`));
     }
     const target = targetOf(request.target);
     if (typeof target === 'string') return this.refuse(new GatewayError('TG_ERR_BAD_TARGET', 'parse', target));
-    return { version: 5, target };
+    return { command: request.command === 'bind' ? 'bind' : 'connect', version: 5, target };
+  }
+
+  /** UDP ASSOCIATE: bind the relay port, tell the client where it is, relay until the end. */
+  private async associate(declaredPort: number, udp: SocksUdpOptions): Promise<CloseKind> {
+    const association = new UdpAssociation(this.flow, this.socket, declaredPort, udp);
+    let bound: Awaited<ReturnType<UdpAssociation['open']>>;
+    try {
+      bound = await association.open();
+    } catch (err) {
+      return this.refuse(new GatewayError('TG_ERR_INTERNAL', 'accept', `cannot bind a UDP relay port: ${(err as Error).message}`)) ?? 'refused';
+    }
+    this.socket.write(encodeSocks5Reply(SOCKS5_REPLY.succeeded, bound));
+    return association.run();
   }
 
   /**

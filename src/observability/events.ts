@@ -43,6 +43,14 @@ export interface GatewayEvents {
   'tollgate:audit:write-failed': { records: number };
   /** A DLP detector matched an upload; never carries the matched value. */
   'tollgate:dlp:matched': { detector: string; action: 'deny' | 'log' };
+  /** A SOCKS5 UDP datagram was relayed (`to-origin` or `to-client`), with its payload size. */
+  'tollgate:socks:udp-relayed': { direction: 'to-origin' | 'to-client'; bytes: number };
+  /** A SOCKS5 UDP datagram was dropped; `reason` is one of a fixed set (README "SOCKS"). */
+  'tollgate:socks:udp-dropped': { reason: string };
+  /** A SOCKS5 UDP association ended; `close` is how (client-closed, timeout, limit, error, shutdown). */
+  'tollgate:socks:udp-closed': { close: string };
+  /** A SOCKS5 BIND ended its wait: connected, timeout, refused, wrong-peer (a connection turned away). */
+  'tollgate:socks:bind': { result: string };
 }
 
 export type GatewayEventName = keyof GatewayEvents;

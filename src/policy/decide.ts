@@ -63,6 +63,8 @@ function decideRule(host: Host, input: DecisionInput, policy: CompiledPolicy): D
 
 function isPortAllowed(decision: Decision, input: DecisionInput, policy: CompiledPolicy): boolean {
   if (decision.rule?.ports?.has(input.port)) return true;
+  // SOCKS5 UDP datagrams have their own list (allowed_ports.udp): a TCP port is no UDP port.
+  if (input.frontend === 'socks-udp') return policy.allowedPorts.udp.has(input.port);
   const allowed = isTunnel(input.frontend) ? policy.allowedPorts.tunnel : policy.allowedPorts.http;
   return allowed.has(input.port);
 }

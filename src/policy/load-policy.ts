@@ -35,6 +35,7 @@ const ruleSchema = section({
   // A mapping, like the configuration's own `pinning:` section, so per-rule pinning options
   // read the same in both places.
   pinning: section({ auto_splice_allowed: z.boolean({ error: 'expected true or false' }).optional() }).optional(),
+  socks_bind: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -53,7 +54,8 @@ export interface PolicySourceFile {
 
 export interface CompileOptions {
   readonly defaultAction: Action;
-  readonly allowedPorts: { readonly tunnel: readonly number[]; readonly http: readonly number[] };
+  /** `udp` (SOCKS5 UDP ASSOCIATE) is optional here; left out, no UDP port is allowed without a rule listing it. */
+  readonly allowedPorts: { readonly tunnel: readonly number[]; readonly http: readonly number[]; readonly udp?: readonly number[] };
   /** Actions the running gateway can carry out; a rule asking for another is a load error. */
   readonly supportedActions?: readonly Action[];
   /** Whether users are configured; rules limited to users or groups need them. */
@@ -186,6 +188,9 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.dlp !== undefined && raw.action !== 'inspect') {
     problems.push({ ...at('dlp'), message: 'upload inspection needs to see the requests: dlp belongs on inspect rules (spliced TLS is never decrypted)' });
   }
+  if (raw.socks_bind === true && raw.action === 'deny') {
+    problems.push({ ...at('socks_bind'), message: 'socks_bind lets a destination connect back through SOCKS5 BIND; a deny rule refuses it anyway (remove socks_bind)' });
+  }
   const id = raw.name ?? `${source.file}:${line}`;
   const dlp = raw.dlp !== undefined ? compileDlpBlock(source, rulePath, raw.dlp, problems) : null;
   const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
@@ -207,6 +212,7 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     http: Object.freeze(http),
     cache: raw.cache ?? true,
     dlp,
+    socksBind: raw.socks_bind ?? false,
   });
 }
 
@@ -255,7 +261,7 @@ export function compilePolicy(files: readonly PolicySourceFile[], options: Compi
     problems.push({ file: 'configuration', line: null, path: 'default_action', message: `"${options.defaultAction}" is not available in this build` });
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  const allowedPorts: AllowedPorts = { tunnel: new Set(options.allowedPorts.tunnel), http: new Set(options.allowedPorts.http) };
+  const allowedPorts: AllowedPorts = { tunnel: new Set(options.allowedPorts.tunnel), http: new Set(options.allowedPorts.http), udp: new Set(options.allowedPorts.udp ?? []) };
   return Object.freeze({
     rules: Object.freeze(rules),
     defaultAction: options.defaultAction,

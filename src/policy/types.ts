@@ -7,7 +7,7 @@ export type Action = 'deny' | 'splice' | 'inspect';
 export const ACTIONS: readonly Action[] = ['deny', 'splice', 'inspect'];
 
 /** Which front-end saw the flow: decides which port allow-list applies. */
-export type FrontendKind = 'explicit-http' | 'explicit-connect' | 'socks' | 'transparent-tls' | 'transparent-http' | 'reverse';
+export type FrontendKind = 'explicit-http' | 'explicit-connect' | 'socks' | 'socks-udp' | 'transparent-tls' | 'transparent-http' | 'reverse';
 
 /** A destination pattern as written in a policy file, parsed. */
 export type Pattern =
@@ -55,6 +55,11 @@ export interface PolicyRule {
   readonly cache: boolean;
   /** Upload inspection for requests to these destinations (policy/dlp/dlp-types.ts); null = none. */
   readonly dlp: DlpPolicy | null;
+  /**
+   * `socks_bind: true`: SOCKS5 BIND may accept one connection back from these destinations
+   * (FTP-style protocols). Off by default: BIND opens a port on the gateway.
+   */
+  readonly socksBind: boolean;
 }
 
 export interface AllowedPorts {
@@ -62,6 +67,8 @@ export interface AllowedPorts {
   readonly tunnel: ReadonlySet<number>;
   /** Ports a plain HTTP request may reach without a rule listing them. */
   readonly http: ReadonlySet<number>;
+  /** Ports a SOCKS5 UDP datagram may reach without a rule listing them (`allowed_ports.udp`). */
+  readonly udp: ReadonlySet<number>;
 }
 
 export interface CompiledPolicy {

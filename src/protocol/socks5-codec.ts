@@ -144,12 +144,12 @@ function socks5CommandOf(code: number): Socks5Command {
   return code;
 }
 
-type Socks5Address = { readonly kind: 'ipv4'; readonly address: string } | { readonly kind: 'ipv6'; readonly address: string } | { readonly kind: 'domain'; readonly name: string };
+export type Socks5Address = { readonly kind: 'ipv4'; readonly address: string } | { readonly kind: 'ipv6'; readonly address: string } | { readonly kind: 'domain'; readonly name: string };
 
-type AddressRead = { readonly kind: 'found'; readonly address: Socks5Address; readonly end: number } | { readonly kind: 'needMore' } | SocksInvalid;
+export type AddressRead = { readonly kind: 'found'; readonly address: Socks5Address; readonly end: number } | { readonly kind: 'needMore' } | SocksInvalid;
 
-/** ATYP and DST.ADDR starting at `offset` (RFC 1928 section 5). */
-function readSocks5Address(input: Buffer, offset: number): AddressRead {
+/** ATYP and DST.ADDR starting at `offset` (RFC 1928 section 5); also the UDP header's (socks5-udp.ts). */
+export function readSocks5Address(input: Buffer, offset: number): AddressRead {
   const type = input[offset];
   if (type === undefined) return NEED_MORE;
   const start = offset + 1;

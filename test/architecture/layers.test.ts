@@ -83,6 +83,9 @@ const OUTBOUND = [
   /\bnew\s+(https?\.)?Agent\s*\(/,
   /from\s+'undici'/,
   /\bdgram\.createSocket\s*\(/,
+  // Also a destructured or renamed dgram: any UDP socket can send where a client asks.
+  /from\s+'(node:)?dgram'/,
+  /require\(\s*'(node:)?dgram'\s*\)/,
   /from\s+'ioredis'/,
   /\bfetch\s*\(/,
 ];
@@ -132,6 +135,8 @@ describe('the layering of src/', () => {
     expect(OUTBOUND.some((p) => p.test('new http.Agent({ keepAlive: true })'))).toBe(true);
     expect(OUTBOUND.some((p) => p.test("import { Redis } from 'ioredis';"))).toBe(true);
     expect(OUTBOUND.some((p) => p.test("const socket = dgram.createSocket('udp4');"))).toBe(true);
+    expect(OUTBOUND.some((p) => p.test("import { createSocket } from 'node:dgram';"))).toBe(true);
+    expect(OUTBOUND.some((p) => p.test("import type { Socket } from 'node:dgram';"))).toBe(true);
     expect(layerOf('frontends')).toBeLessThan(layerOf('http'));
     // backplane/ implements ports of lower layers and is composed only from above.
     expect(layerOf('backplane')).toBeLessThan(layerOf('terminals'));

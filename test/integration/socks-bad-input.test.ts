@@ -138,16 +138,25 @@ describe('SOCKS bad input: exact replies, a log line, and the process stays up',
     );
   });
 
-  test('BIND is answered "command not supported" (0x07)', async () => {
+  test('BIND to a destination whose rule does not say socks_bind: true is "not allowed by ruleset" (0x02)', async () => {
     const result = await transcript(port, [GREETING_NO_AUTH, s5Connect('origin.test', tlsPort, 0x02)]);
-    expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x07)]));
+    expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x02)]));
     expect(result.closed).toBe(true);
-    expect(logged(/SOCKS5 command BIND is not supported/)).toBe(true);
+    expect(logged(/SOCKS5 BIND refused SOCKS5 BIND to origin\.test is off/)).toBe(true);
   });
 
-  test('UDP ASSOCIATE is answered "command not supported" (0x07)', async () => {
-    const result = await transcript(port, [GREETING_NO_AUTH, hex('05 03 00 01 00 00 00 00 00 00')]);
+  test('an unknown command is answered "command not supported" (0x07)', async () => {
+    const result = await transcript(port, [GREETING_NO_AUTH, s5Connect('origin.test', tlsPort, 0x09)]);
     expect(result.received).toEqual(Buffer.concat([METHOD_NO_AUTH, s5Reply(0x07)]));
+    expect(result.closed).toBe(true);
+    expect(logged(/SOCKS5 command 0x09 is not supported/)).toBe(true);
+  });
+
+  test('UDP ASSOCIATE succeeds with a relay port on the listener address (test/integration/socks-udp.test.ts goes further)', async () => {
+    const result = await transcript(port, [GREETING_NO_AUTH, hex('05 03 00 01 00 00 00 00 00 00'), { waitMs: 100 }, 'end']);
+    expect(result.received.subarray(0, 8)).toEqual(Buffer.concat([METHOD_NO_AUTH, hex('05 00 00 01 7f 00')]));
+    expect(result.received.subarray(8, 10)).toEqual(hex('00 01'));
+    expect(result.received.readUInt16BE(10)).toBeGreaterThan(0);
     expect(result.closed).toBe(true);
   });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
  * connection and request records; each "`<type>` records" table to its type. Nested fields are
  * written `client_tls.version` (an object) and `dlp[].detector` (an array of objects).
  */
-export function documentedFields(): Record<'connection' | 'request' | 'pinning', Set<string>> {
+export function documentedFields(): Record<'connection' | 'request' | 'pinning' | 'udp_association', Set<string>> {
   const doc = readFileSync(path.resolve(__dirname, '../../../docs/audit.md'), 'utf8');
   const tables = new Map<string, string[]>();
   let section = '';
@@ -21,6 +21,7 @@ export function documentedFields(): Record<'connection' | 'request' | 'pinning',
     connection: new Set([...common, ...(tables.get('`connection` records') ?? [])]),
     request: new Set([...common, ...(tables.get('`request` records') ?? [])]),
     pinning: new Set(tables.get('`pinning` records') ?? []),
+    udp_association: new Set(tables.get('`udp_association` records') ?? []),
   };
 }
 
