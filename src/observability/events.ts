@@ -43,6 +43,8 @@ export interface GatewayEvents {
   'tollgate:audit:write-failed': { records: number };
   /** A DLP detector matched an upload; never carries the matched value. */
   'tollgate:dlp:matched': { detector: string; action: 'deny' | 'log' };
+  /** One connection attempt through a parent proxy (upstream.parents) and how it went. */
+  'tollgate:egress:parent': { parent: string; outcome: 'connected' | 'refused' | 'unreachable' };
 }
 
 export type GatewayEventName = keyof GatewayEvents;
