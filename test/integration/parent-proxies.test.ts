@@ -1,0 +1,281 @@
+import { writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
+import { issue, tempDir, writePem } from './support/pki';
+import { freePort } from './support/redis-server';
+import { curl, run } from './support/run';
+import { type Squid, startSquid } from './support/squid';
+
+/**
+ * Parent proxies with a real Squid as the parent: splice (CONNECT, then the relay), inspect
+ * (CONNECT, then verified TLS with the origin inside it) and plain HTTP (absolute form) through
+ * it; and what the client gets when the parent is down, refuses (403), wants credentials (407) or
+ * never answers: a 502 naming the parent and its answer, in the page and in the audit record.
+ */
+
+/** A listener that accepts and never says a word: a parent that hangs. */
+async function startSilentParent(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const NAMES = [
+  'splice.test',
+  'inspect.test',
+  'plain.test',
+  'refused.test',
+  'plain-refused.test',
+  'auth-ok.test',
+  'auth-bad.test',
+  'auth-missing.test',
+  'plain-auth-bad.test',
+  'dead.test',
+  'silent.test',
+  'failover.test',
+  'plain-failover.test',
+  'badcert.test',
+  'direct.test',
+];
+
+describe('parent proxies: a real Squid as the parent', () => {
+  let squid: Squid;
+  let authSquid: Squid;
+  let silent: { port: number; close(): Promise<void> };
+  let tlsOrigin: Origin;
+  let badOrigin: Origin;
+  let httpOrigin: Origin;
+  let gw: TestGateway;
+  let rootFile: string;
+  let admin: string;
+
+  beforeAll(async () => {
+    const dir = tempDir('parents');
+    const root = issue({ commonName: 'origin root', isCa: true });
+    rootFile = writePem(dir, 'root.pem', root.certPem);
+    const leaf = issue({ commonName: 'splice.test', dnsNames: NAMES, issuer: root });
+    tlsOrigin = await startHttpsOrigin('tls-origin', { cert: leaf.certPem, key: leaf.keyPem });
+    const selfSigned = issue({ commonName: 'badcert.test', dnsNames: ['badcert.test'] });
+    badOrigin = await startHttpsOrigin('bad-origin', { cert: selfSigned.certPem, key: selfSigned.keyPem });
+    httpOrigin = await startHttpOrigin('http-origin');
+    squid = await startSquid({ hosts: NAMES, deny: ['refused.test', 'plain-refused.test'] });
+    authSquid = await startSquid({ hosts: NAMES, auth: { user: 'gateway', password: 'right-password' } });
+    silent = await startSilentParent();
+    const deadPort = await freePort();
+
+    const goodCredentials = path.join(dir, 'good.cred');
+    writeFileSync(goodCredentials, 'gateway:right-password\n');
+    const badCredentials = path.join(dir, 'bad.cred');
+    writeFileSync(badCredentials, 'gateway:wrong-password\n');
+    const ports = [tlsOrigin.port, badOrigin.port, httpOrigin.port];
+    const rule = (name: string, action: string, via: string) => `  - match: ${name}\n    action: ${action}\n    via: ${via}\n`;
+    gw = await startTestGateway({
+      listenSection: 'listen:\n  explicit: 127.0.0.1:0\n  admin: 127.0.0.1:0',
+      allowedPorts: { tunnel: ports, http: ports },
+      upstreamSection: [
+        'upstream:',
+        '  hosts:',
+        // Only direct.test resolves here: through a parent, names are the parent's to resolve.
+        '    direct.test: 127.0.0.1',
+        '  allow_addresses: [127.0.0.0/8]',
+        `  ca_file: ${rootFile}`,
+        '  connect_timeout: 2s',
+        '  parents:',
+        `    squid: { url: "${squid.url}" }`,
+        `    squid-auth: { url: "${authSquid.url}", credentials_file: ${goodCredentials} }`,
+        `    squid-bad-auth: { url: "${authSquid.url}", credentials_file: ${badCredentials} }`,
+        `    squid-no-auth: { url: "${authSquid.url}" }`,
+        `    dead: { url: "http://127.0.0.1:${deadPort}" }`,
+        `    silent: { url: "http://127.0.0.1:${silent.port}" }`,
+      ].join('\n'),
+      policies: {
+        'parents.yaml': [
+          'rules:\n',
+          rule('splice.test', 'splice', 'squid'),
+          rule('inspect.test', 'inspect', 'squid'),
+          rule('badcert.test', 'inspect', 'squid'),
+          rule('plain.test', 'splice', 'squid'),
+          rule('refused.test', 'splice', 'squid'),
+          rule('plain-refused.test', 'splice', 'squid'),
+          rule('auth-ok.test', 'splice', 'squid-auth'),
+          rule('auth-bad.test', 'splice', 'squid-bad-auth'),
+          rule('auth-missing.test', 'inspect', 'squid-no-auth'),
+          rule('plain-auth-bad.test', 'splice', 'squid-bad-auth'),
+          rule('dead.test', 'splice', 'dead'),
+          rule('silent.test', 'splice', 'silent'),
+          rule('failover.test', 'splice', '[dead, squid]'),
+          rule('plain-failover.test', 'splice', '[dead, squid]'),
+          '  - match: direct.test\n    action: splice\n',
+        ].join(''),
+      },
+    });
+    admin = `http://127.0.0.1:${gw.gateway.address('admin')!.port}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop();
+    await squid?.stop();
+    await authSquid?.stop();
+    await silent?.close();
+    await tlsOrigin?.close();
+    await badOrigin?.close();
+    await httpOrigin?.close();
+  });
+
+  /** CONNECT sent by python3's socket module; returns the gateway's whole answer (head and page). */
+  const connectWithPython = async (authority: string): Promise<string> => {
+    const script = [
+      'import socket, sys',
+      `s = socket.create_connection(("127.0.0.1", ${gw.explicitPort}), timeout=10)`,
+      `s.sendall(b"CONNECT ${authority} HTTP/1.1\\r\\nHost: ${authority}\\r\\n\\r\\n")`,
+      'data = b""',
+      'for _ in range(100):',
+      '    chunk = s.recv(65536)',
+      '    if not chunk: break',
+      '    data += chunk',
+      'sys.stdout.write(data.decode("latin-1"))',
+    ].join('\n');
+    const result = await run('python3', ['-c', script], { timeoutMs: 15_000 });
+    return result.stdout.toString('latin1');
+  };
+
+  const connectionRecord = async (target: string): Promise<ConnectionRecord | undefined> => (await gw.audit()).find((r): r is ConnectionRecord => r.type === 'connection' && r.target === target);
+
+  test('splice: CONNECT through Squid, then the relay; the origin certificate reaches the client untouched', async () => {
+    const result = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://splice.test:${tlsOrigin.port}/hello`]);
+    expect(result.status).toBe(200);
+    expect(result.body).toBe('hello from tls-origin\n');
+    expect(squid.accessLog()).toMatch(new RegExp(`CONNECT splice\\.test:${tlsOrigin.port}`));
+    const record = await connectionRecord(`splice.test:${tlsOrigin.port}`);
+    expect(record).toMatchObject({ action: 'splice', via: 'squid', upstream_address: '127.0.0.1', error: null });
+  });
+
+  test('inspect: CONNECT through Squid, verified TLS with the origin inside it, HTTP rules and audit as usual', async () => {
+    const result = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://inspect.test:${tlsOrigin.port}/hello`]);
+    expect(result.status).toBe(200);
+    expect(result.body).toBe('hello from tls-origin\n');
+    // Squid logs a tunnel when it ends; the inspected origin connection stays pooled. That the
+    // request went through it shows in the name: only Squid resolves inspect.test.
+    const [record] = await gw.requestRecords('/hello').then((rs) => rs.filter((r) => r.host === 'inspect.test'));
+    expect(record).toMatchObject({ status: 200, via: 'squid', action: 'inspect' });
+  });
+
+  test('inspect through Squid still verifies the origin certificate: a self-signed origin gets a 502', async () => {
+    const result = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://badcert.test:${badOrigin.port}/hello`]);
+    expect(result.status).toBe(502);
+    expect(result.body).toMatch(/self-signed/);
+    expect(squid.accessLog()).toMatch(new RegExp(`CONNECT badcert\\.test:${badOrigin.port}`));
+  });
+
+  test('plain HTTP goes to Squid in absolute form (curl and python3 urllib)', async () => {
+    const first = await curl(['-x', gw.proxy, `http://plain.test:${httpOrigin.port}/echo`]);
+    expect(first.status).toBe(200);
+    // Squid adds itself to Via: the request really went through it.
+    expect(JSON.parse(first.body).headers.via).toMatch(/squid/);
+    expect(squid.accessLog()).toMatch(new RegExp(`GET http://plain\\.test:${httpOrigin.port}/echo`));
+    const script = [
+      'import urllib.request',
+      `opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": "${gw.proxy}"}))`,
+      `print(opener.open("http://plain.test:${httpOrigin.port}/hello", timeout=10).read().decode(), end="")`,
+    ].join('\n');
+    const python = await run('python3', ['-c', script], { timeoutMs: 15_000 });
+    expect(python.stderr).toBe('');
+    expect(python.stdout.toString()).toBe('hello from http-origin\n');
+    const [record] = await gw.requestRecords('/hello').then((rs) => rs.filter((r) => r.host === 'plain.test'));
+    expect(record).toMatchObject({ status: 200, via: 'squid', scheme: 'http' });
+  });
+
+  test('a parent that refuses (Squid acl: 403) gives a 502 naming the parent and its answer', async () => {
+    const tunnel = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://refused.test:${tlsOrigin.port}/hello`]);
+    expect(tunnel.stderr).toMatch(/CONNECT tunnel failed, response 502/);
+    const record = await connectionRecord(`refused.test:${tlsOrigin.port}`);
+    expect(record?.error).toMatch(/TG_ERR_PARENT_REFUSED: parent proxy squid \(http:\/\/127\.0\.0\.1:\d+\) answered 403 Forbidden/);
+    const plain = await curl(['-x', gw.proxy, `http://plain-refused.test:${httpOrigin.port}/hello`]);
+    expect(plain.status).toBe(502);
+    expect(plain.body).toMatch(/parent proxy squid .*answered 403/);
+    expect(httpOrigin.seen.some((r) => r.url.includes('plain-refused'))).toBe(false);
+  });
+
+  test('credentials from credentials_file open an authenticating parent', async () => {
+    const result = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://auth-ok.test:${tlsOrigin.port}/hello`]);
+    expect(result.status).toBe(200);
+    expect(authSquid.accessLog()).toMatch(/CONNECT auth-ok\.test:\d+ gateway /);
+  });
+
+  test("a parent's 407 (wrong or missing credentials) reaches the client as a 502, never as a 407", async () => {
+    const wrong = await connectWithPython(`auth-bad.test:${tlsOrigin.port}`);
+    expect(wrong).toMatch(/^HTTP\/1\.1 502 /);
+    expect(wrong).toMatch(/parent proxy squid-bad-auth .*answered 407 Proxy Authentication Required/);
+    expect(wrong).not.toMatch(/proxy-authenticate/i);
+    const wrongRecord = await connectionRecord(`auth-bad.test:${tlsOrigin.port}`);
+    expect(wrongRecord?.error).toMatch(/parent proxy squid-bad-auth .* answered 407 Proxy Authentication Required/);
+    // Inspected: the tunnel is accepted, the request inside it gets the 502 page.
+    const missing = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://auth-missing.test:${tlsOrigin.port}/hello`]);
+    expect(missing.status).toBe(502);
+    expect(missing.body).toMatch(/parent proxy squid-no-auth .*answered 407/);
+    expect(missing.headers['proxy-authenticate']).toBeUndefined();
+    const plain = await curl(['-x', gw.proxy, `http://plain-auth-bad.test:${httpOrigin.port}/hello`]);
+    expect(plain.status).toBe(502);
+    expect(plain.body).toMatch(/parent proxy squid-bad-auth .*answered 407/);
+    expect(plain.headers['proxy-authenticate']).toBeUndefined();
+    const [record] = (await gw.requestRecords('/hello')).filter((r: RequestRecord) => r.host === 'plain-auth-bad.test');
+    expect(record).toMatchObject({ status: 502, via: 'squid-bad-auth' });
+    expect(record?.error).toMatch(/TG_ERR_PARENT_REFUSED/);
+    // The password is in no log line and no record.
+    const everything = JSON.stringify(gw.logs()) + JSON.stringify(await gw.audit());
+    expect(everything).not.toMatch(/wrong-password|right-password/);
+    expect(everything).not.toContain(Buffer.from('gateway:wrong-password').toString('base64'));
+  });
+
+  test('a parent that is down gives a 502 naming it', async () => {
+    const result = await connectWithPython(`dead.test:${tlsOrigin.port}`);
+    expect(result).toMatch(/^HTTP\/1\.1 502 /);
+    expect(result).toMatch(/parent proxy dead/);
+    const record = await connectionRecord(`dead.test:${tlsOrigin.port}`);
+    expect(record?.error).toMatch(/TG_ERR_PARENT_UNREACHABLE: parent proxy dead .*refused the connection/);
+  });
+
+  test('a parent that accepts and never answers gives a 502 after upstream.connect_timeout', async () => {
+    const result = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://silent.test:${tlsOrigin.port}/hello`]);
+    expect(result.stderr).toMatch(/CONNECT tunnel failed, response 502/);
+    const record = await connectionRecord(`silent.test:${tlsOrigin.port}`);
+    expect(record?.error).toMatch(/TG_ERR_PARENT_UNREACHABLE: parent proxy silent .*did not answer within 2000 ms/);
+  });
+
+  test('failover: a route [dead, squid] leaves through squid when dead is down (tunnel and plain HTTP)', async () => {
+    const tunnel = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://failover.test:${tlsOrigin.port}/hello`]);
+    expect(tunnel.status).toBe(200);
+    expect(squid.accessLog()).toMatch(/CONNECT failover\.test/);
+    expect(await connectionRecord(`failover.test:${tlsOrigin.port}`)).toMatchObject({ via: 'dead,squid', error: null });
+    const plain = await curl(['-x', gw.proxy, `http://plain-failover.test:${httpOrigin.port}/hello`]);
+    expect(plain.status).toBe(200);
+    expect(squid.accessLog()).toMatch(/GET http:\/\/plain-failover\.test/);
+  });
+
+  test('direct stays direct, and metrics count attempts per parent (never per destination)', async () => {
+    const direct = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://direct.test:${tlsOrigin.port}/hello`]);
+    expect(direct.status).toBe(200);
+    expect(squid.accessLog()).not.toMatch(/direct\.test/);
+    expect(await connectionRecord(`direct.test:${tlsOrigin.port}`)).toMatchObject({ via: 'direct' });
+    const metrics = (await curl([`${admin}/metrics`])).body;
+    expect(metrics).toMatch(/tollgate_parent_connections_total\{parent="squid",outcome="connected"\} [1-9]/);
+    expect(metrics).toMatch(/tollgate_parent_connections_total\{parent="dead",outcome="unreachable"\} [1-9]/);
+    expect(metrics).toMatch(/tollgate_parent_connections_total\{parent="squid-bad-auth",outcome="refused"\} [1-9]/);
+    expect(metrics).not.toMatch(/parent_connections_total\{[^}]*\.test/);
+  });
+});
