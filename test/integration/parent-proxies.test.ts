@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
-import { startTestGateway, type TestGateway } from './support/gateway';
+import type { AuditRecord, ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
+import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { startHttpOrigin, startHttpsOrigin, type Origin } from './support/origins';
 import { issue, tempDir, writePem } from './support/pki';
 import { freePort } from './support/redis-server';
@@ -51,6 +52,7 @@ const NAMES = [
   'plain-failover.test',
   'badcert.test',
   'direct.test',
+  'h2.test',
 ];
 
 describe('parent proxies: a real Squid as the parent', () => {
@@ -60,6 +62,8 @@ describe('parent proxies: a real Squid as the parent', () => {
   let tlsOrigin: Origin;
   let badOrigin: Origin;
   let httpOrigin: Origin;
+  let h2Origin: http2.Http2SecureServer;
+  let h2Port: number;
   let gw: TestGateway;
   let rootFile: string;
   let admin: string;
@@ -73,16 +77,25 @@ describe('parent proxies: a real Squid as the parent', () => {
     const selfSigned = issue({ commonName: 'badcert.test', dnsNames: ['badcert.test'] });
     badOrigin = await startHttpsOrigin('bad-origin', { cert: selfSigned.certPem, key: selfSigned.keyPem });
     httpOrigin = await startHttpOrigin('http-origin');
+    h2Origin = http2.createSecureServer({ cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true }, (req, res) => {
+      const body = `hello from h2 origin over ${req.httpVersion}\n`;
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    h2Origin.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => h2Origin.listen(0, '127.0.0.1', resolve));
+    h2Port = (h2Origin.address() as AddressInfo).port;
     squid = await startSquid({ hosts: NAMES, deny: ['refused.test', 'plain-refused.test'] });
     authSquid = await startSquid({ hosts: NAMES, auth: { user: 'gateway', password: 'right-password' } });
     silent = await startSilentParent();
     const deadPort = await freePort();
+    const otherDeadPort = await freePort();
 
     const goodCredentials = path.join(dir, 'good.cred');
     writeFileSync(goodCredentials, 'gateway:right-password\n');
     const badCredentials = path.join(dir, 'bad.cred');
     writeFileSync(badCredentials, 'gateway:wrong-password\n');
-    const ports = [tlsOrigin.port, badOrigin.port, httpOrigin.port];
+    const ports = [tlsOrigin.port, badOrigin.port, httpOrigin.port, h2Port];
     const rule = (name: string, action: string, via: string) => `  - match: ${name}\n    action: ${action}\n    via: ${via}\n`;
     gw = await startTestGateway({
       listenSection: 'listen:\n  explicit: 127.0.0.1:0\n  admin: 127.0.0.1:0',
@@ -101,6 +114,8 @@ describe('parent proxies: a real Squid as the parent', () => {
         `    squid-bad-auth: { url: "${authSquid.url}", credentials_file: ${badCredentials} }`,
         `    squid-no-auth: { url: "${authSquid.url}" }`,
         `    dead: { url: "http://127.0.0.1:${deadPort}" }`,
+        // Down too, and tried first only by plain HTTP: the request moves on to the next parent.
+        `    dead-too: { url: "http://127.0.0.1:${otherDeadPort}" }`,
         `    silent: { url: "http://127.0.0.1:${silent.port}" }`,
       ].join('\n'),
       policies: {
@@ -109,6 +124,7 @@ describe('parent proxies: a real Squid as the parent', () => {
           rule('splice.test', 'splice', 'squid'),
           rule('inspect.test', 'inspect', 'squid'),
           rule('badcert.test', 'inspect', 'squid'),
+          rule('h2.test', 'inspect', 'squid'),
           rule('plain.test', 'splice', 'squid'),
           rule('refused.test', 'splice', 'squid'),
           rule('plain-refused.test', 'splice', 'squid'),
@@ -119,7 +135,7 @@ describe('parent proxies: a real Squid as the parent', () => {
           rule('dead.test', 'splice', 'dead'),
           rule('silent.test', 'splice', 'silent'),
           rule('failover.test', 'splice', '[dead, squid]'),
-          rule('plain-failover.test', 'splice', '[dead, squid]'),
+          rule('plain-failover.test', 'splice', '[dead-too, squid]'),
           '  - match: direct.test\n    action: splice\n',
         ].join(''),
       },
@@ -135,6 +151,7 @@ describe('parent proxies: a real Squid as the parent', () => {
     await tlsOrigin?.close();
     await badOrigin?.close();
     await httpOrigin?.close();
+    h2Origin?.close();
   });
 
   /** CONNECT sent by python3's socket module; returns the gateway's whole answer (head and page). */
@@ -154,13 +171,37 @@ describe('parent proxies: a real Squid as the parent', () => {
     return result.stdout.toString('latin1');
   };
 
-  const connectionRecord = async (target: string): Promise<ConnectionRecord | undefined> => (await gw.audit()).find((r): r is ConnectionRecord => r.type === 'connection' && r.target === target);
+  /** The connection record of a tunnel, once its flow has closed (bounded wait). */
+  const connectionRecord = async (target: string): Promise<ConnectionRecord | undefined> => {
+    const find = (records: AuditRecord[]) => records.find((r): r is ConnectionRecord => r.type === 'connection' && r.target === target);
+    return find(await eventually(gw.audit, (records) => find(records) !== undefined));
+  };
+
+  /** The request record for host and path, once written (bounded wait). */
+  const requestRecord = async (host: string, path: string): Promise<RequestRecord | undefined> => {
+    const find = (records: RequestRecord[]) => records.find((r) => r.host === host);
+    return find(
+      await eventually(
+        () => gw.requestRecords(path),
+        (records) => find(records) !== undefined,
+      ),
+    );
+  };
+
+  /** Squid logs a tunnel when it ends: waits (bounded) for a matching line, then expects it. */
+  const expectSquidLogged = async (parent: Squid, pattern: RegExp): Promise<void> => {
+    const text = await eventually(
+      () => parent.accessLog(),
+      (log) => pattern.test(log),
+    );
+    expect(text).toMatch(pattern);
+  };
 
   test('splice: CONNECT through Squid, then the relay; the origin certificate reaches the client untouched', async () => {
     const result = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://splice.test:${tlsOrigin.port}/hello`]);
     expect(result.status).toBe(200);
     expect(result.body).toBe('hello from tls-origin\n');
-    expect(squid.accessLog()).toMatch(new RegExp(`CONNECT splice\\.test:${tlsOrigin.port}`));
+    await expectSquidLogged(squid, new RegExp(`CONNECT splice\\.test:${tlsOrigin.port}`));
     const record = await connectionRecord(`splice.test:${tlsOrigin.port}`);
     expect(record).toMatchObject({ action: 'splice', via: 'squid', upstream_address: '127.0.0.1', error: null });
   });
@@ -171,15 +212,24 @@ describe('parent proxies: a real Squid as the parent', () => {
     expect(result.body).toBe('hello from tls-origin\n');
     // Squid logs a tunnel when it ends; the inspected origin connection stays pooled. That the
     // request went through it shows in the name: only Squid resolves inspect.test.
-    const [record] = await gw.requestRecords('/hello').then((rs) => rs.filter((r) => r.host === 'inspect.test'));
+    const record = await requestRecord('inspect.test', '/hello');
     expect(record).toMatchObject({ status: 200, via: 'squid', action: 'inspect' });
+  });
+
+  test('inspect with HTTP/2 on both sides: the h2 origin session runs inside the CONNECT through Squid', async () => {
+    const result = await run('curl', ['-sS', '--http2', '--max-time', '15', '-x', gw.proxy, '--cacert', gw.caFile, '-w', '\n%{http_version} %{http_code}', `https://h2.test:${h2Port}/hello`], {
+      timeoutMs: 20_000,
+    });
+    expect(result.stdout.toString()).toBe('hello from h2 origin over 2.0\n\n2 200');
+    const record = await requestRecord('h2.test', '/hello');
+    expect(record).toMatchObject({ status: 200, via: 'squid', http_version: '2.0' });
   });
 
   test('inspect through Squid still verifies the origin certificate: a self-signed origin gets a 502', async () => {
     const result = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://badcert.test:${badOrigin.port}/hello`]);
     expect(result.status).toBe(502);
     expect(result.body).toMatch(/self-signed/);
-    expect(squid.accessLog()).toMatch(new RegExp(`CONNECT badcert\\.test:${badOrigin.port}`));
+    await expectSquidLogged(squid, new RegExp(`CONNECT badcert\\.test:${badOrigin.port}`));
   });
 
   test('plain HTTP goes to Squid in absolute form (curl and python3 urllib)', async () => {
@@ -187,7 +237,7 @@ describe('parent proxies: a real Squid as the parent', () => {
     expect(first.status).toBe(200);
     // Squid adds itself to Via: the request really went through it.
     expect(JSON.parse(first.body).headers.via).toMatch(/squid/);
-    expect(squid.accessLog()).toMatch(new RegExp(`GET http://plain\\.test:${httpOrigin.port}/echo`));
+    await expectSquidLogged(squid, new RegExp(`GET http://plain\\.test:${httpOrigin.port}/echo`));
     const script = [
       'import urllib.request',
       `opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": "${gw.proxy}"}))`,
@@ -196,7 +246,7 @@ describe('parent proxies: a real Squid as the parent', () => {
     const python = await run('python3', ['-c', script], { timeoutMs: 15_000 });
     expect(python.stderr).toBe('');
     expect(python.stdout.toString()).toBe('hello from http-origin\n');
-    const [record] = await gw.requestRecords('/hello').then((rs) => rs.filter((r) => r.host === 'plain.test'));
+    const record = await requestRecord('plain.test', '/hello');
     expect(record).toMatchObject({ status: 200, via: 'squid', scheme: 'http' });
   });
 
@@ -214,7 +264,7 @@ describe('parent proxies: a real Squid as the parent', () => {
   test('credentials from credentials_file open an authenticating parent', async () => {
     const result = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://auth-ok.test:${tlsOrigin.port}/hello`]);
     expect(result.status).toBe(200);
-    expect(authSquid.accessLog()).toMatch(/CONNECT auth-ok\.test:\d+ gateway /);
+    await expectSquidLogged(authSquid, /CONNECT auth-ok\.test:\d+ gateway /);
   });
 
   test("a parent's 407 (wrong or missing credentials) reaches the client as a 502, never as a 407", async () => {
@@ -233,7 +283,7 @@ describe('parent proxies: a real Squid as the parent', () => {
     expect(plain.status).toBe(502);
     expect(plain.body).toMatch(/parent proxy squid-bad-auth .*answered 407/);
     expect(plain.headers['proxy-authenticate']).toBeUndefined();
-    const [record] = (await gw.requestRecords('/hello')).filter((r: RequestRecord) => r.host === 'plain-auth-bad.test');
+    const record = await requestRecord('plain-auth-bad.test', '/hello');
     expect(record).toMatchObject({ status: 502, via: 'squid-bad-auth' });
     expect(record?.error).toMatch(/TG_ERR_PARENT_REFUSED/);
     // The password is in no log line and no record.
@@ -257,14 +307,14 @@ describe('parent proxies: a real Squid as the parent', () => {
     expect(record?.error).toMatch(/TG_ERR_PARENT_UNREACHABLE: parent proxy silent .*did not answer within 2000 ms/);
   });
 
-  test('failover: a route [dead, squid] leaves through squid when dead is down (tunnel and plain HTTP)', async () => {
+  test('failover: a route [dead, squid] leaves through squid when dead is down (tunnel, and plain HTTP with [dead-too, squid])', async () => {
     const tunnel = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://failover.test:${tlsOrigin.port}/hello`]);
     expect(tunnel.status).toBe(200);
-    expect(squid.accessLog()).toMatch(/CONNECT failover\.test/);
+    await expectSquidLogged(squid, /CONNECT failover\.test/);
     expect(await connectionRecord(`failover.test:${tlsOrigin.port}`)).toMatchObject({ via: 'dead,squid', error: null });
     const plain = await curl(['-x', gw.proxy, `http://plain-failover.test:${httpOrigin.port}/hello`]);
     expect(plain.status).toBe(200);
-    expect(squid.accessLog()).toMatch(/GET http:\/\/plain-failover\.test/);
+    await expectSquidLogged(squid, /GET http:\/\/plain-failover\.test/);
   });
 
   test('direct stays direct, and metrics count attempts per parent (never per destination)', async () => {
