@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { buildCli } from './support/build';
+import { buildCli, ROOT } from './support/build';
 import { expectNoStackTrace, runCli, writeSetup } from './support/cli';
 
 /**
@@ -109,5 +110,21 @@ describe('tollgate check and explain with parent proxies', () => {
       expectNoStackTrace(result.stderr);
       expect(result.stderr).toMatch(message);
     }
+  });
+
+  test("the README's Parent proxies example is complete: check accepts it and explain follows it", async () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Parent proxies'), readme.indexOf('## Destination guard and loops'));
+    const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(2);
+    const dir = writeSetup({ 'tollgate.yaml': blocks[0]!, 'policies/egress.yaml': blocks[1]!, 'secrets/corp-proxy': 'gateway:example\n' });
+    const config = path.join(dir, 'tollgate.yaml');
+    const check = await runCli(main, ['check', '--config', config]);
+    expect(check.stderr).toBe('');
+    expect(check.code).toBe(0);
+    const explained = await runCli(main, ['explain', 'https://app.saas.example/', '--config', config]);
+    expect(explained.out).toMatch(/leaves:\s+through parent proxy corp \(http:\/\/proxy\.corp\.example:3128\), then parent proxy backup/);
+    const bank = await runCli(main, ['explain', 'www.bank.example:443', '--config', config]);
+    expect(bank.out).toMatch(/leaves:\s+direct/);
   });
 });
