@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import type { AuditRecord, ConnectionRecord, RequestRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
@@ -16,6 +17,35 @@ import { type Squid, startSquid } from './support/squid';
  * it; and what the client gets when the parent is down, refuses (403), wants credentials (407) or
  * never answers: a 502 naming the parent and its answer, in the page and in the audit record.
  */
+
+/**
+ * TLS in front of a parent (as stunnel would put it): an https:// parent URL is TLS to the
+ * parent, verified like an origin, then the same proxy protocol inside.
+ */
+async function startTlsFront(cert: { certPem: string; keyPem: string }, backendPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (front) => {
+    const back = net.connect(backendPort, '127.0.0.1');
+    for (const s of [front, back]) {
+      sockets.add(s);
+      s.on('error', () => {
+        front.destroy();
+        back.destroy();
+      });
+    }
+    front.pipe(back).pipe(front);
+  });
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 /** A listener that accepts and never says a word: a parent that hangs. */
 async function startSilentParent(): Promise<{ port: number; close(): Promise<void> }> {
@@ -53,12 +83,16 @@ const NAMES = [
   'badcert.test',
   'direct.test',
   'h2.test',
+  'tls-parent.test',
+  'untrusted-parent.test',
 ];
 
 describe('parent proxies: a real Squid as the parent', () => {
   let squid: Squid;
   let authSquid: Squid;
   let silent: { port: number; close(): Promise<void> };
+  let tlsFront: { port: number; close(): Promise<void> };
+  let untrustedFront: { port: number; close(): Promise<void> };
   let tlsOrigin: Origin;
   let badOrigin: Origin;
   let httpOrigin: Origin;
@@ -88,6 +122,8 @@ describe('parent proxies: a real Squid as the parent', () => {
     squid = await startSquid({ hosts: NAMES, deny: ['refused.test', 'plain-refused.test'] });
     authSquid = await startSquid({ hosts: NAMES, auth: { user: 'gateway', password: 'right-password' } });
     silent = await startSilentParent();
+    tlsFront = await startTlsFront(issue({ commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'], issuer: root }), squid.port);
+    untrustedFront = await startTlsFront(issue({ commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'] }), squid.port);
     const deadPort = await freePort();
     const otherDeadPort = await freePort();
 
@@ -117,6 +153,8 @@ describe('parent proxies: a real Squid as the parent', () => {
         // Down too, and tried first only by plain HTTP: the request moves on to the next parent.
         `    dead-too: { url: "http://127.0.0.1:${otherDeadPort}" }`,
         `    silent: { url: "http://127.0.0.1:${silent.port}" }`,
+        `    squid-tls: { url: "https://127.0.0.1:${tlsFront.port}" }`,
+        `    untrusted-tls: { url: "https://127.0.0.1:${untrustedFront.port}" }`,
       ].join('\n'),
       policies: {
         'parents.yaml': [
@@ -125,6 +163,8 @@ describe('parent proxies: a real Squid as the parent', () => {
           rule('inspect.test', 'inspect', 'squid'),
           rule('badcert.test', 'inspect', 'squid'),
           rule('h2.test', 'inspect', 'squid'),
+          rule('tls-parent.test', 'inspect', 'squid-tls'),
+          rule('untrusted-parent.test', 'splice', 'untrusted-tls'),
           rule('plain.test', 'splice', 'squid'),
           rule('refused.test', 'splice', 'squid'),
           rule('plain-refused.test', 'splice', 'squid'),
@@ -148,6 +188,8 @@ describe('parent proxies: a real Squid as the parent', () => {
     await squid?.stop();
     await authSquid?.stop();
     await silent?.close();
+    await tlsFront?.close();
+    await untrustedFront?.close();
     await tlsOrigin?.close();
     await badOrigin?.close();
     await httpOrigin?.close();
@@ -223,6 +265,18 @@ describe('parent proxies: a real Squid as the parent', () => {
     expect(result.stdout.toString()).toBe('hello from h2 origin over 2.0\n\n2 200');
     const record = await requestRecord('h2.test', '/hello');
     expect(record).toMatchObject({ status: 200, via: 'squid', http_version: '2.0' });
+  });
+
+  test('an https:// parent: verified TLS to the parent, CONNECT inside it, verified TLS to the origin inside that', async () => {
+    const result = await curl(['-x', gw.proxy, '--cacert', gw.caFile, `https://tls-parent.test:${tlsOrigin.port}/hello`]);
+    expect(result.status).toBe(200);
+    expect(result.body).toBe('hello from tls-origin\n');
+    expect(await requestRecord('tls-parent.test', '/hello')).toMatchObject({ status: 200, via: 'squid-tls' });
+    // A parent whose certificate is not trusted is not talked to.
+    const untrusted = await curl(['-x', gw.proxy, '--cacert', rootFile, `https://untrusted-parent.test:${tlsOrigin.port}/hello`]);
+    expect(untrusted.stderr).toMatch(/CONNECT tunnel failed, response 502/);
+    const record = await connectionRecord(`untrusted-parent.test:${tlsOrigin.port}`);
+    expect(record?.error).toMatch(/TG_ERR_PARENT_UNREACHABLE: parent proxy untrusted-tls .*failed verification: self-signed/);
   });
 
   test('inspect through Squid still verifies the origin certificate: a self-signed origin gets a 502', async () => {
