@@ -127,7 +127,8 @@ export class Egress {
     else this.checkLiteral(target);
   }
 
-  private checkLiteral(target: Target): void {
+  /** Through a parent: a literal destination address still passes the guard and loop check. */
+  checkLiteral(target: Target): void {
     if (target.host.kind === 'name') return;
     const problem = this.refusalFor(target.host.address, target.port);
     if (problem) throw problem;

@@ -185,6 +185,7 @@ export class H1Pools {
     const [name, ...rest] = order;
     let parent: ParentProxy;
     try {
+      this.egress.checkLiteral(request.target);
       parent = this.egress.parent(name ?? '');
     } catch (err) {
       queueMicrotask(() => handler.onResponseError?.(null as unknown as H1Controller, err as Error));

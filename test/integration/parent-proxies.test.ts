@@ -135,7 +135,7 @@ describe('parent proxies: a real Squid as the parent', () => {
     const rule = (name: string, action: string, via: string) => `  - match: ${name}\n    action: ${action}\n    via: ${via}\n`;
     gw = await startTestGateway({
       listenSection: 'listen:\n  explicit: 127.0.0.1:0\n  admin: 127.0.0.1:0',
-      allowedPorts: { tunnel: ports, http: ports },
+      allowedPorts: { tunnel: [...ports, 443], http: [...ports, 80] },
       upstreamSection: [
         'upstream:',
         '  hosts:',
@@ -177,6 +177,7 @@ describe('parent proxies: a real Squid as the parent', () => {
           rule('failover.test', 'splice', '[dead, squid]'),
           rule('plain-failover.test', 'splice', '[dead-too, squid]'),
           '  - match: direct.test\n    action: splice\n',
+          rule('169.254.0.0/16', 'splice', 'squid'),
         ].join(''),
       },
     });
@@ -369,6 +370,16 @@ describe('parent proxies: a real Squid as the parent', () => {
     const plain = await curl(['-x', gw.proxy, `http://plain-failover.test:${httpOrigin.port}/hello`]);
     expect(plain.status).toBe(200);
     await expectSquidLogged(squid, /GET http:\/\/plain-failover\.test/);
+  });
+
+  test('the destination guard still checks literal addresses sent to a parent (tunnel and plain HTTP)', async () => {
+    const tunnel = await curl(['-x', gw.proxy, '-k', 'https://169.254.169.254/latest/meta-data/']);
+    expect(tunnel.stderr).toMatch(/CONNECT tunnel failed, response 403/);
+    expect((await connectionRecord('169.254.169.254:443'))?.error).toMatch(/TG_ERR_DESTINATION_FORBIDDEN/);
+    const plain = await curl(['-x', gw.proxy, 'http://169.254.169.254/latest/meta-data/']);
+    expect(plain.status).toBe(403);
+    expect(plain.body).toMatch(/TG_ERR_DESTINATION_FORBIDDEN|internal/);
+    expect(squid.accessLog()).not.toMatch(/169\.254\.169\.254/);
   });
 
   test('direct stays direct, and metrics count attempts per parent (never per destination)', async () => {
