@@ -116,7 +116,9 @@ export class H1Pools {
    * interface) and errors, which for connection failures are GatewayErrors from the door.
    */
   dispatch(request: H1Request, handler: H1Handler): H1Carrier {
-    if (request.tls === null && this.egress.routeOf(request.target).length > 0) return this.dispatchViaParent(request, handler, this.egress.parentOrder(this.egress.routeOf(request.target)));
+    // Plain HTTP through a parent goes to the parent itself; TLS through one is a CONNECT in the door.
+    const route = request.tls === null ? this.egress.routeOf(request.target) : [];
+    if (route.length > 0) return this.dispatchViaParent(request, handler, this.egress.parentOrder(route));
     const carrier = new H1Carrier();
     const options: CarriedOptions = {
       method: request.method as Dispatcher.HttpMethod,
@@ -177,7 +179,8 @@ export class H1Pools {
   /**
    * Plain HTTP through a parent proxy: the request goes to the parent in absolute form
    * (`GET http://host:port/path`, RFC 9112 section 3.2.2) with the parent's credentials, on a
-   * keep-alive pool per parent and origin. The parent's own refusals (parentAwareHandler) fail the
+   * keep-alive pool per parent and origin (so max_sockets_per_host bounds each origin as it does
+   * directly). The parent's own refusals (parentAwareHandler) fail the
    * request with a 502 naming it; a parent that cannot be reached passes a request without a
    * body to the next parent of the route (a body may already be partly consumed).
    */
