@@ -20,6 +20,8 @@ import { H1Pools } from './egress/h1-pools';
 import { H2Sessions } from './egress/h2-sessions';
 import { createOriginContext } from './egress/origin-tls';
 import { Resolver } from './egress/resolve';
+import { loadParents } from './egress/parents';
+import { routeFor } from './policy/decide';
 import type { FlowServices } from './flow/flow';
 import { createExplicitServer } from './frontends/explicit';
 import { LISTENER_CONFIG_KEYS, type ListenerName, Listeners } from './frontends/listeners';
@@ -138,6 +140,10 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
     isOwnListener: (address, port) => listeners.isOwnListener(address, port),
     connectTimeoutMs: upstream.connectTimeoutMs,
     originContext: createOriginContext(upstream.caFile),
+    // Parent proxies: credentials read now (a missing file fails start-up), the way out to each
+    // destination chosen by the policy in force (policy/decide.ts routeFor).
+    parents: loadParents(upstream.parents, config.sourcePath),
+    route: (target) => routeFor(policies.current, target.host, target.port),
   });
   const h1Pools = new H1Pools(egress, { maxSocketsPerHost: upstream.maxSocketsPerHost, idleTimeoutMs: upstream.idleTimeoutMs });
   const h2Sessions = new H2Sessions(egress, { idleTimeoutMs: upstream.idleTimeoutMs });
@@ -186,7 +192,7 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
       const connection = await egress.connect(target, { halfOpen: true, onread: reads.onread });
       return { leg: new Relay(client, connection.socket, limits.clientIdleTimeoutMs, reads), address: connection.remote.address };
     },
-    check: (target) => egress.resolveAllowed(target),
+    check: (target) => egress.checkReachable(target),
     peek: (client, initial, timeoutMs) => peekClientBytes(client, initial, { timeoutMs }),
     inspector,
     peekTimeoutMs: limits.peekTimeoutMs,

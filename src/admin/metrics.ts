@@ -155,6 +155,14 @@ export class GatewayMetrics {
       help: 'Failed writes to the audit sink (each loses the records of one batch; the log names how many)',
       registers,
     });
+    // Parent names come from upstream.parents, never destinations: the label values are bounded.
+    const parentConnections = new Counter({
+      name: 'tollgate_parent_connections_total',
+      help: 'Connection attempts through parent proxies (upstream.parents) by parent and outcome (connected, refused, unreachable)',
+      labelNames: ['parent', 'outcome'],
+      registers,
+    });
+    this.unsubscribers.push(subscribe('tollgate:egress:parent', (m) => parentConnections.inc({ parent: m.parent, outcome: m.outcome })));
     new Gauge({
       name: 'tollgate_build_info',
       help: 'The running build: tollgate version and Node.js version (value 1)',

@@ -25,6 +25,8 @@ interface CommonFields {
   readonly decision_code: string;
   readonly reason: string;
   readonly policy_version: string;
+  /** The way out: `direct`, or parent proxy names (`a,b` = failover order); null when nothing may leave. */
+  readonly via: string | null;
 }
 
 export interface ConnectionRecord extends CommonFields {

@@ -13,6 +13,14 @@ export interface DecisionFacts {
   readonly rule: { readonly id: string } | null;
   readonly reason: string;
   readonly policyVersion: string;
+  /** The way out chosen for the destination: [] direct, else parent names (policy's Via). */
+  readonly via?: readonly string[];
+}
+
+/** `via` of a record: how traffic to the destination leaves; null when the decision lets nothing out. */
+function viaOf(decision: DecisionFacts | null): string | null {
+  if (!decision?.via || decision.action === 'deny') return null;
+  return decision.via.length === 0 ? 'direct' : decision.via.join(',');
 }
 
 /** What every record says about where the traffic came from. */
@@ -60,6 +68,7 @@ export function connectionRecord(f: ConnectionFacts): ConnectionRecord {
     decision_code: decision?.code ?? 'none',
     reason: decision?.reason ?? '',
     policy_version: decision?.policyVersion ?? '',
+    via: viaOf(decision),
     upstream_address: f.upstreamAddress,
     bytes_from_client: f.bytesFromClient,
     bytes_to_client: f.bytesToClient,
@@ -131,6 +140,7 @@ export function requestRecord(f: RequestFacts): RequestRecord {
     decision_code: f.decision.code,
     reason: f.decision.reason,
     policy_version: f.decision.policyVersion,
+    via: viaOf(f.decision),
     error: f.error,
     cache: f.cache,
     upstream_cert_sha256: f.upstreamCertSha256,
@@ -179,6 +189,8 @@ export function udpAssociationRecord(f: UdpAssociationFacts): UdpAssociationReco
   return {
     type: 'udp_association',
     time: f.startTime.toISOString(),
+    // Parent proxies carry TCP only: datagrams always leave directly.
+    via: 'direct',
     flow_id: f.flowId,
     frontend: f.frontend,
     client: f.clientAddress,

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema';
 import type { Principal } from '../identity/principal';
 import { loadUsersFile, type UsersTable } from '../identity/users-file';
 import { describeDlp } from '../policy/dlp/compile-dlp';
+import { viaText } from '../policy/decide';
 import { loadPolicy } from '../policy/load-policy';
 import { formatHttpRules, formatRuleTable, ruleAudience, ruleTableRows } from '../policy/rule-table';
 import { describeHttpRule } from '../policy/rules/compile-rules';
@@ -31,6 +32,8 @@ function load(configPath: string): Checked {
     allowedPorts: config.allowedPorts,
     supportedActions: SUPPORTED_ACTIONS,
     authConfigured: users !== null,
+    parents: new Set(Object.keys(config.upstream.parents)),
+    defaultVia: config.upstream.via,
   });
   const principals: Principal[] | null = users === null ? null : [...users.users.values()].map((u) => ({ user: u.name, groups: u.groups }));
   return { configPath, config, users, policy, unreachable: findUnreachable(policy, principals) };
@@ -53,6 +56,7 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
   out(`default_action: ${policy.defaultAction}`);
   out(`allowed_ports: tunnel ${config.allowedPorts.tunnel.join(',') || '(none)'}; http ${config.allowedPorts.http.join(',') || '(none)'}`);
   for (const line of describePinning(policy, config.pinning.mode, config.pinning.minClients)) out(line);
+  for (const line of describeParents(config, policy)) out(line);
   out('');
   out('Rules, most specific first (the first row that matches a destination, port and user decides):');
   out(formatRuleTable(policy, (rule, pattern) => (unreachable.some((u) => u.rule === rule && u.pattern === pattern) ? ' (never decides)' : '')));
@@ -118,6 +122,7 @@ export function checkJson(configPath: string): Record<string, unknown> {
     },
     warnings: unreachable.map((u) => `${u.rule.id}, pattern ${u.pattern.text}: ${u.why}`),
     reverse: reverseJson(config, policy),
+    upstream: parentsJson(config, policy),
   };
 }
 
@@ -188,4 +193,32 @@ function describePinning(policy: CompiledPolicy, mode: string, minClients: numbe
   if (never.length > 0) lines.push(`  never auto-spliced: ${never.join(', ')}`);
   if (optedIn.length > 0) lines.push(`  may be auto-spliced although they have HTTP rules or DLP (opted in): ${optedIn.join(', ')}`);
   return lines;
+}
+
+/** Where a parent's credentials come from, never what they are. */
+function credentialsSource(parent: GatewayConfig['upstream']['parents'][string]): string | null {
+  if (parent.credentialsFile !== null) return `credentials_file ${parent.credentialsFile}`;
+  return parent.credentialsEnv !== null ? `credentials_env ${parent.credentialsEnv}` : null;
+}
+
+/**
+ * The ways out: `upstream.via`, each parent proxy, and the rules that name a `via` (the others
+ * take upstream.via). Credentials are named by where they come from, never shown.
+ */
+function describeParents(config: GatewayConfig, policy: CompiledPolicy): string[] {
+  const parents = Object.entries(config.upstream.parents);
+  const withVia = policy.rules.filter((r) => r.via !== null);
+  if (parents.length === 0 && withVia.length === 0) return ['upstream.via: direct (no parent proxies)'];
+  const lines = [`upstream.via: ${viaText(policy.defaultVia)} (destinations whose rule names no via)`];
+  for (const [name, parent] of parents) lines.push(`  parent ${name}: ${parent.url.text}${credentialsSource(parent) ? `, Basic credentials from ${credentialsSource(parent)}` : ', no credentials'}`);
+  for (const rule of withVia) lines.push(`  rule ${rule.id} (${rule.patterns.map((p) => p.text).join(', ')}): via ${viaText(rule.via ?? [])}`);
+  return lines;
+}
+
+function parentsJson(config: GatewayConfig, policy: CompiledPolicy): Record<string, unknown> {
+  return {
+    via: viaText(policy.defaultVia),
+    parents: Object.entries(config.upstream.parents).map(([name, parent]) => ({ name, url: parent.url.text, credentials: credentialsSource(parent) })),
+    rules: policy.rules.filter((r) => r.via !== null).map((r) => ({ rule: r.id, via: viaText(r.via ?? []) })),
+  };
 }

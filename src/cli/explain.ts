@@ -136,6 +136,8 @@ export interface Explanation {
   readonly request: RequestVerdict | null;
   /** The answer: deny when the destination or an HTTP rule denies, else the destination's action. */
   readonly result: 'deny' | 'splice' | 'inspect';
+  /** The way out: parents in failover order with their URLs ([] direct); null when nothing leaves. */
+  readonly via: readonly { readonly name: string; readonly url: string }[] | null;
 }
 
 /**
@@ -150,7 +152,14 @@ export function explain(configPath: string, ask: ExplainRequest): Explanation {
   const headers = ask.headers.flatMap(parseHeader);
   const config = loadConfig(configPath);
   const authConfigured = config.auth.usersFile !== null;
-  const policy = loadPolicy(config.policiesDir, { defaultAction: config.defaultAction, allowedPorts: config.allowedPorts, supportedActions: SUPPORTED_ACTIONS, authConfigured });
+  const policy = loadPolicy(config.policiesDir, {
+    defaultAction: config.defaultAction,
+    allowedPorts: config.allowedPorts,
+    supportedActions: SUPPORTED_ACTIONS,
+    authConfigured,
+    parents: new Set(Object.keys(config.upstream.parents)),
+    defaultVia: config.upstream.via,
+  });
   const principal = ask.user === null ? null : principalFor(config.auth.usersFile, ask.user);
   const tunnel = frontend !== 'explicit-http' && frontend !== 'transparent-http';
   const sni = tunnel && target.host.kind === 'name' ? target.host : null;
@@ -191,6 +200,7 @@ export function explain(configPath: string, ask: ExplainRequest): Explanation {
     uploads: rule?.dlp ? describeDlp(rule.dlp) : null,
     request,
     result: denied ? 'deny' : (decision.action as 'splice' | 'inspect'),
+    via: decision.action === 'deny' ? null : (decision.via ?? []).map((name) => ({ name, url: config.upstream.parents[name]?.url.text ?? '?' })),
   };
 }
 
@@ -204,6 +214,7 @@ export function printExplanation(e: Explanation, out: (line: string) => void): v
   out(`decided by:     ${rule ? `rule ${rule.id} (${rule.file}:${rule.line}), pattern ${e.decision.pattern}` : 'default_action (no rule matches)'}`);
   out(`reason:         ${e.decision.reason}`);
   out(`policy version: ${e.decision.policyVersion}`);
+  if (e.via !== null) out(`leaves:         ${e.via.length === 0 ? 'direct' : `through ${e.via.map((p) => `parent proxy ${p.name} (${p.url})`).join(', then ')}`}`);
   if (e.uploads) out(`uploads:        ${e.uploads}`);
   if (e.httpRules.length > 0) {
     out('');
@@ -260,6 +271,8 @@ export function explanationJson(e: Explanation): Record<string, unknown> {
       response_rules: e.request.responseRules,
     },
     result: e.result,
+    via: e.via === null ? null : e.via.length === 0 ? 'direct' : e.via.map((p) => p.name).join(','),
+    parents: e.via ?? [],
   };
 }
 

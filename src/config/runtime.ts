@@ -26,6 +26,8 @@ function compilePolicyFor(config: GatewayConfig, authConfigured: boolean): Compi
     allowedPorts: config.allowedPorts,
     supportedActions: SUPPORTED_ACTIONS,
     authConfigured,
+    parents: new Set(Object.keys(config.upstream.parents)),
+    defaultVia: config.upstream.via,
   });
 }
 

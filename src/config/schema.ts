@@ -153,7 +153,63 @@ export function configSchema(baseDir: string) {
     udp: z.array(port).default([53]),
   });
 
+  // Parent proxies: `upstream.parents.NAME: { url, credentials_file | credentials_env }` and the
+  // default way out `upstream.via` (direct, a parent, or a failover list of parents). The
+  // credentials (`user:password`, Basic) are read at start, never written here or logged.
+  const parentUrl = z.string({ error: 'expected http://host:port or https://host:port of the parent proxy' }).transform((text, ctx) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(text);
+    } catch {
+      url = null;
+    }
+    const problem =
+      url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === ''
+        ? `"${text}": expected http://host:port or https://host:port of the parent proxy`
+        : url.username !== '' || url.password !== ''
+          ? 'no credentials in the URL (they would be in every copy of this file): put user:password in credentials_file or name an environment variable in credentials_env'
+          : url.port === ''
+            ? `"${text}": name the port, such as http://${url.hostname}:3128`
+            : url.pathname !== '/' || url.search !== '' || url.hash !== ''
+              ? `"${text}": a parent proxy URL has no path, query or fragment`
+              : null;
+    if (problem !== null || url === null) {
+      ctx.addIssue({ code: 'custom', message: problem ?? 'invalid URL' });
+      return z.NEVER;
+    }
+    return { tls: url.protocol === 'https:', host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port), text: `${url.protocol}//${url.host}` };
+  });
+  const parent = section({
+    url: parentUrl,
+    credentials_file: resolvedPath.optional(),
+    credentials_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected the name of an environment variable, such as CORP_PROXY_CREDENTIALS' })
+      .optional(),
+  })
+    .refine((v) => v.credentials_file === undefined || v.credentials_env === undefined, { error: 'give credentials_file or credentials_env, not both', path: ['credentials_env'] })
+    .transform((v) => ({ url: v.url, credentialsFile: v.credentials_file ?? null, credentialsEnv: v.credentials_env ?? null }));
+  const parentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'expected a short name: letters, digits, "_", "." or "-"' });
+  const via = z
+    .union([z.string(), z.array(z.string()).min(1, { error: 'list at least one parent, or write direct' })], { error: 'expected direct, a parent name, or a list of parent names' })
+    .transform((v) => (typeof v === 'string' ? [v] : v));
+  const viaProblem = (names: readonly string[], parents: Readonly<Record<string, unknown>>): string | null => {
+    if (names.length === 1 && names[0] === 'direct') return null;
+    if (names.includes('direct')) return 'direct cannot be part of a failover list (traffic that must leave through a parent would bypass it); use direct alone';
+    const unknown = names.find((n) => !(n in parents));
+    if (unknown !== undefined) return `unknown parent proxy "${unknown}"; define it under upstream.parents or use direct`;
+    return new Set(names).size === names.length ? null : 'a parent is listed twice';
+  };
+  /** `upstream.via` checked against `upstream.parents`; [] = direct. */
+  const checkedVia = (names: readonly string[], parents: Readonly<Record<string, unknown>>, ctx: z.RefinementCtx): readonly string[] => {
+    const problem = viaProblem(names, parents);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem, path: ['via'] });
+    return names[0] === 'direct' ? [] : names;
+  };
+
   const upstream = section({
+    parents: z.record(parentName, parent).default({}),
+    via: via.default(['direct']),
     ca_file: resolvedPath.nullable().default(null),
     hosts: z
       .record(
@@ -170,7 +226,9 @@ export function configSchema(baseDir: string) {
     dns_cache_size: z.number().int().min(1).max(10_000_000).default(10_000),
     dns_negative_ttl: duration({ min: 0, max: 3_600_000, maxText: '1h' }).default(5_000),
     dns_max_ttl: duration({ min: 1000 }).default(3_600_000),
-  }).transform((v) => ({
+  }).transform((v, ctx) => ({
+    parents: v.parents,
+    via: checkedVia(v.via, v.parents, ctx),
     caFile: v.ca_file,
     hosts: v.hosts,
     allowAddresses: v.allow_addresses,

@@ -1,14 +1,15 @@
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { GatewayError } from '../errors/gateway-error';
+import { asGatewayError, GatewayError } from '../errors/gateway-error';
 import type { Target } from '../protocol/target';
-import { hostAuthorityText, hostText } from '../protocol/host';
+import { hostAuthorityText, hostText, normaliseHost } from '../protocol/host';
 import type { AddressGuard } from './address-guard';
 import { AheadConnections } from './ahead';
 import { classifyOriginError, connectTimeout } from './errors';
 import { TlsSessionCache } from './origin-tls';
 import type { ResolvedAddress, Resolver } from './resolve';
 import { bracketedAddress } from '../protocol/address-text';
+import { connectThrough, feedOnread, ParentHealth, type ParentProxy, parentText, parentUnreachable, reportParent } from './parents';
 
 export interface EgressOptions {
   readonly resolver: Resolver;
@@ -25,6 +26,10 @@ export interface EgressOptions {
   readonly tlsSessionCacheSize?: number;
   /** How long a connection opened ahead waits to be taken (default 10 s). */
   readonly aheadMs?: number;
+  /** Parent proxies by name (`upstream.parents`, parents.ts); none: every route is direct. */
+  readonly parents?: ReadonlyMap<string, ParentProxy>;
+  /** The way out to a destination: [] direct, else parent names in failover order (policy's routeFor). */
+  readonly route?: (target: Target) => readonly string[];
 }
 
 /** TLS to the origin on top of the TCP connection. */
@@ -60,8 +65,10 @@ interface Attempt {
 export interface OriginConnection {
   /** A TLSSocket when `tls` was asked for, after a completed (and verified) handshake. */
   readonly socket: net.Socket;
-  /** The address dialled: checked by the destination guard and the loop check first. */
+  /** The address dialled: checked by the destination guard and the loop check first (a parent's, through one). */
   readonly remote: ResolvedAddress;
+  /** `direct`, or the name of the parent proxy that carries the connection. */
+  readonly via: string;
 }
 
 /**
@@ -76,6 +83,7 @@ export class Egress {
   readonly connectTimeoutMs: number;
   private readonly sessions: TlsSessionCache;
   private readonly ahead: AheadConnections<OriginConnection>;
+  private readonly parentHealth = new ParentHealth();
 
   constructor(private readonly options: EgressOptions) {
     this.connectTimeoutMs = options.connectTimeoutMs;
@@ -104,18 +112,160 @@ export class Egress {
     return allowed;
   }
 
+  /** The way out to `target` under the policy in force: [] direct, else parent names in failover order. */
+  routeOf(target: Target): readonly string[] {
+    return this.options.route?.(target) ?? [];
+  }
+
+  /**
+   * Whether a destination may be reached, checked before a tunnel is accepted (inspect). Direct:
+   * its addresses are resolved and guarded. Through a parent, which resolves names itself, only
+   * a literal address is guarded here; the parent's own address is guarded when it is dialled.
+   */
+  async checkReachable(target: Target): Promise<void> {
+    if (this.routeOf(target).length === 0) await this.resolveAllowed(target);
+    else this.checkLiteral(target);
+  }
+
+  /** Through a parent: a literal destination address still passes the guard and loop check. */
+  checkLiteral(target: Target): void {
+    if (target.host.kind === 'name') return;
+    const problem = this.refusalFor(target.host.address, target.port);
+    if (problem) throw problem;
+  }
+
+  /**
+   * A connection to a parent proxy itself (no CONNECT), for plain HTTP requests sent to it in
+   * absolute form (h1-pools.ts), within the connect deadline.
+   */
+  connectParent(name: string): Promise<OriginConnection> {
+    const parent = this.parent(name);
+    return this.attemptParent(parent, (attempt) => this.openParent(parent, {}, attempt));
+  }
+
+  /** The parents of a route in the order to try them: those seen unreachable lately go last. */
+  parentOrder(route: readonly string[]): string[] {
+    return this.parentHealth.order(route);
+  }
+
+  /** A configured parent by name; its Proxy-Authorization value is a secret (never logged). */
+  parent(name: string): ParentProxy {
+    const parent = this.options.parents?.get(name);
+    if (parent) return parent;
+    throw new GatewayError('TG_ERR_PARENT_UNREACHABLE', 'connect', `parent proxy ${name} is not in the running configuration (upstream.parents); restart the gateway after adding it`);
+  }
+
+  /**
+   * Through parents: each in turn (parentOrder) until one answers; a parent that cannot be
+   * reached or does not answer in time passes to the next, a parent's refusal (403, 407, ...)
+   * and an origin's certificate failure are final. Name resolution is the parent's.
+   */
+  private async viaParents(route: readonly string[], target: Target, options: ConnectOptions): Promise<OriginConnection> {
+    this.checkLiteral(target);
+    let last: GatewayError | null = null;
+    for (const name of this.parentOrder(route)) {
+      const parent = this.parent(name);
+      try {
+        return await this.attemptParent(parent, (attempt) => this.throughParent(parent, target, options, attempt));
+      } catch (err) {
+        last = asGatewayError(err, 'connect');
+        if (last.code !== 'TG_ERR_PARENT_UNREACHABLE') throw last;
+      }
+    }
+    throw last ?? new GatewayError('TG_ERR_PARENT_UNREACHABLE', 'connect', 'no parent proxy in the route');
+  }
+
+  /** One attempt with one parent, under its own connect deadline; notes the outcome (health, metrics). */
+  private async attemptParent(parent: ParentProxy, run: (attempt: Attempt) => Promise<OriginConnection>): Promise<OriginConnection> {
+    const ms = this.connectTimeoutMs;
+    const attempt: Attempt = { expired: false, socket: null };
+    let timer: NodeJS.Timeout | null = null;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        attempt.expired = true;
+        attempt.socket?.destroy();
+        reject(parentUnreachable(parent, `did not answer within ${ms} ms (upstream.connect_timeout)`));
+      }, ms);
+    });
+    const opened = run(attempt);
+    opened.then(
+      (connection) => attempt.expired && connection.socket.destroy(),
+      () => undefined,
+    );
+    try {
+      const connection = await Promise.race([opened, deadline]);
+      this.parentHealth.markUp(parent.name);
+      reportParent(parent.name, 'connected');
+      return connection;
+    } catch (err) {
+      const error = asGatewayError(err, 'connect');
+      if (error.code === 'TG_ERR_PARENT_UNREACHABLE') {
+        this.parentHealth.markDown(parent.name);
+        reportParent(parent.name, 'unreachable');
+      } else reportParent(parent.name, error.code === 'TG_ERR_PARENT_REFUSED' ? 'refused' : 'connected');
+      throw error;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** TCP (and TLS for an https:// parent) to the parent; its address passes the guard and loop check. */
+  private async openParent(parent: ParentProxy, options: ConnectOptions, attempt: Attempt): Promise<OriginConnection> {
+    const host = normaliseHost(parent.host);
+    if (!host.ok) throw parentUnreachable(parent, `has an invalid host: ${host.reason}`);
+    const target: Target = { host: host.host, port: parent.port };
+    let addresses: readonly ResolvedAddress[];
+    try {
+      addresses = await this.options.resolver.resolve(host.host);
+    } catch (err) {
+      throw parentUnreachable(parent, `cannot be resolved: ${asGatewayError(err, 'resolve').message}`);
+    }
+    let last: GatewayError | null = null;
+    for (const remote of addresses) {
+      if (attempt.expired) break;
+      const problem = this.refusalFor(remote.address, parent.port);
+      if (problem) {
+        const hint = problem.code === 'TG_ERR_DESTINATION_FORBIDDEN' ? ' (list its address in upstream.allow_addresses)' : '';
+        throw new GatewayError(problem.code, 'resolve', `${parentText(parent)}: ${problem.message}${hint}`);
+      }
+      try {
+        const socket = await this.tcp(remote, parent.port, { halfOpen: options.halfOpen === true }, attempt);
+        if (!parent.tls) return { socket, remote, via: parent.name };
+        const servername = host.host.kind === 'name' ? host.host.name : null;
+        const secure = await this.handshake(socket, target, `parent:${remote.address}`, { servername, verifyCertificate: true, alpn: ['http/1.1'] }, attempt);
+        return { socket: secure, remote, via: parent.name };
+      } catch (err) {
+        last = parentUnreachable(parent, `at ${bracketedAddress(remote.address)}:${parent.port}: ${asGatewayError(err, 'connect').message}`);
+      }
+    }
+    throw last ?? parentUnreachable(parent, 'has no address');
+  }
+
+  /** CONNECT through a parent, then TLS with the origin inside the tunnel when asked (still verified here). */
+  private async throughParent(parent: ParentProxy, target: Target, options: ConnectOptions, attempt: Attempt): Promise<OriginConnection> {
+    const connection = await this.openParent(parent, options, attempt);
+    attempt.socket = connection.socket;
+    await connectThrough(connection.socket, parent, target);
+    let socket = connection.socket;
+    if (options.tls) socket = await this.handshake(socket, target, `${parent.name}>${hostText(target.host)}`, options.tls, attempt);
+    else if (options.onread) feedOnread(socket, options.onread);
+    return { socket, remote: connection.remote, via: parent.name };
+  }
+
   /**
    * Opens a connection to `target`: TCP to the first allowed address that answers, then TLS when
    * asked. Rejects with a GatewayError from the catalogue (refusal, DNS, refused, unreachable,
    * certificate, TLS, or the connect deadline).
    */
   connect(target: Target, options: ConnectOptions = {}): Promise<OriginConnection> {
-    const early = options.tls && !options.halfOpen ? this.ahead.take(Egress.aheadKey(target, options.tls), options.tls.alpn ?? []) : null;
+    const early = options.tls && !options.halfOpen ? this.ahead.take(this.aheadKey(target, options.tls), options.tls.alpn ?? []) : null;
     return early ?? this.dial(target, options);
   }
 
   /** connect() without looking at connections opened ahead: always a new connection. */
   private dial(target: Target, options: ConnectOptions): Promise<OriginConnection> {
+    const route = this.routeOf(target);
+    if (route.length > 0) return this.viaParents(route, target, options);
     const ms = this.connectTimeoutMs;
     const attempt: Attempt = { expired: false, socket: null };
     let timer: NodeJS.Timeout | null = null;
@@ -146,16 +296,16 @@ export class Egress {
    * ALPN), or null when it failed (a connect() that took it meanwhile gets the failure itself).
    */
   openAhead(target: Target, tls: OriginTlsOptions): Promise<string | false | null> {
-    return this.ahead.open(Egress.aheadKey(target, tls), tls.alpn ?? [], () => this.dial(target, { tls }));
+    return this.ahead.open(this.aheadKey(target, tls), tls.alpn ?? [], () => this.dial(target, { tls }));
   }
 
   /** True when a connection opened ahead with this offer is on its way or waiting. */
   hasAhead(target: Target, tls: OriginTlsOptions): boolean {
-    return this.ahead.has(Egress.aheadKey(target, tls), tls.alpn ?? []);
+    return this.ahead.has(this.aheadKey(target, tls), tls.alpn ?? []);
   }
 
-  private static aheadKey(target: Target, tls: OriginTlsOptions): string {
-    return `${hostAuthorityText(target.host)}:${target.port}|${tls.servername ?? ''}|${tls.verifyCertificate ? 'verified' : 'unverified'}`;
+  private aheadKey(target: Target, tls: OriginTlsOptions): string {
+    return `${this.routeOf(target).join(',')}|${hostAuthorityText(target.host)}:${target.port}|${tls.servername ?? ''}|${tls.verifyCertificate ? 'verified' : 'unverified'}`;
   }
 
   private async open(target: Target, options: ConnectOptions, attempt: Attempt): Promise<OriginConnection> {
@@ -166,8 +316,8 @@ export class Egress {
       if (attempt.expired) break;
       try {
         const socket = await this.tcp(remote, target.port, options, attempt);
-        if (!tlsOptions) return { socket, remote };
-        return { socket: await this.handshake(socket, target, remote, tlsOptions, attempt), remote };
+        if (!tlsOptions) return { socket, remote, via: 'direct' };
+        return { socket: await this.handshake(socket, target, remote.address, tlsOptions, attempt), remote, via: 'direct' };
       } catch (err) {
         lastError = err as GatewayError;
         // A certificate or TLS failure is the origin's answer, not an unreachable address.
@@ -191,8 +341,9 @@ export class Egress {
     });
   }
 
-  private handshake(socket: net.Socket, target: Target, remote: ResolvedAddress, options: OriginTlsOptions, attempt: Attempt): Promise<TLSSocket> {
-    const key = TlsSessionCache.key(remote.address, target.port, options.servername, options.verifyCertificate);
+  /** `sessionAddress`: the address dialled, keying TLS session reuse (through a parent: parent and origin). */
+  private handshake(socket: net.Socket, target: Target, sessionAddress: string, options: OriginTlsOptions, attempt: Attempt): Promise<TLSSocket> {
+    const key = TlsSessionCache.key(sessionAddress, target.port, options.servername, options.verifyCertificate);
     return new Promise((resolve, reject) => {
       const secure = tls.connect({
         socket,

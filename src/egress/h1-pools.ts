@@ -4,6 +4,8 @@ import { Client, type Dispatcher, Pool } from 'undici';
 import type { Target } from '../protocol/target';
 import { hostAuthorityText } from '../protocol/host';
 import type { Egress, OriginTlsOptions } from './egress';
+import { parentAwareHandler } from './parent-http';
+import type { ParentProxy } from './parents';
 
 export interface H1PoolOptions {
   readonly maxSocketsPerHost: number;
@@ -59,12 +61,13 @@ interface CarriedOptions extends Dispatcher.DispatchOptions {
 class DoorClient extends Client {
   private readonly current: { socket: Socket | null };
 
-  constructor(origin: URL, options: Client.Options, egress: Egress, target: Target, tls: OriginTlsOptions | null) {
+  /** `parent`: plain HTTP sent to this parent proxy in absolute form instead of to the origin. */
+  constructor(origin: URL, options: Client.Options, egress: Egress, target: Target, tls: OriginTlsOptions | null, parent: string | null = null) {
     const current: { socket: Socket | null } = { socket: null };
     super(origin, {
       ...options,
       connect: (_ignored, callback) => {
-        egress.connect(target, tls ? { tls } : {}).then(
+        (parent !== null ? egress.connectParent(parent) : egress.connect(target, tls ? { tls } : {})).then(
           (connection) => {
             current.socket = connection.socket;
             callback(null, connection.socket);
@@ -113,6 +116,9 @@ export class H1Pools {
    * interface) and errors, which for connection failures are GatewayErrors from the door.
    */
   dispatch(request: H1Request, handler: H1Handler): H1Carrier {
+    // Plain HTTP through a parent goes to the parent itself; TLS through one is a CONNECT in the door.
+    const route = request.tls === null ? this.egress.routeOf(request.target) : [];
+    if (route.length > 0) return this.dispatchViaParent(request, handler, this.egress.parentOrder(route));
     const carrier = new H1Carrier();
     const options: CarriedOptions = {
       method: request.method as Dispatcher.HttpMethod,
@@ -131,7 +137,7 @@ export class H1Pools {
 
   /** True when the pool for this origin holds a connection that is open and not in use. */
   hasIdle(target: Target, tls: OriginTlsOptions | null): boolean {
-    const pool = this.pools.get(H1Pools.key(target, tls));
+    const pool = this.pools.get(this.key(target, tls));
     return pool !== undefined && pool.stats.free > 0;
   }
 
@@ -141,14 +147,16 @@ export class H1Pools {
     this.pools.clear();
   }
 
-  private static key(target: Target, tls: { readonly servername: string | null; readonly verifyCertificate: boolean } | null): string {
+  private key(target: Target, tls: { readonly servername: string | null; readonly verifyCertificate: boolean } | null): string {
     const way = tls === null ? 'http' : `${tls.verifyCertificate ? 'tls' : 'tls-unverified'}:${tls.servername ?? ''}`;
-    return `${way}|${hostAuthorityText(target.host)}:${target.port}`;
+    // The way out is part of the key: a policy reload that changes a destination's `via` gets
+    // new connections, never one opened the old way.
+    return `${this.egress.routeOf(target).join(',') || 'direct'}|${way}|${hostAuthorityText(target.host)}:${target.port}`;
   }
 
   private pool(request: H1Request): Pool {
     const { target, tls } = request;
-    const key = H1Pools.key(target, tls);
+    const key = this.key(target, tls);
     let pool = this.pools.get(key);
     if (pool) return pool;
     const tlsOptions: OriginTlsOptions | null = tls ? { servername: tls.servername, verifyCertificate: tls.verifyCertificate, alpn: ['http/1.1'] } : null;
@@ -163,6 +171,58 @@ export class H1Pools {
       headersTimeout: 0,
       bodyTimeout: 0,
       factory: (origin, options) => new DoorClient(origin, options as Client.Options, egress, target, tlsOptions),
+    });
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  /**
+   * Plain HTTP through a parent proxy: the request goes to the parent in absolute form
+   * (`GET http://host:port/path`, RFC 9112 section 3.2.2) with the parent's credentials, on a
+   * keep-alive pool per parent and origin (so max_sockets_per_host bounds each origin as it does
+   * directly). The parent's own refusals (parentAwareHandler) fail the
+   * request with a 502 naming it; a parent that cannot be reached passes a request without a
+   * body to the next parent of the route (a body may already be partly consumed).
+   */
+  private dispatchViaParent(request: H1Request, handler: H1Handler, order: readonly string[], carrier = new H1Carrier()): H1Carrier {
+    const [name, ...rest] = order;
+    let parent: ParentProxy;
+    try {
+      this.egress.checkLiteral(request.target);
+      parent = this.egress.parent(name ?? '');
+    } catch (err) {
+      queueMicrotask(() => handler.onResponseError?.(null as unknown as H1Controller, err as Error));
+      return carrier;
+    }
+    const authority = `${hostAuthorityText(request.target.host)}:${request.target.port}`;
+    const headers = parent.authorization ? [...request.headers, 'proxy-authorization', parent.authorization] : request.headers;
+    const retry = rest.length > 0 && request.body === null ? (): void => void this.dispatchViaParent(request, handler, rest, carrier) : null;
+    const options: CarriedOptions = {
+      method: request.method as Dispatcher.HttpMethod,
+      path: `http://${authority}${request.path}`,
+      headers: headers as string[],
+      body: request.body && !request.bodyLengthStated ? iterableOf(request.body) : request.body,
+      upgrade: request.upgrade,
+      carrier,
+    };
+    this.parentPool(parent.name, request.target).dispatch(options, parentAwareHandler(handler, parent, `${request.method} http://${authority}${request.path.split('?')[0]}`, retry));
+    return carrier;
+  }
+
+  private parentPool(parent: string, target: Target): Pool {
+    const key = `parent:${parent}|http|${hostAuthorityText(target.host)}:${target.port}`;
+    let pool = this.pools.get(key);
+    if (pool) return pool;
+    const egress = this.egress;
+    const idle = this.options.idleTimeoutMs;
+    pool = new Pool(`http://${hostAuthorityText(target.host)}:${target.port}`, {
+      connections: this.options.maxSocketsPerHost,
+      pipelining: 1,
+      keepAliveTimeout: idle,
+      keepAliveMaxTimeout: idle,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      factory: (origin, options) => new DoorClient(origin, options as Client.Options, egress, target, null, parent),
     });
     this.pools.set(key, pool);
     return pool;

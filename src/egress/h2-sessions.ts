@@ -24,15 +24,16 @@ export class H2Sessions {
 
   /** True when a session to this origin is open or opening. */
   has(target: Target, servername: string | null): boolean {
-    return this.sessions.has(H2Sessions.key(target, servername));
+    return this.sessions.has(this.key(target, servername));
   }
 
-  private static key(target: Target, servername: string | null): string {
-    return `${hostText(target.host)}:${target.port}:${servername ?? ''}`;
+  /** The way out (direct, or through a parent's CONNECT: egress.ts) is part of the key, as in h1-pools.ts. */
+  private key(target: Target, servername: string | null): string {
+    return `${this.egress.routeOf(target).join(',') || 'direct'}|${hostText(target.host)}:${target.port}:${servername ?? ''}`;
   }
 
   session(target: Target, servername: string | null): Promise<http2.ClientHttp2Session> {
-    const key = H2Sessions.key(target, servername);
+    const key = this.key(target, servername);
     const existing = this.sessions.get(key);
     if (existing) return existing;
     const opening = this.open(target, servername, key);

@@ -129,6 +129,18 @@ export const ERROR_CATALOGUE = {
     socks4Reply: SOCKS4_REPLY.rejected,
     summary: 'The origin closed the connection or sent an invalid response.',
   },
+  TG_ERR_PARENT_UNREACHABLE: {
+    httpStatus: 502,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
+    summary: 'The parent proxy (upstream.parents) could not be reached or did not answer in time.',
+  },
+  TG_ERR_PARENT_REFUSED: {
+    httpStatus: 502,
+    socks5Reply: SOCKS5_REPLY.generalFailure,
+    socks4Reply: SOCKS4_REPLY.rejected,
+    summary: 'The parent proxy refused the connection or request (its answer is in the message).',
+  },
   TG_ERR_OVERLOADED: {
     httpStatus: 503,
     socks5Reply: SOCKS5_REPLY.generalFailure,

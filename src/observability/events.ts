@@ -51,6 +51,8 @@ export interface GatewayEvents {
   'tollgate:socks:udp-closed': { close: string };
   /** A SOCKS5 BIND ended its wait: connected, timeout, refused, wrong-peer (a connection turned away). */
   'tollgate:socks:bind': { result: string };
+  /** One connection attempt through a parent proxy (upstream.parents) and how it went. */
+  'tollgate:egress:parent': { parent: string; outcome: 'connected' | 'refused' | 'unreachable' };
 }
 
 export type GatewayEventName = keyof GatewayEvents;

@@ -1,7 +1,7 @@
 import type { Target } from '../protocol/target';
 import { hostText, isSameHost, type Host } from '../protocol/host';
 import { findRule } from './match';
-import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind, PolicyRule } from './types';
+import type { Action, CompiledPolicy, Decision, DecisionInput, FrontendKind, PolicyRule, Via } from './types';
 
 /** deny > inspect > splice: when two names are in play, the stricter treatment wins. */
 const STRICTNESS: Readonly<Record<Action, number>> = { splice: 0, inspect: 1, deny: 2 };
@@ -48,6 +48,7 @@ function decideRule(host: Host, input: DecisionInput, policy: CompiledPolicy): D
       pattern: null,
       reason: `no rule matches ${hostText(host)}; default_action is ${policy.defaultAction}`,
       policyVersion: policy.version,
+      via: routeFor(policy, input.target, input.port),
     };
   }
   const { rule, pattern } = found;
@@ -58,6 +59,7 @@ function decideRule(host: Host, input: DecisionInput, policy: CompiledPolicy): D
     pattern: pattern.text,
     reason: rule.reason ?? `rule ${rule.id} (${pattern.text}) says ${rule.action}`,
     policyVersion: policy.version,
+    via: routeFor(policy, input.target, input.port),
   };
 }
 
@@ -128,4 +130,19 @@ export function checkRequestAuthority(decision: Decision, origin: Target, author
     return fronting(decision, `the request names ${written[i] ?? hostText(authority.host)}, but its connection is for ${hostText(origin.host)}:${origin.port} (domain fronting)`);
   }
   return decision;
+}
+
+/**
+ * The way out to a destination (host and port as dialled): the `via` of the most specific rule
+ * for everyone that matches it, else `upstream.via`. Per destination, not per user, so that the
+ * egress door (which sees only the destination) and the decision always agree; rules limited to
+ * users or groups cannot set `via` (load-policy.ts).
+ */
+export function routeFor(policy: CompiledPolicy, host: Host, port: number): Via {
+  return findRule(policy.index, host, port, null)?.rule.via ?? policy.defaultVia;
+}
+
+/** How a route reads in audit records, logs and the CLI: `direct`, or the parent names joined by `,`. */
+export function viaText(via: Via): string {
+  return via.length === 0 ? 'direct' : via.join(',');
 }

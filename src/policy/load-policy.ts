@@ -11,7 +11,7 @@ import { compileDlp, dlpSchema, type DlpProblem } from './dlp/compile-dlp';
 import type { DlpPolicy } from './dlp/dlp-types';
 import { buildIndex } from './match';
 import { parsePattern } from './pattern';
-import { ACTIONS, type Action, type AllowedPorts, type CompiledPolicy, type Pattern, type PolicyRule } from './types';
+import { ACTIONS, type Action, type AllowedPorts, type CompiledPolicy, type Pattern, type PolicyRule, type Via } from './types';
 
 const ruleSchema = section({
   name: z
@@ -36,6 +36,7 @@ const ruleSchema = section({
   // read the same in both places.
   pinning: section({ auto_splice_allowed: z.boolean({ error: 'expected true or false' }).optional() }).optional(),
   socks_bind: z.boolean({ error: 'expected true or false' }).optional(),
+  via: z.union([z.string(), z.array(z.string()).min(1, { error: 'list at least one parent, or leave via out' })], { error: 'expected direct, a parent name, or a list of parent names' }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -60,6 +61,32 @@ export interface CompileOptions {
   readonly supportedActions?: readonly Action[];
   /** Whether users are configured; rules limited to users or groups need them. */
   readonly authConfigured?: boolean;
+  /** Names of `upstream.parents` a rule's `via` may use, and `upstream.via`; none = direct only. */
+  readonly parents?: ReadonlySet<string>;
+  readonly defaultVia?: Via;
+}
+
+/**
+ * A rule's `via` (direct, a parent name, or a list of parent names tried in order), checked
+ * against `upstream.parents`. Routes are chosen per destination, before any user is known on
+ * some front-ends, so a rule limited to users or groups cannot set one.
+ */
+function compileVia(raw: z.output<typeof ruleSchema>, options: CompileOptions, at: (...keys: (string | number)[]) => Omit<ConfigProblem, 'message'>, problems: ConfigProblem[]): Via | null {
+  if (raw.via === undefined) return null;
+  const names = typeof raw.via === 'string' ? [raw.via] : raw.via;
+  const where = (i: number) => at(...(typeof raw.via === 'string' ? ['via'] : ['via', i]));
+  const known = options.parents ?? new Set<string>();
+  if (raw.action === 'deny') problems.push({ ...at('via'), message: 'via only applies to rules that let traffic through (splice or inspect); remove it' });
+  if (raw.users || raw.groups) problems.push({ ...at('via'), message: 'via is chosen per destination: put it on a rule for everyone (without users or groups) matching the same names' });
+  names.forEach((name, i) => {
+    if (name === 'direct') {
+      if (names.length > 1) problems.push({ ...where(i), message: 'direct cannot be part of a failover list (traffic that must leave through a parent would bypass it); use direct alone' });
+    } else if (!known.has(name)) {
+      const list = known.size > 0 ? `: one of ${[...known].join(', ')}` : ' (there are none in upstream.parents)';
+      problems.push({ ...where(i), message: `unknown parent proxy "${name}"; use direct or a name defined under upstream.parents${list}` });
+    } else if (names.indexOf(name) !== i) problems.push({ ...where(i), message: `parent "${name}" is listed twice` });
+  });
+  return names[0] === 'direct' ? Object.freeze([]) : Object.freeze([...names]);
 }
 
 interface Occurrence {
@@ -213,12 +240,20 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     cache: raw.cache ?? true,
     dlp,
     socksBind: raw.socks_bind ?? false,
+    via: compileVia(raw, options, at, problems),
   });
 }
 
 function policyVersion(files: readonly PolicySourceFile[], options: CompileOptions): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ defaultAction: options.defaultAction, allowedPorts: options.allowedPorts, authConfigured: options.authConfigured ?? false }));
+  hash.update(
+    JSON.stringify({
+      defaultAction: options.defaultAction,
+      allowedPorts: options.allowedPorts,
+      authConfigured: options.authConfigured ?? false,
+      ...(options.defaultVia?.length ? { defaultVia: options.defaultVia } : {}),
+    }),
+  );
   for (const file of files) hash.update(`\0${file.name}\0${file.text}`);
   return hash.digest('hex').slice(0, 12);
 }
@@ -268,6 +303,7 @@ export function compilePolicy(files: readonly PolicySourceFile[], options: Compi
     allowedPorts,
     version: policyVersion(files, options),
     index: buildIndex(rules),
+    defaultVia: options.defaultVia ?? [],
   });
 }
 

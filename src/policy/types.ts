@@ -60,7 +60,15 @@ export interface PolicyRule {
    * (FTP-style protocols). Off by default: BIND opens a port on the gateway.
    */
   readonly socksBind: boolean;
+  /** `via`: parent proxies for these destinations, tried in order; [] = direct; null = `upstream.via`. */
+  readonly via: Via | null;
 }
+
+/**
+ * How traffic leaves: [] = direct, else named parent proxies (`upstream.parents`) tried in order,
+ * the next one only when the one before cannot be reached. Chosen per destination (see routeFor).
+ */
+export type Via = readonly string[];
 
 export interface AllowedPorts {
   /** Ports a tunnel (CONNECT, SOCKS, transparent TLS) may reach without a rule listing them. */
@@ -79,6 +87,8 @@ export interface CompiledPolicy {
   readonly version: string;
   /** Opaque match index built from `rules`; see match.ts. */
   readonly index: PolicyIndex;
+  /** `upstream.via`: the way out of destinations whose rule has no `via`. */
+  readonly defaultVia: Via;
 }
 
 export interface Candidate {
@@ -127,4 +137,6 @@ export interface Decision {
   /** A sentence a person can act on. */
   readonly reason: string;
   readonly policyVersion: string;
+  /** The way out (routeFor); absent on decisions that let nothing out. */
+  readonly via?: Via;
 }
