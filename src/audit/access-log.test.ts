@@ -94,6 +94,13 @@ describe('access-log lines (Squid native format, then tollgate fields)', () => {
     expect(accessLogLine({ type: 'pinning', time: '', name: 'x', action: 'auto-splice', distinct_clients: 3, until: '', reason: '' })).toBeNull();
   });
 
+  test('through a parent proxy the hierarchy is FIRSTUP_PARENT; a stale-while-revalidate answer is a hit', () => {
+    expect(accessLogLine({ ...request, via: 'corp-squid' })).toContain(' FIRSTUP_PARENT/files.storage.example ');
+    expect(accessLogLine({ ...request, via: 'direct' })).toContain(' HIER_DIRECT/files.storage.example ');
+    expect(accessLogLine({ ...tunnel, action: 'splice', close: 'client-closed', upstream_address: '203.0.113.7', via: 'a,b' })).toContain(' FIRSTUP_PARENT/203.0.113.7 ');
+    expect(accessLogLine({ ...request, cache: 'stale-while-revalidate' })).toMatch(/ TCP_HIT\/200 .* HIER_NONE\/- /);
+  });
+
   test('every line has the same number of space-separated fields', () => {
     for (const line of [accessLogLine(request), accessLogLine(tunnel), accessLogLine({ ...request, user: 'a b', rule: null, reason: '' })]) {
       expect(line!.trim().split(/ +/)).toHaveLength(13);

@@ -48,6 +48,11 @@ function mediaType(headers: RequestRecord['response_headers']): string | null {
   return typeof text === 'string' ? text.split(';')[0]!.trim() || null : null;
 }
 
+/** Squid's hierarchy code: straight to the origin, or through a parent proxy (`via` names one). */
+function hierarchy(via: string | null): string {
+  return via === null || via === 'direct' ? 'HIER_DIRECT' : 'FIRSTUP_PARENT';
+}
+
 /** Front-ends whose connections carry requests without a tunnel: their connection line is no CONNECT. */
 const PLAIN_HTTP_FRONTENDS = new Set(['explicit-http', 'transparent-http', 'reverse']);
 
@@ -78,7 +83,7 @@ function requestLine(r: RequestRecord): string {
     field(r.method),
     field(url),
     field(r.user),
-    reachedOrigin ? `HIER_DIRECT/${field(r.host)}` : 'HIER_NONE/-',
+    reachedOrigin ? `${hierarchy(r.via)}/${field(r.host)}` : 'HIER_NONE/-',
     field(mediaType(r.response_headers)),
     field(r.action),
     field(r.http_rule ?? r.rule),
@@ -108,7 +113,7 @@ function connectionLine(c: ConnectionRecord): string | null {
     method,
     field(c.target),
     field(c.user),
-    c.upstream_address ? `HIER_DIRECT/${field(c.upstream_address)}` : 'HIER_NONE/-',
+    c.upstream_address ? `${hierarchy(c.via)}/${field(c.upstream_address)}` : 'HIER_NONE/-',
     '-',
     field(c.action),
     field(c.rule),

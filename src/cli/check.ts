@@ -54,7 +54,7 @@ export function runCheck(configPath: string, out: (line: string) => void): void 
   }
   out(`policies ${config.policiesDir}: ${policy.rules.length} rules, version ${policy.version}`);
   out(`default_action: ${policy.defaultAction}`);
-  out(`allowed_ports: tunnel ${config.allowedPorts.tunnel.join(',') || '(none)'}; http ${config.allowedPorts.http.join(',') || '(none)'}`);
+  out(`allowed_ports: tunnel ${config.allowedPorts.tunnel.join(',') || '(none)'}; http ${config.allowedPorts.http.join(',') || '(none)'}; udp ${config.allowedPorts.udp.join(',') || '(none)'}`);
   for (const line of describePinning(policy, config.pinning.mode, config.pinning.minClients)) out(line);
   for (const line of describeParents(config, policy)) out(line);
   out('');
@@ -111,7 +111,7 @@ export function checkJson(configPath: string): Record<string, unknown> {
       directory: config.policiesDir,
       version: policy.version,
       default_action: policy.defaultAction,
-      allowed_ports: { tunnel: config.allowedPorts.tunnel, http: config.allowedPorts.http },
+      allowed_ports: { tunnel: config.allowedPorts.tunnel, http: config.allowedPorts.http, udp: config.allowedPorts.udp },
       rules,
       table,
     },

@@ -36,6 +36,7 @@ export const FLOWS_SCRIPT = `'use strict';
   }
 
   function destination(r) {
+    if (r.type === 'udp_association') return (r.destinations || []).map(function (d) { return 'udp://' + d.target; }).join(' ');
     if (r.type !== 'request') return r.target;
     return /^[a-z][a-z0-9+.-]*:\\/\\//i.test(r.path) ? r.path : r.scheme + '://' + (r.host.indexOf(':') >= 0 ? '[' + r.host + ']' : r.host) + ':' + r.port + r.path;
   }
@@ -49,7 +50,7 @@ export const FLOWS_SCRIPT = `'use strict';
     cell(tr, r.type === 'request' ? 'request' : r.frontend, 'kind');
     cell(tr, r.client);
     cell(tr, r.user);
-    cell(tr, r.type === 'request' ? r.method : (r.frontend === 'explicit-http' || r.frontend === 'transparent-http' || r.frontend === 'reverse' ? '' : 'CONNECT'));
+    cell(tr, r.type === 'request' ? r.method : r.type === 'udp_association' ? 'UDP' : (r.frontend === 'explicit-http' || r.frontend === 'transparent-http' || r.frontend === 'reverse' ? '' : 'CONNECT'));
     cell(tr, destination(r), 'url');
     cell(tr, r.type === 'request' ? r.status : r.close, 'num');
     cell(tr, r.action, 'action');
