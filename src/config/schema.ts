@@ -208,7 +208,12 @@ export function configSchema(baseDir: string) {
     shutdown_grace: duration({ min: 0 }).default(10_000),
     max_connections: z.number().int().min(1).default(10_000),
     max_connections_per_client: z.number().int().min(1).default(256),
+    // How long the client of an inspected tunnel may stay silent before the origin is dialled
+    // to let it greet first (IMAP, SMTP, POP3, FTP); 0 = never. Only a wait shorter than
+    // peek_timeout takes effect: a client still silent at peek_timeout is refused.
+    server_first_wait: duration({ min: 0, max: 10_000, maxText: '10s' }).default(300),
   }).transform((v) => ({
+    serverFirstWaitMs: v.server_first_wait,
     maxConnections: v.max_connections,
     maxConnectionsPerClient: v.max_connections_per_client,
     headerTimeoutMs: v.header_timeout,

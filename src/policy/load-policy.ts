@@ -35,6 +35,8 @@ const ruleSchema = section({
   // A mapping, like the configuration's own `pinning:` section, so per-rule pinning options
   // read the same in both places.
   pinning: section({ auto_splice_allowed: z.boolean({ error: 'expected true or false' }).optional() }).optional(),
+  non_tls: z.enum(['deny', 'splice'], { error: 'expected deny or splice' }).optional(),
+  inspect_non_http: z.enum(['relay', 'deny'], { error: 'expected relay or deny' }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -186,6 +188,10 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.dlp !== undefined && raw.action !== 'inspect') {
     problems.push({ ...at('dlp'), message: 'upload inspection needs to see the requests: dlp belongs on inspect rules (spliced TLS is never decrypted)' });
   }
+  if (raw.non_tls !== undefined && raw.action === 'deny') problems.push({ ...at('non_tls'), message: 'non_tls only applies to rules that let tunnels through (splice or inspect)' });
+  if (raw.inspect_non_http !== undefined && raw.action !== 'inspect') {
+    problems.push({ ...at('inspect_non_http'), message: 'inspect_non_http only applies to inspect rules (a spliced tunnel is never decrypted); use non_tls for cleartext' });
+  }
   const id = raw.name ?? `${source.file}:${line}`;
   const dlp = raw.dlp !== undefined ? compileDlpBlock(source, rulePath, raw.dlp, problems) : null;
   const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
@@ -207,6 +213,8 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     http: Object.freeze(http),
     cache: raw.cache ?? true,
     dlp,
+    nonTls: raw.non_tls ?? 'deny',
+    inspectNonHttp: raw.inspect_non_http ?? 'relay',
   });
 }
 

@@ -55,7 +55,20 @@ export interface PolicyRule {
   readonly cache: boolean;
   /** Upload inspection for requests to these destinations (policy/dlp/dlp-types.ts); null = none. */
   readonly dlp: DlpPolicy | null;
+  /**
+   * A tunnel whose first bytes are neither TLS nor HTTP (nor a greeting the origin sent first):
+   * `deny` (the default when absent) refuses it, `splice` relays it untouched.
+   */
+  readonly nonTls?: NonTlsAction;
+  /**
+   * An inspected tunnel whose decrypted stream is not HTTP (ALPN, first bytes, or a server that
+   * greets first): `relay` (the default when absent) relays it decrypted, with DLP; `deny` closes it.
+   */
+  readonly inspectNonHttp?: InspectNonHttpAction;
 }
+
+export type NonTlsAction = 'deny' | 'splice';
+export type InspectNonHttpAction = 'relay' | 'deny';
 
 export interface AllowedPorts {
   /** Ports a tunnel (CONNECT, SOCKS, transparent TLS) may reach without a rule listing them. */
