@@ -71,11 +71,9 @@ export class DecryptedStreams {
     const routed = this.routeClientBytes(flow, client, servername, first, null);
     if (routed) return routed;
     if (first.bytes.length > 0 || this.options.serverFirstWaitMs === 0) return this.stream(flow, client, servername, false, first.bytes, null);
-    // Silent after the handshake: let the origin speak first, unless non-HTTP streams are refused.
-    if (!this.allowsStreams(flow)) {
-      const late = await this.options.peek(client, this.options.headerTimeoutMs);
-      return this.routeClientBytes(flow, client, servername, late, null) ?? this.timedOut(flow, client);
-    }
+    // Silent after the handshake: taken for a server-first protocol (HTTP clients speak at once,
+    // and those that preconnect negotiate HTTP by ALPN), so refused under inspect_non_http: deny.
+    if (!this.allowsStreams(flow)) return this.stream(flow, client, servername, false, Buffer.alloc(0), null);
     let origin: OriginSide;
     try {
       origin = { socket: (await this.openOrigin(flow, servername, null)).socket, held: Buffer.alloc(0) };
