@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionRecord } from '../../src/audit/record-fields';
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
@@ -50,14 +50,18 @@ class TunnelledIMAP(imaplib.IMAP4_SSL):
     def _create_socket(self, timeout):
         return self.ssl_context.wrap_socket(tunnel(), server_hostname=self.host)
 
+class TunnelledPlainIMAP(imaplib.IMAP4):
+    def _create_socket(self, timeout):
+        return tunnel()
+
 class TunnelledSMTP(smtplib.SMTP_SSL):
     def _get_socket(self, host, port, timeout):
         return self.context.wrap_socket(tunnel(), server_hostname=self._host)
 
 out = {}
 try:
-    if proto == 'imap':
-        m = TunnelledIMAP(host, port, ssl_context=ctx, timeout=10)
+    if proto.startswith('imap'):
+        m = TunnelledIMAP(host, port, ssl_context=ctx, timeout=10) if proto == 'imap' else TunnelledPlainIMAP(host, port, timeout=10)
         out['welcome'] = m.welcome.decode()
         out['login'] = m.login('user', 'pw')[0]
         typ, data = m.append('INBOX', None, None, ('Subject: hi\r\n\r\n' + payload + '\r\n').encode())
@@ -83,7 +87,7 @@ interface MailServer {
 }
 
 /** A small TLS IMAP server: greets first, answers LOGIN, APPEND (with its literal) and LOGOUT. */
-function imapHandler(socket: tls.TLSSocket, log: (text: string) => void): void {
+function imapHandler(socket: net.Socket, log: (text: string) => void): void {
   socket.write('* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] test server ready\r\n');
   let buffer = '';
   let literal = 0;
@@ -180,6 +184,24 @@ function startTlsServer(cert: { cert: string; key: string }, handler: (socket: t
   });
 }
 
+function startPlainServer(handler: (socket: net.Socket, log: (text: string) => void) => void): Promise<MailServer> {
+  const received: string[] = [];
+  const server = net.createServer((socket) => {
+    const index = received.push('') - 1;
+    socket.on('error', () => undefined);
+    handler(socket, (text) => (received[index] += text));
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        received,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      }),
+    );
+  });
+}
+
 const POLICY = `rules:
   - name: mail-spliced
     match: [imap-splice.test, smtp-splice.test]
@@ -196,18 +218,41 @@ const POLICY = `rules:
     dlp:
       detectors: [aws_access_key_id]
       action: log
+  - name: cleartext-server-first
+    match: imap-plain.test
+    action: splice
+    non_tls: splice
+  - name: cleartext-server-first-inspected
+    match: imap-plain-inspect.test
+    action: inspect
+    non_tls: splice
+  - name: cleartext-default
+    match: imap-plain-deny.test
+    action: splice
   - name: streams-refused
     match: imap-denied.test
     action: inspect
     inspect_non_http: deny
 `;
 
-const NAMES = ['imap-splice.test', 'smtp-splice.test', 'imap.test', 'smtp.test', 'echo.test', 'imap-report.test', 'imap-denied.test'];
+const NAMES = [
+  'imap-plain.test',
+  'imap-plain-inspect.test',
+  'imap-plain-deny.test',
+  'imap-splice.test',
+  'smtp-splice.test',
+  'imap.test',
+  'smtp.test',
+  'echo.test',
+  'imap-report.test',
+  'imap-denied.test',
+];
 
 describe('TLS that is not HTTP, through tunnels, with python3 imaplib/smtplib and openssl s_client', () => {
   let imap: MailServer;
   let smtp: MailServer;
   let echo: MailServer;
+  let plainImap: MailServer;
   let originCa: string;
   let gw: TestGateway;
   let socksPort: number;
@@ -221,9 +266,10 @@ describe('TLS that is not HTTP, through tunnels, with python3 imaplib/smtplib an
     imap = await startTlsServer(cert, imapHandler);
     smtp = await startTlsServer(cert, smtpHandler);
     echo = await startTlsServer(cert, echoHandler, ['x-echo']);
+    plainImap = await startPlainServer(imapHandler);
     gw = await startTestGateway({
       listenSection: 'listen:\n  explicit: 127.0.0.1:0\n  socks: 127.0.0.1:0',
-      allowedPorts: { tunnel: [imap.port, smtp.port, echo.port], http: [] },
+      allowedPorts: { tunnel: [imap.port, smtp.port, echo.port, plainImap.port], http: [] },
       policies: { 'mail.yaml': POLICY },
       hostNames: NAMES,
       upstreamCaFile: originCa,
@@ -237,9 +283,10 @@ describe('TLS that is not HTTP, through tunnels, with python3 imaplib/smtplib an
     await imap.close();
     await smtp.close();
     await echo.close();
+    await plainImap.close();
   });
 
-  async function python(mode: 'connect' | 'socks', host: string, port: number, cafile: string, proto: 'imap' | 'smtp', payload: string): Promise<Record<string, unknown>> {
+  async function python(mode: 'connect' | 'socks', host: string, port: number, cafile: string, proto: 'imap' | 'imap-plain' | 'smtp', payload: string): Promise<Record<string, unknown>> {
     const proxyPort = mode === 'connect' ? gw.explicitPort : socksPort;
     const result = await run('python3', ['-c', PY_CLIENT, mode, String(proxyPort), host, String(port), cafile, proto, payload], { timeoutMs: 20_000 });
     expect(result.timedOut).toBe(false);
@@ -371,5 +418,27 @@ describe('TLS that is not HTTP, through tunnels, with python3 imaplib/smtplib an
     expect(result.stdout.toString()).toContain('echo: ping two');
     const r = await record('explicit-connect', `echo.test:${echo.port}`, 2);
     expect(r).toMatchObject({ action: 'inspect', protocol: 'x-echo', alpn: ['x-echo'] });
+  });
+
+  test('cleartext IMAP (server-first) through SOCKS, spliced with non_tls: splice: the greeting reaches the silent client', async () => {
+    const out = await python('socks', 'imap-plain.test', plainImap.port, gw.caFile, 'imap-plain', 'cleartext mail');
+    expect(out).toMatchObject({ login: 'OK', append: 'OK', logout: 'BYE' });
+    expect(String(out.welcome)).toContain('test server ready');
+    expect(await record('socks', `imap-plain.test:${plainImap.port}`)).toMatchObject({ action: 'splice', first_bytes: 'none', rule: 'cleartext-server-first' });
+  });
+
+  test('... through CONNECT to an inspected name with non_tls: splice: the origin is dialled after server_first_wait', async () => {
+    const out = await python('connect', 'imap-plain-inspect.test', plainImap.port, gw.caFile, 'imap-plain', 'cleartext mail');
+    expect(out).toMatchObject({ login: 'OK', append: 'OK', logout: 'BYE' });
+    expect(await record('explicit-connect', `imap-plain-inspect.test:${plainImap.port}`)).toMatchObject({ action: 'inspect', first_bytes: 'none' });
+  });
+
+  test('... and refused under the default non_tls: deny, the greeting never relayed', async () => {
+    const out = await python('socks', 'imap-plain-deny.test', plainImap.port, gw.caFile, 'imap-plain', 'x');
+    expect(out.error).toBeDefined();
+    expect(out.welcome).toBeUndefined();
+    const r = await record('socks', `imap-plain-deny.test:${plainImap.port}`);
+    expect(r).toMatchObject({ action: 'deny', first_bytes: 'none', close: 'refused' });
+    expect(r.reason).toMatch(/origin spoke first.*non_tls: deny/);
   });
 });
