@@ -312,6 +312,9 @@ export class TlsInspector implements Inspector {
   private serveHttp(tlsSocket: TLSSocket, tunnel: Tunnel): void {
     this.armHeaderTimer(tlsSocket, tunnel);
     this.server.emit('connection', tlsSocket);
+    // A session whose first bytes were peeked (no ALPN) was left paused, and a 'data' listener
+    // does not restart a stream paused explicitly.
+    tlsSocket.resume();
   }
 
   private notePinning(tunnel: Tunnel, signal: PinningSignal): void {
