@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo, Server } from 'node:net';
 import path from 'node:path';
 import { createAdminServer } from './admin/admin-server';
@@ -47,6 +48,9 @@ import { watchForChanges } from './policy/watch';
 import { OriginReads } from './relay/origin-reads';
 import { Relay } from './relay/relay';
 import { TlsInspector } from './terminals/inspect';
+import { CleartextHttpTerminal } from './terminals/cleartext';
+import { DecryptedStreams } from './terminals/decrypted-stream';
+import { watchFirstOriginBytes } from './relay/first-origin-bytes';
 import { PinningMonitor } from './terminals/pinning-monitor';
 import type { CertificateAuthority } from './tls/ca';
 import { LeafKeyPool } from './tls/key-pool';
@@ -171,7 +175,27 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
     transparentPort: config.transparent.httpOriginPort,
   });
   const pinning = new PinningMonitor({ ...config.pinning, ledger: pinningLedger(config, state) }, logger, (name, clients, until) => records.write(pinningRecord(name, clients, until)));
+  // Tunnels carrying something other than HTTPS: cleartext HTTP to inspected destinations,
+  // decrypted streams that are not HTTP, and origins that speak first (terminals/, relay/).
+  const cleartext = new CleartextHttpTerminal({
+    entry,
+    headerTimeoutMs: limits.headerTimeoutMs,
+    idleTimeoutMs: limits.clientIdleTimeoutMs,
+    maxHeaderBytes: config.http.maxHeaderBytes,
+    maxHeaders: config.http.maxHeaders,
+  });
+  const streams = new DecryptedStreams({
+    connect: async (target, tls) => {
+      const connection = await egress.connect(target, { halfOpen: true, tls: { servername: tls.servername, verifyCertificate: tls.verifyCertificate, ...(tls.alpn ? { alpn: tls.alpn } : {}) } });
+      return { socket: connection.socket as TLSSocket, address: connection.remote.address };
+    },
+    peek: (socket, timeoutMs, originSpoke) => peekClientBytes(socket, Buffer.alloc(0), { timeoutMs, ...(originSpoke ? { originSpoke } : {}) }),
+    idleTimeoutMs: limits.clientIdleTimeoutMs,
+    serverFirstWaitMs: limits.serverFirstWaitMs,
+    headerTimeoutMs: limits.headerTimeoutMs,
+  });
   const inspector = new TlsInspector({
+    streams,
     leaves,
     entry,
     handshakeTimeoutMs: limits.tlsHandshakeTimeoutMs,
@@ -189,12 +213,15 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
       // halfOpen: each side's FIN travels through the splice as a FIN.
       // The origin's bytes are read into reused buffers and written straight to the client.
       const reads = new OriginReads();
-      const connection = await egress.connect(target, { halfOpen: true, onread: reads.onread });
-      return { leg: new Relay(client, connection.socket, limits.clientIdleTimeoutMs, reads), address: connection.remote.address };
+      const watched = watchFirstOriginBytes(reads.onread);
+      const connection = await egress.connect(target, { halfOpen: true, onread: watched.onread });
+      return { leg: new Relay(client, connection.socket, limits.clientIdleTimeoutMs, reads), address: connection.remote.address, originSpoke: watched.spoke };
     },
     check: (target) => egress.checkReachable(target),
-    peek: (client, initial, timeoutMs) => peekClientBytes(client, initial, { timeoutMs }),
+    peek: (client, initial, timeoutMs, originSpoke) => peekClientBytes(client, initial, { timeoutMs, ...(originSpoke ? { originSpoke } : {}) }),
     inspector,
+    cleartext,
+    serverFirstWaitMs: limits.serverFirstWaitMs,
     peekTimeoutMs: limits.peekTimeoutMs,
     idleTimeoutMs: limits.clientIdleTimeoutMs,
     connectTimeoutMs: upstream.connectTimeoutMs,

@@ -44,6 +44,16 @@ export interface ConnectionRecord extends CommonFields {
   readonly close: string;
   readonly error: string | null;
   readonly requests: number;
+  /** Only on tunnels relayed as a stream that is not HTTP (decrypted, or cleartext). */
+  readonly protocol?: string;
+  readonly stream_bytes_from_client?: number;
+  readonly stream_bytes_to_client?: number;
+  readonly dlp?: readonly StreamDlpAuditEntry[];
+}
+
+/** A DLP finding in a relayed stream: which way it went, and whether it cut the stream. */
+export interface StreamDlpAuditEntry extends DlpAuditEntry {
+  readonly direction: 'client-to-origin' | 'origin-to-client';
 }
 
 export interface RequestRecord extends CommonFields {

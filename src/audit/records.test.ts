@@ -24,6 +24,7 @@ const connection = connectionRecord({
   close: 'client-closed',
   error: { code: 'TG_ERR_X', message: 'x' },
   requests: 1,
+  stream: { protocol: 'imap', bytesFromClient: 4, bytesToClient: 5, dlp: [{ detector: 'aws_access_key_id', offset: 6, action: 'deny', direction: 'client-to-origin' }] },
 });
 
 // A reverse-proxy request, so that its route and backend are present too.

@@ -1,4 +1,4 @@
-import type { ConnectionRecord, DlpAuditEntry, PinningRecord, RequestRecord, TlsSummary, UdpAssociationRecord, UdpDestinationEntry } from './record-fields';
+import type { ConnectionRecord, DlpAuditEntry, PinningRecord, RequestRecord, StreamDlpAuditEntry, TlsSummary, UdpAssociationRecord, UdpDestinationEntry } from './record-fields';
 
 /**
  * The one place every audit record is built, from the facts of a flow or request. The inputs
@@ -47,6 +47,20 @@ export interface ConnectionFacts extends ClientFacts {
   readonly close: string;
   readonly error: { readonly code: string; readonly message: string } | null;
   readonly requests: number;
+  /** A tunnel relayed as a stream that is not HTTP: its protocol guess, bytes and DLP findings. */
+  readonly stream?: StreamFacts | null;
+}
+
+export interface StreamFacts {
+  readonly protocol: string;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
+  readonly dlp: readonly StreamDlpAuditEntry[];
+}
+
+function streamFields(stream: StreamFacts | null | undefined): Partial<ConnectionRecord> {
+  if (!stream) return {};
+  return { protocol: stream.protocol, stream_bytes_from_client: stream.bytesFromClient, stream_bytes_to_client: stream.bytesToClient, dlp: stream.dlp };
 }
 
 export function connectionRecord(f: ConnectionFacts): ConnectionRecord {
@@ -76,6 +90,7 @@ export function connectionRecord(f: ConnectionFacts): ConnectionRecord {
     close: f.close,
     error: f.error ? `${f.error.code}: ${f.error.message}` : null,
     requests: f.requests,
+    ...streamFields(f.stream),
   };
 }
 

@@ -286,7 +286,12 @@ export function configSchema(baseDir: string) {
     socks_udp_max_datagrams: z.number().int().min(1).default(100_000),
     socks_udp_max_bytes: size({ min: 1 }).default(64 * 1024 * 1024),
     socks_bind_timeout: duration({ min: 100, max: 600_000, maxText: '10m' }).default(60_000),
+    // How long the client of an inspected tunnel may stay silent before the origin is dialled
+    // to let it greet first (IMAP, SMTP, POP3, FTP); 0 = never. Only a wait shorter than
+    // peek_timeout takes effect: a client still silent at peek_timeout is refused.
+    server_first_wait: duration({ min: 0, max: 10_000, maxText: '10s' }).default(300),
   }).transform((v) => ({
+    serverFirstWaitMs: v.server_first_wait,
     maxConnections: v.max_connections,
     maxConnectionsPerClient: v.max_connections_per_client,
     headerTimeoutMs: v.header_timeout,

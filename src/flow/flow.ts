@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ConnectionRecord } from '../audit/record-fields';
-import { connectionRecord } from '../audit/records';
+import { connectionRecord, type StreamFacts } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
 import { publish } from '../observability/events';
 import type { RelayEnd } from '../relay/relay';
@@ -91,6 +91,7 @@ export class Flow {
   private errorFact: GatewayError | null = null;
   private tunnel = false;
   private closed: CloseKind | null = null;
+  private streamFact: StreamFacts | null = null;
 
   constructor(
     readonly frontend: FrontendKind,
@@ -196,6 +197,11 @@ export class Flow {
     this.bytesOut = toClient;
   }
 
+  /** The tunnel was relayed as a stream that is not HTTP: protocol guess, bytes, DLP findings. */
+  streamed(facts: StreamFacts): void {
+    this.streamFact = facts;
+  }
+
   /**
    * Ends the flow and writes its one connection record (audit and operational log). Only
    * runFlow calls this, once; a second call is a bug, not a race to be ignored.
@@ -224,6 +230,7 @@ export class Flow {
       close: kind,
       error: this.errorFact,
       requests: this.requestCount,
+      stream: this.streamFact,
     });
     publish('tollgate:flow:closed', {
       frontend: record.frontend,

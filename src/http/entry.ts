@@ -197,6 +197,67 @@ export class HttpEntry {
     this.options.forwarder.forward(ctx(decision, written[0] ?? null), req, res);
   }
 
+  /**
+   * A cleartext HTTP request inside a CONNECT or SOCKS tunnel to an inspected destination. The
+   * tunnel's target is authoritative: the request goes to its host and port (a SOCKS tunnel to
+   * port 8080 is http://name:8080), and a Host or absolute-form authority naming anything else
+   * is refused as fronting, as for TLS. Served like explicit-proxy HTTP (rules, DLP, cache, one
+   * record per request).
+   */
+  tunnelled(tunnel: DecryptedTunnel, req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeSocket): void {
+    const { flow } = tunnel;
+    const target = flow.target!;
+    const requestId = flow.nextRequest();
+    const tunnelDecision = flow.decision!;
+    const ctx = (decision: Decision, hostHeader: string | null = null): RequestContext => ({
+      flow,
+      requestId,
+      principal: flow.principal,
+      scheme: 'http',
+      target,
+      servername: null,
+      decision,
+      clientTls: null,
+      clientSni: null,
+      hostHeader,
+      ...(upgrade ? { upgrade } : {}),
+    });
+    const malformed = (error: GatewayError): void => refuseRequest(ctx(tunnelDecision), req, res, { kind: 'error', error }, this.options, { connection: 'close' });
+    const problem = this.validate(flow, req, true);
+    if (problem) {
+      malformed(problem);
+      return;
+    }
+    const written: string[] = [];
+    const url = req.url ?? '';
+    if (!url.startsWith('/')) {
+      const absolute = splitAbsoluteForm(url);
+      if (absolute?.scheme !== 'http') {
+        malformed(badRequest('requests inside a cleartext tunnel must use origin-form (/path) or http:// absolute-form targets'));
+        return;
+      }
+      written.push(absolute.authority);
+      req.url = absolute.path;
+    }
+    const host = rawHeaderValue(req.rawHeaders, 'host');
+    if (host !== undefined) written.push(host);
+    const authorities: Target[] = [];
+    for (const value of written) {
+      const parsed = parseHostAndOptionalPort(value, 80);
+      if (!parsed.ok) {
+        malformed(badRequest(`invalid Host header or request target: ${parsed.reason}`));
+        return;
+      }
+      authorities.push(parsed.target);
+    }
+    const decision = checkRequestAuthority(tunnelDecision, target, authorities, written);
+    if (decision.action === 'deny') {
+      refuseRequest(ctx(decision), req, res, { kind: 'deny', decision }, this.options);
+      return;
+    }
+    this.options.forwarder.forward(ctx(decision), req, res);
+  }
+
   /** A decrypted request refused before it could be served (a body on a non-WebSocket upgrade). */
   refuseDecrypted(tunnel: DecryptedTunnel, req: IncomingMessage, res: ServerResponse, reason: string): void {
     const { flow } = tunnel;

@@ -37,6 +37,8 @@ const ruleSchema = section({
   pinning: section({ auto_splice_allowed: z.boolean({ error: 'expected true or false' }).optional() }).optional(),
   socks_bind: z.boolean({ error: 'expected true or false' }).optional(),
   via: z.union([z.string(), z.array(z.string()).min(1, { error: 'list at least one parent, or leave via out' })], { error: 'expected direct, a parent name, or a list of parent names' }).optional(),
+  non_tls: z.enum(['deny', 'splice'], { error: 'expected deny or splice' }).optional(),
+  inspect_non_http: z.enum(['relay', 'deny'], { error: 'expected relay or deny' }).optional(),
 });
 
 // Rules are validated one by one (below) so one bad rule does not hide the problems of others.
@@ -218,6 +220,10 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.socks_bind === true && raw.action === 'deny') {
     problems.push({ ...at('socks_bind'), message: 'socks_bind lets a destination connect back through SOCKS5 BIND; a deny rule refuses it anyway (remove socks_bind)' });
   }
+  if (raw.non_tls !== undefined && raw.action === 'deny') problems.push({ ...at('non_tls'), message: 'non_tls only applies to rules that let tunnels through (splice or inspect)' });
+  if (raw.inspect_non_http !== undefined && raw.action !== 'inspect') {
+    problems.push({ ...at('inspect_non_http'), message: 'inspect_non_http only applies to inspect rules (a spliced tunnel is never decrypted); use non_tls for cleartext' });
+  }
   const id = raw.name ?? `${source.file}:${line}`;
   const dlp = raw.dlp !== undefined ? compileDlpBlock(source, rulePath, raw.dlp, problems) : null;
   const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
@@ -241,6 +247,8 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     dlp,
     socksBind: raw.socks_bind ?? false,
     via: compileVia(raw, options, at, problems),
+    nonTls: raw.non_tls ?? 'deny',
+    inspectNonHttp: raw.inspect_non_http ?? 'relay',
   });
 }
 

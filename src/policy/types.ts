@@ -62,6 +62,16 @@ export interface PolicyRule {
   readonly socksBind: boolean;
   /** `via`: parent proxies for these destinations, tried in order; [] = direct; null = `upstream.via`. */
   readonly via: Via | null;
+  /**
+   * A tunnel whose first bytes are neither TLS nor HTTP (nor a greeting the origin sent first):
+   * `deny` (the default when absent) refuses it, `splice` relays it untouched.
+   */
+  readonly nonTls?: NonTlsAction;
+  /**
+   * An inspected tunnel whose decrypted stream is not HTTP (ALPN, first bytes, or a server that
+   * greets first): `relay` (the default when absent) relays it decrypted, with DLP; `deny` closes it.
+   */
+  readonly inspectNonHttp?: InspectNonHttpAction;
 }
 
 /**
@@ -69,6 +79,9 @@ export interface PolicyRule {
  * the next one only when the one before cannot be reached. Chosen per destination (see routeFor).
  */
 export type Via = readonly string[];
+
+export type NonTlsAction = 'deny' | 'splice';
+export type InspectNonHttpAction = 'relay' | 'deny';
 
 export interface AllowedPorts {
   /** Ports a tunnel (CONNECT, SOCKS, transparent TLS) may reach without a rule listing them. */

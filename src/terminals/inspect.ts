@@ -5,7 +5,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/record-fields';
 import type { OriginWarmup } from '../egress/warmup';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
-import { writeRawHttpRefusal } from '../errors/refusal';
+import { TLS_ALERT_ACCESS_DENIED, writeRawHttpRefusal } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
 import type { DecryptedTunnel, HttpEntry } from '../http/entry';
 import type { InboundRequest, InboundResponse } from '../http/inbound';
@@ -17,6 +17,7 @@ import { type Host, hostText, normaliseHost } from '../protocol/host';
 import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
+import { type DecryptedRoute, type DecryptedStreams, isHttpAlpn, offersOnlyNonHttp } from './decrypted-stream';
 import { type H2HeaderTimeout, watchH2HeaderDeadline } from './h2-header-deadline';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 
@@ -40,6 +41,8 @@ export interface InspectorOptions {
    * and the client's handshake runs; null = never offer h2 to clients, connect on demand.
    */
   readonly warmup: OriginWarmup | null;
+  /** Decrypted sessions that are not HTTP (inspect_non_http); null = everything is served as HTTP. */
+  readonly streams?: DecryptedStreams | null;
 }
 
 /** TLS alerts with which a client says it does not accept the certificate it was shown. */
@@ -72,6 +75,8 @@ interface Tunnel extends DecryptedTunnel {
   headerTimer: NodeJS.Timeout | null;
   /** Set when limits.header_timeout ended an HTTP/2 session: the flow closed on a timeout. */
   timedOut: boolean;
+  /** A decrypted session routed by decrypted-stream.ts; the flow closes when it is done. */
+  stream: Promise<DecryptedRoute> | null;
 }
 
 /**
@@ -121,7 +126,7 @@ export class TlsInspector implements Inspector {
     this.server.maxHeadersCount = options.maxHeaders + 1;
     this.server.on('timeout', (socket: Socket) => {
       const tunnel = this.tunnels.get(socket);
-      if (tunnel) noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { ms: options.idleTimeoutMs });
+      if (tunnel) noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { limit_ms: options.idleTimeoutMs });
       socket.destroy();
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
@@ -178,6 +183,34 @@ export class TlsInspector implements Inspector {
       return 'error';
     }
     const offerH2 = clientOffersH2 && (await h2Answer);
+    // A client offering only protocols that are not HTTP (imap, postgresql...) gets the one the
+    // origin picks from its own offer: Node ends a handshake without a common protocol with a
+    // fatal alert, so the answer must be known before the client's handshake.
+    let streamOrigin: { socket: TLSSocket; address: string } | null = null;
+    let clientAlpn: string[] | null = offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1;
+    const streams = this.options.streams ?? null;
+    if (streams && offersOnlyNonHttp(peek.hello.alpn)) {
+      if ((flow.decision?.rule?.inspectNonHttp ?? 'relay') === 'deny') {
+        const reason = `the client offers only ${peek.hello.alpn!.join(', ')} (not HTTP), and the rule does not allow that (inspect_non_http: deny)`;
+        flow.decided({ ...flow.decision!, action: 'deny', reason }, true);
+        flow.log.info({ reason }, 'decrypted stream refused');
+        client.end(TLS_ALERT_ACCESS_DENIED);
+        setTimeout(() => client.destroy(), 1000).unref();
+        return 'refused';
+      }
+      try {
+        streamOrigin = await streams.openForAlpn(flow, servername, peek.hello.alpn!);
+        flow.connected(streamOrigin.address);
+      } catch (err) {
+        const error = asGatewayError(err, 'connect');
+        flow.failed(error);
+        flow.log.info({ code: error.code, reason: error.message }, 'cannot open the origin of a decrypted stream; closing the tunnel');
+        client.destroy();
+        return 'error';
+      }
+      const picked = streamOrigin.socket.alpnProtocol;
+      clientAlpn = typeof picked === 'string' ? [picked] : null;
+    }
     // The HTTP server's noDelay applies only to sockets it accepts itself, not to this one: without
     // it, small responses wait for the client's delayed ACK (Nagle).
     client.setNoDelay(true);
@@ -185,7 +218,7 @@ export class TlsInspector implements Inspector {
     const socketOptions: tls.TLSSocketOptions & { highWaterMark: number } = {
       isServer: true,
       secureContext,
-      ALPNProtocols: offerH2 ? CLIENT_ALPN_H2 : CLIENT_ALPN_H1,
+      ...(clientAlpn ? { ALPNProtocols: clientAlpn } : {}),
       highWaterMark: CLIENT_TLS_HIGH_WATER_MARK,
     };
     const tlsSocket = new tls.TLSSocket(client, socketOptions);
@@ -198,6 +231,7 @@ export class TlsInspector implements Inspector {
       clientTls: null,
       headerTimer: null,
       timedOut: false,
+      stream: null,
     };
     this.tunnels.set(tlsSocket, tunnel);
     const closed = new Promise<CloseKind>((resolve) => {
@@ -205,7 +239,7 @@ export class TlsInspector implements Inspector {
       let close: CloseKind = 'client-closed';
       const handshakeTimer = setTimeout(() => {
         close = 'timeout';
-        noteLimitBreach(flow.log, 'limits.tls_handshake_timeout', flow.frontend, { ms: this.options.handshakeTimeoutMs });
+        noteLimitBreach(flow.log, 'limits.tls_handshake_timeout', flow.frontend, { limit_ms: this.options.handshakeTimeoutMs });
         tlsSocket.destroy();
       }, this.options.handshakeTimeoutMs);
       tlsSocket.once('secure', () => {
@@ -225,8 +259,19 @@ export class TlsInspector implements Inspector {
           }
           return;
         }
-        this.armHeaderTimer(tlsSocket, tunnel);
-        this.server.emit('connection', tlsSocket);
+        const negotiated = tlsSocket.alpnProtocol ?? false;
+        if (streams && (negotiated === false || !isHttpAlpn(negotiated))) {
+          tunnel.stream = streams.route(flow, tlsSocket, servername, negotiated, streamOrigin);
+          tunnel.stream.then(
+            (route) => route.kind === 'http' && this.serveHttp(tlsSocket, tunnel),
+            (err: unknown) => {
+              flow.failed(asGatewayError(err, 'relay'));
+              tlsSocket.destroy();
+            },
+          );
+          return;
+        }
+        this.serveHttp(tlsSocket, tunnel);
       });
       let handshakeErrorCode: string | null = null;
       // Client sockets are half-open (for splicing), so an EOF does not end them; but a client
@@ -256,7 +301,20 @@ export class TlsInspector implements Inspector {
       });
     });
     // The socket's close says only that it closed; a deadline that ended the session says why.
-    return closed.then((kind) => (tunnel.timedOut ? 'timeout' : kind));
+    const kind = await closed;
+    if (tunnel.timedOut) return 'timeout';
+    // A relayed stream records its facts once both sides are done; its end is the flow's.
+    const route = tunnel.stream ? await tunnel.stream.catch(() => null) : null;
+    if (streamOrigin && !tunnel.stream) streamOrigin.socket.destroy();
+    return route?.kind === 'done' ? route.close : kind;
+  }
+
+  private serveHttp(tlsSocket: TLSSocket, tunnel: Tunnel): void {
+    this.armHeaderTimer(tlsSocket, tunnel);
+    this.server.emit('connection', tlsSocket);
+    // A session whose first bytes were peeked (no ALPN) was left paused, and a 'data' listener
+    // does not restart a stream paused explicitly.
+    tlsSocket.resume();
   }
 
   private notePinning(tunnel: Tunnel, signal: PinningSignal): void {
@@ -272,7 +330,7 @@ export class TlsInspector implements Inspector {
   private armHeaderTimer(socket: TLSSocket, tunnel: Tunnel): void {
     if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
     tunnel.headerTimer = setTimeout(() => {
-      noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { ms: this.options.headerTimeoutMs });
+      noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: this.options.headerTimeoutMs });
       const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
       writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
       socket.destroySoon();
@@ -286,7 +344,7 @@ export class TlsInspector implements Inspector {
    */
   private expireH2Session(session: http2.ServerHttp2Session, tunnel: Tunnel, timeout: H2HeaderTimeout): void {
     const ms = this.options.headerTimeoutMs;
-    noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { ms, http2: timeout.reason });
+    noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: ms, http2: timeout.reason });
     tunnel.flow.failed(new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `${timeout.reason} within limits.header_timeout (${ms} ms)`));
     tunnel.timedOut = true;
     // destroy() right after goaway() still writes the GOAWAY frame first (measured on Node 20).

@@ -5,6 +5,12 @@ export interface PeekOptions {
   readonly maxBytes?: number;
   /** null: no timer of its own (the caller's idle timeout applies). */
   readonly timeoutMs: number | null;
+  /**
+   * Aborted when the origin spoke first: a client that has sent nothing yet gets an empty
+   * `timeout` peek at once (the caller tells it apart by the signal); one that is part-way
+   * through its first bytes is still read.
+   */
+  readonly originSpoke?: AbortSignal;
 }
 
 /**
@@ -30,6 +36,7 @@ export function peekClientBytes(socket: Socket, initial: Buffer, options: PeekOp
       socket.removeListener('data', onData);
       socket.removeListener('end', onEnd);
       socket.removeListener('close', onEnd);
+      options.originSpoke?.removeEventListener('abort', onOriginSpoke);
       resolve(peek);
     };
     const onData = (chunk: Buffer): void => {
@@ -38,6 +45,14 @@ export function peekClientBytes(socket: Socket, initial: Buffer, options: PeekOp
       if (peek) finish(peek);
     };
     const onEnd = (): void => finish({ kind: 'closed', bytes: buffered });
+    const onOriginSpoke = (): void => {
+      if (buffered.length === 0) finish({ kind: 'timeout', bytes: buffered });
+    };
+    if (options.originSpoke?.aborted) {
+      finish({ kind: 'timeout', bytes: buffered });
+      return;
+    }
+    options.originSpoke?.addEventListener('abort', onOriginSpoke);
     if (options.timeoutMs !== null) timer = setTimeout(() => finish({ kind: 'timeout', bytes: buffered }), options.timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);

@@ -40,6 +40,14 @@ const POLICY = compilePolicy(
     match: deny.example
     action: deny
     reason: not here
+  - name: spliced-any
+    match: any-splice.example
+    action: splice
+    non_tls: splice
+  - name: inspected-any
+    match: any-inspect.example
+    action: inspect
+    non_tls: splice
 `,
     },
   ],
@@ -116,6 +124,8 @@ interface Scenario {
   readonly check?: 'ok' | GatewayError;
   readonly relay?: RelayResult;
   readonly originSpokeFirst?: boolean;
+  /** The origin greeted while the client was silent (the peek returns an empty timeout). */
+  readonly serverFirst?: boolean;
 }
 
 async function transcript(scenario: Scenario): Promise<Transcript> {
@@ -126,18 +136,27 @@ async function transcript(scenario: Scenario): Promise<Transcript> {
   const replies: string[] = [];
   const dialled: string[] = [];
   const inspected: string[] = [];
+  const originSpoke = new AbortController();
+  if (scenario.serverFirst) originSpoke.abort();
   const deps: TunnelDeps = {
     policy: () => POLICY,
     autoSpliced: () => new Set(),
     dial: async (t) => {
       dialled.push(`${JSON.stringify(t.host)}:${t.port}`);
       if (scenario.dial && scenario.dial !== 'ok') throw scenario.dial;
-      return { leg: splice, address: '198.51.100.7' };
+      return { leg: splice, address: '198.51.100.7', originSpoke: originSpoke.signal };
     },
     check: async () => {
       if (scenario.check && scenario.check !== 'ok') throw scenario.check;
     },
-    peek: async () => scenario.peek,
+    peek: async (_client, _initial, _timeout, signal) => (signal?.aborted ? { kind: 'timeout', bytes: Buffer.alloc(0) } : scenario.peek),
+    cleartext: {
+      serve: async (flow) => {
+        inspected.push(`cleartext ${flow.target!.port}`);
+        return 'client-closed';
+      },
+    },
+    serverFirstWaitMs: 0,
     inspector: {
       inspect: async (_flow, _client, peek) => {
         inspected.push(peek.hello.sni ?? '(none)');
@@ -191,7 +210,7 @@ describe('the tunnel state machine, as transcripts', () => {
   test('SNI stricter wins: a denied server name inside a spliced tunnel ends with an alert', async () => {
     const t = await transcript({ target: 'splice.example', peek: tls('deny.example') });
     expect(t.replies).toEqual(['accept']);
-    expect(t.splice.calls).toEqual(['downstream', 'detach']);
+    expect(t.splice.calls).toEqual(['detach']);
     expect(t.client.ended).toEqual(TLS_ALERT_ACCESS_DENIED);
     expect(t.record).toMatchObject({ action: 'deny', decision_code: 'sni', close: 'refused' });
   });
@@ -211,7 +230,7 @@ describe('the tunnel state machine, as transcripts', () => {
 
   test('an address target with an inspected server name switches from splice to inspection', async () => {
     const t = await transcript({ target: '198.51.100.9', peek: tls('inspect.example') });
-    expect(t.splice.calls).toEqual(['downstream', 'detach']);
+    expect(t.splice.calls).toEqual(['detach']);
     expect(t.inspected).toEqual(['inspect.example']);
     expect(t.record).toMatchObject({ action: 'inspect', decision_code: 'sni', rule: 'inspected', upstream_address: null });
   });
@@ -231,10 +250,51 @@ describe('the tunnel state machine, as transcripts', () => {
     expect(t.record).toMatchObject({ action: 'inspect', first_bytes: 'none', close: 'refused' });
   });
 
-  test('an inspected destination whose client speaks plain text is refused after the peek', async () => {
+  test('cleartext HTTP in a tunnel to an inspected destination goes to the cleartext terminal, bytes put back', async () => {
     const t = await transcript({ target: 'inspect.example', peek: { kind: 'opaque', firstBytes: 'http', bytes: Buffer.from('GET / HTTP/1.1\r\n') } });
-    expect(t.inspected).toEqual([]);
-    expect(t.record).toMatchObject({ first_bytes: 'http', close: 'refused' });
+    expect(t.inspected).toEqual(['cleartext 443']);
+    expect(t.dialled).toEqual([]);
+    expect(t.client.unshifted.map((b) => b.toString())).toEqual(['GET / HTTP/1.1\r\n']);
+    expect(t.record).toMatchObject({ action: 'inspect', first_bytes: 'http', close: 'client-closed' });
+  });
+
+  test('cleartext HTTP in a spliced tunnel is relayed untouched', async () => {
+    const t = await transcript({ target: 'splice.example', peek: { kind: 'opaque', firstBytes: 'http', bytes: Buffer.from('GET / HTTP/1.1\r\n') } });
+    expect(t.splice.calls).toEqual(['downstream', 'upstream GET / HTTP/1.1\r\n']);
+    expect(t.record).toMatchObject({ action: 'splice', first_bytes: 'http' });
+  });
+
+  test('bytes that are neither TLS nor HTTP: non_tls defaults to deny, and the record says so', async () => {
+    const t = await transcript({ target: 'splice.example', peek: { kind: 'opaque', firstBytes: 'other', bytes: Buffer.from('SSH-2.0-x\r\n') } });
+    expect(t.splice.calls).toEqual(['detach']);
+    expect(t.record).toMatchObject({ action: 'deny', rule: 'spliced', first_bytes: 'other', close: 'refused' });
+    expect(t.record.reason).toMatch(/non_tls: deny/);
+  });
+
+  test('non_tls: splice relays them, on a spliced rule', async () => {
+    const t = await transcript({ target: 'any-splice.example', peek: { kind: 'opaque', firstBytes: 'other', bytes: Buffer.from('SSH-2.0-x\r\n') } });
+    expect(t.splice.calls).toEqual(['downstream', 'upstream SSH-2.0-x\r\n']);
+    expect(t.record).toMatchObject({ action: 'splice', first_bytes: 'other' });
+  });
+
+  test('non_tls: splice on an inspect rule dials the origin after the peek and relays', async () => {
+    const t = await transcript({ target: 'any-inspect.example', peek: { kind: 'opaque', firstBytes: 'other', bytes: Buffer.from('\x00\x01') } });
+    expect(t.dialled).toHaveLength(1);
+    expect(t.splice.calls).toEqual(['downstream', 'upstream \x00\x01']);
+    expect(t.record).toMatchObject({ action: 'inspect', first_bytes: 'other', upstream_address: '198.51.100.7' });
+  });
+
+  test('an origin that greets a silent client (server-first): non_tls deny by default', async () => {
+    const t = await transcript({ target: 'splice.example', peek: tls('splice.example'), serverFirst: true });
+    expect(t.splice.calls).toEqual(['detach']);
+    expect(t.record).toMatchObject({ action: 'deny', first_bytes: 'none', close: 'refused' });
+    expect(t.record.reason).toMatch(/origin spoke first/);
+  });
+
+  test('... and relayed, greeting first, with non_tls: splice', async () => {
+    const t = await transcript({ target: 'any-splice.example', peek: tls('any-splice.example'), serverFirst: true });
+    expect(t.splice.calls).toEqual(['downstream', 'upstream ']);
+    expect(t.record).toMatchObject({ action: 'splice', first_bytes: 'none' });
   });
 
   test("dial refusal (the destination guard) is answered in the front-end's protocol and recorded", async () => {
@@ -260,8 +320,8 @@ describe('the tunnel state machine, as transcripts', () => {
   });
 
   test('a client that half-closes while peeked has its FIN passed on after the replay', async () => {
-    const t = await transcript({ target: 'splice.example', peek: { kind: 'closed', bytes: Buffer.from('BYE') } });
-    expect(t.splice.calls).toEqual(['downstream', 'upstream BYE +fin']);
+    const t = await transcript({ target: 'splice.example', peek: { kind: 'closed', bytes: Buffer.from('GET') } });
+    expect(t.splice.calls).toEqual(['downstream', 'upstream GET +fin']);
     expect(t.record.first_bytes).toBe('other');
   });
 
