@@ -7,7 +7,7 @@ import type { Redactor } from '../audit/redact';
 import type { RecordWriter } from '../audit/sink';
 import { BackendEgress } from '../egress/backends';
 import { H1Pools } from '../egress/h1-pools';
-import { OriginWarmup, type WarmupRequest } from '../egress/warmup';
+import type { WarmupRequest } from '../egress/warmup';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/refusal';
 import { type CloseKind, Flow, type FlowServices, peerAddress } from '../flow/flow';
@@ -24,7 +24,6 @@ import type { CompiledPolicy, FrontendKind } from '../policy/types';
 import { watchForChanges } from '../policy/watch';
 import { type Host, normaliseHost } from '../protocol/host';
 import { TlsInspector } from '../terminals/inspect';
-import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { ServerCertificateSet } from '../tls/server-certificates';
 import { ConfigError } from '../sources/config-error';
@@ -116,11 +115,9 @@ export class ReverseProxy {
       { audit, redactor: options.redactor, policy: options.policy, forwarder, flows: options.flows, maxHeaders: options.httpLimits.maxHeaders, auth: null, transparentPort: 80 },
       (tunnel) => this.tlsSource(tunnel.flow, tunnel),
     );
-    // Why a cast: TlsInspector asks for a LeafCache but only calls get(subject).secureContext;
-    // the reverse listener's certificates are the operator's, not minted ones.
-    const leaves = { get: (subject: LeafSubject) => this.certificateFor(subject) } as unknown as LeafCache;
     this.inspector = new TlsInspector({
-      leaves,
+      // The operator's certificates, chosen by SNI, instead of minted leaves.
+      leaves: { get: (subject: LeafSubject) => this.certificateFor(subject) },
       entry: this.entry,
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       headerTimeoutMs: options.httpLimits.headerTimeoutMs,
@@ -128,7 +125,9 @@ export class ReverseProxy {
       maxHeaderBytes: options.httpLimits.maxHeaderBytes,
       maxHeaders: options.httpLimits.maxHeaders,
       pinning: null,
-      warmup: new ClientH2Warmup(this.backends, this.pools),
+      // h2 to every client that offers it: backends get HTTP/1.1 whatever the client speaks, so
+      // there is no origin answer to wait for and nothing to open ahead.
+      warmup: { prepare: (request: WarmupRequest) => Promise.resolve(request.clientOffersH2) },
     });
     this.unsubscribe = subscribe('tollgate:policy:reloaded', () => this.reload('policy reload'));
     this.watchCertificates();
@@ -348,19 +347,5 @@ class ReverseEntry extends HttpEntry {
   /** An upgrade request with a body (http/upgrade.ts): refused before routing, with its record. */
   override refuseDecrypted(tunnel: DecryptedTunnel, req: IncomingMessage, res: ServerResponse, reason: string): void {
     this.reverse({ ...this.sourceOf(tunnel), route: () => null, refusal: reason }, req, res);
-  }
-}
-
-/**
- * HTTP/2 is offered to every client that asks for it: the backend side is HTTP/1.1 in any case
- * (the forwarding path translates), so there is no origin answer to wait for.
- */
-class ClientH2Warmup extends OriginWarmup {
-  constructor(egress: BackendEgress, pools: H1Pools) {
-    super(egress, pools, null, { ttlMs: 1, maxEntries: 1 });
-  }
-
-  override prepare(request: WarmupRequest): Promise<boolean> {
-    return Promise.resolve(request.clientOffersH2);
   }
 }

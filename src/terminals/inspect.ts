@@ -1,9 +1,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import tls, { type TLSSocket } from 'node:tls';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/record-fields';
-import type { OriginWarmup } from '../egress/warmup';
+import type { WarmupRequest } from '../egress/warmup';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import { TLS_ALERT_ACCESS_DENIED, writeRawHttpRefusal } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
@@ -14,7 +14,6 @@ import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { mayAutoSplice } from '../policy/decide';
 import type { TlsPeek } from '../protocol/first-bytes';
 import { type Host, hostText, normaliseHost } from '../protocol/host';
-import type { LeafCache } from '../tls/leaf-cache';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { type DecryptedRoute, type DecryptedStreams, isHttpAlpn, offersOnlyNonHttp } from './decrypted-stream';
@@ -26,8 +25,19 @@ export interface Inspector {
   inspect(flow: Flow, client: Socket, peek: TlsPeek): Promise<CloseKind>;
 }
 
+/** Where the certificate shown to a client comes from: minted leaves (LeafCache), or the reverse listener's own. */
+export interface ClientCertificates {
+  get(subject: LeafSubject): Promise<{ readonly secureContext: SecureContext }>;
+}
+
+/** What the terminal asks of the origin side before the client's handshake (egress/warmup.ts implements it). */
+export interface OriginPreparation {
+  /** Whether to offer h2 to the client; may open the origin connection meanwhile. */
+  prepare(request: WarmupRequest): Promise<boolean>;
+}
+
 export interface InspectorOptions {
-  readonly leaves: LeafCache;
+  readonly leaves: ClientCertificates;
   /** Where decrypted requests go: the one HTTP entry. */
   readonly entry: HttpEntry;
   readonly handshakeTimeoutMs: number;
@@ -40,7 +50,7 @@ export interface InspectorOptions {
    * Gets the origin side ready (ALPN answer, first connection) while the certificate is minted
    * and the client's handshake runs; null = never offer h2 to clients, connect on demand.
    */
-  readonly warmup: OriginWarmup | null;
+  readonly warmup: OriginPreparation | null;
   /** Decrypted sessions that are not HTTP (inspect_non_http); null = everything is served as HTTP. */
   readonly streams?: DecryptedStreams | null;
 }
