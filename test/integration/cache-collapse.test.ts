@@ -191,6 +191,24 @@ describe('HTTP cache: collapsed misses', () => {
     expect(origin.hits(path)).toBe(3);
   });
 
+  test('after an unstorable response, a burst to the same URL goes to the origin side by side, not in turn', async () => {
+    const path = '/no-store?t=remembered';
+    // The first answer is no-store: the URL is remembered as not storable.
+    expect((await get(gw, path)).status).toBe(200);
+    const before = waiters(gw);
+    const { leader, followers } = await collapse(gw, path, 3);
+    // All three followers reach the (holding) origin while the first is still held there.
+    await eventually(
+      () => origin.hits(path),
+      (n) => n === 5,
+    );
+    expect(origin.hits(path)).toBe(5);
+    expect(waiters(gw) - before).toBe(0);
+    origin.release();
+    const replies = await Promise.all([leader, ...followers]);
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+  });
+
   test('a waiter whose client leaves is audited, and the others are still served', async () => {
     const path = '/cacheable?t=leaves';
     const before = waiters(gw);

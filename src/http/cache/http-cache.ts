@@ -371,6 +371,7 @@ export class CacheExchange {
     // Most responses say plainly that they may not be kept: no policy object is built for them.
     if (plainlyUnstorable(reply.rawHeaders)) {
       this.replaced(status);
+      this.cache.collapser.notStored(this.key);
       this.release();
       return;
     }
@@ -385,6 +386,7 @@ export class CacheExchange {
     }
     if (!this.isStorable(policy, upRes.headers, status)) {
       this.replaced(status);
+      this.cache.collapser.notStored(this.key);
       this.release();
       return;
     }
@@ -392,6 +394,7 @@ export class CacheExchange {
     const declared = length === undefined ? null : Number(length);
     const maxObject = store.options.maxObjectBytes;
     if (declared !== null && (!Number.isSafeInteger(declared) || declared > maxObject)) {
+      this.cache.collapser.notStored(this.key);
       this.release();
       return;
     }
@@ -423,6 +426,7 @@ export class CacheExchange {
         let at = 0;
         for (const chunk of chunks) at += chunk.copy(body, at);
         store.put(this.key, this.headers, { policy, status, statusMessage: upRes.statusMessage, httpVersion: upRes.httpVersion, body });
+        this.cache.collapser.stored(this.key);
       }
       stop();
       this.release();

@@ -27,6 +27,25 @@ describe('MissCollapser', () => {
     await expect(waiter.done).resolves.toBe('timeout');
   });
 
+  test('a URL whose response was not stored is not collapsed until it expires or a response is stored', () => {
+    let now = 1_000;
+    const collapser = new MissCollapser({ maxWaiters: 5, maxWaitMs: 1000, now: () => now });
+    const lead = collapser.join('api');
+    if (lead.kind !== 'lead') throw new Error('expected to lead');
+    collapser.notStored('api');
+    lead.settle();
+    // A burst after a no-store answer goes to the origin side by side.
+    expect([collapser.join('api').kind, collapser.join('api').kind]).toEqual(['alone', 'alone']);
+    expect(collapser.join('other').kind).toBe('lead');
+    // Two minutes later the URL is given another chance.
+    now += 120_001;
+    expect(collapser.join('api').kind).toBe('lead');
+    collapser.notStored('page');
+    expect(collapser.join('page').kind).toBe('alone');
+    collapser.stored('page');
+    expect(collapser.join('page').kind).toBe('lead');
+  });
+
   test('maxWaiters 0 turns collapsing off', () => {
     const collapser = new MissCollapser({ maxWaiters: 0, maxWaitMs: 1000 });
     expect(collapser.join('k').kind).toBe('alone');

@@ -5,6 +5,11 @@
  * once) and at most `maxWaitMs` each (then the waiter goes to the origin itself), so a slow or
  * stuck leader costs the others a bounded delay, never the answer. The leader settles its key
  * as soon as it knows whether anything will be stored (unstorable: at the response head).
+ *
+ * A URL whose last response could not be stored (no-store, private, Set-Cookie, too large) is
+ * remembered for a while and not collapsed: otherwise every burst of requests to an API that is
+ * never cacheable would queue behind one request and then go to the origin anyway, in turn
+ * (Varnish calls the remembered fact "hit-for-miss"). A stored response forgets it at once.
  */
 
 export interface CollapseOptions {
@@ -12,7 +17,14 @@ export interface CollapseOptions {
   readonly maxWaiters: number;
   /** Longest a waiter waits for the leader (`cache.collapse_max_wait`). */
   readonly maxWaitMs: number;
+  /** The clock, for tests. */
+  readonly now?: () => number;
 }
+
+/** How long a URL whose response could not be stored stays out of collapsing (Varnish's default hit-for-miss lifetime). */
+const UNCACHEABLE_MS = 120_000;
+/** URLs remembered as not storable, at most; the oldest is forgotten first. */
+const MAX_UNCACHEABLE = 10_000;
 
 /** Why a waiter stopped waiting: the leader settled its key, or the wait ran out. */
 export type WaitOutcome = 'settled' | 'timeout';
@@ -32,11 +44,33 @@ interface Pending {
 
 export class MissCollapser {
   private readonly pending = new Map<string, Pending>();
+  /** Key -> until when its requests are not collapsed (its last response was not storable). */
+  private readonly uncacheable = new Map<string, number>();
+  private readonly now: () => number;
 
-  constructor(private readonly options: CollapseOptions) {}
+  constructor(private readonly options: CollapseOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The response for `key` could not be stored: its next misses go to the origin side by side. */
+  notStored(key: string): void {
+    this.uncacheable.delete(key);
+    this.uncacheable.set(key, this.now() + UNCACHEABLE_MS);
+    if (this.uncacheable.size > MAX_UNCACHEABLE) this.uncacheable.delete(this.uncacheable.keys().next().value!);
+  }
+
+  /** A response for `key` was stored: collapse its misses again. */
+  stored(key: string): void {
+    this.uncacheable.delete(key);
+  }
 
   join(key: string): CollapseRole {
     if (this.options.maxWaiters <= 0) return { kind: 'alone' };
+    const until = this.uncacheable.get(key);
+    if (until !== undefined) {
+      if (until > this.now()) return { kind: 'alone' };
+      this.uncacheable.delete(key);
+    }
     const existing = this.pending.get(key);
     if (!existing) {
       const pending: Pending = { waiters: 0, listeners: [] };
