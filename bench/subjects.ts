@@ -76,6 +76,14 @@ export function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
   });
 }
 
+/** The node flags bin/tollgate starts the gateway with (its `NODE_FLAGS="..."` line), so the bench measures what ships. */
+export function shippedNodeFlags(repoDir: string): string[] {
+  const script = readFileSync(path.join(repoDir, 'bin', 'tollgate'), 'utf8');
+  const line = /^NODE_FLAGS="([^"]*)"$/m.exec(script);
+  if (!line) throw new Error('bin/tollgate has no NODE_FLAGS="..." line');
+  return line[1]!.split(' ').filter((f) => f !== '');
+}
+
 /** Starts a bench child script that prints one JSON line once it is listening. */
 export function startJsonChild<T>(script: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; info: T }> {
   const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -177,8 +185,9 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
   const configFile = path.join(dir, 'tollgate.yaml');
   writeFileSync(configFile, config);
   // The operational log is discarded by the OS (/dev/null), not drained through a pipe by us.
-  // BENCH_GATEWAY_NODE_OPTIONS: extra node flags for the gateway only (e.g. --cpu-prof).
-  const nodeFlags = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter((f) => f !== '');
+  // The V8 flags tollgate ships with (bin/tollgate), then BENCH_GATEWAY_NODE_OPTIONS: extra node
+  // flags for the gateway only (e.g. --cpu-prof, which NODE_OPTIONS does not accept).
+  const nodeFlags = [...shippedNodeFlags(path.resolve(options.distDir, '..')), ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter((f) => f !== '')];
   const child = spawn(process.execPath, [...nodeFlags, path.join(options.distDir, 'src/main.js'), '--config', configFile], {
     stdio: ['ignore', 'ignore', 'inherit'],
     cwd: dir,
