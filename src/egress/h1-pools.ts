@@ -156,10 +156,14 @@ export class H1Pools {
 
   private pool(request: H1Request): Pool {
     const { target, tls } = request;
-    const key = this.key(target, tls);
+    const tlsOptions: OriginTlsOptions | null = tls ? { servername: tls.servername, verifyCertificate: tls.verifyCertificate, alpn: ['http/1.1'] } : null;
+    return this.poolFor(this.key(target, tls), target, tlsOptions);
+  }
+
+  /** The keep-alive pool under `key`, opened on first use; its connections come from the egress door. */
+  private poolFor(key: string, target: Target, tlsOptions: OriginTlsOptions | null, parent?: string): Pool {
     let pool = this.pools.get(key);
     if (pool) return pool;
-    const tlsOptions: OriginTlsOptions | null = tls ? { servername: tls.servername, verifyCertificate: tls.verifyCertificate, alpn: ['http/1.1'] } : null;
     const egress = this.egress;
     const idle = this.options.idleTimeoutMs;
     pool = new Pool(`http://${hostAuthorityText(target.host)}:${target.port}`, {
@@ -170,7 +174,7 @@ export class H1Pools {
       // The forwarder owns every deadline (response, body stall); undici's own are off.
       headersTimeout: 0,
       bodyTimeout: 0,
-      factory: (origin, options) => new DoorClient(origin, options as Client.Options, egress, target, tlsOptions),
+      factory: (origin, options) => new DoorClient(origin, options as Client.Options, egress, target, tlsOptions, parent),
     });
     this.pools.set(key, pool);
     return pool;
@@ -210,22 +214,7 @@ export class H1Pools {
   }
 
   private parentPool(parent: string, target: Target): Pool {
-    const key = `parent:${parent}|http|${hostAuthorityText(target.host)}:${target.port}`;
-    let pool = this.pools.get(key);
-    if (pool) return pool;
-    const egress = this.egress;
-    const idle = this.options.idleTimeoutMs;
-    pool = new Pool(`http://${hostAuthorityText(target.host)}:${target.port}`, {
-      connections: this.options.maxSocketsPerHost,
-      pipelining: 1,
-      keepAliveTimeout: idle,
-      keepAliveMaxTimeout: idle,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      factory: (origin, options) => new DoorClient(origin, options as Client.Options, egress, target, null, parent),
-    });
-    this.pools.set(key, pool);
-    return pool;
+    return this.poolFor(`parent:${parent}|http|${hostAuthorityText(target.host)}:${target.port}`, target, null, parent);
   }
 
   /** Drops pools with no connection, no request running and none waiting. */

@@ -1,12 +1,14 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
 import type { DecryptedTunnel, HttpEntry } from '../http/entry';
-import { type FramingViolation, guardRequestFraming } from '../http/request-framing-guard';
+import type { FramingViolation } from '../http/request-framing-guard';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { noteLimitBreach } from '../observability/limit-breach';
+import { createTunnelHttpServer } from './tunnel-http-server';
 import { hostText } from '../protocol/host';
 
 /** Serves cleartext HTTP found inside a tunnel to an inspected destination. */
@@ -39,17 +41,11 @@ export class CleartextHttpTerminal implements CleartextTerminal {
   private readonly tunnels = new WeakMap<Socket, ClearTunnel>();
 
   constructor(private readonly options: CleartextOptions) {
-    this.server = http.createServer({ maxHeaderSize: options.maxHeaderBytes, insecureHTTPParser: false, noDelay: true });
-    guardRequestFraming(this.server, options, (socket, violation) => this.onFramingViolation(socket, violation));
-    // Never listening (connections are emitted to it), so the header deadline is our own (see inspect.ts).
-    this.server.timeout = options.idleTimeoutMs;
-    this.server.keepAliveTimeout = 5_000;
-    this.server.maxHeadersCount = options.maxHeaders + 1;
-    this.server.on('timeout', (socket: Socket) => {
-      const tunnel = this.tunnels.get(socket);
-      if (tunnel) noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { limit_ms: options.idleTimeoutMs });
-      socket.destroy();
-    });
+    this.server = createTunnelHttpServer(
+      options,
+      (socket) => this.tunnels.get(socket)?.flow,
+      (socket, violation) => this.onFramingViolation(socket, violation),
+    );
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       serveUpgrade(

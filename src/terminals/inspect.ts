@@ -1,4 +1,5 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
@@ -9,7 +10,7 @@ import { TLS_ALERT_ACCESS_DENIED, writeRawHttpRefusal } from '../errors/refusal'
 import type { CloseKind, Flow } from '../flow/flow';
 import type { DecryptedTunnel, HttpEntry } from '../http/entry';
 import type { InboundRequest, InboundResponse } from '../http/inbound';
-import { type FramingViolation, guardRequestFraming } from '../http/request-framing-guard';
+import type { FramingViolation } from '../http/request-framing-guard';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { mayAutoSplice } from '../policy/decide';
 import type { TlsPeek } from '../protocol/first-bytes';
@@ -18,6 +19,7 @@ import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { type DecryptedRoute, type DecryptedStreams, isHttpAlpn, offersOnlyNonHttp } from './decrypted-stream';
 import { type H2HeaderTimeout, watchH2HeaderDeadline } from './h2-header-deadline';
+import { createTunnelHttpServer } from './tunnel-http-server';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 
 /** The inspect terminal: terminates the client's TLS and runs the HTTP inside. */
@@ -124,21 +126,11 @@ export class TlsInspector implements Inspector {
   private handingOver: Tunnel | null = null;
 
   constructor(private readonly options: InspectorOptions) {
-    this.server = http.createServer({ maxHeaderSize: options.maxHeaderBytes, insecureHTTPParser: false, noDelay: true });
-    // Request lines Node's parser would accept but RFC 9112 does not are refused before it.
-    guardRequestFraming(this.server, options, (socket, violation) => this.onFramingViolation(socket, violation));
-    // The server never listens: connections are handed to it with emit('connection'). Node only
-    // runs headersTimeout/requestTimeout checks for listening servers, so the header deadline
-    // below is our own; keep-alive idle time is socket-level and does work.
-    this.server.timeout = options.idleTimeoutMs;
-    this.server.keepAliveTimeout = 5_000;
-    // See the explicit front-end: one more than the limit, so a request over it is refused.
-    this.server.maxHeadersCount = options.maxHeaders + 1;
-    this.server.on('timeout', (socket: Socket) => {
-      const tunnel = this.tunnels.get(socket);
-      if (tunnel) noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { limit_ms: options.idleTimeoutMs });
-      socket.destroy();
-    });
+    this.server = createTunnelHttpServer(
+      options,
+      (socket) => this.tunnels.get(socket)?.flow,
+      (socket, violation) => this.onFramingViolation(socket, violation),
+    );
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     // The same header budget as HTTP/1.1; Node's default of unlimited concurrent streams per
     // session would let one client open any number of origin requests at once.
