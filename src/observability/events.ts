@@ -74,11 +74,19 @@ export function publish<N extends GatewayEventName>(name: N, message: GatewayEve
   if (channel.hasSubscribers) channel.publish(message);
 }
 
-/** Subscribes to one event; returns the unsubscribe function. */
+/**
+ * Subscribes to one event; returns the unsubscribe function.
+ *
+ * Subscribes on the very channel object that `publish` uses (held in `channels`), not by name:
+ * Node 20 keeps channels by name in a weak map whose finaliser deletes the name, so after an
+ * earlier channel of the same name is collected, `diagnosticsChannel.subscribe(name)` and a later
+ * `diagnosticsChannel.channel(name)` can return two different objects and every message is lost.
+ */
 export function subscribe<N extends GatewayEventName>(name: N, onMessage: (message: GatewayEvents[N]) => void): () => void {
   const listener = (message: unknown): void => onMessage(message as GatewayEvents[N]);
-  diagnosticsChannel.subscribe(name, listener);
+  const channel = channelOf(name);
+  channel.subscribe(listener);
   return () => {
-    diagnosticsChannel.unsubscribe(name, listener);
+    channel.unsubscribe(listener);
   };
 }
