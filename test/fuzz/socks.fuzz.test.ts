@@ -25,7 +25,7 @@ const dottedQuad = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).
 const ipv6Bytes = fc.oneof(
   fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.constant(1), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }).map((groups) => {
     const buffer = Buffer.alloc(16);
-    groups.forEach((group, index) => buffer.writeUInt16BE(group, index * 2));
+    for (const [index, group] of groups.entries()) buffer.writeUInt16BE(group, index * 2);
     return buffer;
   }),
   fc.uint8Array({ minLength: 4, maxLength: 4 }).map((v4) => Buffer.concat([Buffer.alloc(10), Buffer.from([0xff, 0xff]), v4])),

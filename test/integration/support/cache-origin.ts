@@ -59,28 +59,37 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (state.stall) return;
-    if (state.failWith !== null) return send(state.failWith, {}, 'origin failing\n');
+    if (state.failWith !== null) {
+      send(state.failWith, {}, 'origin failing\n');
+      return;
+    }
     switch (path) {
       case '/max-age':
-        return send(200, { 'cache-control': 'max-age=60' }, `max-age #${n}\n`);
+        send(200, { 'cache-control': 'max-age=60' }, `max-age #${n}\n`);
+        return;
       case '/slow':
         setTimeout(() => send(200, { 'cache-control': 'max-age=60' }, `slow #${n}\n`), 800);
         return;
       case '/no-store':
-        return send(200, { 'cache-control': 'no-store' }, `no-store #${n}\n`);
+        send(200, { 'cache-control': 'no-store' }, `no-store #${n}\n`);
+        return;
       case '/private':
-        return send(200, { 'cache-control': 'private, max-age=60' }, `private #${n}\n`);
+        send(200, { 'cache-control': 'private, max-age=60' }, `private #${n}\n`);
+        return;
       case '/public':
-        return send(200, { 'cache-control': 'public, max-age=60' }, `public #${n} for ${req.headers.authorization ?? 'nobody'}\n`);
+        send(200, { 'cache-control': 'public, max-age=60' }, `public #${n} for ${req.headers.authorization ?? 'nobody'}\n`);
+        return;
       case '/vary':
-        return send(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, `vary #${n} lang=${req.headers['accept-language'] ?? 'none'}\n`);
+        send(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' }, `vary #${n} lang=${req.headers['accept-language'] ?? 'none'}\n`);
+        return;
       case '/etag':
         if ((req.headers['if-none-match'] ?? '').split(',').some((tag) => tag.trim() === '"v1"')) {
           res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=0' });
           res.end();
           return;
         }
-        return send(200, { 'cache-control': 'max-age=0', etag: '"v1"' }, `etag #${n}\n`);
+        send(200, { 'cache-control': 'max-age=0', etag: '"v1"' }, `etag #${n}\n`);
+        return;
       case '/versioned': {
         const etag = `"v${state.version}"`;
         if ((req.headers['if-none-match'] ?? '').split(',').some((tag) => tag.trim() === etag)) {
@@ -88,7 +97,8 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
           res.end();
           return;
         }
-        return send(200, { 'cache-control': 'max-age=0', etag }, `versioned v${state.version} #${n}\n`);
+        send(200, { 'cache-control': 'max-age=0', etag }, `versioned v${state.version} #${n}\n`);
+        return;
       }
       case '/last-modified':
         if (req.headers['if-modified-since'] === LAST_MODIFIED) {
@@ -96,14 +106,17 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
           res.end();
           return;
         }
-        return send(200, { 'cache-control': 'max-age=0', 'last-modified': LAST_MODIFIED }, `last-modified #${n}\n`);
+        send(200, { 'cache-control': 'max-age=0', 'last-modified': LAST_MODIFIED }, `last-modified #${n}\n`);
+        return;
       case '/stale-if-error': {
         const params = new URL(url, 'http://origin').searchParams;
         const mustRevalidate = params.get('mr') === '1' ? ', must-revalidate' : '';
-        return send(200, { 'cache-control': `max-age=0, stale-if-error=${params.get('w') ?? '60'}${mustRevalidate}`, etag: '"s1"' }, `stale-if-error #${n}\n`);
+        send(200, { 'cache-control': `max-age=0, stale-if-error=${params.get('w') ?? '60'}${mustRevalidate}`, etag: '"s1"' }, `stale-if-error #${n}\n`);
+        return;
       }
       case '/cookie':
-        return send(200, { 'cache-control': 'max-age=60', 'set-cookie': 'session=SECRET; Path=/' }, `cookie #${n}\n`);
+        send(200, { 'cache-control': 'max-age=60', 'set-cookie': 'session=SECRET; Path=/' }, `cookie #${n}\n`);
+        return;
       case '/big': {
         const size = Number(new URL(url, 'http://origin').searchParams.get('n') ?? '0');
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'cache-control': 'max-age=60' });
@@ -122,7 +135,8 @@ export async function startCacheOrigin(tls?: { cert: string; key: string; h2?: b
         return;
       }
       default:
-        return send(404, {}, 'not found\n');
+        send(404, {}, 'not found\n');
+        return;
     }
   };
   const sockets = new Set<Socket>();
