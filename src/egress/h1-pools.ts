@@ -5,7 +5,8 @@ import type { Target } from '../protocol/target';
 import { hostAuthorityText } from '../protocol/host';
 import type { Egress, OriginTlsOptions } from './egress';
 import { parentAwareHandler } from './parent-http';
-import type { ParentProxy } from './parents';
+import type { GatewayError } from '../errors/gateway-error';
+import { type ParentProxy, parentUnreachable } from './parents';
 
 export interface H1PoolOptions {
   readonly maxSocketsPerHost: number;
@@ -40,9 +41,21 @@ export interface H1Request {
 export class H1Carrier {
   /** The carrying connection's socket holder, set by the pool. */
   link: { readonly socket: Socket | null } | null = null;
+  /** Plain HTTP sent through a parent proxy: the parent asked last, and what it was asked. */
+  viaParent: { readonly parent: ParentProxy; readonly what: string } | null = null;
 
   get socket(): Socket | null {
     return this.link?.socket ?? null;
+  }
+
+  /**
+   * The error for no response head within `ms`: through a parent proxy, the parent is the hop
+   * that stayed silent and the error names it (TG_ERR_PARENT_UNREACHABLE, a 502, as for a
+   * parent that never answers a CONNECT); null when the request went to the origin itself.
+   */
+  parentSilence(ms: number): GatewayError | null {
+    const via = this.viaParent;
+    return via ? parentUnreachable(via.parent, `did not answer ${via.what} within ${ms} ms (upstream.response_timeout)`) : null;
   }
 }
 
@@ -209,7 +222,9 @@ export class H1Pools {
       upgrade: request.upgrade,
       carrier,
     };
-    this.parentPool(parent.name, request.target).dispatch(options, parentAwareHandler(handler, parent, `${request.method} http://${authority}${request.path.split('?')[0]}`, retry));
+    const what = `${request.method} http://${authority}${request.path.split('?')[0]}`;
+    carrier.viaParent = { parent, what };
+    this.parentPool(parent.name, request.target).dispatch(options, parentAwareHandler(handler, parent, what, retry));
     return carrier;
   }
 

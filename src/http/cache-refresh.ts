@@ -99,6 +99,6 @@ export function refreshInBackground(job: BackgroundRefresh): void {
   if (ended) return;
   deadline = setTimeout(() => {
     exchange.cancel();
-    finish('timed out');
+    finish('timed out', exchange.noResponse(job.responseTimeoutMs));
   }, job.responseTimeoutMs);
 }

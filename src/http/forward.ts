@@ -221,7 +221,7 @@ export class HttpForwarder {
     );
     responseTimer = setTimeout(() => {
       exchange.cancel();
-      fail(new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${this.options.responseTimeoutMs} ms`));
+      fail(exchange.noResponse(this.options.responseTimeoutMs), 'upstream.response_timeout');
       cut = true;
     }, this.options.responseTimeoutMs);
 

@@ -5,7 +5,8 @@ import { classifyOriginError } from '../egress/errors';
 import type { H1Carrier, H1Controller, H1Handler, H1Pools } from '../egress/h1-pools';
 import { originTlsFacts } from '../egress/origin-tls';
 import { targetText } from '../protocol/target';
-import type { ExchangeHandlers, OriginExchange, OriginLeg, OriginRequest } from './origin-leg';
+import type { GatewayError } from '../errors/gateway-error';
+import { type ExchangeHandlers, type OriginExchange, type OriginLeg, type OriginRequest, originSilence } from './origin-leg';
 
 function tlsOf(socket: Socket | null): ReturnType<typeof originTlsFacts> | null {
   return socket instanceof TLSSocket ? originTlsFacts(socket) : null;
@@ -58,6 +59,10 @@ class H1Exchange implements H1Handler, OriginExchange {
     hasBody: boolean,
   ) {
     this.body = hasBody ? new PassThrough() : null;
+  }
+
+  noResponse(ms: number): GatewayError {
+    return this.carrier?.parentSilence(ms) ?? originSilence(this.origin, ms);
   }
 
   cancel(): void {

@@ -6,7 +6,7 @@ import { classifyOriginError } from '../egress/errors';
 import type { H2Sessions } from '../egress/h2-sessions';
 import { originTlsFacts } from '../egress/origin-tls';
 import { targetText } from '../protocol/target';
-import type { ExchangeHandlers, OriginExchange, OriginLeg, OriginRequest } from './origin-leg';
+import { type ExchangeHandlers, type OriginExchange, type OriginLeg, type OriginRequest, originSilence } from './origin-leg';
 
 /** Request header fields for an HTTP/2 origin: pseudo-headers first, names lower case. */
 function h2RequestHeaders(method: string, path: string, rawHeaders: readonly string[]): http2.OutgoingHttpHeaders {
@@ -111,6 +111,7 @@ export class Http2OriginLeg implements OriginLeg {
         body.destroy();
         if (stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
       },
+      noResponse: (ms) => originSilence(origin, ms),
     };
   }
 }

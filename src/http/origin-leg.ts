@@ -1,6 +1,6 @@
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { OriginTlsFacts } from '../egress/origin-tls';
-import type { GatewayError } from '../errors/gateway-error';
+import { GatewayError } from '../errors/gateway-error';
 import type { Target } from '../protocol/target';
 import type { BodyFraming } from './framing';
 
@@ -67,6 +67,16 @@ export interface OriginExchange {
   readonly body: Writable | null;
   /** The gateway stops the exchange (a rule, DLP, a deadline, the client left): no more events. */
   cancel(): void;
+  /**
+   * The error for a response head that did not come within `ms`, naming whoever was silent:
+   * the origin, or the parent proxy a plain HTTP request was sent to.
+   */
+  noResponse(ms: number): GatewayError;
+}
+
+/** The error for an origin that sent no response head within `ms` (upstream.response_timeout). */
+export function originSilence(origin: string, ms: number): GatewayError {
+  return new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} did not respond within ${ms} ms`);
 }
 
 export interface OriginLeg {

@@ -144,6 +144,7 @@ describe('parent proxies: a real Squid as the parent', () => {
         '  allow_addresses: [127.0.0.0/8]',
         `  ca_file: ${rootFile}`,
         '  connect_timeout: 2s',
+        '  response_timeout: 3s',
         '  parents:',
         `    squid: { url: "${squid.url}" }`,
         `    squid-auth: { url: "${authSquid.url}", credentials_file: ${goodCredentials} }`,
@@ -360,6 +361,16 @@ describe('parent proxies: a real Squid as the parent', () => {
     expect(result.stderr).toMatch(/CONNECT tunnel failed, response 502/);
     const record = await connectionRecord(`silent.test:${tlsOrigin.port}`);
     expect(record?.error).toMatch(/TG_ERR_PARENT_UNREACHABLE: parent proxy silent .*did not answer within 2000 ms/);
+  });
+
+  test('plain HTTP to a parent that accepts the request and never answers: a 502 naming the parent after upstream.response_timeout', async () => {
+    const plain = await curl(['-x', gw.proxy, `http://silent.test:${httpOrigin.port}/quiet`]);
+    expect(plain.status).toBe(502);
+    expect(plain.body).toMatch(/parent proxy silent .*did not answer GET http:\/\/silent\.test:\d+\/quiet within 3000 ms/);
+    const record = await requestRecord('silent.test', '/quiet');
+    expect(record).toMatchObject({ status: 502, via: 'silent' });
+    expect(record?.error).toMatch(/^TG_ERR_PARENT_UNREACHABLE: parent proxy silent \(http:\/\/127\.0\.0\.1:\d+\) did not answer GET/);
+    expect(httpOrigin.seen.some((r) => r.url.includes('/quiet'))).toBe(false);
   });
 
   test('failover: a route [dead, squid] leaves through squid when dead is down (tunnel, and plain HTTP with [dead-too, squid])', async () => {
