@@ -12,7 +12,7 @@ import { noteLimitBreach } from '../observability/limit-breach';
 import { checkRequestAuthority, decide } from '../policy/decide';
 import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
 import { type Target, parseHostAndOptionalPort } from '../protocol/target';
-import { type Host, isSameHost } from '../protocol/host';
+import { type Host, hostAuthorityText, isSameHost } from '../protocol/host';
 import type { InboundRequest, InboundResponse } from './inbound';
 import type { HttpForwarder } from './forward';
 import { countRawHeader, rawHeaderValue, tooManyHeaders } from './headers';
@@ -295,7 +295,7 @@ export class HttpEntry {
     const requestId = flow.nextRequest();
     const policyVersion = this.options.policy().version;
     const nowhere: Target = { host: { kind: 'name', name: 'invalid' }, port: 0 };
-    const ctx = (decision: Decision, backend: ReverseBackend | null): RequestContext => ({
+    const ctx = (decision: Decision, backend: ReverseBackend | null, publicAuthority?: string): RequestContext => ({
       flow,
       requestId,
       principal: null,
@@ -308,6 +308,7 @@ export class HttpEntry {
       // The backend gets its own authority as Host; the client's is in X-Forwarded-Host.
       hostHeader: null,
       ...(upgrade ? { upgrade } : {}),
+      ...(publicAuthority === undefined ? {} : { publicAuthority }),
     });
     const refuse = (error: GatewayError, close: boolean): void => {
       const decision: Decision = { action: 'deny', code: 'rule', rule: null, pattern: null, reason: error.message, policyVersion };
@@ -345,7 +346,7 @@ export class HttpEntry {
     const decision = decide({ target: host, port: source.port, sni: null, frontend: source.policyFrontend, principal: null }, this.options.policy());
     flow.learnedTarget({ host, port: source.port });
     flow.decided(decision, true);
-    const context = ctx(decision, backend);
+    const context = ctx(decision, backend, `${hostAuthorityText(host)}:${source.port}`);
     if (decision.action === 'deny') {
       refuseRequest(context, req, res, { kind: 'deny', decision }, this.options);
       return;

@@ -31,6 +31,11 @@ export interface RequestContext {
   readonly upgrade?: UpgradeSocket;
   /** The client speaks HTTP/2 and so does the origin: forward over an HTTP/2 origin session. */
   readonly originH2?: boolean;
+  /**
+   * Reverse proxy: the application the client asked for (the route's host and the listener's
+   * port, as `host:port`). Its backend may serve several applications, so the cache keys by it.
+   */
+  readonly publicAuthority?: string;
 }
 
 function defaultPort(scheme: 'http' | 'https'): number {

@@ -44,7 +44,7 @@ describe('reverse-proxy listener', () => {
   let origins: TestOrigins;
   let cacheOrigin: CacheOrigin;
   let badOrigin: Origin;
-  /** A multi-tenant backend: answers per X-Forwarded-Host, cacheable, and says so with Vary. */
+  /** A multi-tenant backend: answers per X-Forwarded-Host, cacheable; says so with Vary except on /no-vary. */
   let tenants: http.Server;
   let tenantHits = 0;
   let ws: WsOrigin;
@@ -93,7 +93,8 @@ describe('reverse-proxy listener', () => {
     tenants = http.createServer((req, res) => {
       tenantHits++;
       const body = `tenant ${String(req.headers['x-forwarded-host'])}\n`;
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', vary: 'X-Forwarded-Host' });
+      const vary = req.url === '/no-vary' ? {} : { vary: 'X-Forwarded-Host' };
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=60', ...vary });
       res.end(body);
     });
     await new Promise<void>((resolve) => tenants.listen(0, '127.0.0.1', resolve));
@@ -211,7 +212,7 @@ describe('reverse-proxy listener', () => {
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit']);
   });
 
-  test('hosts sharing a backend share its cache only as its Vary allows', async () => {
+  test('hosts sharing a backend never share its cached responses, even when the backend does not say Vary', async () => {
     const a1 = await plain('a.tenants.example', '/home');
     const b1 = await plain('b.tenants.example', '/home');
     const a2 = await plain('a.tenants.example', '/home');
@@ -221,6 +222,15 @@ describe('reverse-proxy listener', () => {
     expect(tenantHits).toBe(2);
     const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && r.path === '/home');
     expect(records.map((r) => r.cache)).toEqual(['miss', 'miss', 'hit']);
+    // The same without Vary: each application still gets only its own responses.
+    const hitsBefore = tenantHits;
+    const c1 = await plain('c.tenants.example', '/no-vary');
+    const d1 = await plain('d.tenants.example', '/no-vary');
+    const c2 = await plain('c.tenants.example', '/no-vary');
+    expect(c1.body).toBe(`tenant c.tenants.example:${httpPort}\n`);
+    expect(d1.body).toBe(`tenant d.tenants.example:${httpPort}\n`);
+    expect(c2.body).toBe(c1.body);
+    expect(tenantHits - hitsBefore).toBe(2);
   });
 
   test.each([

@@ -10,10 +10,13 @@ import type { RequestContext } from '../request-context';
  * path and query. The name is the one every authority in the request was checked against
  * (checkRequestAuthority), so no Host can file a response under another name; the rule keeps
  * apart responses fetched under different rules (different groups, different header edits).
+ * A reverse-proxied request adds the application it was for: one backend may serve many (a
+ * wildcard route), and one application's responses must never answer another's requests.
  */
 export function cacheKey(ctx: RequestContext, path: string): string {
   const name = ctx.servername ?? hostAuthorityText(ctx.target.host);
-  return `${ctx.scheme}://${name}:${ctx.target.port}|${ctx.decision.rule?.id ?? '(default)'}|${path}`;
+  const application = ctx.publicAuthority === undefined ? '' : `|for ${ctx.publicAuthority}`;
+  return `${ctx.scheme}://${name}:${ctx.target.port}|${ctx.decision.rule?.id ?? '(default)'}${application}|${path}`;
 }
 
 /**
