@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { HostPort } from './client';
@@ -184,14 +184,19 @@ export async function startTollgate(options: TollgateOptions): Promise<Subject> 
   ].join('\n');
   const configFile = path.join(dir, 'tollgate.yaml');
   writeFileSync(configFile, config);
-  // The operational log is discarded by the OS (/dev/null), not drained through a pipe by us.
+  // The operational log is discarded by the OS (/dev/null), not drained through a pipe by us;
+  // BENCH_GATEWAY_STDOUT=FILE appends it (and what V8's --trace-gc prints) to FILE instead.
   // The V8 flags tollgate ships with (bin/tollgate), then BENCH_GATEWAY_NODE_OPTIONS: extra node
   // flags for the gateway only (e.g. --cpu-prof, which NODE_OPTIONS does not accept).
   const nodeFlags = [...shippedNodeFlags(path.resolve(options.distDir, '..')), ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter((f) => f !== '')];
+  const stdoutFile = process.env.BENCH_GATEWAY_STDOUT;
+  const stdout = stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
   const child = spawn(process.execPath, [...nodeFlags, path.join(options.distDir, 'src/main.js'), '--config', configFile], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', stdout, 'inherit'],
     cwd: dir,
   });
+  // The child holds its own copy of the descriptor.
+  if (typeof stdout === 'number') closeSync(stdout);
   await waitForPort(port, child);
   // The CA exists once the listener is up (it is loaded or created before listening).
   const caPem = readFileSync(path.join(dir, 'ca', 'ca.pem'), 'utf8');
