@@ -1,4 +1,4 @@
-import type { ReverseBackend } from '../http/entry';
+import type { ReverseBackend } from '../http/reverse-source';
 import { type Host, hostAuthorityText, normaliseHost } from '../protocol/host';
 import type { Target } from '../protocol/target';
 import { ConfigError } from '../sources/config-error';

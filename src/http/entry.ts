@@ -12,12 +12,14 @@ import { noteLimitBreach } from '../observability/limit-breach';
 import { checkRequestAuthority, decide } from '../policy/decide';
 import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
 import { type Target, parseHostAndOptionalPort } from '../protocol/target';
-import { type Host, hostAuthorityText, isSameHost } from '../protocol/host';
+import { type Host, hostAuthorityText } from '../protocol/host';
 import type { InboundRequest, InboundResponse } from './inbound';
 import type { HttpForwarder } from './forward';
-import { countRawHeader, rawHeaderValue, tooManyHeaders } from './headers';
+import { rawHeaderValue, tooManyHeaders } from './headers';
 import type { RequestContext } from './request-context';
 import { type RecordOptions, refuseRequest } from './request-record';
+import { badRequest, checkHostAgreement, checkRequestFraming, hasBody, presentedAuthorities, replaceForwardingFields, splitAbsoluteForm } from './request-checks';
+import type { ReverseBackend, ReverseSource } from './reverse-source';
 import type { UpgradeSocket } from './upgrade';
 
 export interface HttpEntryOptions extends RecordOptions {
@@ -40,55 +42,6 @@ export interface DecryptedTunnel {
   readonly servername: string | null;
   readonly clientSni: string | null;
   readonly clientTls: TlsSummary | null;
-}
-
-/** Splits an absolute-form request target (RFC 9112 3.2.2) into authority and origin-form path. */
-function splitAbsoluteForm(url: string): { scheme: string; authority: string; path: string } | null {
-  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/.exec(url);
-  if (!match) return null;
-  const path = match[3] === '' ? '/' : match[3]!;
-  return { scheme: match[1]!.toLowerCase(), authority: match[2]!, path: path.startsWith('?') ? `/${path}` : path };
-}
-
-/**
- * Refuses messages whose framing or target is ambiguous (request smuggling): Node's strict
- * parser already rejects Content-Length with Transfer-Encoding, differing Content-Lengths,
- * bad chunk sizes, obs-fold and bare CR; what it lets through is checked here.
- */
-function checkRequestFraming(req: InboundRequest): string | null {
-  if (countRawHeader(req.rawHeaders, 'host') > 1) return 'more than one Host header';
-  const te = rawHeaderValue(req.rawHeaders, 'transfer-encoding');
-  if (te !== undefined && (countRawHeader(req.rawHeaders, 'transfer-encoding') > 1 || te.trim().toLowerCase() !== 'chunked')) {
-    // Any coding but a lone "chunked" would be forwarded re-chunked without its other codings.
-    return `unsupported Transfer-Encoding "${te}" (only "chunked" is accepted)`;
-  }
-  return null;
-}
-
-/** Host header, when present, must name the same host and port as the request target. */
-function checkHostAgreement(req: IncomingMessage, target: Target, defaultPort: number): string | null {
-  const host = rawHeaderValue(req.rawHeaders, 'host');
-  if (host === undefined) return null;
-  const parsed = parseHostAndOptionalPort(host, defaultPort);
-  if (!parsed.ok || !isSameHost(parsed.target.host, target.host) || parsed.target.port !== target.port) {
-    return `the Host header "${host}" does not match the request target`;
-  }
-  return null;
-}
-
-/** Host, and for HTTP/2 :authority, as the client wrote them; :authority first. */
-function presentedAuthorities(req: InboundRequest): string[] {
-  const out: string[] = [];
-  const authority = req.headers[':authority'];
-  if (typeof authority === 'string') out.push(authority);
-  const host = req.headers.host;
-  if (typeof host === 'string') out.push(host);
-  return out;
-}
-
-/** Whether a request announces a body (one an unauthenticated client should not make us read). */
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }
 
 /** A plain request with its destination learned, on its way to a decision. */
@@ -468,58 +421,4 @@ export class HttpEntry {
     );
     return flow;
   }
-}
-
-/** Where a reverse-proxy route sends its requests (frontends/reverse-routes.ts builds them). */
-export interface ReverseBackend {
-  /** The route as the audit record names it: `host` + `path_prefix`, or `default_route`. */
-  readonly route: string;
-  /** The backend URL's scheme and authority, `https://app.internal:8443`. */
-  readonly backend: string;
-  readonly scheme: 'http' | 'https';
-  readonly target: Target;
-  /** SNI and verified name of an https backend; null for an address. */
-  readonly servername: string | null;
-}
-
-/** A reverse-proxy listener as the entry sees it. */
-export interface ReverseSource {
-  /** The flow of a TLS connection; absent for cleartext, whose flow is the connection's own. */
-  readonly flow?: Flow;
-  readonly frontend: FrontendKind;
-  /** The front-end kind policy treats requests as (its allowed ports: http for cleartext, tunnel for TLS). */
-  readonly policyFrontend: FrontendKind;
-  /**
-   * The scheme the client used, and the port policy decides with: the application's public port
-   * (443 or 80), whatever port the listener is bound to or Host names.
-   */
-  readonly scheme: 'http' | 'https';
-  readonly port: number;
-  readonly clientTls: TlsSummary | null;
-  readonly clientSni: string | null;
-  readonly route: (host: Host, path: string) => ReverseBackend | null;
-  /** Why this connection may not carry a request for `host` (421), or null (RFC 9110 7.4). */
-  readonly misdirected?: (host: Host) => string | null;
-  /** Set: refuse the request with 400 for this reason before routing it. */
-  readonly refusal?: string;
-  /** Told the route of each request before its record is written (null: refused before routing). */
-  readonly routed: (requestId: string, backend: ReverseBackend | null) => void;
-}
-
-/** X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) as the gateway saw them, the client's removed. */
-function replaceForwardingFields(req: InboundRequest, seen: { client: string; proto: string; host: string }): void {
-  const drop = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
-  const kept: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (!drop.has(req.rawHeaders[i]!.toLowerCase())) kept.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-  }
-  const node = seen.client.includes(':') ? `"[${seen.client}]"` : seen.client;
-  const host = seen.host.replace(/["\\]/g, '');
-  kept.push('X-Forwarded-For', seen.client, 'X-Forwarded-Proto', seen.proto, 'X-Forwarded-Host', host, 'Forwarded', `for=${node};proto=${seen.proto};host="${host}"`);
-  // rawHeaders is a getter on HTTP/2 requests; an own property shadows it for both kinds.
-  Object.defineProperty(req, 'rawHeaders', { value: kept, configurable: true, enumerable: true, writable: true });
-}
-
-function badRequest(reason: string): GatewayError {
-  return new GatewayError('TG_ERR_BAD_REQUEST', 'parse', reason);
 }
