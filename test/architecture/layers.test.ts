@@ -18,7 +18,8 @@ import path from 'node:path';
  *   mean either exempting them from the guard there (weakening the one door clients use) or
  *   listing infrastructure in upstream.allow_addresses (opening it to clients). backplane/ sits
  *   above the layers whose ports it implements (identity's failure counter, terminals' pinning
- *   ledger, audit's syslog transport), and only gateway.ts (composition) and cli/ import it.
+ *   ledger, audit's syslog transport), and only the composition (gateway.ts, services.ts) and cli/
+ *   import it.
  *
  * Layers, top to bottom (see the README's "How a connection goes through"):
  */
@@ -26,6 +27,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['main.ts'],
   ['cli'],
   ['gateway.ts'],
+  ['services.ts'],
   ['config'],
   ['admin', 'frontends', 'backplane'],
   ['tunnel'],
