@@ -54,6 +54,23 @@ describe('policy loading', () => {
     );
   });
 
+  test('a rule with http rules refuses what is not HTTP: inspect_non_http defaults to deny there, and relay or non_tls: splice beside them is an error', () => {
+    const http = '    http:\n      - request: { path: "/admin/**" }\n        action: deny\n';
+    const policy = compilePolicy([file('a.yaml', `rules:\n  - name: web\n    match: x.com\n    action: inspect\n${http}  - name: mail\n    match: y.com\n    action: inspect\n`)], options);
+    expect(Object.fromEntries(policy.rules.map((r) => [r.id, r.inspectNonHttp]))).toEqual({ web: 'deny', mail: 'relay' });
+    expect(problems([file('a.yaml', `rules:\n  - match: x.com\n    action: inspect\n    inspect_non_http: relay\n${http}`)])).toMatch(
+      /policies\/a\.yaml:\d+: rules\[0\]\.inspect_non_http: inspect_non_http: relay passes decrypted streams that are not HTTP to the origin unseen by this rule's http rules/,
+    );
+    expect(problems([file('a.yaml', `rules:\n  - match: x.com\n    action: inspect\n    non_tls: splice\n${http}`)])).toMatch(
+      /rules\[0\]\.non_tls: non_tls: splice relays tunnels that are neither TLS nor HTTP unseen/,
+    );
+    // Without http rules both stay the operator's choice.
+    expect(compilePolicy([file('a.yaml', 'rules:\n  - match: x.com\n    action: inspect\n    inspect_non_http: relay\n    non_tls: splice\n')], options).rules[0]).toMatchObject({
+      inspectNonHttp: 'relay',
+      nonTls: 'splice',
+    });
+  });
+
   test('the same pattern in two files is an error naming both files', () => {
     const message = problems([file('a.yaml', 'rules:\n  - match: example.com\n    action: splice\n'), file('b.yaml', 'rules:\n  - match: [other.com, EXAMPLE.com.]\n    action: deny\n')]);
     expect(message).toMatch(/policies\/b\.yaml:2: match: pattern "example\.com" is also used by the rule at policies\/a\.yaml:2/);

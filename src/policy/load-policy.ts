@@ -224,6 +224,22 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
   if (raw.inspect_non_http !== undefined && raw.action !== 'inspect') {
     problems.push({ ...at('inspect_non_http'), message: 'inspect_non_http only applies to inspect rules (a spliced tunnel is never decrypted); use non_tls for cleartext' });
   }
+  // Bytes relayed as "not HTTP" are never seen by HTTP rules: with both, a client could frame a
+  // request so it is not taken for one and reach what the rules deny.
+  const hasHttpRules = (raw.http?.length ?? 0) > 0;
+  if (hasHttpRules && raw.inspect_non_http === 'relay') {
+    problems.push({
+      ...at('inspect_non_http'),
+      message:
+        "inspect_non_http: relay passes decrypted streams that are not HTTP to the origin unseen by this rule's http rules; remove it (rules with http rules refuse such streams), or give the non-HTTP service a rule of its own",
+    });
+  }
+  if (hasHttpRules && raw.non_tls === 'splice') {
+    problems.push({
+      ...at('non_tls'),
+      message: "non_tls: splice relays tunnels that are neither TLS nor HTTP unseen by this rule's http rules; remove it, or give the non-TLS service a rule of its own",
+    });
+  }
   const id = raw.name ?? `${source.file}:${line}`;
   const dlp = raw.dlp !== undefined ? compileDlpBlock(source, rulePath, raw.dlp, problems) : null;
   const http = raw.http ? compileHttpRules(source, rulePath, raw.http, id, problems) : [];
@@ -248,7 +264,8 @@ function compileRule(source: YamlSource, raw: z.output<typeof ruleSchema>, index
     socksBind: raw.socks_bind ?? false,
     via: compileVia(raw, options, at, problems),
     nonTls: raw.non_tls ?? 'deny',
-    inspectNonHttp: raw.inspect_non_http ?? 'relay',
+    // A rule with HTTP rules is about HTTP: what is not HTTP is refused unless it says otherwise.
+    inspectNonHttp: raw.inspect_non_http ?? (http.length > 0 ? 'deny' : 'relay'),
   });
 }
 

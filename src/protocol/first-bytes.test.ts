@@ -21,6 +21,12 @@ describe('classifyFirstBytes', () => {
     ['a single uppercase letter', Buffer.from('P'), 'needMore'],
     ['a lowercase method', Buffer.from('get / HTTP/1.1\r\n'), 'unknown'],
     ['a leading space', Buffer.from(' GET /'), 'unknown'],
+    // Empty lines before a request line are ignored by servers (RFC 9112 2.2), so here too.
+    ['a leading CRLF', Buffer.from('\r\nGET /admin HTTP/1.1\r\n'), 'http'],
+    ['leading bare LFs', Buffer.from('\n\nGET /admin HTTP/1.1\r\n'), 'http'],
+    ['line ends only, so far', Buffer.from('\r\n\r\n'), 'needMore'],
+    ['a CRLF and part of a method', Buffer.from('\r\nGE'), 'needMore'],
+    ['more line ends than any server skips', Buffer.from(`${'\r\n'.repeat(9)}GET /`), 'unknown'],
     ['a method followed by a tab', Buffer.from('GET\t/'), 'unknown'],
     ['a digit first', Buffer.from('1GET /'), 'unknown'],
     ['an endless uppercase token', Buffer.from('A'.repeat(25)), 'unknown'],

@@ -25,15 +25,35 @@ function classifyTlsRecord(input: Buffer): FirstBytesKind | 'needMore' {
   return input.readUInt8(2) <= 0x0f ? 'tls' : 'unknown';
 }
 
-/** An uppercase method token followed by a space, as in "GET " or "CONNECT ". */
+/**
+ * Empty lines a server ignores before a request line (RFC 9112 section 2.2: "SHOULD ignore at
+ * least one"; Node's parser and nginx ignore several). Bounded, so a stream of line ends is not
+ * waited on for ever.
+ */
+const MAX_LEADING_LINE_END_BYTES = 16;
+
+function isLineEnd(byte: number): boolean {
+  return byte === 0x0d || byte === 0x0a;
+}
+
+/**
+ * An uppercase method token followed by a space, as in "GET " or "CONNECT ", after any empty
+ * lines: whatever an origin would read as a request line must be read as one here too, or a
+ * request could pass as "not HTTP" and skip the HTTP rules.
+ */
 function classifyRequestLine(input: Buffer): FirstBytesKind | 'needMore' {
-  const scan = Math.min(input.length, MAX_METHOD_CHARS + 1);
-  for (let i = 0; i < scan; i++) {
-    const byte = input.readUInt8(i);
-    if (byte === 0x20) return i > 0 ? 'http' : 'unknown';
-    if (i === 0 ? !isUppercaseLetter(byte) : !isMethodByte(byte)) return 'unknown';
+  let start = 0;
+  while (start < input.length && isLineEnd(input.readUInt8(start))) {
+    start++;
+    if (start > MAX_LEADING_LINE_END_BYTES) return 'unknown';
   }
-  return input.length > MAX_METHOD_CHARS ? 'unknown' : 'needMore';
+  const scan = Math.min(input.length, start + MAX_METHOD_CHARS + 1);
+  for (let i = start; i < scan; i++) {
+    const byte = input.readUInt8(i);
+    if (byte === 0x20) return i > start ? 'http' : 'unknown';
+    if (i === start ? !isUppercaseLetter(byte) : !isMethodByte(byte)) return 'unknown';
+  }
+  return input.length - start > MAX_METHOD_CHARS ? 'unknown' : 'needMore';
 }
 
 /**

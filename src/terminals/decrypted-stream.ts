@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
 import type { Flow } from '../flow/flow';
 import { noteLimitBreach } from '../observability/limit-breach';
-import type { Peek } from '../protocol/first-bytes';
+import { classifyFirstBytes, type Peek } from '../protocol/first-bytes';
 import type { Target } from '../protocol/target';
 import { relayStream } from '../relay/stream-relay';
 import type { RelayEnd } from '../relay/relay';
@@ -67,10 +67,19 @@ export class DecryptedStreams {
   async route(flow: Flow, client: TLSSocket, servername: string | null, negotiated: string | false, opened: { socket: TLSSocket; address: string } | null): Promise<DecryptedRoute> {
     if (negotiated !== false) return this.stream(flow, client, servername, negotiated, Buffer.alloc(0), opened ? { socket: opened.socket, held: Buffer.alloc(0) } : null);
     const wait = this.options.serverFirstWaitMs > 0 ? this.options.serverFirstWaitMs : this.options.headerTimeoutMs;
-    const first = await this.options.peek(client, wait);
+    let first = await this.options.peek(client, wait);
+    if (first.kind === 'timeout' && first.bytes.length > 0 && wait < this.options.headerTimeoutMs) {
+      // The client has started but what it sent could still be a request line ("G", "\r\nGE"):
+      // it gets the whole header timeout to finish it, as an HTTP client would.
+      client.unshift(first.bytes);
+      first = await this.options.peek(client, this.options.headerTimeoutMs);
+    }
     const routed = this.routeClientBytes(flow, client, servername, first, null);
     if (routed) return routed;
-    if (first.bytes.length > 0 || this.options.serverFirstWaitMs === 0) return this.stream(flow, client, servername, false, first.bytes, null);
+    // Still undecided after the header timeout: bytes that may yet become a request line are
+    // never relayed unseen (that would skip the HTTP rules), and a client silent for that long
+    // with server_first_wait off is not waited for any more.
+    if (first.bytes.length > 0 || this.options.serverFirstWaitMs === 0) return this.timedOut(flow, client);
     // Silent after the handshake: taken for a server-first protocol (HTTP clients speak at once,
     // and those that preconnect negotiate HTTP by ALPN), so refused under inspect_non_http: deny.
     if (!this.allowsStreams(flow)) return this.stream(flow, client, servername, false, Buffer.alloc(0), null);
@@ -93,7 +102,6 @@ export class DecryptedStreams {
     if (spoke.signal.aborted && second.kind === 'timeout' && second.bytes.length === 0) return this.stream(flow, client, servername, false, Buffer.alloc(0), origin);
     const routed2 = this.routeClientBytes(flow, client, servername, second, origin);
     if (routed2) return routed2;
-    if (second.bytes.length > 0) return this.stream(flow, client, servername, false, second.bytes, origin);
     origin.socket.destroy();
     return this.timedOut(flow, client);
   }
@@ -105,11 +113,13 @@ export class DecryptedStreams {
       client.unshift(peek.bytes);
       return { kind: 'http' };
     }
-    if (peek.kind === 'closed' && peek.bytes.length === 0) {
+    if (peek.kind === 'closed' && (peek.bytes.length === 0 || classifyFirstBytes(peek.bytes) === 'needMore')) {
+      // Gone before saying anything, or part-way through what could have been a request line.
       origin?.socket.destroy();
       client.destroy();
       return { kind: 'done', close: 'client-closed' };
     }
+    // Undecided when time ran out: the caller waits longer or gives up, never relays.
     if (peek.kind === 'timeout') return null;
     return this.stream(flow, client, servername, false, peek.bytes, origin);
   }
