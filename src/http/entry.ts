@@ -10,6 +10,7 @@ import { authenticateProxyRequest, type ProxyAuthSettings } from '../identity/pr
 import type { Principal } from '../identity/principal';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { checkRequestAuthority, decide } from '../policy/decide';
+import { canonicalPath } from '../policy/rules/path';
 import type { CompiledPolicy, Decision, FrontendKind } from '../policy/types';
 import { type Target, parseHostAndOptionalPort } from '../protocol/target';
 import { type Host, hostAuthorityText } from '../protocol/host';
@@ -287,8 +288,19 @@ export class HttpEntry {
       return;
     }
     const host = parsed.target.host;
+    // Routes are chosen on the canonical path, as HTTP rules match: a path_prefix is where an
+    // application's exposure ends, and `/api/../internal` must not pick the /api/ backend and
+    // then be resolved outside it there. Spellings backends read differently are refused.
+    const decision = decide({ target: host, port: source.port, sni: null, frontend: source.policyFrontend, principal: null }, this.options.policy());
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const routingPath = canonicalPath(query < 0 ? url : url.slice(0, query), { allowEncodedSlashes: decision.rule?.allowEncodedSlashes ?? false });
+    if (!routingPath.ok) {
+      refuse(badRequest(`the request path cannot be routed: ${routingPath.reason}`), true);
+      return;
+    }
     const misdirected = source.misdirected?.(host) ?? null;
-    const backend = misdirected === null ? source.route(host, req.url ?? '/') : null;
+    const backend = misdirected === null ? source.route(host, routingPath.path) : null;
     if (!backend) {
       const error = new GatewayError('TG_ERR_MISDIRECTED', 'decide', misdirected ?? `no route in reverse.routes serves ${authority.trim()} and there is no reverse.default_route`);
       flow.log.info({ request_id: requestId, host: authority.trim(), reason: error.message }, 'reverse request refused: misdirected (421)');
@@ -296,7 +308,6 @@ export class HttpEntry {
       return;
     }
     source.routed(requestId, backend);
-    const decision = decide({ target: host, port: source.port, sni: null, frontend: source.policyFrontend, principal: null }, this.options.policy());
     flow.learnedTarget({ host, port: source.port });
     flow.decided(decision, true);
     const context = ctx(decision, backend, `${hostAuthorityText(host)}:${source.port}`);

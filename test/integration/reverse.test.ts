@@ -165,6 +165,26 @@ describe('reverse-proxy listener', () => {
     expect((await recordFor('/secure/hello')).route).toBe('app.example/secure/');
   });
 
+  test('routes are chosen on the canonical path: dot segments cannot pick the /secure/ backend and leave it there', async () => {
+    const tlsBefore = origins.tls.seen.length;
+    const plainBefore = origins.plain.seen.length;
+    // Into /secure/ and back out: the canonical path is /hello, which the plain backend serves.
+    for (const spelling of ['/secure/../hello?case=dots', '/secure/%2e%2e/hello?case=encoded-dots', '/secure;x/../hello?case=params']) {
+      const res = await plain('app.example', spelling, ['--path-as-is']);
+      expect(res.status).toBe(200);
+    }
+    expect(origins.tls.seen.slice(tlsBefore)).toEqual([]);
+    expect(origins.plain.seen.slice(plainBefore)).toHaveLength(3);
+    // And the other way: a spelling that reaches /secure/ once resolved goes to the /secure/ backend.
+    await plain('app.example', '/public/../secure/hello', ['--path-as-is']);
+    expect(origins.tls.seen.slice(tlsBefore).map((s) => s.url)).toEqual(['/public/../secure/hello']);
+    // A spelling backends read differently is refused before any routing.
+    const slash = await plain('app.example', '/secure/..%2Fhello', ['--path-as-is']);
+    expect(slash.status).toBe(400);
+    expect(slash.body).toMatch(/cannot be routed: an encoded slash/);
+    expect(origins.tls.seen.slice(tlsBefore)).toHaveLength(1);
+  });
+
   test('a wildcard route serves one more label', async () => {
     const res = await https('one.apps.example', '/hello?case=wild');
     expect(res.status).toBe(200);
