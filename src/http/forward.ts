@@ -12,7 +12,7 @@ import { refreshInBackground } from './cache-refresh';
 import { Enforcement } from './enforcement';
 import { type InboundRequest, type InboundResponse, withoutPseudoHeaders, writeResponseHead } from './inbound';
 import { type BodyFraming, requestBodyFraming } from './framing';
-import { forwardRequestHeaders, forwardResponseHeaders, rawHeaderValue, viaNamesUs } from './headers';
+import { forwardRequestHeaders, forwardResponseHeaders, rawHeaderValue, viaNamesUs, withoutHopByHop } from './headers';
 import type { OriginExchange, OriginLeg, OriginReply, UpgradedReply } from './origin-leg';
 import { type RequestContext, hostHeaderFor } from './request-context';
 import { type RecordOptions, RequestTracker, refuseRequest } from './request-record';
@@ -94,7 +94,9 @@ export class HttpForwarder {
       ctx.flow.log.warn({ rule: ctx.decision.rule?.id, origin }, 'origin certificate NOT verified: upstream_insecure is set on this rule');
     }
     const tracker = waited ?? new RequestTracker(ctx, req, res, this.options, rules);
-    const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutPseudoHeaders(req.rawHeaders)), {
+    // The client's hop-by-hop fields go first: its Connection header cannot name a field the
+    // rules set (set_header) or the gateway adds.
+    const forwarded = forwardRequestHeaders(rules.requestHeaders(withoutHopByHop(withoutPseudoHeaders(req.rawHeaders))), {
       host: ctx.hostHeader ?? hostHeaderFor(scheme, target),
       httpVersion: req.httpVersion,
       via,
@@ -270,7 +272,8 @@ export class HttpForwarder {
       return;
     }
     // HTTP rules, response phase: before the response is sent or stored in the cache.
-    const verdict = rules.response(reply.status, reply.rawHeaders);
+    // The origin's hop-by-hop fields go before the response rules edit the rest.
+    const verdict = rules.response(reply.status, withoutHopByHop(reply.rawHeaders));
     if (verdict.refusal) {
       stop();
       // An upload still in flight is abandoned, so the connection cannot carry another request.

@@ -1,4 +1,4 @@
-import { forwardRequestHeaders, forwardResponseHeaders } from './headers';
+import { forwardRequestHeaders, forwardResponseHeaders, withoutHopByHop } from './headers';
 
 describe('forwardRequestHeaders', () => {
   const options = { host: 'origin.example', httpVersion: '1.1', via: 'tollgate', forwardedFor: null };
@@ -60,5 +60,18 @@ describe('forwardResponseHeaders', () => {
       'tollgate',
     );
     expect(out).toEqual(['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Via', '1.1 tollgate']);
+  });
+});
+
+describe('withoutHopByHop', () => {
+  test('drops the hop-by-hop fields and those Connection names, keeps the rest in order', () => {
+    const raw = ['Host', 'a.test', 'Connection', 'keep-alive, X-Named', 'Keep-Alive', 'timeout=5', 'X-Named', 'hop', 'TE', 'trailers', 'Accept', '*/*', 'x-named', 'again'];
+    expect(withoutHopByHop(raw)).toEqual(['Host', 'a.test', 'Accept', '*/*']);
+  });
+
+  test('fields added after it cannot be named away by the Connection header it removed', () => {
+    const stripped = withoutHopByHop(['Connection', 'X-Tenant', 'X-Tenant', 'evil']);
+    const out = forwardRequestHeaders([...stripped, 'X-Tenant', 'acme'], { host: 'a.test', httpVersion: '1.1', via: 'tollgate', forwardedFor: null });
+    expect(out).toEqual(['Host', 'a.test', 'X-Tenant', 'acme', 'Via', '1.1 tollgate']);
   });
 });

@@ -30,6 +30,23 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
   return tokens;
 }
 
+/**
+ * The fields of a message without its hop-by-hop ones (HOP_BY_HOP and those its Connection
+ * header names). Applied to what a client or origin sent *before* the gateway adds or edits
+ * fields (HTTP rules' set_header, forwarding fields), so a `Connection` header can only ever
+ * remove fields its sender sent, never one the gateway set.
+ */
+export function withoutHopByHop(rawHeaders: readonly string[]): string[] {
+  const listed = connectionTokens(rawHeaders);
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const lower = rawHeaders[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower)) continue;
+    out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  }
+  return out;
+}
+
 function viaValue(existing: string | null, httpVersion: string, pseudonym: string): string {
   const own = `${httpVersion} ${pseudonym}`;
   return existing === null ? own : `${existing}, ${own}`;

@@ -90,6 +90,25 @@ describe('replaceForwardingFields', () => {
     ]);
   });
 
+  test("the client's hop-by-hop fields go first, so its Connection header cannot name the fields added", () => {
+    const req = request(['Host', 'app.test', 'Connection', 'X-Forwarded-For, Forwarded, X-Secret', 'X-Secret', 'dropped', 'Accept', '*/*']);
+    replaceForwardingFields(req as InboundRequest, { client: '192.0.2.7', proto: 'http', host: 'app.test' });
+    expect(req.rawHeaders).toEqual([
+      'Host',
+      'app.test',
+      'Accept',
+      '*/*',
+      'X-Forwarded-For',
+      '192.0.2.7',
+      'X-Forwarded-Proto',
+      'http',
+      'X-Forwarded-Host',
+      'app.test',
+      'Forwarded',
+      'for=192.0.2.7;proto=http;host="app.test"',
+    ]);
+  });
+
   test('an IPv6 client is quoted and bracketed in Forwarded; quotes in Host cannot break out', () => {
     const req = request([]);
     replaceForwardingFields(req as InboundRequest, { client: '2001:db8::7', proto: 'http', host: 'a"b\\.test' });

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors/gateway-error';
 import { isSameHost } from '../protocol/host';
 import { parseHostAndOptionalPort, type Target } from '../protocol/target';
-import { countRawHeader, rawHeaderValue } from './headers';
+import { countRawHeader, rawHeaderValue, withoutHopByHop } from './headers';
 import type { InboundRequest } from './inbound';
 
 /**
@@ -63,8 +63,10 @@ export function hasBody(req: IncomingMessage): boolean {
 export function replaceForwardingFields(req: InboundRequest, seen: { client: string; proto: string; host: string }): void {
   const drop = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
   const kept: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (!drop.has(req.rawHeaders[i]!.toLowerCase())) kept.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  // Hop-by-hop fields first, so the client's Connection header cannot name the fields added here.
+  const endToEnd = withoutHopByHop(req.rawHeaders);
+  for (let i = 0; i < endToEnd.length; i += 2) {
+    if (!drop.has(endToEnd[i]!.toLowerCase())) kept.push(endToEnd[i]!, endToEnd[i + 1]!);
   }
   const node = seen.client.includes(':') ? `"[${seen.client}]"` : seen.client;
   const host = seen.host.replace(/["\\]/g, '');

@@ -159,6 +159,15 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     expect(record.flagged_by).toEqual([]);
   });
 
+  test("a client's Connection header cannot remove a field set_header adds", async () => {
+    const res = await curl([...clientArgs, '--http1.1', '-H', 'Connection: keep-alive, X-Tenant, X-Client-Data', '-H', 'X-Client-Data: secret-telemetry', `${base}/hello?connection-names=1`]);
+    expect(res.status).toBe(200);
+    const seen = origin.seen.find((s) => s.url === '/hello?connection-names=1')!;
+    expect(seen.headers['x-tenant']).toBe('acme');
+    // What the client sent and named in Connection is still dropped (hop-by-hop, RFC 9110 7.6.1).
+    expect(seen.headers['x-client-data']).toBeUndefined();
+  });
+
   test('log is report-only: the request goes through and the record is flagged', async () => {
     const res = await curl([...clientArgs, '-H', 'X-Trial: 1', `${base}/hello?trial=1`]);
     expect(res.status).toBe(200);

@@ -156,6 +156,16 @@ describe('reverse-proxy listener', () => {
     expect(record.frontend).toBe('reverse');
   });
 
+  test("a client's Connection header cannot remove the forwarding fields the gateway adds", async () => {
+    const res = await plain('app.example', '/echo?case=connection-names', ['-H', 'Connection: keep-alive, X-Forwarded-For, Forwarded, X-Forwarded-Host, X-Forwarded-Proto']);
+    expect(res.status).toBe(200);
+    const seen = JSON.parse(res.body) as { headers: Record<string, string> };
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+    expect(seen.headers['x-forwarded-host']).toBe(`app.example:${httpPort}`);
+    expect(seen.headers.forwarded).toBe(`for=127.0.0.1;proto=http;host="app.example:${httpPort}"`);
+  });
+
   test('the longest path prefix wins: /secure/ goes to the HTTPS backend, verified with its ca_file', async () => {
     const before = origins.tls.seen.length;
     const res = await https('app.example', '/secure/hello');
