@@ -80,6 +80,28 @@ describe('bypass: cache keys and Vary after header edits', () => {
     expect(records.map((r) => r.cache)).toEqual(['miss', 'miss', 'hit']);
   });
 
+  test("a response fetched with a user's Cookie is not kept for others unless the origin says it is for everyone", async () => {
+    const personal = `https://victim.test:${lab.httpsPort}/account?cc=max-age%3D600`;
+    const alice = await get(personal, '-H', 'Cookie: session=ALICE');
+    expect(alice.status).toBe(200);
+    const anonymous = await get(personal);
+    expect(anonymous.status).toBe(200);
+    expect(lab.requestsFor('/account').map((r) => r.headers.cookie ?? null)).toEqual(['session=ALICE', null]);
+    // public: the origin says the page is the same for everyone, cookie or not.
+    const shared = `https://victim.test:${lab.httpsPort}/news?cc=public,max-age%3D600`;
+    await get(shared, '-H', 'Cookie: session=ALICE');
+    const second = await get(shared);
+    expect(second.status).toBe(200);
+    expect(lab.requestsFor('/news')).toHaveLength(1);
+    const records = (await gw.audit()).filter((r): r is RequestRecord => r.type === 'request' && (r.path.startsWith('/account') || r.path.startsWith('/news')));
+    expect(records.map((r) => [r.path.split('?')[0], r.cache])).toEqual([
+      ['/account', 'miss'],
+      ['/account', 'miss'],
+      ['/news', 'miss'],
+      ['/news', 'hit'],
+    ]);
+  });
+
   test("one group rule's response is not served under another group's rule, even without Vary", async () => {
     const url = `https://other.test:${lab.httpsPort}/group-page?cc=public,max-age=600`;
     const a = await get(url, '--proxy-user', 'alice:pw-a');

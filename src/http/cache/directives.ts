@@ -12,7 +12,16 @@ export function responseDirectives(entry: StoredResponse): Readonly<Record<strin
 
 /** RFC 9111 section 3.5: a shared cache serves a request carrying Authorization only from such responses. */
 export function allowsAuthorized(entry: StoredResponse): boolean {
-  const cc = responseDirectives(entry);
+  return explicitlyShareable(responseDirectives(entry));
+}
+
+/**
+ * Whether a response's own Cache-Control says a shared cache may keep it for everyone: the
+ * directives RFC 9111 3.5 accepts for a request that carried Authorization. The cache holds a
+ * response to a request with a Cookie to the same standard: a page fetched with one user's
+ * session is personal unless the origin says otherwise, `private` or not.
+ */
+export function explicitlyShareable(cc: Readonly<Record<string, string | boolean>>): boolean {
   return cc['public'] !== undefined || cc['s-maxage'] !== undefined || cc['must-revalidate'] !== undefined;
 }
 

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import CachePolicy from 'http-cache-semantics';
 import type { InboundRequest, InboundResponse } from '../inbound';
 import type { RequestContext } from '../request-context';
-import { allowsAuthorized, requestDirective, responseDirectives, single, toRawHeaders } from './directives';
+import { allowsAuthorized, explicitlyShareable, requestDirective, responseDirectives, single, toRawHeaders } from './directives';
 import { cacheKey, headerObject, retainedRequest } from './request-view';
 import { requestBodyFraming } from '../framing';
 import { appendCacheStatus, type CacheOutcome, type CacheStatusParams, cacheStatusMember, type ForwardReason } from './cache-status';
@@ -457,6 +457,8 @@ export class CacheExchange {
     // A shared cache must not hand one user's session cookie to the next (http-cache-semantics
     // would store it and only refuse freshness; a 304 would then replay the cookie).
     if (headers['set-cookie'] !== undefined) return false;
+    // Fetched with a user's Cookie: kept only when the origin says it is for everyone.
+    if (this.headers.cookie !== undefined && !explicitlyShareable(policy.toObject().rescc as Record<string, string | boolean>)) return false;
     if (varyNames(single(headers['vary'])).includes('*')) return false;
     // Keep immediately-stale responses only when they can be revalidated cheaply.
     return policy.timeToLive() > 0 || headers.etag !== undefined || headers['last-modified'] !== undefined;
