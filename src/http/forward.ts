@@ -202,8 +202,14 @@ export class HttpForwarder {
           this.respond(ctx, req, res, rules, tracker, reply, stop);
           // An origin that stops sending mid-body is cut after upstream.idle_timeout, as a
           // failure of the origin (never as a complete response: fail() resets the client).
+          // While the gateway holds bytes the client has not taken (backpressure), the origin
+          // is waiting on the client, not silent: the client's own idle limit applies then.
           const ms = this.options.originIdleTimeoutMs;
           const stall = setTimeout(() => {
+            if (reply.body.isPaused() || reply.body.readableLength > 0) {
+              stall.refresh();
+              return;
+            }
             const error = new GatewayError('TG_ERR_UPSTREAM_TIMEOUT', 'forward', `${origin} sent no response bytes for ${ms} ms`);
             exchange.cancel();
             fail(error, 'upstream.idle_timeout');
