@@ -114,6 +114,8 @@ interface Transcript {
   readonly client: FakeClient;
   readonly splice: FakeSplice;
   readonly record: ConnectionRecord;
+  /** The time limit each peek was given (null: none). */
+  readonly peekTimeouts: (number | null)[];
 }
 
 interface Scenario {
@@ -136,6 +138,7 @@ async function transcript(scenario: Scenario): Promise<Transcript> {
   const replies: string[] = [];
   const dialled: string[] = [];
   const inspected: string[] = [];
+  const peekTimeouts: (number | null)[] = [];
   const originSpoke = new AbortController();
   if (scenario.serverFirst) originSpoke.abort();
   const deps: TunnelDeps = {
@@ -149,7 +152,10 @@ async function transcript(scenario: Scenario): Promise<Transcript> {
     check: async () => {
       if (scenario.check && scenario.check !== 'ok') throw scenario.check;
     },
-    peek: async (_client, _initial, _timeout, signal) => (signal?.aborted ? { kind: 'timeout', bytes: Buffer.alloc(0) } : scenario.peek),
+    peek: async (_client, _initial, timeout, signal) => {
+      peekTimeouts.push(timeout);
+      return signal?.aborted ? { kind: 'timeout', bytes: Buffer.alloc(0) } : scenario.peek;
+    },
     cleartext: {
       serve: async (flow) => {
         inspected.push(`cleartext ${flow.target!.port}`);
@@ -179,7 +185,7 @@ async function transcript(scenario: Scenario): Promise<Transcript> {
     ),
   );
   expect(records).toHaveLength(1);
-  return { replies, dialled, inspected, client, splice, record: records[0] as ConnectionRecord };
+  return { replies, dialled, inspected, client, splice, record: records[0] as ConnectionRecord, peekTimeouts };
 }
 
 describe('the tunnel state machine, as transcripts', () => {
@@ -248,6 +254,15 @@ describe('the tunnel state machine, as transcripts', () => {
     expect(t.inspected).toEqual([]);
     expect(t.client.ended).toEqual(Buffer.alloc(0));
     expect(t.record).toMatchObject({ action: 'inspect', first_bytes: 'none', close: 'refused' });
+  });
+
+  test('peek timeout on a spliced tunnel: limits.peek_timeout bounds it too; the origin leg is let go, recorded', async () => {
+    const t = await transcript({ target: 'splice.example', peek: { kind: 'timeout', bytes: Buffer.alloc(0) } });
+    expect(t.peekTimeouts).toEqual([1000]);
+    expect(t.replies).toEqual(['accept']);
+    expect(t.splice.calls).toContain('detach');
+    expect(t.record).toMatchObject({ action: 'splice', first_bytes: 'none', close: 'refused' });
+    expect(t.record.error).toMatch(/^TG_ERR_CLIENT_TIMEOUT: no bytes from the client within 1000 ms/);
   });
 
   test('cleartext HTTP in a tunnel to an inspected destination goes to the cleartext terminal, bytes put back', async () => {

@@ -166,7 +166,8 @@ async function dialLeg(target: Target, client: Socket, deps: TunnelDeps): Promis
  * FTP greet) makes the stream a server-first protocol, which is neither TLS nor HTTP.
  */
 async function peekSpliced(client: Socket, initial: Buffer, splice: SpliceLeg, originSpoke: AbortSignal | null, deps: TunnelDeps): Promise<FirstSpeaker> {
-  const peek = await deps.peek(client, initial, null, originSpoke ?? undefined);
+  // limits.peek_timeout bounds a client that says nothing to an origin that says nothing.
+  const peek = await deps.peek(client, initial, deps.peekTimeoutMs, originSpoke ?? undefined);
   return { peek, splice, serverFirst: isServerFirst(peek, originSpoke), originSpoke };
 }
 
@@ -257,6 +258,7 @@ async function terminate(flow: Flow, client: Socket, first: FirstSpeaker, policy
     case 'timeout':
       flow.peeked('none');
       noteLimitBreach(flow.log, 'limits.peek_timeout', flow.frontend, { limit_ms: deps.peekTimeoutMs });
+      flow.failed(new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `no bytes from the client within ${deps.peekTimeoutMs} ms (limits.peek_timeout)`));
       return refuseAfterPeek(`no bytes from the client within ${deps.peekTimeoutMs} ms`, false);
     case 'invalid-tls':
       flow.peeked('tls');
