@@ -3,6 +3,8 @@ import type { Target } from '../protocol/target';
 import { hostAuthorityText, hostText } from '../protocol/host';
 import type { Egress } from './egress';
 
+/** Header fields an origin's HTTP/2 response may carry: beyond what any real response needs, bounded by size too. */
+const ORIGIN_MAX_HEADER_PAIRS = 2_000;
 export interface H2SessionOptions {
   readonly idleTimeoutMs: number;
 }
@@ -44,7 +46,9 @@ export class H2Sessions {
 
   private async open(target: Target, servername: string | null, key: string): Promise<http2.ClientHttp2Session> {
     const { socket } = await this.egress.connect(target, { tls: { servername, verifyCertificate: true, alpn: ['h2'] } });
-    const session = http2.connect(`https://${hostAuthorityText(target.host)}:${target.port}`, { createConnection: () => socket });
+    // Node's client refuses a response with more than 128 header fields by default; the
+    // HTTP/1.1 leg (undici) limits only their size. The same response must pass either leg.
+    const session = http2.connect(`https://${hostAuthorityText(target.host)}:${target.port}`, { createConnection: () => socket, maxHeaderListPairs: ORIGIN_MAX_HEADER_PAIRS });
     const entry = this.sessions.get(key);
     const forget = (): void => {
       if (entry) this.forget(key, entry);

@@ -16,7 +16,7 @@ import { issue, tempDir, writePem } from './pki';
  * on both sides. So these origins answer normally until `arm()`: probe first (the answer is
  * cached), then break, which is how an HTTP/2 client meets such a fault in production.
  */
-export const FAULTS = ['refused', 'connect-stall', 'reset-mid-headers', 'reset-mid-body', 'slow-headers', 'slow-body', 'untrusted-cert', 'wrong-host-cert'] as const;
+export const FAULTS = ['refused', 'connect-stall', 'reset-mid-headers', 'reset-mid-body', 'slow-headers', 'slow-body', 'untrusted-cert', 'wrong-host-cert', 'many-header-fields'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface FaultTimings {
@@ -58,6 +58,8 @@ export function faultPki(name: string): FaultPki {
 }
 
 const BODY_BYTES = 1000;
+/** Response header fields of the many-header-fields origin: more than Node's HTTP/2 default of 128. */
+export const MANY_HEADER_FIELDS = 200;
 const FIRST_BYTES = 100;
 /** Time for bytes already written to reach the peer before the reset that follows them. */
 const FLUSH_MS = 100;
@@ -94,6 +96,14 @@ function responder(fault: Fault, timings: FaultTimings): Respond {
         res.writeHead(200, head);
         (res as NodeJS.WritableStream).write(Buffer.alloc(FIRST_BYTES, 0x61));
         setTimeout(() => !res.destroyed && res.end(Buffer.alloc(BODY_BYTES - FIRST_BYTES, 0x61)), timings.bodyStallMs);
+      };
+    case 'many-header-fields':
+      // Not a fault, but where the two legs' limits differed (Node's HTTP/2 client: 128 fields).
+      return (res) => {
+        const many: Record<string, string> = { ...head };
+        for (let i = 0; i < MANY_HEADER_FIELDS; i++) many[`x-field-${i}`] = String(i);
+        res.writeHead(200, many);
+        res.end(Buffer.alloc(BODY_BYTES, 0x61));
       };
     default:
       return (res) => {

@@ -21,7 +21,8 @@ export async function h2Session(proxyPort: number, name: string, port: number, c
     secure.once('secureConnect', () => resolve());
     secure.once('error', reject);
   });
-  const session = http2.connect(`https://${name}:${port}`, { createConnection: () => secure });
+  // Room for responses with many header fields (Node's default is 128), as browsers allow.
+  const session = http2.connect(`https://${name}:${port}`, { createConnection: () => secure, maxHeaderListPairs: 1000 });
   session.on('error', () => undefined);
   return { session, alpn: secure.alpnProtocol };
 }
