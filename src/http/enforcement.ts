@@ -4,7 +4,9 @@ import { GatewayError } from '../errors/gateway-error';
 import type { Refusal } from '../errors/refusal';
 import { publish } from '../observability/events';
 import type { PolicyRule } from '../policy/types';
+import type { DlpFinding } from '../policy/dlp/dlp-types';
 import { createDlpScanner, DlpMatch } from '../policy/dlp/scanner';
+import { createDecodedScanner, type UploadView, UploadUninspectable, uploadView } from './upload-views';
 import { type InboundRequest, withoutPseudoHeaders } from './inbound';
 import {
   applyHeaderEdits,
@@ -145,6 +147,15 @@ function ruleRefusal(rule: HttpRule, fallback: string): Refusal {
   return { kind: 'http-deny', ruleId: rule.id, reason: rule.reason ?? fallback };
 }
 
+/** A stage that refuses the upload at its first byte: DLP in deny mode cannot read it. */
+function refuseUninspectable(reason: string): Transform {
+  return new Transform({
+    transform(_chunk: Buffer, _encoding, callback) {
+      callback(new UploadUninspectable(reason));
+    },
+  });
+}
+
 /**
  * Everything the forwarding path does for HTTP rules and DLP on one exchange, in order:
  *   1. request phase (`refusal`, `requestHeaders`) before anything leaves the gateway (and
@@ -161,11 +172,14 @@ export class Enforcement {
   private readonly ambiguousPath: string | null = null;
   private readonly findings: DlpAuditEntry[] = [];
   private readonly dlpFlag: string[] = [];
+  /** What DLP reads of the upload besides its bytes as sent (upload-views.ts). */
+  private readonly view: UploadView;
 
   private constructor(
     private readonly rule: PolicyRule | null,
     req: InboundRequest,
   ) {
+    this.view = rule?.dlp ? uploadView(req.rawHeaders) : { kind: 'raw' };
     if (!rule || rule.http.length === 0) return;
     const target = ruleTarget(req.url ?? '/', { allowEncodedSlashes: rule.allowEncodedSlashes });
     if (target.ok) this.outcome = RuleOutcome.forRequest(rule.http, req, target.path, target.query);
@@ -203,17 +217,22 @@ export class Enforcement {
     // DLP is not an HTTP rule: an `allow` ends the rules, but uploads are still scanned.
     if (dlp) {
       const ruleId = this.rule!.id;
-      stages.push(
-        createDlpScanner({
-          detectors: dlp.detectors,
-          stopOnFirst: dlp.action === 'deny',
-          onFinding: (finding) => {
-            this.findings.push({ detector: finding.detector, offset: finding.offset, action: dlp.action });
-            if (dlp.action === 'log' && this.dlpFlag.length === 0) this.dlpFlag.push(`${ruleId}/dlp`);
-            publish('tollgate:dlp:matched', { detector: finding.detector, action: dlp.action });
-          },
-        }),
-      );
+      const scanning = {
+        detectors: dlp.detectors,
+        stopOnFirst: dlp.action === 'deny',
+        onFinding: (finding: DlpFinding) => {
+          // The bytes as sent and their decoded view often hold the same match at the same offset.
+          if (this.findings.some((f) => f.detector === finding.detector && f.offset === finding.offset)) return;
+          this.findings.push({ detector: finding.detector, offset: finding.offset, action: dlp.action });
+          if (dlp.action === 'log' && this.dlpFlag.length === 0) this.dlpFlag.push(`${ruleId}/dlp`);
+          publish('tollgate:dlp:matched', { detector: finding.detector, action: dlp.action });
+        },
+      };
+      stages.push(createDlpScanner(scanning));
+      // Compressed or form-encoded uploads are also scanned as the server will read them.
+      const view = this.view;
+      if (view.kind === 'decoded') stages.push(createDecodedScanner({ ...scanning, view }));
+      else if (view.kind === 'unscannable' && dlp.action === 'deny') stages.push(refuseUninspectable(view.reason));
     }
     this.inspectsUpload = stages.length > 0;
     let cut = false;
@@ -224,7 +243,9 @@ export class Enforcement {
         body.unpipe();
         if (err instanceof BodyLimitExceeded) onCut(ruleRefusal(err.rule, `request body larger than HTTP rule ${err.rule.id} allows`));
         else if (err instanceof DlpMatch) onCut({ kind: 'error', error: new GatewayError('TG_ERR_DLP_BLOCKED', 'forward', `${err.message} (rule ${this.rule?.id ?? '?'})`) });
-        else onCut({ kind: 'error', error: new GatewayError('TG_ERR_INTERNAL', 'forward', err.message) });
+        else if (err instanceof UploadUninspectable) {
+          onCut({ kind: 'error', error: new GatewayError('TG_ERR_DLP_BLOCKED', 'forward', `upload refused: DLP cannot inspect it: ${err.message} (rule ${this.rule?.id ?? '?'})`) });
+        } else onCut({ kind: 'error', error: new GatewayError('TG_ERR_INTERNAL', 'forward', err.message) });
       });
       stream = stream.pipe(stage);
     }

@@ -20,26 +20,52 @@ export interface ScannerOptions {
 }
 
 /**
- * Scans a byte stream for detector matches with bounded memory. The last `holdBack` bytes (the
- * longest text any detector can need) are held until the next chunk arrives, so that
+ * Scans a byte stream for detector matches with bounded memory, one chunk at a time. The last
+ * `holdBack` bytes (the longest text any detector can need) are held until the next chunk
+ * arrives, so that
  *   - a match split across chunk boundaries is still seen whole, and
  *   - in deny mode the bytes of a match are never passed on before it is recognised.
  * A match that ends exactly at the end of the data seen so far could still grow, so it is
  * decided only once more data (or the end) arrives. Memory: one chunk plus `holdBack` bytes.
  */
-export function createDlpScanner(options: ScannerOptions): Transform {
-  const { detectors, stopOnFirst, onFinding } = options;
-  // One byte more than the longest match: the first held byte is context only (see scan).
-  const holdBack = Math.max(1, ...detectors.map((d) => d.maxLength)) + 1;
-  // Offsets are of whole bytes: Latin-1 maps each byte to one UTF-16 unit, so string indexes
-  // are byte offsets and no multi-byte character is ever split by a chunk boundary.
-  let held: Buffer = Buffer.alloc(0);
-  /** Stream offset of held[0]. */
-  let heldAt = 0;
-  const lastStart = new Map<string, number>();
-  let findings = 0;
+export class DlpScan {
+  private readonly holdBack: number;
+  private held: Buffer = Buffer.alloc(0);
+  /** Stream offset of held[0]: every byte before it is scanned and can start no later match. */
+  private heldAt = 0;
+  private readonly lastStart = new Map<string, number>();
+  private findings = 0;
 
-  const scan = (text: string, base: number, final: boolean): DlpFinding | null => {
+  constructor(private readonly options: ScannerOptions) {
+    // One byte more than the longest match: the first held byte is context only (see scan).
+    this.holdBack = Math.max(1, ...options.detectors.map((d) => d.maxLength)) + 1;
+  }
+
+  /** Bytes of the stream that are scanned and safe to pass on (a match can no longer include them). */
+  get cleared(): number {
+    return this.heldAt;
+  }
+
+  /**
+   * Scans `chunk` after what was held; `pass` receives the bytes that are now safe to pass on.
+   * Returns the finding that stops the stream (deny mode), else null; `final` at the end.
+   */
+  feed(chunk: Buffer, final: boolean, pass: (bytes: Buffer) => void): DlpFinding | null {
+    const data = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+    // Offsets are of whole bytes: Latin-1 maps each byte to one UTF-16 unit, so string indexes
+    // are byte offsets and no multi-byte character is ever split by a chunk boundary.
+    const found = this.options.detectors.length > 0 ? this.scan(data.toString('latin1'), this.heldAt, final) : null;
+    if (found) return found;
+    const keep = final ? 0 : Math.min(this.holdBack, data.length);
+    if (data.length > keep) pass(data.subarray(0, data.length - keep));
+    // Copy what is held so the large chunk it came from can be freed.
+    this.held = keep > 0 ? Buffer.from(data.subarray(data.length - keep)) : Buffer.alloc(0);
+    this.heldAt += data.length - keep;
+    return null;
+  }
+
+  private scan(text: string, base: number, final: boolean): DlpFinding | null {
+    const { detectors, stopOnFirst, onFinding } = this.options;
     for (const detector of detectors) {
       const regex = detector.regex;
       regex.lastIndex = 0;
@@ -63,43 +89,35 @@ export function createDlpScanner(options: ScannerOptions): Transform {
           continue;
         }
         const offset = base + start;
-        if (offset <= (lastStart.get(detector.name) ?? -1)) continue;
-        lastStart.set(detector.name, offset);
+        if (offset <= (this.lastStart.get(detector.name) ?? -1)) continue;
+        this.lastStart.set(detector.name, offset);
         const finding = { detector: detector.name, offset };
         if (stopOnFirst) return finding;
-        if (findings < MAX_FINDINGS) onFinding(finding);
-        findings++;
+        if (this.findings < MAX_FINDINGS) onFinding(finding);
+        this.findings++;
       }
     }
     return null;
-  };
+  }
+}
 
-  const process = (chunk: Buffer, final: boolean, push: (b: Buffer) => void): DlpFinding | null => {
-    const data = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-    const found = detectors.length > 0 ? scan(data.toString('latin1'), heldAt, final) : null;
-    if (found) return found;
-    const keep = final ? 0 : Math.min(holdBack, data.length);
-    if (data.length > keep) push(data.subarray(0, data.length - keep));
-    // Copy what is held so the large chunk it came from can be freed.
-    held = keep > 0 ? Buffer.from(data.subarray(data.length - keep)) : Buffer.alloc(0);
-    heldAt += data.length - keep;
-    return null;
+/** A DlpScan as a stream stage: bytes pass once scanned; deny mode fails with DlpMatch. */
+export function createDlpScanner(options: ScannerOptions): Transform {
+  const scan = new DlpScan(options);
+  const stop = (found: DlpFinding, callback: TransformCallback): void => {
+    options.onFinding(found);
+    callback(new DlpMatch(found));
   };
-
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      const found = process(chunk, false, (b) => this.push(b));
-      if (found) {
-        onFinding(found);
-        callback(new DlpMatch(found));
-      } else callback();
+      const found = scan.feed(chunk, false, (b) => this.push(b));
+      if (found) stop(found, callback);
+      else callback();
     },
     flush(callback: TransformCallback) {
-      const found = process(Buffer.alloc(0), true, (b) => this.push(b));
-      if (found) {
-        onFinding(found);
-        callback(new DlpMatch(found));
-      } else callback();
+      const found = scan.feed(Buffer.alloc(0), true, (b) => this.push(b));
+      if (found) stop(found, callback);
+      else callback();
     },
   });
 }
