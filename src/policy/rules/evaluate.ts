@@ -68,9 +68,25 @@ function valueMatches(condition: ValueCondition, values: readonly string[]): boo
   return values.some((v) => condition.match(v));
 }
 
+/**
+ * The values of a query parameter as the frameworks behind origins read it, so that another
+ * spelling of the same parameter cannot dodge a rule: pairs split on `&` and `;` (a separator
+ * for some), names and values form-decoded (`%65xport`, `+`), names compared in any case
+ * (ASP.NET), and `name[]` or `name[key]` counted as `name` (PHP, Rails, Express's qs).
+ */
 function queryValues(query: string, name: string): string[] {
   if (query === '') return [];
-  return new URLSearchParams(query).getAll(name);
+  const wanted = name.toLowerCase();
+  const values: string[] = [];
+  for (const pair of query.split(/[&;]/)) {
+    if (pair === '') continue;
+    for (const [key, value] of new URLSearchParams(pair)) {
+      const lower = key.toLowerCase();
+      const bracket = lower.indexOf('[');
+      if (lower === wanted || (bracket > 0 && lower.slice(0, bracket) === wanted)) values.push(value);
+    }
+  }
+  return values;
 }
 
 /** Request conditions other than body size. */

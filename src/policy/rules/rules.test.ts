@@ -80,6 +80,15 @@ describe('HTTP rule evaluation', () => {
     expect(result.logged).toEqual([]);
   });
 
+  test('a query parameter is found under the spellings frameworks read as the same one', () => {
+    for (const url of ['/p?debug=1', '/p?DEBUG=1', '/p?debug[]=1', '/p?debug[on]=1', '/p?a=1;debug=1', '/p?%64ebug=1', '/p?x&Debug']) {
+      expect([url, evaluateRequest(rules, factsOf('GET', url, [], null)).logged]).toEqual([url, ['watch-debug']]);
+    }
+    for (const url of ['/p?debugging=1', '/p?xdebug=1', '/p?a=debug', '/p?[debug]=1']) {
+      expect([url, evaluateRequest(rules, factsOf('GET', url, [], null)).logged]).toEqual([url, []]);
+    }
+  });
+
   test('deny by method and path glob, with the reason', () => {
     const result = evaluateRequest(rules, factsOf('put', '/upload/a/b', [], 10));
     expect(result.verdict?.action).toBe('deny');
