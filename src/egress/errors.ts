@@ -62,6 +62,10 @@ export function classifyOriginError(err: NodeJS.ErrnoException, where: string): 
   if (code === 'UNSPECIFIED') {
     return new GatewayError('TG_ERR_UPSTREAM_CERT', 'tls-origin', `the certificate of ${where} failed verification: ${err.message}`, { cause: err });
   }
+  // undici's parser errors (a bad chunk size, an invalid header) may carry no code at all.
+  if (code === '' && err.name === 'HTTPParserError') {
+    return new GatewayError('TG_ERR_UPSTREAM_PROTOCOL', 'forward', `${where} sent an invalid response: ${err.message}`, { cause: err });
+  }
   if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || code === 'EPROTO') {
     return new GatewayError('TG_ERR_UPSTREAM_TLS', 'tls-origin', `TLS with ${where} failed: ${err.message}`, { cause: err });
   }
