@@ -98,10 +98,13 @@ function blockPage(refusal: Refusal, requestId: string, destination: string): Bl
 }
 
 /** Answers on a ServerResponse that has not sent its headers yet. */
-export function writeHttpRefusal(res: ServerResponse | Http2ServerResponse, refusal: Refusal, requestId: string, destination: string, extraHeaders: Record<string, string> = {}): void {
+/** Answers with the block page; returns the bytes of its body (what the record counts as sent). */
+export function writeHttpRefusal(res: ServerResponse | Http2ServerResponse, refusal: Refusal, requestId: string, destination: string, extraHeaders: Record<string, string> = {}): number {
   const page = blockPage(refusal, requestId, destination);
-  res.writeHead(page.status, { ...page.headers, ...extraHeaders, 'content-length': Buffer.byteLength(page.body) });
+  const length = Buffer.byteLength(page.body);
+  res.writeHead(page.status, { ...page.headers, ...extraHeaders, 'content-length': length });
   res.end(page.body);
+  return length;
 }
 
 /** Answers on a raw socket (CONNECT, or a request the HTTP parser rejected) and closes it. */

@@ -173,7 +173,7 @@ export class HttpForwarder {
         return;
       }
       tracker.fail(error);
-      if (!res.headersSent) writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin);
+      if (!res.headersSent) tracker.countDown(writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, origin));
       else abortResponse(res);
     };
     let responseTimer: NodeJS.Timeout | undefined;
@@ -283,7 +283,9 @@ export class HttpForwarder {
     if (verdict.refusal) {
       stop();
       // An upload still in flight is abandoned, so the connection cannot carry another request.
-      writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`, req.readableEnded || !(res instanceof ServerResponse) ? {} : { connection: 'close' });
+      tracker.countDown(
+        writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`, req.readableEnded || !(res instanceof ServerResponse) ? {} : { connection: 'close' }),
+      );
       return;
     }
     // Keep the origin's own Date rather than adding a second one.
@@ -318,7 +320,7 @@ export class HttpForwarder {
       // The upgrade's response is detached from its socket when finished: it may never close.
       res.once('finish', () => tracker.finish());
       res.once('close', () => tracker.finish());
-      writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+      tracker.countDown(writeHttpRefusal(res, { kind: 'error', error }, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`));
       return;
     }
     res.detachSocket(client.socket);
@@ -353,7 +355,7 @@ function cutUpload(ctx: RequestContext, req: InboundRequest, res: InboundRespons
   }
   // The rest of the body is discarded; the connection is not reused after it.
   req.resume();
-  writeHttpRefusal(res, refusal, ctx.requestId, origin, res instanceof ServerResponse ? { connection: 'close' } : {});
+  tracker.countDown(writeHttpRefusal(res, refusal, ctx.requestId, origin, res instanceof ServerResponse ? { connection: 'close' } : {}));
 }
 
 /**

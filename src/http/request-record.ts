@@ -226,11 +226,11 @@ export function refuseRequest(
   ctx.flow.log.info({ request_id: ctx.requestId, origin, code: refusalCode(refusal) }, 'request refused');
   // Drain whatever body the client sends so the connection can be reused for its next request.
   req.resume();
-  writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);
+  const sent = writeHttpRefusal(res, refusal, ctx.requestId, origin, extraHeaders);
   const record = buildRequestRecord(ctx, req, {
     status: res.statusCode,
     bytesFromClient: 0,
-    bytesToClient: 0,
+    bytesToClient: sent,
     durationMs: Math.round((performance.now() - start) * 1000) / 1000,
     error: refusal.kind === 'error' ? `${refusal.error.code}: ${refusal.error.message}` : null,
     upstreamCertSha256: null,

@@ -17,7 +17,7 @@ import type { RequestTracker } from './request-record';
 export function sendStoredReply(ctx: RequestContext, via: string, cache: CacheExchange, rules: Enforcement, reply: StoredReply, res: InboundResponse, tracker: RequestTracker): void {
   const verdict = rules.response(reply.status, reply.rawHeaders);
   if (verdict.refusal) {
-    writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`);
+    tracker.countDown(writeHttpRefusal(res, verdict.refusal, ctx.requestId, `${ctx.scheme}://${targetText(ctx.target)}`));
     return;
   }
   // Date and Age come from the stored response, brought up to date by the cache.

@@ -128,6 +128,8 @@ describe.each(['http', 'https'] as const)('HTTP rules over %s', (scheme) => {
     // The record says what happened: denied, by which HTTP rule (under which destination rule), and why.
     expect(record).toMatchObject({ action: 'deny', decision_code: 'http_rule', rule: 'origin-tests' });
     expect(record.reason).toMatch(reason as RegExp);
+    // The block page was sent to the client, and the record counts it.
+    expect(record.bytes_to_client).toBe(Buffer.byteLength(res.body));
   });
 
   test('a denied request leaves the connection usable for the next one', async () => {
