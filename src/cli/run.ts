@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { loadConfig } from '../config/load-config';
+import { loadConfig, requireTrafficListener } from '../config/load-config';
 import { Gateway } from '../gateway';
 import { createLogger } from '../logging/logger';
 import { onRotationSignal } from './rotation-signal';
@@ -15,6 +15,7 @@ import { startBanner } from './start-banner';
  */
 export async function runGateway(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
+  requireTrafficListener(config);
   const logger = createLogger(config.log.level);
   const workers = workerCount(config.workers);
   if (workers > 1 && cluster.isPrimary) return runPrimary(config, workers, logger);

@@ -36,3 +36,22 @@ export function loadConfig(file: string): GatewayConfig {
   }
   return parseConfig(text, file);
 }
+
+/**
+ * A gateway that is to run must listen for client traffic somewhere: a configuration without
+ * any such listener (an empty file, a typo in `listen`) would start, log "ready" and serve
+ * nothing. The admin listener alone does not count.
+ */
+export function requireTrafficListener(config: GatewayConfig): void {
+  const { explicit, socks, transparentTls, transparentHttp, reverse, reverseHttp } = config.listen;
+  if ([explicit, socks, transparentTls, transparentHttp, reverse, reverseHttp].some((address) => address !== null)) return;
+  const file = path.relative(process.cwd(), config.sourcePath) || config.sourcePath;
+  throw new ConfigError([
+    {
+      file,
+      line: null,
+      path: 'listen',
+      message: 'no listener for client traffic: set listen.explicit (such as 127.0.0.1:3128), or listen.socks, transparent_tls, transparent_http, reverse or reverse_http',
+    },
+  ]);
+}

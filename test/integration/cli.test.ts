@@ -81,6 +81,14 @@ describe('tollgate CLI', () => {
     expectNoStackTrace(result.stderr);
   });
 
+  test('a configuration without any listener for client traffic stops start-up, naming the keys to set', async () => {
+    const dir = writeSetup({ 'tollgate.yaml': '# nothing here yet\n', 'policies/.keep': '' });
+    const result = await tollgate(['--config', path.join(dir, 'tollgate.yaml')]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/tollgate\.yaml: listen: no listener for client traffic: set listen\.explicit \(such as 127\.0\.0\.1:3128\)/);
+    expectNoStackTrace(result.stderr);
+  });
+
   test('a missing configuration file says so', async () => {
     const result = await tollgate(['--config', '/nonexistent/tollgate.yaml']);
     expect(result.code).toBe(3);
