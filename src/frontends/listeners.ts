@@ -133,10 +133,12 @@ export class Listeners {
 
   /**
    * Stops accepting on the client listeners, lets open connections finish for up to `graceMs`
-   * (idle keep-alive connections are closed at once), then cuts what is left. The admin
-   * listener stays up meanwhile, so /readyz can tell balancers to stop sending.
+   * (idle keep-alive connections are closed at once), then cuts what is left: `atGraceEnd` runs
+   * first (the gateway marks the flows still open as cut by the shutdown), then every client
+   * socket is destroyed. The admin listener stays up meanwhile, so /readyz can tell balancers
+   * to stop sending.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, atGraceEnd: () => void = () => undefined): Promise<void> {
     const servers = [...this.servers.entries()].filter(([name]) => name !== 'admin').map(([, server]) => server);
     const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     const closeIdle = (): void => {
@@ -148,6 +150,7 @@ export class Listeners {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
       closeIdle();
     }
+    atGraceEnd();
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(closed);
   }

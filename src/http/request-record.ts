@@ -4,6 +4,7 @@ import { requestRecord } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
+import { shutdownError } from '../flow/flow';
 import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/refusal';
 import { publish } from '../observability/events';
 import { targetText } from '../protocol/target';
@@ -125,7 +126,7 @@ export class RequestTracker {
       bytesFromClient: this.up,
       bytesToClient: this.down,
       durationMs,
-      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
+      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? abortNote(ctx) : null)),
       upstreamCertSha256: this.originCert,
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,
@@ -136,6 +137,13 @@ export class RequestTracker {
     publishCompleted(record);
     this.options.audit.write(record);
   }
+}
+
+/** Why a response did not complete when nothing failed: the client left, or the gateway's shutdown cut it. */
+function abortNote(ctx: RequestContext): string {
+  if (!ctx.flow.isCutByShutdown) return 'client closed before the response completed';
+  const error = shutdownError();
+  return `${error.code}: ${error.message}`;
 }
 
 function publishCompleted(record: RequestRecord): void {
