@@ -69,6 +69,7 @@ export class Gateway {
       options.logger,
     );
     const services = await buildServices(config, options, listeners);
+    listeners.recordOverloads(services.flows);
     const gateway = new Gateway(config, options.logger, listeners, services);
     const rotation = setInterval(() => void services.rotateKeys(), KEY_ROTATION_MS);
     rotation.unref();
