@@ -201,6 +201,14 @@ export class Flow {
     return `${this.id}-${this.requestCount}`;
   }
 
+  /**
+   * A request of this flow began: `finish` writes its record. The function returned is called
+   * once it is written; a SIGTERM drain waits for it (open-flows.ts).
+   */
+  requestStarted(finish: () => void): () => void {
+    return this.services.open?.requestStarted(finish) ?? (() => undefined);
+  }
+
   /** Why the flow failed or was refused; the first cause is kept. */
   failed(error: GatewayError): void {
     this.errorFact ??= error;

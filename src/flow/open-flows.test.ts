@@ -80,4 +80,23 @@ describe('open flows at the end of a drain', () => {
     expect(records).toHaveLength(1);
     expect(open.size).toBe(0);
   });
+
+  test('settled() also waits for the records of requests begun, and writes those that never end', async () => {
+    const open = new OpenFlows();
+    const written: string[] = [];
+    const done = open.requestStarted(() => written.push('finished'));
+    setTimeout(() => {
+      written.push('recorded');
+      done();
+    }, 20);
+    expect(await open.settled(1000)).toBe(0);
+    expect(written).toEqual(['recorded']);
+    let recordedLate: () => void = () => undefined;
+    recordedLate = open.requestStarted(() => {
+      written.push('forced');
+      recordedLate();
+    });
+    expect(await open.settled(30)).toBe(0);
+    expect(written).toEqual(['recorded', 'forced']);
+  });
 });

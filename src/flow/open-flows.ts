@@ -19,10 +19,21 @@ export interface ShutdownOutcome {
  */
 export class OpenFlows {
   private readonly open = new Map<Flow, Socket>();
+  /** Requests whose record is not written yet, each with the function that writes it. */
+  private readonly requests = new Set<() => void>();
   private waiters: (() => void)[] = [];
 
   get size(): number {
     return this.open.size;
+  }
+
+  /** A request began (its tracker, http/request-record.ts); the function returned says it was recorded. */
+  requestStarted(finish: () => void): () => void {
+    this.requests.add(finish);
+    return () => {
+      this.requests.delete(finish);
+      this.wake();
+    };
   }
 
   add(flow: Flow, client: Socket): void {
@@ -30,7 +41,11 @@ export class OpenFlows {
   }
 
   delete(flow: Flow): void {
-    if (!this.open.delete(flow) || this.open.size > 0) return;
+    if (this.open.delete(flow)) this.wake();
+  }
+
+  private wake(): void {
+    if (this.open.size > 0 || this.requests.size > 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const resolve of waiters) resolve();
@@ -48,12 +63,13 @@ export class OpenFlows {
   }
 
   /**
-   * Resolves once every open flow has closed, or after `timeoutMs`: then the flows still open
-   * (a socket whose close never came) are closed here, with what they know, so that no record is
-   * lost to a stuck socket. Returns how many had to be closed that way.
+   * Resolves once every open flow has closed and every request begun has written its record, or
+   * after `timeoutMs`: then what is still open (a socket whose close never came) is recorded
+   * here, with what it knows, requests first, so that no record is lost to a stuck socket.
+   * Returns how many flows had to be closed that way.
    */
   async settled(timeoutMs: number): Promise<number> {
-    if (this.open.size > 0) {
+    if (this.open.size > 0 || this.requests.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.waiters.push(resolve)),
@@ -63,6 +79,7 @@ export class OpenFlows {
       ]);
       clearTimeout(timer);
     }
+    for (const finish of [...this.requests]) finish();
     const stuck = [...this.open];
     for (const [flow, socket] of stuck) flow.closeAtShutdown(socket.bytesRead, socket.bytesWritten);
     return stuck.length;

@@ -37,6 +37,7 @@ export class RequestTracker {
   private wsFlag: string | null = null;
   private wsDenied: string | null = null;
   cache: CacheExchange | null = null;
+  private readonly recorded: () => void;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -44,7 +45,10 @@ export class RequestTracker {
     private readonly res: InboundResponse,
     private readonly options: RecordOptions,
     private readonly rules: Enforcement,
-  ) {}
+  ) {
+    // A SIGTERM drain waits for this record (and writes it, should the request never end).
+    this.recorded = ctx.flow.requestStarted(() => this.finish());
+  }
 
   countUp(bytes: number): void {
     this.up += bytes;
@@ -64,7 +68,9 @@ export class RequestTracker {
   }
 
   fail(error: GatewayError): void {
-    this.error ??= error;
+    // Once the shutdown has cut the flow, what fails next (the origin leg torn down, a pool
+    // closed) is the cut's doing, not the origin's.
+    this.error ??= this.ctx.flow.isCutByShutdown ? shutdownError() : error;
   }
 
   originTls(facts: OriginTlsFacts | null): void {
@@ -136,6 +142,7 @@ export class RequestTracker {
     });
     publishCompleted(record);
     this.options.audit.write(record);
+    this.recorded();
   }
 }
 
