@@ -18,6 +18,7 @@ import { Resolver } from './egress/resolve';
 import { loadParents } from './egress/parents';
 import { routeFor } from './policy/decide';
 import type { FlowServices } from './flow/flow';
+import { OpenFlows } from './flow/open-flows';
 import type { Listeners } from './frontends/listeners';
 import type { SocksBindOptions } from './frontends/socks-bind';
 import type { SocksUdpOptions } from './frontends/socks-udp';
@@ -81,6 +82,8 @@ export interface Services {
   readonly entry: HttpEntry;
   readonly tunnels: TunnelDeps;
   readonly flows: FlowServices;
+  /** The flows open now: cut and waited for at the end of a SIGTERM drain. */
+  readonly openFlows: OpenFlows;
   /** SOCKS5 UDP ASSOCIATE and BIND. */
   readonly socksCommands: { readonly udp: SocksUdpOptions; readonly bind: SocksBindOptions };
   readonly redactor: Redactor;
@@ -148,7 +151,8 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
     legs: { http1: new Http1OriginLeg(h1Pools), http2: new Http2OriginLeg(h2Sessions) },
     cache: httpCache,
   });
-  const flows: FlowServices = { logger, audit: records, recordInLog: config.audit.file !== 'stdout' };
+  const openFlows = new OpenFlows();
+  const flows: FlowServices = { logger, audit: records, recordInLog: config.audit.file !== 'stdout', open: openFlows };
   const entry = new HttpEntry({
     audit: records,
     redactor,
@@ -231,5 +235,24 @@ async function buildWithState(config: GatewayConfig, options: GatewayOptions, li
     h1Pools.destroy();
     h2Sessions.destroy();
   };
-  return { audit, recentFlows, syslog, state, policies, users, authority, leaves, pinning, httpCache, entry, tunnels, flows, socksCommands, redactor, closeOrigins, rotateKeys: () => keys.rotate() };
+  return {
+    audit,
+    recentFlows,
+    syslog,
+    state,
+    policies,
+    users,
+    authority,
+    leaves,
+    pinning,
+    httpCache,
+    entry,
+    tunnels,
+    flows,
+    openFlows,
+    socksCommands,
+    redactor,
+    closeOrigins,
+    rotateKeys: () => keys.rotate(),
+  };
 }

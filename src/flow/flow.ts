@@ -6,12 +6,13 @@ import { connectionRecord, type StreamFacts } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
 import { publish } from '../observability/events';
 import type { RelayEnd } from '../relay/relay';
-import type { GatewayError } from '../errors/gateway-error';
+import { GatewayError } from '../errors/gateway-error';
 import type { Principal } from '../identity/principal';
 import type { Logger } from '../logging/logger';
 import type { Decision, FrontendKind } from '../policy/types';
 import { targetText, type Target } from '../protocol/target';
 import { addressText } from '../protocol/address-text';
+import type { OpenFlows } from './open-flows';
 
 /** How a flow ended; see ConnectionRecord.close. */
 export type CloseKind = RelayEnd | 'refused' | 'shutdown';
@@ -48,6 +49,11 @@ export function peerAddress(socket: Socket): { address: string; port: number } {
   return { address: addressText(socket.remoteAddress ?? 'unknown'), port: socket.remotePort ?? 0 };
 }
 
+/** Why a flow or request the end of a SIGTERM drain cut did not complete (docs/audit.md). */
+export function shutdownError(): GatewayError {
+  return new GatewayError('TG_ERR_SHUTTING_DOWN', 'relay', 'cut at the end of limits.shutdown_grace: the gateway is shutting down');
+}
+
 /** What the first bytes of a tunnel were. */
 export type FirstBytes = 'tls' | 'http' | 'other' | 'none';
 
@@ -61,6 +67,8 @@ export interface FlowServices {
    * twice.
    */
   readonly recordInLog?: boolean;
+  /** The registry of open flows the gateway cuts and waits for at the end of a SIGTERM drain. */
+  readonly open?: OpenFlows;
 }
 
 /**
@@ -92,6 +100,8 @@ export class Flow {
   private tunnel = false;
   private closed: CloseKind | null = null;
   private streamFact: StreamFacts | null = null;
+  private cutAtShutdown = false;
+  private forcedClose = false;
 
   constructor(
     readonly frontend: FrontendKind,
@@ -102,6 +112,7 @@ export class Flow {
     this.clientAddress = peer.address;
     this.clientPort = peer.port;
     this.log = services.logger.child({ flow_id: this.id });
+    services.open?.add(this, client);
   }
 
   get target(): Target | null {
@@ -134,6 +145,10 @@ export class Flow {
   }
   get isClosed(): boolean {
     return this.closed !== null;
+  }
+  /** Whether the gateway cut this flow at the end of a SIGTERM drain (its record says `close: shutdown`). */
+  get isCutByShutdown(): boolean {
+    return this.cutAtShutdown;
   }
   get durationMs(): number {
     return Math.round((performance.now() - this.startedAt) * 1000) / 1000;
@@ -186,6 +201,14 @@ export class Flow {
     return `${this.id}-${this.requestCount}`;
   }
 
+  /**
+   * A request of this flow began: `finish` writes its record. The function returned is called
+   * once it is written; a SIGTERM drain waits for it (open-flows.ts).
+   */
+  requestStarted(finish: () => void): () => void {
+    return this.services.open?.requestStarted(finish) ?? (() => undefined);
+  }
+
   /** Why the flow failed or was refused; the first cause is kept. */
   failed(error: GatewayError): void {
     this.errorFact ??= error;
@@ -203,11 +226,39 @@ export class Flow {
   }
 
   /**
-   * Ends the flow and writes its one connection record (audit and operational log). Only
-   * runFlow calls this, once; a second call is a bug, not a race to be ignored.
+   * The SIGTERM drain ended with this flow still open: the gateway cuts it (open-flows.ts).
+   * However its stages then see the end (a reset, a close, an error), the record says
+   * `close: shutdown`; a flow the gateway had already refused stays `refused`.
    */
-  close(kind: CloseKind): ConnectionRecord {
-    if (this.closed !== null) throw new Error(`flow ${this.id} closed twice (${this.closed}, then ${kind})`);
+  cutByShutdown(): void {
+    this.cutAtShutdown = true;
+    this.failed(shutdownError());
+  }
+
+  /**
+   * A flow cut at shutdown whose socket never reported its close within the bound: its record is
+   * written now, with the client socket's byte counts, so the audit sink can close without losing
+   * it. runFlow's own close, should it still come, is then ignored (and only then).
+   */
+  closeAtShutdown(bytesFromClient: number, bytesToClient: number): void {
+    if (this.closed !== null) return;
+    this.cutByShutdown();
+    this.forcedClose = true;
+    if (bytesFromClient > this.bytesIn || bytesToClient > this.bytesOut) this.transferred(bytesFromClient, bytesToClient);
+    this.close('shutdown');
+  }
+
+  /**
+   * Ends the flow and writes its one connection record (audit and operational log). Only
+   * runFlow calls this, once; a second call is a bug, not a race to be ignored (except after
+   * closeAtShutdown, which wrote the record in runFlow's place).
+   */
+  close(requested: CloseKind): ConnectionRecord | null {
+    if (this.closed !== null) {
+      if (this.forcedClose) return null;
+      throw new Error(`flow ${this.id} closed twice (${this.closed}, then ${requested})`);
+    }
+    const kind: CloseKind = this.cutAtShutdown && requested !== 'refused' ? 'shutdown' : requested;
     this.closed = kind;
     if (this.decisionFact && !this.decisionPublished) this.publishDecision();
     if (this.tunnel) publish('tollgate:tunnel:closed', { frontend: this.frontend });
@@ -243,6 +294,7 @@ export class Flow {
     this.services.audit.write(record);
     if (this.services.recordInLog === false) this.log.debug('flow closed');
     else this.log.info({ record }, 'flow closed');
+    this.services.open?.delete(this);
     return record;
   }
 

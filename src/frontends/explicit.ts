@@ -36,8 +36,8 @@ const CONNECTION_ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\
  * is shared with the other front-ends.
  */
 export function createExplicitServer(options: ExplicitFrontendOptions, services: ExplicitServices, logger: Logger): Server {
-  const server = createHttpListener(options, 'explicit', logger);
   const { entry } = services;
+  const server = createHttpListener(options, 'explicit', logger, (socket, error, close) => entry.refuseConnection('explicit-http', socket, error, close));
   server.on('request', (req: IncomingMessage, res: ServerResponse) => entry.plain('explicit-http', req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'upgraded client socket error'));

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../errors/gateway-error';
 import { writeRawHttpRefusal } from '../errors/refusal';
-import { peerAddress } from '../flow/flow';
+import { type Flow, peerAddress } from '../flow/flow';
 import { guardRequestFraming } from '../http/request-framing-guard';
 import type { Logger } from '../logging/logger';
 import { noteLimitBreach } from '../observability/limit-breach';
@@ -17,10 +17,18 @@ export interface HttpListenerLimits {
 }
 
 /**
- * An `http.Server` with the gateway's parser limits, idle timeout and parser-error replies;
- * `frontend` names the listener in limit-breach events and log lines.
+ * Records a connection whose request was refused before the server saw it whole, on the
+ * connection's flow (HttpEntry.refuseConnection), and returns that flow: its id goes on the
+ * refusal page and in the log line.
  */
-export function createHttpListener(limits: HttpListenerLimits, frontend: string, logger: Logger): http.Server {
+export type UnparsedRefusalRecorder = (socket: Socket, error: GatewayError, close: 'refused' | 'timeout') => Flow;
+
+/**
+ * An `http.Server` with the gateway's parser limits, idle timeout and parser-error replies;
+ * `frontend` names the listener in limit-breach events and log lines, and `record` puts each
+ * parser refusal in the audit trail.
+ */
+export function createHttpListener(limits: HttpListenerLimits, frontend: string, logger: Logger, record: UnparsedRefusalRecorder): http.Server {
   const server = http.createServer({
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout: limits.headerTimeoutMs,
@@ -43,7 +51,7 @@ export function createHttpListener(limits: HttpListenerLimits, frontend: string,
     noteLimitBreach(logger, 'limits.client_idle_timeout', frontend, { client: peer.address, client_port: peer.port, ms: limits.clientIdleTimeoutMs });
     socket.destroy();
   });
-  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerParserError(err, socket, limits, frontend, logger));
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerParserError(err, socket, limits, { frontend, record }));
   // Node's parser accepts request lines RFC 9112 refuses (`GET  /path HTTP/1.1`); every
   // request line is checked before it gets there. Admission and PROXY protocol wrap this later.
   guardRequestFraming(server, limits, (socket, violation) =>
@@ -52,15 +60,20 @@ export function createHttpListener(limits: HttpListenerLimits, frontend: string,
       violation.tooLarge ? 'too-large' : 'malformed',
       violation.tooLarge ? `request line and headers exceed ${limits.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`,
       'request-framing',
-      frontend,
-      logger,
+      { frontend, record },
     ),
   );
   return server;
 }
 
+/** Where a parser refusal is reported: the listener's name, and the audit (whose flow logs it). */
+interface RefusalReporting {
+  readonly frontend: string;
+  readonly record: UnparsedRefusalRecorder;
+}
+
 /** A request Node's parser refused (too large, too slow, malformed): a 431/408/400 in HTTP, then close. */
-function answerParserError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket, limits: HttpListenerLimits, frontend: string, logger: Logger): void {
+function answerParserError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket, limits: HttpListenerLimits, reporting: RefusalReporting): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
@@ -73,18 +86,22 @@ function answerParserError(err: NodeJS.ErrnoException & { reason?: string }, soc
     : timeout
       ? 'the client did not send its request headers in time'
       : `malformed request: ${err.reason ?? err.message} (${code})`;
-  refuseUnparsed(socket, tooLarge ? 'too-large' : timeout ? 'timeout' : 'malformed', reason, code, frontend, logger);
+  refuseUnparsed(socket, tooLarge ? 'too-large' : timeout ? 'timeout' : 'malformed', reason, code, reporting);
 }
 
 /**
  * A request refused before the server saw it whole (by Node's parser, or by the request-line
- * check in front of it), `parser` naming which: logged, answered in HTTP, closed.
+ * check in front of it), `parser` naming which: recorded on the connection's flow (a
+ * `connection` record with `close: refused`, or `timeout` for a header timeout, and the error),
+ * logged, answered in HTTP, closed.
  */
-function refuseUnparsed(socket: Socket, kind: 'too-large' | 'timeout' | 'malformed', reason: string, parser: string, frontend: string, logger: Logger): void {
+function refuseUnparsed(socket: Socket, kind: 'too-large' | 'timeout' | 'malformed', reason: string, parser: string, reporting: RefusalReporting): void {
+  const { frontend } = reporting;
   const peer = peerAddress(socket);
   const error = new GatewayError(kind === 'too-large' ? 'TG_ERR_HEADERS_TOO_LARGE' : kind === 'timeout' ? 'TG_ERR_CLIENT_TIMEOUT' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
-  if (kind !== 'malformed') noteLimitBreach(logger, kind === 'too-large' ? 'http.max_header_size' : 'limits.header_timeout', frontend, { client: peer.address, client_port: peer.port });
-  logger.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser, reason }, 'request refused by the HTTP parser');
-  writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', 'unknown');
+  const flow = reporting.record(socket, error, kind === 'timeout' ? 'timeout' : 'refused');
+  if (kind !== 'malformed') noteLimitBreach(flow.log, kind === 'too-large' ? 'http.max_header_size' : 'limits.header_timeout', frontend, { client: peer.address, client_port: peer.port });
+  flow.log.info({ frontend, client: peer.address, client_port: peer.port, code: error.code, parser, reason }, 'request refused by the HTTP parser');
+  writeRawHttpRefusal(socket, { kind: 'error', error }, flow.id, 'unknown');
   socket.destroySoon();
 }

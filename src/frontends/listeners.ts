@@ -5,6 +5,9 @@ import { writeRawHttpRefusal } from '../errors/refusal';
 import type { Logger } from '../logging/logger';
 import type { ListenAddress } from '../sources/fields';
 import { ConnectionLimiter, type ConnectionLimits, type OverloadReply, closeSilently } from './connection-limiter';
+import type { FlowServices } from '../flow/flow';
+import type { FrontendKind } from '../policy/types';
+import { OverloadRecords } from './overload-records';
 import { requireProxyProtocol } from './proxy-protocol';
 
 export type ListenerName = 'explicit' | 'socks' | 'transparentTls' | 'transparentHttp' | 'reverse' | 'reverseHttp' | 'admin';
@@ -40,6 +43,26 @@ function frontendOf(name: ListenerName): string {
   }
 }
 
+/**
+ * The audit `frontend` of a connection a listener refused before its front-end saw it (the
+ * explicit listener's refusals come before any request: `explicit-http`).
+ */
+function recordedFrontendOf(name: Exclude<ListenerName, 'admin'>): FrontendKind {
+  switch (name) {
+    case 'explicit':
+      return 'explicit-http';
+    case 'transparentTls':
+      return 'transparent-tls';
+    case 'transparentHttp':
+      return 'transparent-http';
+    case 'reverse':
+    case 'reverseHttp':
+      return 'reverse';
+    case 'socks':
+      return 'socks';
+  }
+}
+
 /** Over a connection limit, HTTP front-ends answer 503; the others can only close. */
 function overloadReplyOf(name: ListenerName): OverloadReply {
   if (name !== 'explicit' && name !== 'transparentHttp' && name !== 'reverseHttp') return closeSilently;
@@ -65,12 +88,22 @@ export class Listeners {
   private readonly adminSockets = new Set<Socket>();
   /** One count of open client connections shared by every listener except admin. */
   readonly connections: ConnectionLimiter;
+  /** Audit records of connections refused at the connection limits; set once the audit exists. */
+  private overloadRecords: OverloadRecords | null = null;
 
   constructor(
     private readonly options: ListenersOptions,
     private readonly logger: Logger,
   ) {
     this.connections = new ConnectionLimiter(options, logger);
+  }
+
+  /**
+   * From now on, a connection refused at the connection limits gets a connection record
+   * (bounded per second, overload-records.ts). Called before the listeners are bound.
+   */
+  recordOverloads(flows: FlowServices): void {
+    this.overloadRecords = new OverloadRecords(flows, this.logger);
   }
 
   /** Bound address of a listener (port 0 in the configuration becomes the real port here). */
@@ -105,7 +138,12 @@ export class Listeners {
       // other), then the header, then the per-client limit with the client the header names.
       if (name !== 'admin') {
         const frontend = frontendOf(name);
-        const reply = overloadReplyOf(name);
+        const answer = overloadReplyOf(name);
+        const recordAs = recordedFrontendOf(name);
+        const reply: OverloadReply = (socket, error) => {
+          this.overloadRecords?.refused(socket, recordAs, error);
+          answer(socket, error);
+        };
         if (proxied) {
           this.connections.guard(server, frontend, reply, 'per-client');
           requireProxyProtocol(server, { timeoutMs: this.options.proxyHeaderTimeoutMs, listener: LISTENER_CONFIG_KEYS[name], frontend, logger: this.logger });
@@ -133,10 +171,12 @@ export class Listeners {
 
   /**
    * Stops accepting on the client listeners, lets open connections finish for up to `graceMs`
-   * (idle keep-alive connections are closed at once), then cuts what is left. The admin
-   * listener stays up meanwhile, so /readyz can tell balancers to stop sending.
+   * (idle keep-alive connections are closed at once), then cuts what is left: `atGraceEnd` runs
+   * first (the gateway marks the flows still open as cut by the shutdown), then every client
+   * socket is destroyed. The admin listener stays up meanwhile, so /readyz can tell balancers
+   * to stop sending.
    */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, atGraceEnd: () => void = () => undefined): Promise<void> {
     const servers = [...this.servers.entries()].filter(([name]) => name !== 'admin').map(([, server]) => server);
     const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     const closeIdle = (): void => {
@@ -148,8 +188,10 @@ export class Listeners {
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))));
       closeIdle();
     }
+    atGraceEnd();
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(closed);
+    this.overloadRecords?.close();
   }
 
   /** Closes the admin listener and its connections (after drain). */

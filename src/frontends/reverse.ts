@@ -167,7 +167,7 @@ export class ReverseProxy {
   /** The `listen.reverse_http` server: cleartext HTTP/1.1. */
   httpServer(): HttpServer {
     const { logger } = this.options;
-    const server = createHttpListener(this.options.httpLimits, 'reverse', logger);
+    const server = createHttpListener(this.options.httpLimits, 'reverse', logger, (socket, error, close) => this.entry.refuseConnection(REVERSE_FRONTEND, socket, error, close));
     const source = this.httpSource();
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.entry.reverse(source, req, res));
     // WebSocket handshakes take the same path as on the other listeners (http/upgrade.ts).
@@ -185,8 +185,11 @@ export class ReverseProxy {
       socket.on('error', () => undefined);
       const peer = peerAddress(socket);
       const error = new GatewayError('TG_ERR_BAD_REQUEST', 'parse', 'CONNECT is not served by the reverse-proxy listener');
-      logger.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request refused');
-      writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', (req.url ?? '').slice(0, 300));
+      const flow = this.entry.refuseConnection(REVERSE_FRONTEND, socket, error, 'refused');
+      flow.log.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request refused');
+      writeRawHttpRefusal(socket, { kind: 'error', error }, flow.id, (req.url ?? '').slice(0, 300));
+      // Closed once the answer is out: the flow's record is written when the socket closes.
+      socket.destroySoon();
     });
     server.once('close', () => this.close());
     return server;

@@ -16,7 +16,7 @@ import { type HttpListenerLimits, createHttpListener } from './http-listener';
  * proxy's plain HTTP, with the client's own `Host` sent on unchanged.
  */
 export function createTransparentHttpServer(limits: HttpListenerLimits, entry: HttpEntry, logger: Logger): Server {
-  const server = createHttpListener(limits, 'transparent-http', logger);
+  const server = createHttpListener(limits, 'transparent-http', logger, (socket, error, close) => entry.refuseConnection('transparent-http', socket, error, close));
   server.on('request', (req: IncomingMessage, res: ServerResponse) => entry.plain('transparent-http', req, res));
   // WebSocket handshakes take the same path as on the explicit proxy (http/upgrade.ts).
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -34,8 +34,11 @@ export function createTransparentHttpServer(limits: HttpListenerLimits, entry: H
     socket.on('error', () => undefined);
     const peer = peerAddress(socket);
     const error = new GatewayError('TG_ERR_BAD_REQUEST', 'parse', 'CONNECT is not served by the transparent HTTP listener; use the explicit proxy');
-    logger.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request refused');
-    writeRawHttpRefusal(socket, { kind: 'error', error }, 'none', (req.url ?? '').slice(0, 300));
+    const flow = entry.refuseConnection('transparent-http', socket, error, 'refused');
+    flow.log.info({ client: peer.address, client_port: peer.port, reason: error.message }, 'request refused');
+    writeRawHttpRefusal(socket, { kind: 'error', error }, flow.id, (req.url ?? '').slice(0, 300));
+    // Closed once the answer is out: the flow's record is written when the socket closes.
+    socket.destroySoon();
   });
   return server;
 }

@@ -63,6 +63,8 @@ interface PlainTarget {
  */
 export class HttpEntry {
   private readonly connectionFlows = new WeakMap<Socket, Flow>();
+  /** How a plain-HTTP connection the gateway refused ends (its record's `close`); client-closed otherwise. */
+  private readonly connectionEnds = new WeakMap<Socket, 'refused' | 'timeout'>();
 
   constructor(private readonly options: HttpEntryOptions) {}
 
@@ -234,6 +236,21 @@ export class HttpEntry {
   refusePlain(frontend: 'explicit-http' | 'transparent-http', req: IncomingMessage, res: ServerResponse, reason: string): void {
     const flow = this.connectionFlow(req.socket, frontend);
     this.refuseUndecided(flow, flow.nextRequest(), req, res, { kind: 'error', error: badRequest(reason) }, null, true);
+  }
+
+  /**
+   * A plain-HTTP connection refused before a request could be handed to the entry: Node's parser
+   * or the request-line check refused its bytes (400, 431, 408 for headers too slow), or the
+   * listener does not serve what it asked (CONNECT on a transparent or reverse listener). The
+   * refusal goes on the connection's flow (started now if no request came before): its record
+   * says `close: refused` (`timeout` for a header timeout) with the error, when the socket
+   * closes. The caller answers the client (the page names the flow's id) and closes.
+   */
+  refuseConnection(frontend: FrontendKind, socket: Socket, error: GatewayError, close: 'refused' | 'timeout'): Flow {
+    const flow = this.connectionFlow(socket, frontend);
+    flow.failed(error);
+    if (!this.connectionEnds.has(socket)) this.connectionEnds.set(socket, close);
+    return flow;
   }
 
   /**
@@ -412,8 +429,8 @@ export class HttpEntry {
   }
 
   /**
-   * The flow of a plain-HTTP client connection, started with its first request; it closes
-   * (one connection record) when the socket does.
+   * The flow of a plain-HTTP client connection, started with its first request (or its
+   * refusal); it closes (one connection record) when the socket does.
    */
   private connectionFlow(socket: Socket, frontend: FrontendKind): Flow {
     const existing = this.connectionFlows.get(socket);
@@ -424,10 +441,14 @@ export class HttpEntry {
       flow,
       () =>
         new Promise((resolve) => {
-          socket.once('close', () => {
+          const closed = (): void => {
             flow.transferred(socket.bytesRead, socket.bytesWritten);
-            resolve('client-closed');
-          });
+            resolve(this.connectionEnds.get(socket) ?? 'client-closed');
+          };
+          // A refusal can come for a socket that has already closed (the framing check reports
+          // one destroyed under it): its 'close' will not come again.
+          if (socket.closed) closed();
+          else socket.once('close', closed);
         }),
     );
     return flow;

@@ -4,6 +4,7 @@ import { requestRecord } from '../audit/records';
 import type { RecordWriter } from '../audit/sink';
 import type { OriginTlsFacts } from '../egress/origin-tls';
 import type { GatewayError } from '../errors/gateway-error';
+import { shutdownError } from '../flow/flow';
 import { type Refusal, refusalCode, writeHttpRefusal } from '../errors/refusal';
 import { publish } from '../observability/events';
 import { targetText } from '../protocol/target';
@@ -36,6 +37,7 @@ export class RequestTracker {
   private wsFlag: string | null = null;
   private wsDenied: string | null = null;
   cache: CacheExchange | null = null;
+  private readonly recorded: () => void;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -43,7 +45,10 @@ export class RequestTracker {
     private readonly res: InboundResponse,
     private readonly options: RecordOptions,
     private readonly rules: Enforcement,
-  ) {}
+  ) {
+    // A SIGTERM drain waits for this record (and writes it, should the request never end).
+    this.recorded = ctx.flow.requestStarted(() => this.finish());
+  }
 
   countUp(bytes: number): void {
     this.up += bytes;
@@ -63,7 +68,9 @@ export class RequestTracker {
   }
 
   fail(error: GatewayError): void {
-    this.error ??= error;
+    // Once the shutdown has cut the flow, what fails next (the origin leg torn down, a pool
+    // closed) is the cut's doing, not the origin's.
+    this.error ??= this.ctx.flow.isCutByShutdown ? shutdownError() : error;
   }
 
   originTls(facts: OriginTlsFacts | null): void {
@@ -125,7 +132,7 @@ export class RequestTracker {
       bytesFromClient: this.up,
       bytesToClient: this.down,
       durationMs,
-      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? 'client closed before the response completed' : null)),
+      error: this.error ? `${this.error.code}: ${this.error.message}` : (this.closeNote ?? (aborted ? abortNote(ctx) : null)),
       upstreamCertSha256: this.originCert,
       upstreamTls: this.upstreamTls,
       responseHeaders: this.respHeaders,
@@ -135,7 +142,15 @@ export class RequestTracker {
     });
     publishCompleted(record);
     this.options.audit.write(record);
+    this.recorded();
   }
+}
+
+/** Why a response did not complete when nothing failed: the client left, or the gateway's shutdown cut it. */
+function abortNote(ctx: RequestContext): string {
+  if (!ctx.flow.isCutByShutdown) return 'client closed before the response completed';
+  const error = shutdownError();
+  return `${error.code}: ${error.message}`;
 }
 
 function publishCompleted(record: RequestRecord): void {

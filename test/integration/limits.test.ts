@@ -203,6 +203,16 @@ describe('limits and timeouts', () => {
       expect(global.data).toMatch(/limits\.max_connections\)/);
       expect(breaches.seen).toContainEqual({ limit: 'max_connections', frontend: 'explicit' });
       expect(gw.gateway.connections.openConnections).toBe(6);
+      // Both refusals are in the audit trail (docs/audit.md: close refused, limits).
+      const overloaded = await eventually(
+        async () => (await gw.audit()).filter((r) => r.type === 'connection' && String(r.error).startsWith('TG_ERR_OVERLOADED: ')),
+        (records) => records.length >= 2,
+      );
+      expect(overloaded).toEqual([
+        expect.objectContaining({ frontend: 'explicit-http', client: '127.0.0.1', close: 'refused', action: 'none', error: expect.stringMatching(/limits\.max_connections_per_client/) }),
+        expect.objectContaining({ frontend: 'explicit-http', client: '127.0.0.3', close: 'refused', action: 'none', error: expect.stringMatching(/limits\.max_connections\)/) }),
+      ]);
+      expect(overloaded.every((r) => r.type === 'connection' && r.bytes_to_client > 0)).toBe(true);
     } finally {
       for (const socket of held) socket.destroy();
     }
