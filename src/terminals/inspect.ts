@@ -457,6 +457,8 @@ export class TlsInspector implements Inspector {
     tunnel.headerTimer = setTimeout(() => {
       noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: this.options.headerTimeoutMs });
       const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
+      tunnel.flow.failed(error);
+      tunnel.closeAs ??= 'timeout';
       writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
       socket.destroySoon();
     }, this.options.headerTimeoutMs);
@@ -496,6 +498,10 @@ export class TlsInspector implements Inspector {
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
     if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
     tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request refused by the HTTP parser');
+    if (tunnel) {
+      tunnel.flow.failed(error);
+      tunnel.closeAs ??= 'refused';
+    }
     writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
     socket.destroySoon();
   }

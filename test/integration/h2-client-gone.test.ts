@@ -5,11 +5,12 @@ import type { ConnectionRecord, RequestRecord } from '../../src/audit/record-fie
 import { eventually, startTestGateway, type TestGateway } from './support/gateway';
 import { issue, tempDir, writePem } from './support/pki';
 import { cleanEnv, curl } from './support/run';
+import { tlsRawExchange } from './support/tls-raw';
 
 /**
- * Inspected tunnels end when their client does: an HTTP/2 client killed mid-download, and one
- * that closes cleanly after its request. Each flow must close promptly with one connection
- * record saying what happened, and free its per-client slot.
+ * Inspected tunnels end when their client does: an HTTP/2 client killed mid-download, one that
+ * closes cleanly after its request, and an HTTP/1.1 request the parser refuses. Each flow must
+ * close promptly with one connection record saying what happened, and free its per-client slot.
  */
 
 const BIG_BYTES = 48 * 1024 * 1024;
@@ -166,5 +167,41 @@ describe('inspected tunnels end when the client goes away', () => {
       expect(record.duration_ms).toBeLessThan(5000);
     }
     expect(await eventually(activeTunnels, (n) => n === 0, 10_000)).toBe(0);
+  });
+
+  describe('a request the HTTP/1.1 parser refuses inside the tunnel is on the connection record', () => {
+    const refused = async (payload: string, status: number): Promise<ConnectionRecord> => {
+      const before = new Set((await connections()).map((r) => r.flow_id));
+      const { text } = await tlsRawExchange({ proxyPort: gw.explicitPort, connect: `origin.test:${port}`, sni: 'origin.test', caFile: gw.caFile, payload, timeoutMs: 10_000 });
+      expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      const all = await eventually(connections, (rs) => rs.some((r) => !before.has(r.flow_id)), 10_000);
+      const records = all.filter((r) => !before.has(r.flow_id));
+      expect(records).toHaveLength(1);
+      return records[0]!;
+    };
+
+    test('a malformed request line: 400, TG_ERR_BAD_REQUEST', async () => {
+      const record = await refused(`GET  /x HTTP/1.1\r\nHost: origin.test:${port}\r\n\r\n`, 400);
+      expect(record).toMatchObject({ requests: 0, close: 'refused' });
+      expect(record.error).toMatch(/^TG_ERR_BAD_REQUEST: /);
+    });
+
+    test('Content-Length with Transfer-Encoding: 400, TG_ERR_BAD_REQUEST', async () => {
+      const record = await refused(`POST /sink HTTP/1.1\r\nHost: origin.test:${port}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400);
+      expect(record).toMatchObject({ requests: 0, close: 'refused' });
+      expect(record.error).toMatch(/^TG_ERR_BAD_REQUEST: /);
+    });
+
+    test('headers over http.max_header_size: 431, TG_ERR_HEADERS_TOO_LARGE', async () => {
+      const record = await refused(`GET /small HTTP/1.1\r\nHost: origin.test:${port}\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431);
+      expect(record).toMatchObject({ requests: 0, close: 'refused' });
+      expect(record.error).toMatch(/^TG_ERR_HEADERS_TOO_LARGE: /);
+    });
+
+    test('headers not completed within limits.header_timeout: 408, TG_ERR_CLIENT_TIMEOUT', async () => {
+      const record = await refused(`GET /small HTTP/1.1\r\nHost: origin.test:${port}\r\n`, 408);
+      expect(record).toMatchObject({ requests: 0, close: 'timeout' });
+      expect(record.error).toMatch(/^TG_ERR_CLIENT_TIMEOUT: /);
+    });
   });
 });
