@@ -85,8 +85,14 @@ const ABORT_WITHOUT_ALERT = new Set(['ECONNRESET']);
 interface Tunnel extends DecryptedTunnel {
   clientTls: TlsSummary | null;
   headerTimer: NodeJS.Timeout | null;
-  /** Set when limits.header_timeout ended an HTTP/2 session: the flow closed on a timeout. */
-  timedOut: boolean;
+  /**
+   * How the flow ended when the gateway itself ended it (a deadline, a refused request, a
+   * client found gone), which the socket's close cannot say; null = as the socket closed.
+   */
+  closeAs: CloseKind | null;
+  /** The client's TLS socket, and the TCP socket under it: destroyed outright when an HTTP/2 session ends. */
+  readonly tls: TLSSocket;
+  readonly raw: Socket;
   /** A decrypted session routed by decrypted-stream.ts; the flow closes when it is done. */
   stream: Promise<DecryptedRoute> | null;
 }
@@ -112,6 +118,58 @@ const CLIENT_TLS_HIGH_WATER_MARK = 256 * 1024;
 const H2_MAX_CONCURRENT_STREAMS = 100;
 
 /**
+ * How long an HTTP/2 session that is ending (GOAWAY sent, destroyed) may take to flush its last
+ * frames before the client's sockets are destroyed regardless. Node closes the socket of a
+ * destroyed session only once its write in progress completes, and a write to a client that is
+ * gone or has stopped reading may never complete.
+ */
+const H2_CLOSE_GRACE_MS = 1000;
+
+/** How often an HTTP/2 session's client socket is checked for a write that can never complete. */
+const H2_STUCK_WRITE_CHECK_MS = 1000;
+
+/**
+ * Bytes a socket's native handle has accepted and not yet written below it (TLS: to the TCP
+ * socket; TCP: to the kernel). Node's own write accounting (net.js reads it too); writes made by
+ * an HTTP/2 session go to the handle directly, so `writableLength` never sees them.
+ */
+function handleWriteQueue(socket: Socket): number {
+  return (socket as Socket & { _handle?: { writeQueueSize?: number } | null })._handle?.writeQueueSize ?? 0;
+}
+
+/**
+ * Watches the client socket of an HTTP/2 session for a write that can never complete, and calls
+ * `onStuck` once when it finds one. Node's HTTP/2 session stops reading its socket while a write
+ * is in progress, and when the client's TCP connection fails under a write (a client killed or
+ * reset while a download was back-pressured), the error reaches the TCP layer but, on Node 20,
+ * not always the TLS layer above it: the TLS handle then holds the session's write forever
+ * (its write queue above 0) while the TCP handle has nothing queued and no byte moves (measured:
+ * 16 KiB held in TLS, 0 in TCP, bytesWritten frozen, for as long as the session lived). Nothing reads or writes the connection any more, so neither the reset nor a FIN is
+ * ever seen, and no event fires. In every live state, TLS output pending means TCP output
+ * pending too (the TLS layer writes on as soon as a TCP write completes), so that state held over
+ * two checks means the client is gone.
+ */
+function watchStuckWrites(tlsSocket: TLSSocket, raw: Socket, onStuck: () => void): () => void {
+  let lastWritten = raw.bytesWritten;
+  let stuckChecks = 0;
+  const timer = setInterval(() => {
+    if (raw.destroyed || tlsSocket.destroyed) {
+      clearInterval(timer);
+      return;
+    }
+    const written = raw.bytesWritten;
+    const stuck = handleWriteQueue(tlsSocket) > 0 && handleWriteQueue(raw) === 0 && written === lastWritten;
+    lastWritten = written;
+    stuckChecks = stuck ? stuckChecks + 1 : 0;
+    if (stuckChecks < 2) return;
+    clearInterval(timer);
+    onStuck();
+  }, H2_STUCK_WRITE_CHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
  * The inspect terminal: terminates the client's TLS with a certificate minted for the name it
  * asked for, then serves the HTTP inside through the one forwarding path (which opens its own,
  * verified TLS connection to the origin).
@@ -122,6 +180,8 @@ export class TlsInspector implements Inspector {
   /** HTTP/2 client sessions: one server, sessions handed to it like sockets to `server`. */
   private readonly h2Server: http2.Http2Server;
   private readonly h2Tunnels = new WeakMap<http2.ServerHttp2Session, Tunnel>();
+  /** Sessions being destroyed, whose client sockets are destroyed after H2_CLOSE_GRACE_MS at the latest. */
+  private readonly h2Ending = new WeakSet<http2.ServerHttp2Session>();
   /** The tunnel whose socket is being handed to h2Server ('session' fires synchronously). */
   private handingOver: Tunnel | null = null;
 
@@ -135,16 +195,28 @@ export class TlsInspector implements Inspector {
     // The same header budget as HTTP/1.1; Node's default of unlimited concurrent streams per
     // session would let one client open any number of origin requests at once.
     this.h2Server = http2.createServer({ maxSessionMemory: 10, settings: { maxHeaderListSize: options.maxHeaderBytes, maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS } });
-    // Idle sessions are destroyed (no 'timeout' listener); streams end with them.
+    // Idle sessions end (limits.client_idle_timeout); streams end with them.
     this.h2Server.setTimeout(options.idleTimeoutMs);
+    this.h2Server.on('timeout', (session: http2.ServerHttp2Session) => {
+      const tunnel = this.h2Tunnels.get(session);
+      if (tunnel) {
+        noteLimitBreach(tunnel.flow.log, 'limits.client_idle_timeout', tunnel.flow.frontend, { limit_ms: options.idleTimeoutMs });
+        tunnel.closeAs ??= 'timeout';
+      }
+      this.endH2Session(session, tunnel);
+    });
     this.h2Server.on('session', (session: http2.ServerHttp2Session) => {
       const tunnel = this.handingOver;
       if (tunnel) {
         this.h2Tunnels.set(session, tunnel);
         watchH2HeaderDeadline(session, options.headerTimeoutMs, (timeout) => this.expireH2Session(session, tunnel, timeout));
+        this.bindH2Session(session, tunnel);
       }
       // Protocol errors end the session (GOAWAY) or the stream (RST_STREAM), never the process.
-      session.on('error', (err: NodeJS.ErrnoException) => tunnel?.flow.log.info({ code: err.code, reason: err.message }, 'HTTP/2 session error'));
+      session.on('error', (err: NodeJS.ErrnoException) => {
+        tunnel?.flow.log.info({ code: err.code, reason: err.message }, 'HTTP/2 session error');
+        this.endH2Session(session, tunnel);
+      });
     });
     this.h2Server.on('sessionError', () => undefined);
     this.h2Server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
@@ -232,7 +304,9 @@ export class TlsInspector implements Inspector {
       clientSni: peek.hello.sni,
       clientTls: null,
       headerTimer: null,
-      timedOut: false,
+      closeAs: null,
+      tls: tlsSocket,
+      raw: client,
       stream: null,
     };
     this.tunnels.set(tlsSocket, tunnel);
@@ -304,7 +378,7 @@ export class TlsInspector implements Inspector {
     });
     // The socket's close says only that it closed; a deadline that ended the session says why.
     const kind = await closed;
-    if (tunnel.timedOut) return 'timeout';
+    if (tunnel.closeAs) return tunnel.closeAs;
     // A relayed stream records its facts once both sides are done; its end is the flow's.
     const route = tunnel.stream ? await tunnel.stream.catch(() => null) : null;
     if (streamOrigin && !tunnel.stream) streamOrigin.socket.destroy();
@@ -328,12 +402,63 @@ export class TlsInspector implements Inspector {
     this.options.pinning.record(tunnel.name.name, flow.clientAddress, signal, mayAutoSplice(flow.decision?.rule ?? null));
   }
 
+  /**
+   * Ties the flow to an HTTP/2 session it was handed to: the flow ends when the session does or
+   * the client goes away, whatever state the session's writes are in.
+   */
+  private bindH2Session(session: http2.ServerHttp2Session, tunnel: Tunnel): void {
+    // session.socket is a proxy that refuses listeners: the tunnel's own sockets are used.
+    const { tls: tlsSocket, raw } = tunnel;
+    // Client sockets are half-open (for splicing): a client's FIN (after close_notify, when curl
+    // or a browser is done) would otherwise leave the session open until
+    // limits.client_idle_timeout, holding a connection slot. The client can send nothing more,
+    // not even WINDOW_UPDATE: no new streams (GOAWAY), and the socket goes once the session is done.
+    tlsSocket.on('end', () => this.endH2Session(session, tunnel, true));
+    // A client reset (or a socket destroyed under the session) ends it at once.
+    raw.once('close', () => this.endH2Session(session, tunnel));
+    tlsSocket.once('close', () => this.endH2Session(session, tunnel));
+    session.once('close', () => this.destroyClient(tunnel));
+    const stopWatching = watchStuckWrites(tlsSocket, raw, () => {
+      tunnel.flow.log.info({ stalled_bytes: handleWriteQueue(tlsSocket) }, 'HTTP/2 client gone: a write to it can never complete; closing the tunnel');
+      tunnel.closeAs ??= 'client-reset';
+      this.endH2Session(session, tunnel);
+      this.destroyClient(tunnel);
+    });
+    session.once('close', stopWatching);
+  }
+
+  /**
+   * Ends an HTTP/2 session, and with it the flow. `graceful` (the client's FIN): a GOAWAY, and
+   * the streams still open may finish; Node destroys the session when the last one does. Else
+   * the session and its streams are destroyed at once (their responses close, which cancels
+   * their origin exchanges), and the client's sockets follow within H2_CLOSE_GRACE_MS even if
+   * the session's last write never completes. Either way the sockets are destroyed when the
+   * session closes (bindH2Session), and the stuck-write watch stays until then.
+   */
+  private endH2Session(session: http2.ServerHttp2Session, tunnel: Tunnel | null | undefined, graceful = false): void {
+    if (!session.closed && !session.destroyed) session.close();
+    if (graceful) return;
+    if (!session.destroyed) session.destroy();
+    if (!tunnel || this.h2Ending.has(session)) return;
+    this.h2Ending.add(session);
+    const hard = setTimeout(() => this.destroyClient(tunnel), H2_CLOSE_GRACE_MS);
+    hard.unref();
+    tunnel.raw.once('close', () => clearTimeout(hard));
+  }
+
+  private destroyClient(tunnel: Tunnel): void {
+    tunnel.tls.destroy();
+    tunnel.raw.destroy();
+  }
+
   /** Slow-header defence for the decrypted side (see the constructor). */
   private armHeaderTimer(socket: TLSSocket, tunnel: Tunnel): void {
     if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
     tunnel.headerTimer = setTimeout(() => {
       noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: this.options.headerTimeoutMs });
       const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
+      tunnel.flow.failed(error);
+      tunnel.closeAs ??= 'timeout';
       writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
       socket.destroySoon();
     }, this.options.headerTimeoutMs);
@@ -348,10 +473,10 @@ export class TlsInspector implements Inspector {
     const ms = this.options.headerTimeoutMs;
     noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: ms, http2: timeout.reason });
     tunnel.flow.failed(new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', `${timeout.reason} within limits.header_timeout (${ms} ms)`));
-    tunnel.timedOut = true;
+    tunnel.closeAs ??= 'timeout';
     // destroy() right after goaway() still writes the GOAWAY frame first (measured on Node 20).
     session.goaway(http2.constants.NGHTTP2_NO_ERROR, timeout.lastStreamId);
-    session.destroy();
+    this.endH2Session(session, tunnel, false);
   }
 
   private onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
@@ -373,6 +498,10 @@ export class TlsInspector implements Inspector {
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
     if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
     tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request refused by the HTTP parser');
+    if (tunnel) {
+      tunnel.flow.failed(error);
+      tunnel.closeAs ??= 'refused';
+    }
     writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
     socket.destroySoon();
   }
