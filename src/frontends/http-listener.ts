@@ -45,10 +45,6 @@ export function createHttpListener(limits: HttpListenerLimits, frontend: string,
   // Node keeps the first maxHeadersCount fields and silently drops the rest; one more than the
   // limit lets a request over it be recognised and refused instead of forwarded truncated.
   server.maxHeadersCount = limits.maxHeaders + 1;
-  // A client that sends its request and then half-closes (shutdown(SHUT_WR), `nc -N`, scripted
-  // and embedded clients) still gets its response; the connection ends after it. Without this
-  // Node aborts the request in flight at the client's FIN.
-  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.timeout = limits.clientIdleTimeoutMs;
   server.on('timeout', (socket: Socket) => {
     const peer = peerAddress(socket);
