@@ -2,6 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import { DlpMatch, DlpScan, type ScannerOptions } from '../policy/dlp/scanner';
 import { rawHeaderValue } from './headers';
+import { hexDigitValue } from '../protocol/percent-encoding';
 
 /**
  * What DLP must also read besides an upload's bytes as sent: the bytes a server will read once
@@ -42,13 +43,6 @@ export class UploadUninspectable extends Error {
   override readonly name = 'UploadUninspectable';
 }
 
-function hexValue(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  if (code >= 0x41 && code <= 0x46) return code - 0x37;
-  if (code >= 0x61 && code <= 0x66) return code - 0x57;
-  return -1;
-}
-
 /** application/x-www-form-urlencoded, decoded as it streams: `+` is a space, `%XX` a byte. */
 class FormDecoder {
   private carry: Buffer = Buffer.alloc(0);
@@ -72,8 +66,8 @@ class FormDecoder {
       if (byte === 0x25) {
         // An escape cut by the chunk boundary waits for the next chunk.
         if (i + 2 >= data.length && !final) break;
-        const hi = hexValue(data[i + 1] ?? -1);
-        const lo = hexValue(data[i + 2] ?? -1);
+        const hi = hexDigitValue(data[i + 1] ?? -1);
+        const lo = hexDigitValue(data[i + 2] ?? -1);
         if (hi >= 0 && lo >= 0) {
           out[n++] = (hi << 4) | lo;
           i += 2;

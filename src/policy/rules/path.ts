@@ -1,3 +1,5 @@
+import { hexDigitValue } from '../../protocol/percent-encoding';
+
 /**
  * The path HTTP rules are matched against. Origins resolve a request path before they look it
  * up: they decode percent-encoded characters, remove `.` and `..` segments, merge repeated
@@ -23,13 +25,6 @@ export interface CanonicalPathOptions {
 }
 
 const HEX = '0123456789ABCDEF';
-
-function hexValue(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  if (code >= 0x41 && code <= 0x46) return code - 0x37;
-  if (code >= 0x61 && code <= 0x66) return code - 0x57;
-  return -1;
-}
 
 function isUnreserved(byte: number): boolean {
   return (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x2e || byte === 0x5f || byte === 0x7e;
@@ -63,8 +58,8 @@ function decode(raw: string, options: CanonicalPathOptions): CanonicalPath {
     // A run of percent-encoded bytes: decoded one by one, multi-byte UTF-8 kept whole.
     const bytes: number[] = [];
     while (i < raw.length && raw.charCodeAt(i) === 0x25) {
-      const hi = hexValue(raw.charCodeAt(i + 1));
-      const lo = hexValue(raw.charCodeAt(i + 2));
+      const hi = hexDigitValue(raw.charCodeAt(i + 1));
+      const lo = hexDigitValue(raw.charCodeAt(i + 2));
       if (hi < 0 || lo < 0) return refuse(`malformed percent-encoding "${raw.slice(i, i + 3)}" in the path`);
       bytes.push((hi << 4) | lo);
       i += 3;
