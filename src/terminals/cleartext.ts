@@ -28,6 +28,8 @@ export interface CleartextOptions {
 
 interface ClearTunnel extends DecryptedTunnel {
   headerTimer: NodeJS.Timeout | null;
+  /** How the flow ended when the gateway itself refused or timed it out; null = as the socket closed. */
+  closeAs: CloseKind | null;
 }
 
 /**
@@ -72,7 +74,7 @@ export class CleartextHttpTerminal implements CleartextTerminal {
 
   serve(flow: Flow, client: Socket): Promise<CloseKind> {
     const target = flow.target!;
-    const tunnel: ClearTunnel = { flow, name: target.host, servername: null, clientSni: null, clientTls: null, headerTimer: null };
+    const tunnel: ClearTunnel = { flow, name: target.host, servername: null, clientSni: null, clientTls: null, headerTimer: null, closeAs: null };
     this.tunnels.set(client, tunnel);
     client.setNoDelay(true);
     return new Promise((resolve) => {
@@ -83,7 +85,7 @@ export class CleartextHttpTerminal implements CleartextTerminal {
       client.once('close', () => {
         if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
         flow.transferred(client.bytesRead, client.bytesWritten);
-        resolve(close);
+        resolve(tunnel.closeAs ?? close);
       });
       this.armHeaderTimer(client, tunnel);
       this.server.emit('connection', client);
@@ -96,6 +98,9 @@ export class CleartextHttpTerminal implements CleartextTerminal {
     tunnel.headerTimer = setTimeout(() => {
       noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: this.options.headerTimeoutMs });
       const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
+      // The connection record says what happened: no request record exists for it.
+      tunnel.flow.failed(error);
+      tunnel.closeAs ??= 'timeout';
       writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
       socket.destroySoon();
     }, this.options.headerTimeoutMs);
@@ -111,6 +116,10 @@ export class CleartextHttpTerminal implements CleartextTerminal {
     const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
     if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
     tunnel?.flow.log.info({ code: error.code, reason }, 'cleartext tunnel request refused by the HTTP parser');
+    if (tunnel) {
+      tunnel.flow.failed(error);
+      tunnel.closeAs ??= 'refused';
+    }
     writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
     socket.destroySoon();
   }

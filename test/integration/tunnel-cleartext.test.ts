@@ -176,6 +176,22 @@ describe('cleartext in tunnels, with real curl', () => {
     expect(plain.seen.length).toBe(before);
   });
 
+  test.each([
+    ['a smuggling attempt (Content-Length with Transfer-Encoding)', 'POST /x HTTP/1.1\r\nHost: HOST\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'TG_ERR_BAD_REQUEST'],
+    ['two spaces in the request line', 'GET  /x HTTP/1.1\r\nHost: HOST\r\n\r\n', 400, 'TG_ERR_BAD_REQUEST'],
+  ])('a request the parser refuses (%s) is answered and on the connection record', async (_name, raw, status, code) => {
+    const authority = `inspect.test:${plain.port}`;
+    const before = plain.seen.length;
+    const text = await connectAndExchange(gw.explicitPort, authority, raw.replace('HOST', authority));
+    expect(text).toMatch(new RegExp(`HTTP/1\\.1 ${status} `));
+    expect(plain.seen.length).toBe(before);
+    const records = await eventually(
+      async () => connections(await gw.audit()).filter((r) => r.frontend === 'explicit-connect' && r.target === authority && r.error !== null && r.error.startsWith(code)),
+      (list) => list.length > 0,
+    );
+    expect(records.at(-1)).toMatchObject({ close: 'refused', first_bytes: 'http' });
+  });
+
   test("an HTTP rule's deny applies to cleartext inside the tunnel", async () => {
     const before = plain.seen.length;
     const res = await curl(['--socks5-hostname', socks, `http://inspect.test:${plain.port}/secret/x`]);
