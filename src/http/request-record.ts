@@ -123,7 +123,9 @@ export class RequestTracker {
     if (this.done) return;
     this.done = true;
     const { ctx, req, res } = this;
-    const aborted = this.statusOverride === null && !res.writableFinished && this.error === null;
+    // An HTTP/2 response whose stream the client reset counts as finished (Node sets
+    // writableFinished), though it was never ended: both say it went out whole.
+    const aborted = this.statusOverride === null && (!res.writableEnded || !res.writableFinished) && this.error === null;
     const status = this.statusOverride ?? (res.headersSent ? res.statusCode : 0);
     const durationMs = Math.round((performance.now() - this.start) * 1000) / 1000;
     const cache = this.cache?.outcome ?? null;

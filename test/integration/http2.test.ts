@@ -24,6 +24,11 @@ describe('HTTP/2 through interception', () => {
     const leaf = issue({ commonName: 'origin.test', dnsNames: ['origin.test', 'h2.test', 'h1.test', 'other.test'], issuer: root });
     // An origin that speaks h2, and http/1.1 for clients that do not.
     h2Origin = http2.createSecureServer({ cert: leaf.certPem, key: leaf.keyPem, allowHTTP1: true }, (req, res) => {
+      // /hold reads the upload and never answers: the client gives up first.
+      if (req.url === '/hold') {
+        req.resume();
+        return;
+      }
       const body = `hello from h2 origin ${req.url} over ${req.httpVersion}\n`;
       res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'set-cookie': ['a=SECRET1', 'b=2'] });
       res.end(body);
@@ -137,6 +142,22 @@ describe('HTTP/2 through interception', () => {
       expect(mine).toHaveLength(4);
       expect(new Set(mine.map((r) => r.flow_id)).size).toBe(1);
       expect(new Set(mine.map((r) => r.request_id)).size).toBe(4);
+    } finally {
+      session.close();
+    }
+  });
+
+  test('a client that resets its stream mid-upload: the record says the client left', async () => {
+    const { session } = await h2Session(gw.explicitPort, 'h2.test', h2Port, ca);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/hold' });
+      stream.on('error', () => undefined);
+      stream.write('x'.repeat(1000));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      const records = await eventually(gw.audit, (r) => r.some((x) => x.type === 'request' && x.path === '/hold'));
+      const record = records.find((x): x is RequestRecord => x.type === 'request' && x.path === '/hold')!;
+      expect(record).toMatchObject({ status: 0, error: 'client closed before the response completed' });
     } finally {
       session.close();
     }
