@@ -96,9 +96,10 @@ export interface DecodedScanOptions extends ScannerOptions {
  * mode a received chunk is held until every byte decoded from it has been scanned and can no
  * longer be part of a match (including an escape it leaves unfinished), and with a
  * Content-Encoding the newest chunk until the next (a decompressor may emit a little of one
- * chunk only with the next), so a match is refused before the bytes that encode it go on. A coding that does not decode, decodes to more than 100 times its size, or lags more
- * than 1 MiB behind is refused in deny mode (UploadUninspectable) and no longer scanned in
- * log mode. Memory: bounded by those limits, never the whole upload.
+ * chunk only with the next), so a match is refused before the bytes that encode it go on.
+ * A coding that does not decode, decodes to more than 100 times its size, or lags more than
+ * 1 MiB behind is refused in deny mode (UploadUninspectable) and no longer scanned in log
+ * mode. Memory: bounded by those limits, never the whole upload.
  */
 export function createDecodedScanner(options: DecodedScanOptions): Transform {
   const deny = options.stopOnFirst;

@@ -144,8 +144,9 @@ function handleWriteQueue(socket: Socket): number {
  * reset while a download was back-pressured), the error reaches the TCP layer but, on Node 20,
  * not always the TLS layer above it: the TLS handle then holds the session's write forever
  * (its write queue above 0) while the TCP handle has nothing queued and no byte moves (measured:
- * 16 KiB held in TLS, 0 in TCP, bytesWritten frozen, for as long as the session lived). Nothing reads or writes the connection any more, so neither the reset nor a FIN is
- * ever seen, and no event fires. In every live state, TLS output pending means TCP output
+ * 16 KiB held in TLS, 0 in TCP, bytesWritten frozen, for as long as the session lived).
+ * Nothing reads or writes the connection any more, so neither the reset nor a FIN is ever
+ * seen, and no event fires. In every live state, TLS output pending means TCP output
  * pending too (the TLS layer writes on as soon as a TCP write completes), so that state held over
  * two checks means the client is gone.
  */
