@@ -96,6 +96,12 @@ describe('scanning the decoded view while passing the bytes on as sent', () => {
     expect(result.output.equals(body)).toBe(true);
   });
 
+  test('an empty body with a Content-Encoding passes: there is nothing to inspect', async () => {
+    const result = await run(gzip, []);
+    expect(result.error).toBeNull();
+    expect(result.output.length).toBe(0);
+  });
+
   test('a coding that does not decode is refused in deny mode', async () => {
     const result = await run(gzip, [Buffer.from('this is not gzip at all')]);
     expect(result.error).toBeInstanceOf(UploadUninspectable);

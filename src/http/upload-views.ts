@@ -204,7 +204,8 @@ export function createDecodedScanner(options: DecodedScanOptions): Transform {
         release((b) => this.push(b), true);
         callback();
       };
-      if (!decoder || gaveUp || failure) {
+      // An empty body has nothing to decode (its "coding" would fail as a truncated stream).
+      if (!decoder || gaveUp || failure || received === 0) {
         finish();
         return;
       }
