@@ -20,7 +20,9 @@ const SPELLINGS: readonly [string, 400 | 403][] = [
   ['//admin/secret', 403],
   ['/./admin/secret', 403],
   ['/admin;x=1/secret', 403],
-  ['/public/..;/admin/secret', 403],
+  // A parent step to Tomcat, a name to nginx: ambiguous, so refused (second review).
+  ['/public/..;/admin/secret', 400],
+  ['/admin/..;/public/readme', 400],
   ['/admin%2Fsecret', 400],
   ['/admin%5csecret', 400],
   ['/public/%c0%ae%c0%ae/admin/secret', 400],

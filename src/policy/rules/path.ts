@@ -13,7 +13,7 @@ import { hexDigitValue } from '../../protocol/percent-encoding';
  * empty segments and `;parameters` dropped. Spellings whose meaning differs from origin to
  * origin are refused rather than guessed: an encoded slash or backslash (`%2F`, `%5C`, or a raw
  * `\`, a separator on some servers and data on others) unless the policy rule opts in, and
- * always an encoded NUL, a malformed or non-UTF-8 percent-encoding, and a fragment (`#` is never
+ * always a dot segment with parameters (`..;`), an encoded NUL, a malformed or non-UTF-8 percent-encoding, and a fragment (`#` is never
  * part of a request target, RFC 9112 section 3.2). The request is forwarded as the client wrote
  * it; only matching uses the canonical form. Pure: text in, path or reason out.
  */
@@ -105,6 +105,9 @@ export function canonicalPath(raw: string, options: CanonicalPathOptions): Canon
     const full = segments[i]!;
     const semi = full.indexOf(';');
     const segment = semi < 0 ? full : full.slice(0, semi);
+    // `..;x` is a parent step to Tomcat and Jetty and a plain name to nginx, Node, Go and IIS:
+    // whichever reading the rules took, an origin of the other kind could be reached around them.
+    if (semi >= 0 && (segment === '.' || segment === '..')) return refuse(`a dot segment with parameters ("${full}") is a dot segment to some servers and a name to others`);
     const last = i === segments.length - 1;
     if (segment === '' || segment === '.') {
       trailingSlash = last;
