@@ -26,34 +26,60 @@ function classifyTlsRecord(input: Buffer): FirstBytesKind | 'needMore' {
 }
 
 /**
- * Empty lines a server ignores before a request line (RFC 9112 section 2.2: "SHOULD ignore at
- * least one"; Node's parser and nginx ignore several). Bounded, so a stream of line ends is not
- * waited on for ever.
+ * Empty lines before a request line: servers skip them (RFC 9112 section 2.2: "SHOULD ignore at
+ * least one"; Node's parser skips any number). More than this many bytes of them are taken for
+ * HTTP without waiting further: the HTTP path's parser and header timeout deal with the rest.
  */
 const MAX_LEADING_LINE_END_BYTES = 16;
+
+/** How far into a first line whose method is not upper case the request-line shape is looked for. */
+const MAX_FIRST_LINE_BYTES = 8 * 1024;
 
 function isLineEnd(byte: number): boolean {
   return byte === 0x0d || byte === 0x0a;
 }
 
+/** A token character (RFC 9110 section 5.6.2), which is what a method is made of. */
+function isTokenByte(byte: number): boolean {
+  if (byte >= 0x30 && byte <= 0x39) return true;
+  if ((byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)) return true;
+  return "!#$%&'*+-.^_`|~".includes(String.fromCharCode(byte));
+}
+
+/** "method SP target SP HTTP/": the shape of a request line, whatever the method's case. */
+const REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP\/\d/;
+
 /**
- * An uppercase method token followed by a space, as in "GET " or "CONNECT ", after any empty
- * lines: whatever an origin would read as a request line must be read as one here too, or a
- * request could pass as "not HTTP" and skip the HTTP rules.
+ * What an origin would read as a request line, after any empty lines, must be read as one here
+ * too, or a request could pass as "not HTTP" and skip the HTTP rules: an upper-case method and
+ * a space ("GET ", "CONNECT ") at once; a method in any other case (some servers take `get`)
+ * once its line shows the request-line shape.
  */
 function classifyRequestLine(input: Buffer): FirstBytesKind | 'needMore' {
   let start = 0;
   while (start < input.length && isLineEnd(input.readUInt8(start))) {
     start++;
-    if (start > MAX_LEADING_LINE_END_BYTES) return 'unknown';
+    if (start > MAX_LEADING_LINE_END_BYTES) return 'http';
   }
   const scan = Math.min(input.length, start + MAX_METHOD_CHARS + 1);
+  let upperCase = true;
   for (let i = start; i < scan; i++) {
     const byte = input.readUInt8(i);
-    if (byte === 0x20) return i > start ? 'http' : 'unknown';
-    if (i === start ? !isUppercaseLetter(byte) : !isMethodByte(byte)) return 'unknown';
+    if (byte === 0x20) {
+      if (i === start) return 'unknown';
+      return upperCase ? 'http' : requestLineShape(input, start);
+    }
+    if (!isTokenByte(byte)) return 'unknown';
+    if (i === start ? !isUppercaseLetter(byte) : !isMethodByte(byte)) upperCase = false;
   }
   return input.length - start > MAX_METHOD_CHARS ? 'unknown' : 'needMore';
+}
+
+/** A first line whose method is not upper case: HTTP only with the whole request-line shape. */
+function requestLineShape(input: Buffer, start: number): FirstBytesKind | 'needMore' {
+  const end = input.indexOf(0x0a, start);
+  if (end < 0) return input.length - start > MAX_FIRST_LINE_BYTES ? 'unknown' : 'needMore';
+  return REQUEST_LINE.test(input.toString('latin1', start, end)) ? 'http' : 'unknown';
 }
 
 /**

@@ -47,6 +47,17 @@ describe('bypass: a request framed or timed so it looks like something other tha
     expect(lab.requestsFor(path)).toEqual([]);
   });
 
+  test.each([
+    ['seventeen line ends before it', `${'\n'.repeat(17)}GET /admin/many-line-ends HTTP/1.1`, 403, '/admin/many-line-ends'],
+    ['a lowercase method (which some servers take)', 'get /admin/lowercase HTTP/1.1', 400, '/admin/lowercase'],
+  ])('a request line with %s goes to the HTTP path and is answered there, never relayed', async (_name, line, status, path) => {
+    const host = `storage.test:${lab.httpsPort}`;
+    const { text } = await tlsRawExchange({ proxyPort: gw.explicitPort, connect: host, sni: 'storage.test', caFile: gw.caFile, payload: `${line}\r\nHost: ${host}\r\nConnection: close\r\n\r\n` });
+    await settle();
+    expect(statuses(text)).toEqual([status]);
+    expect(lab.requestsFor(path)).toEqual([]);
+  });
+
   test('under a rule without HTTP rules, a request after an empty line is served as HTTP (Via, a request record), not relayed as a stream', async () => {
     const host = `victim.test:${lab.httpsPort}`;
     const { text } = await tlsRawExchange({
