@@ -147,6 +147,16 @@ function ruleRefusal(rule: HttpRule, fallback: string): Refusal {
   return { kind: 'http-deny', ruleId: rule.id, reason: rule.reason ?? fallback };
 }
 
+/** A stage that passes the upload on and notes, at its first byte, that DLP could not read it. */
+function noteUninspectable(note: () => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      note();
+      callback(null, chunk);
+    },
+  });
+}
+
 /** A stage that refuses the upload at its first byte: DLP in deny mode cannot read it. */
 function refuseUninspectable(reason: string): Transform {
   return new Transform({
@@ -224,15 +234,19 @@ export class Enforcement {
           // The bytes as sent and their decoded view often hold the same match at the same offset.
           if (this.findings.some((f) => f.detector === finding.detector && f.offset === finding.offset)) return;
           this.findings.push({ detector: finding.detector, offset: finding.offset, action: dlp.action });
-          if (dlp.action === 'log' && this.dlpFlag.length === 0) this.dlpFlag.push(`${ruleId}/dlp`);
+          if (dlp.action === 'log' && !this.dlpFlag.includes(`${ruleId}/dlp`)) this.dlpFlag.push(`${ruleId}/dlp`);
           publish('tollgate:dlp:matched', { detector: finding.detector, action: dlp.action });
         },
       };
       stages.push(createDlpScanner(scanning));
       // Compressed or form-encoded uploads are also scanned as the server will read them.
       const view = this.view;
-      if (view.kind === 'decoded') stages.push(createDecodedScanner({ ...scanning, view }));
-      else if (view.kind === 'unscannable' && dlp.action === 'deny') stages.push(refuseUninspectable(view.reason));
+      // Report-only DLP that cannot read an upload says so in the record (flagged_by).
+      const uninspectable = (): void => {
+        if (!this.dlpFlag.includes(`${ruleId}/dlp-uninspectable`)) this.dlpFlag.push(`${ruleId}/dlp-uninspectable`);
+      };
+      if (view.kind === 'decoded') stages.push(createDecodedScanner({ ...scanning, view, onUninspectable: uninspectable }));
+      else if (view.kind === 'unscannable') stages.push(dlp.action === 'deny' ? refuseUninspectable(view.reason) : noteUninspectable(uninspectable));
     }
     this.inspectsUpload = stages.length > 0;
     let cut = false;

@@ -10,15 +10,16 @@ const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
 const detectors = BUILTIN_DETECTORS.filter((d) => ['aws_access_key_id', 'private_key', 'payment_card'].includes(d.name));
 
 /** Runs `chunks` through a decoded scanner; what came out, what was found, and how it ended. */
-async function run(view: UploadView, chunks: readonly Buffer[], deny = true): Promise<{ output: Buffer; findings: DlpFinding[]; error: Error | null }> {
+async function run(view: UploadView, chunks: readonly Buffer[], deny = true): Promise<{ output: Buffer; findings: DlpFinding[]; error: Error | null; uninspectable: string[] }> {
   if (view.kind !== 'decoded') throw new Error(`not a decoded view: ${view.kind}`);
   const findings: DlpFinding[] = [];
-  const stage = createDecodedScanner({ detectors, stopOnFirst: deny, onFinding: (f) => findings.push(f), view });
+  const uninspectable: string[] = [];
+  const stage = createDecodedScanner({ detectors, stopOnFirst: deny, onFinding: (f) => findings.push(f), onUninspectable: (reason) => uninspectable.push(reason), view });
   const out: Buffer[] = [];
   stage.on('data', (b: Buffer) => out.push(b));
   return new Promise((resolve) => {
-    stage.on('error', (error) => resolve({ output: Buffer.concat(out), findings, error }));
-    stage.on('end', () => resolve({ output: Buffer.concat(out), findings, error: null }));
+    stage.on('error', (error) => resolve({ output: Buffer.concat(out), findings, error, uninspectable }));
+    stage.on('end', () => resolve({ output: Buffer.concat(out), findings, error: null, uninspectable }));
     Readable.from(chunks, { objectMode: false }).pipe(stage);
   });
 }
@@ -102,6 +103,36 @@ describe('scanning the decoded view while passing the bytes on as sent', () => {
     expect(result.output.length).toBe(0);
   });
 
+  test('a gzip member followed by zero padding ends, whether the padding comes with it or after', async () => {
+    const member = zlib.gzipSync(Buffer.from('hello'));
+    const padded = await run(gzip, [Buffer.concat([member, Buffer.alloc(8)])]);
+    expect(padded.error).toBeNull();
+    expect(padded.output.length).toBe(member.length + 8);
+    const later = await run(gzip, [member, Buffer.alloc(4), Buffer.from(AWS_KEY)]);
+    expect(later.error).toBeInstanceOf(UploadUninspectable);
+  });
+
+  test('Content-Encoding over two lines is one list: identity then gzip is gzip, gzip twice is two codings', () => {
+    expect(view(['Content-Encoding', 'identity', 'Content-Encoding', 'gzip'])).toEqual({ kind: 'decoded', coding: 'gzip', form: false });
+    expect(view(['Content-Encoding', 'gzip', 'content-encoding', 'gzip']).kind).toBe('unscannable');
+  });
+
+  test('a large upload that compresses very well passes: the bomb limit is on large expansions', async () => {
+    const json = Buffer.from(JSON.stringify(Array.from({ length: 40_000 }, (_, i) => ({ id: i % 7, ok: true }))));
+    const compressed = zlib.gzipSync(json);
+    expect(json.length / compressed.length).toBeGreaterThan(100);
+    const result = await run(gzip, split(compressed, 4096));
+    expect(result.error).toBeNull();
+  });
+
+  test('log mode: a coding that does not decode passes on whole, and says it was not inspected', async () => {
+    const body = Buffer.from('this is not gzip at all');
+    const result = await run(gzip, [body], false);
+    expect(result.error).toBeNull();
+    expect(result.output.equals(body)).toBe(true);
+    expect(result.uninspectable).toEqual([expect.stringMatching(/gzip coding does not decode/)]);
+  });
+
   test('a coding that does not decode is refused in deny mode', async () => {
     const result = await run(gzip, [Buffer.from('this is not gzip at all')]);
     expect(result.error).toBeInstanceOf(UploadUninspectable);
@@ -110,7 +141,8 @@ describe('scanning the decoded view while passing the bytes on as sent', () => {
   });
 
   test('a decompression bomb is refused before it is decoded in full', async () => {
-    const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    // 128 MiB of zeros in about 128 KiB: refused past 64 MiB plus 100 times what was received.
+    const bomb = zlib.gzipSync(Buffer.alloc(128 * 1024 * 1024));
     const result = await run(gzip, split(bomb, 16 * 1024));
     expect(result.error).toBeInstanceOf(UploadUninspectable);
     expect(result.error?.message).toMatch(/decodes to more than 100 times its size/);

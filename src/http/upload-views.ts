@@ -1,7 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import { DlpMatch, DlpScan, type ScannerOptions } from '../policy/dlp/scanner';
-import { rawHeaderValue } from './headers';
 import { hexDigitValue } from '../protocol/percent-encoding';
 
 /**
@@ -17,14 +16,27 @@ type Coding = 'gzip' | 'deflate' | 'br';
 
 const CODINGS: Readonly<Record<string, Coding>> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'br' };
 
-/** Decoded bytes allowed per byte received (plus a fixed allowance) before an upload counts as a bomb. */
+/**
+ * Decoded bytes allowed per byte received, plus a fixed allowance, before an upload counts as a
+ * bomb: JSON and logs compress 500:1 and more, so small uploads get the allowance whatever
+ * their ratio, and only large expansions are refused.
+ */
 const MAX_EXPANSION = 100;
-const EXPANSION_ALLOWANCE = 1024 * 1024;
+const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
 /** Received bytes held back while their decoded form is scanned; more means decoding lags too far. */
 const MAX_HELD_BYTES = 1024 * 1024;
 
+/** Every value of a field, its lines joined as RFC 9110 5.3 allows (a list split over lines is one list). */
+function joinedValue(rawHeaders: readonly string[], lowerName: string): string | undefined {
+  let joined: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === lowerName) joined = joined === undefined ? rawHeaders[i + 1]! : `${joined}, ${rawHeaders[i + 1]!}`;
+  }
+  return joined;
+}
+
 export function uploadView(rawHeaders: readonly string[]): UploadView {
-  const encoding = rawHeaderValue(rawHeaders, 'content-encoding');
+  const encoding = joinedValue(rawHeaders, 'content-encoding');
   const codings = (encoding ?? '')
     .split(',')
     .map((c) => c.trim().toLowerCase())
@@ -33,8 +45,9 @@ export function uploadView(rawHeaders: readonly string[]): UploadView {
   const first = codings[0];
   const coding = first === undefined ? null : CODINGS[first];
   if (coding === undefined) return { kind: 'unscannable', reason: `the upload's Content-Encoding "${first}" cannot be decoded for inspection` };
-  const type = (rawHeaderValue(rawHeaders, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const form = type === 'application/x-www-form-urlencoded';
+  // Two Content-Type lines are no single media type: both are read as forms would be.
+  const types = (joinedValue(rawHeaders, 'content-type') ?? '').split(',').map((t) => t.split(';')[0]!.trim().toLowerCase());
+  const form = types.includes('application/x-www-form-urlencoded');
   return coding === null && !form ? { kind: 'raw' } : { kind: 'decoded', coding, form };
 }
 
@@ -89,6 +102,8 @@ function decoderFor(coding: Coding): zlib.Gunzip | zlib.Inflate | zlib.BrotliDec
 
 export interface DecodedScanOptions extends ScannerOptions {
   readonly view: Extract<UploadView, { kind: 'decoded' }>;
+  /** Log mode: the decoded view could not be read to the end (why), and the rest passes unscanned. */
+  readonly onUninspectable: (reason: string) => void;
 }
 
 /**
@@ -130,7 +145,10 @@ export function createDecodedScanner(options: DecodedScanOptions): Transform {
   };
   const fail = (error: Error): void => {
     if (deny) failure ??= error;
-    else gaveUp = true;
+    else if (!gaveUp) {
+      gaveUp = true;
+      options.onUninspectable(error.message);
+    }
     decoder?.removeAllListeners('data');
   };
   if (decoder) {
@@ -154,6 +172,12 @@ export function createDecodedScanner(options: DecodedScanOptions): Transform {
     }
     if (!decoder || gaveUp) {
       onDecoded(chunk, false);
+      done();
+      return;
+    }
+    if (decoder.readableEnded) {
+      // The coded stream ended (and any zero padding after it): more bytes are not part of it.
+      fail(new UploadUninspectable(`the upload has bytes after the end of its ${options.view.coding} stream`));
       done();
       return;
     }
@@ -204,8 +228,9 @@ export function createDecodedScanner(options: DecodedScanOptions): Transform {
         release((b) => this.push(b), true);
         callback();
       };
-      // An empty body has nothing to decode (its "coding" would fail as a truncated stream).
-      if (!decoder || gaveUp || failure || received === 0) {
+      // An empty body has nothing to decode (its "coding" would fail as a truncated stream); a
+      // decoder that already ended (a gzip member and zero padding) will not end again.
+      if (!decoder || gaveUp || failure || received === 0 || decoder.readableEnded) {
         finish();
         return;
       }

@@ -214,6 +214,15 @@ describe.each(['http', 'https'] as const)('DLP over %s', (scheme) => {
     expect(record.error).toMatch(/^TG_ERR_DLP_BLOCKED/);
   });
 
+  test('log: an upload DLP cannot read goes through, and its record says it was not inspected', async () => {
+    const url = `${scheme}://other.test:${origin.port}/echo?dlp=uninspectable`;
+    const args = scheme === 'https' ? ['-x', gw.proxy, '--cacert', gw.caFile] : ['-x', gw.proxy];
+    const res = await curl([...args, '-H', 'Content-Encoding: zstd', '--data-binary', 'opaque bytes', url]);
+    expect(res.status).toBe(200);
+    const record = await recordFor('/echo?dlp=uninspectable');
+    expect(record.flagged_by).toEqual(['uploads-watched/dlp-uninspectable']);
+  });
+
   test('curl upload with an AWS key id is blocked (Content-Length body)', async () => {
     const url = `${scheme}://origin.test:${origin.port}/echo?dlp=curl`;
     const args = scheme === 'https' ? ['-x', gw.proxy, '--cacert', gw.caFile] : ['-x', gw.proxy];
