@@ -72,7 +72,8 @@ function valueMatches(condition: ValueCondition, values: readonly string[]): boo
  * The values of a query parameter as the frameworks behind origins read it, so that another
  * spelling of the same parameter cannot dodge a rule: pairs split on `&` and `;` (a separator
  * for some), names and values form-decoded (`%65xport`, `+`), names compared in any case
- * (ASP.NET), and `name[]` or `name[key]` counted as `name` (PHP, Rails, Express's qs).
+ * (ASP.NET), `name[]` or `name[key]` counted as `name` (PHP, Rails, Express's qs), and names
+ * read as PHP reads them: leading spaces dropped, cut at a NUL.
  */
 function queryValues(query: string, name: string): string[] {
   if (query === '') return [];
@@ -81,7 +82,8 @@ function queryValues(query: string, name: string): string[] {
   for (const pair of query.split(/[&;]/)) {
     if (pair === '') continue;
     for (const [key, value] of new URLSearchParams(pair)) {
-      const lower = key.toLowerCase();
+      const nul = key.indexOf('\0');
+      const lower = (nul < 0 ? key : key.slice(0, nul)).replace(/^ +/, '').toLowerCase();
       const bracket = lower.indexOf('[');
       if (lower === wanted || (bracket > 0 && lower.slice(0, bracket) === wanted)) values.push(value);
     }

@@ -81,7 +81,7 @@ describe('HTTP rule evaluation', () => {
   });
 
   test('a query parameter is found under the spellings frameworks read as the same one', () => {
-    for (const url of ['/p?debug=1', '/p?DEBUG=1', '/p?debug[]=1', '/p?debug[on]=1', '/p?a=1;debug=1', '/p?%64ebug=1', '/p?x&Debug']) {
+    for (const url of ['/p?debug=1', '/p?DEBUG=1', '/p?debug[]=1', '/p?debug[on]=1', '/p?a=1;debug=1', '/p?%64ebug=1', '/p?x&Debug', '/p?+debug=1', '/p?%20debug=1', '/p?debug%00x=1']) {
       expect([url, evaluateRequest(rules, factsOf('GET', url, [], null)).logged]).toEqual([url, ['watch-debug']]);
     }
     for (const url of ['/p?debugging=1', '/p?xdebug=1', '/p?a=debug', '/p?[debug]=1']) {
