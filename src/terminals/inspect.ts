@@ -6,20 +6,19 @@ import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { TlsSummary } from '../audit/record-fields';
 import type { WarmupRequest } from '../egress/warmup';
 import { GatewayError, asGatewayError } from '../errors/gateway-error';
-import { TLS_ALERT_ACCESS_DENIED, writeRawHttpRefusal } from '../errors/refusal';
+import { TLS_ALERT_ACCESS_DENIED } from '../errors/refusal';
 import type { CloseKind, Flow } from '../flow/flow';
 import type { DecryptedTunnel, HttpEntry } from '../http/entry';
 import type { InboundRequest, InboundResponse } from '../http/inbound';
-import type { FramingViolation } from '../http/request-framing-guard';
 import { type UpgradeSocket, serveUpgrade } from '../http/upgrade';
 import { mayAutoSplice } from '../policy/decide';
 import type { TlsPeek } from '../protocol/first-bytes';
-import { type Host, hostText, normaliseHost } from '../protocol/host';
+import { type Host, normaliseHost } from '../protocol/host';
 import type { LeafSubject } from '../tls/mint-leaf';
 import { noteLimitBreach } from '../observability/limit-breach';
 import { type DecryptedRoute, type DecryptedStreams, isHttpAlpn, offersOnlyNonHttp } from './decrypted-stream';
 import { type H2HeaderTimeout, watchH2HeaderDeadline } from './h2-header-deadline';
-import { createTunnelHttpServer } from './tunnel-http-server';
+import { armHeaderDeadline, createTunnelHttpServer, type TunnelHttpState } from './tunnel-http-server';
 import type { PinningMonitor, PinningSignal } from './pinning-monitor';
 
 /** The inspect terminal: terminates the client's TLS and runs the HTTP inside. */
@@ -82,14 +81,9 @@ const REJECTION_ALERTS: Readonly<Record<string, PinningSignal>> = {
 const ABORT_WITHOUT_ALERT = new Set(['ECONNRESET']);
 
 /** What the HTTP servers need to know about the tunnel a decrypted request came through. */
-interface Tunnel extends DecryptedTunnel {
+/** `closeAs` also covers a client found gone under a stuck HTTP/2 write (watchStuckWrites). */
+interface Tunnel extends DecryptedTunnel, TunnelHttpState {
   clientTls: TlsSummary | null;
-  headerTimer: NodeJS.Timeout | null;
-  /**
-   * How the flow ended when the gateway itself ended it (a deadline, a refused request, a
-   * client found gone), which the socket's close cannot say; null = as the socket closed.
-   */
-  closeAs: CloseKind | null;
   /** The client's TLS socket, and the TCP socket under it: destroyed outright when an HTTP/2 session ends. */
   readonly tls: TLSSocket;
   readonly raw: Socket;
@@ -187,11 +181,7 @@ export class TlsInspector implements Inspector {
   private handingOver: Tunnel | null = null;
 
   constructor(private readonly options: InspectorOptions) {
-    this.server = createTunnelHttpServer(
-      options,
-      (socket) => this.tunnels.get(socket)?.flow,
-      (socket, violation) => this.onFramingViolation(socket, violation),
-    );
+    this.server = createTunnelHttpServer(options, (socket) => this.tunnels.get(socket), 'decrypted');
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
     // The same header budget as HTTP/1.1; Node's default of unlimited concurrent streams per
     // session would let one client open any number of origin requests at once.
@@ -233,7 +223,6 @@ export class TlsInspector implements Inspector {
         (res, reason) => this.refuseMalformed(req, res, reason),
       );
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
   }
 
   async inspect(flow: Flow, client: Socket, peek: TlsPeek): Promise<CloseKind> {
@@ -387,7 +376,7 @@ export class TlsInspector implements Inspector {
   }
 
   private serveHttp(tlsSocket: TLSSocket, tunnel: Tunnel): void {
-    this.armHeaderTimer(tlsSocket, tunnel);
+    armHeaderDeadline(tlsSocket, tunnel, this.options.headerTimeoutMs);
     this.server.emit('connection', tlsSocket);
     // A session whose first bytes were peeked (no ALPN) was left paused, and a 'data' listener
     // does not restart a stream paused explicitly.
@@ -452,20 +441,6 @@ export class TlsInspector implements Inspector {
     tunnel.raw.destroy();
   }
 
-  /** Slow-header defence for the decrypted side (see the constructor). */
-  private armHeaderTimer(socket: TLSSocket, tunnel: Tunnel): void {
-    if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
-    tunnel.headerTimer = setTimeout(() => {
-      noteLimitBreach(tunnel.flow.log, 'limits.header_timeout', tunnel.flow.frontend, { limit_ms: this.options.headerTimeoutMs });
-      const error = new GatewayError('TG_ERR_CLIENT_TIMEOUT', 'parse', 'the client did not send its request headers in time');
-      tunnel.flow.failed(error);
-      tunnel.closeAs ??= 'timeout';
-      writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel.flow.id, hostText(tunnel.name));
-      socket.destroySoon();
-    }, this.options.headerTimeoutMs);
-    tunnel.headerTimer.unref();
-  }
-
   /**
    * limits.header_timeout ran out on an HTTP/2 session (see watchH2HeaderDeadline): GOAWAY
    * naming the last stream delivered, so a client knows what it may retry elsewhere, then close.
@@ -478,33 +453,6 @@ export class TlsInspector implements Inspector {
     // destroy() right after goaway() still writes the GOAWAY frame first (measured on Node 20).
     session.goaway(http2.constants.NGHTTP2_NO_ERROR, timeout.lastStreamId);
     this.endH2Session(session, tunnel, false);
-  }
-
-  private onClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    this.refuseUnparsed(socket, tooLarge, tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${err.reason ?? err.message} (${err.code ?? ''})`);
-  }
-
-  private onFramingViolation(socket: Socket, violation: FramingViolation): void {
-    this.refuseUnparsed(socket, violation.tooLarge, violation.tooLarge ? `request headers exceed ${this.options.maxHeaderBytes} bytes` : `malformed request: ${violation.reason}`);
-  }
-
-  /** A decrypted request refused before the server saw it whole: 431 or 400, then close. */
-  private refuseUnparsed(socket: Socket, tooLarge: boolean, reason: string): void {
-    const tunnel = this.tunnels.get(socket);
-    const error = new GatewayError(tooLarge ? 'TG_ERR_HEADERS_TOO_LARGE' : 'TG_ERR_BAD_REQUEST', 'parse', reason);
-    if (tooLarge && tunnel) noteLimitBreach(tunnel.flow.log, 'http.max_header_size', tunnel.flow.frontend);
-    tunnel?.flow.log.info({ code: error.code, reason }, 'decrypted request refused by the HTTP parser');
-    if (tunnel) {
-      tunnel.flow.failed(error);
-      tunnel.closeAs ??= 'refused';
-    }
-    writeRawHttpRefusal(socket, { kind: 'error', error }, tunnel?.flow.id ?? 'none', tunnel ? hostText(tunnel.name) : 'unknown');
-    socket.destroySoon();
   }
 
   private refuseMalformed(req: IncomingMessage, res: ServerResponse, reason: string): void {
@@ -529,7 +477,7 @@ export class TlsInspector implements Inspector {
     }
     if (!(req instanceof http2.Http2ServerRequest)) {
       if (tunnel.headerTimer) clearTimeout(tunnel.headerTimer);
-      (res as ServerResponse).once('finish', () => this.armHeaderTimer(req.socket as TLSSocket, tunnel));
+      (res as ServerResponse).once('finish', () => armHeaderDeadline(req.socket, tunnel, this.options.headerTimeoutMs));
     }
     this.options.entry.decrypted(tunnel, req, res, upgrade);
   }

@@ -186,7 +186,7 @@ describe('cleartext in tunnels, with real curl', () => {
     expect(text).toMatch(new RegExp(`HTTP/1\\.1 ${status} `));
     expect(plain.seen.length).toBe(before);
     const records = await eventually(
-      async () => connections(await gw.audit()).filter((r) => r.frontend === 'explicit-connect' && r.target === authority && r.error !== null && r.error.startsWith(code)),
+      async () => connections(await gw.audit()).filter((r) => r.frontend === 'explicit-connect' && r.target === authority && r.error?.startsWith(code)),
       (list) => list.length > 0,
     );
     expect(records.at(-1)).toMatchObject({ close: 'refused', first_bytes: 'http' });
