@@ -52,13 +52,16 @@ function viaValue(existing: string | null, httpVersion: string, pseudonym: strin
   return existing === null ? own : `${existing}, ${own}`;
 }
 
+/**
+ * Copies fields already without their sender's hop-by-hop ones (withoutHopByHop ran before any
+ * edit), merging Via. Names in HOP_BY_HOP are still never copied: an edit may have added one.
+ */
 function copyEndToEnd(rawHeaders: readonly string[], extraDropped: ReadonlySet<string> | null, out: string[]): string | null {
-  const listed = connectionTokens(rawHeaders);
   let via: string | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || extraDropped?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || extraDropped?.has(lower)) continue;
     if (lower === 'via') {
       via = via === null ? rawHeaders[i + 1]! : `${via}, ${rawHeaders[i + 1]!}`;
       continue;
@@ -77,6 +80,7 @@ export interface RequestHeaderOptions {
   readonly forwardedFor: string | null;
 }
 
+/** The fields to send an origin: `rawHeaders` are the client's end-to-end ones (withoutHopByHop), as edited by the rules. */
 export function forwardRequestHeaders(rawHeaders: readonly string[], options: RequestHeaderOptions): string[] {
   const out: string[] = ['Host', options.host];
   const via = copyEndToEnd(rawHeaders, REQUEST_ONLY_DROPPED, out);
@@ -95,6 +99,7 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], options: Re
   return out;
 }
 
+/** The fields to send a client: `rawHeaders` are the origin's end-to-end ones (withoutHopByHop), as edited by the rules. */
 export function forwardResponseHeaders(rawHeaders: readonly string[], httpVersion: string, pseudonym: string): string[] {
   const out: string[] = [];
   const via = copyEndToEnd(rawHeaders, null, out);

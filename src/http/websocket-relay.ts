@@ -3,7 +3,7 @@ import type { CloseKind } from '../flow/flow';
 import type { Logger } from '../logging/logger';
 import type { DlpPolicy } from '../policy/dlp/dlp-types';
 import { Relay } from '../relay/relay';
-import { forwardResponseHeaders, rawHeaderValue } from './headers';
+import { forwardResponseHeaders, rawHeaderValue, withoutHopByHop } from './headers';
 import type { UpgradedReply } from './origin-leg';
 import type { UpgradeSocket } from './upgrade';
 import { relayWithDlp, type WebSocketDlpEvents } from './websocket-dlp';
@@ -29,7 +29,7 @@ export interface UpgradedOutcome {
 
 /** The 101 head for the client: the origin's end-to-end fields (Sec-WebSocket-*) and our Via. */
 function switchingHead(upgrade: UpgradedReply, via: string): string {
-  const headers = forwardResponseHeaders(upgrade.rawHeaders, upgrade.httpVersion, via);
+  const headers = forwardResponseHeaders(withoutHopByHop(upgrade.rawHeaders), upgrade.httpVersion, via);
   headers.push('Connection', 'Upgrade', 'Upgrade', rawHeaderValue(upgrade.rawHeaders, 'upgrade') ?? 'websocket');
   let head = `HTTP/1.1 101 ${upgrade.statusMessage || 'Switching Protocols'}\r\n`;
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
