@@ -51,6 +51,22 @@ describe('bypass: a secret in a compressed or form-encoded upload', () => {
     expect(await record(urlPath)).toMatchObject({ status: 403, action: 'deny', decision_code: 'dlp' });
   });
 
+  test('HTTP/2 to the gateway and the origin: a gzip upload carrying a key is refused, and what reached the origin never decodes to it', async () => {
+    const file = path.join(dir, 'key-h2.gz');
+    const compressed = zlib.gzipSync(Buffer.from(`${'x'.repeat(20_000)} key=${AWS_KEY} ${'y'.repeat(20_000)}`));
+    writeFileSync(file, compressed);
+    const res = await curl(['--http2', '-x', gw.proxy, '--cacert', gw.caFile, '-H', 'Content-Encoding: gzip', '--data-binary', `@${file}`, `https://storage.test:${lab.httpsPort}/public/upload-h2`]);
+    expect(res.status).toBe(403);
+    for (const seen of lab.requestsFor('/public/upload-h2')) {
+      expect(seen.httpVersion).toBe('2.0');
+      const received = Buffer.from(seen.body, 'latin1');
+      expect(received.length).toBeLessThan(compressed.length);
+      const decoded = received.length === 0 ? '' : zlib.gunzipSync(received, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('latin1');
+      expect(decoded).not.toContain(AWS_KEY);
+    }
+    expect(await record('/public/upload-h2')).toMatchObject({ status: 403, action: 'deny', decision_code: 'dlp', http_version: '2.0' });
+  });
+
   test('a percent-encoded key in a form body is refused', async () => {
     const file = path.join(dir, 'form.txt');
     writeFileSync(file, `note=hello&key=%41%4B%49%41${AWS_KEY.slice(4)}`);

@@ -183,8 +183,11 @@ describe('reverse-proxy listener', () => {
       const res = await plain('app.example', spelling, ['--path-as-is']);
       expect(res.status).toBe(200);
     }
+    // The same over HTTP/2 on the TLS listener.
+    const h2 = await https('app.example', '/secure/../hello?case=h2-dots', ['--path-as-is', '--http2']);
+    expect(h2.status).toBe(200);
     expect(origins.tls.seen.slice(tlsBefore)).toEqual([]);
-    expect(origins.plain.seen.slice(plainBefore)).toHaveLength(3);
+    expect(origins.plain.seen.slice(plainBefore)).toHaveLength(4);
     // And the other way: a spelling that reaches /secure/ once resolved goes to the /secure/ backend.
     await plain('app.example', '/public/../secure/hello', ['--path-as-is']);
     expect(origins.tls.seen.slice(tlsBefore).map((s) => s.url)).toEqual(['/public/../secure/hello']);
